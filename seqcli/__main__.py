@@ -1,0 +1,3 @@
+from seqcli.cli import main
+
+main()

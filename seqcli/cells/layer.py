@@ -1,0 +1,141 @@
+"""`Recurrent`: any cell, stacked, optionally bidirectional, with dropout and masking.
+
+A cell whose `fused_kernel()` names a PyTorch kernel runs on nn.LSTM / nn.GRU / nn.RNN
+(cuDNN on GPU); any other cell runs here: its input projection is hoisted out of the time
+loop as one matrix product, and only `step` runs per time step.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from seqcli.api import CellSpec
+
+FUSED = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn_tanh": nn.RNN, "rnn_relu": nn.RNN}
+FUSED_STEP = {
+    "lstm": torch.lstm_cell,
+    "gru": torch.gru_cell,
+    "rnn_tanh": torch.rnn_tanh_cell,
+    "rnn_relu": torch.rnn_relu_cell,
+}
+
+State = tuple[Tensor, ...]  # each (num_layers * num_directions, B, H), like nn.LSTM's
+
+
+class Recurrent(nn.Module):
+    """A stack of recurrent layers. Time-major: inputs are (T, B, input_size)."""
+
+    def __init__(self, cell: CellSpec, input_size: int, hidden_size: int, num_layers: int = 1,
+                 dropout: float = 0.0, bidirectional: bool = False):
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.num_directions = 2 if bidirectional else 1
+        self.dropout = dropout
+        self.num_states = cell.cls.num_states
+        self.kernel = cell.cls.fused_kernel(**cell.options)
+        self.output_size = hidden_size * self.num_directions
+        if self.kernel is not None:
+            extra = {"nonlinearity": self.kernel[4:]} if self.kernel.startswith("rnn_") else {}
+            self.fused = FUSED[self.kernel](input_size, hidden_size, num_layers,
+                                            dropout=dropout if num_layers > 1 else 0.0,
+                                            bidirectional=bidirectional, **extra)
+        else:
+            self.cells = nn.ModuleList(
+                cell.cls(input_size if layer == 0 else self.output_size, hidden_size, **cell.options)
+                for layer in range(num_layers)
+                for _ in range(self.num_directions)
+            )
+
+    def initial_state(self, batch: int, like: Tensor) -> State:
+        zeros = like.new_zeros(self.num_layers * self.num_directions, batch, self.hidden_size)
+        return tuple(zeros for _ in range(self.num_states))
+
+    def forward(self, x: Tensor, state: State | None = None, lengths: Tensor | None = None):
+        """x (T, B, I) -> outputs (T, B, D*H) and the final state. With `lengths` (B,), steps
+        past each sequence's length are padding: they neither change the state nor output."""
+        if state is None:
+            state = self.initial_state(x.shape[1], x)
+        if self.kernel is None:
+            return self._loop(x, state, lengths)
+        hx = state if self.kernel == "lstm" else state[0]
+        if lengths is None:
+            out, hx = self.fused(x, hx)
+        else:
+            packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), enforce_sorted=False)
+            out, hx = self.fused(packed, hx)
+            out, _ = nn.utils.rnn.pad_packed_sequence(out, total_length=x.shape[0])
+        return out, (tuple(hx) if self.kernel == "lstm" else (hx,))
+
+    def step(self, x: Tensor, state: State) -> tuple[Tensor, State]:
+        """One time step of a unidirectional stack: x (B, I) -> output (B, H), new state.
+        Used for sampling, where calling the fused sequence kernel per step costs far more."""
+        if self.num_directions != 1:
+            raise ValueError("step() needs a unidirectional layer")
+        new: list[State] = []
+        for layer in range(self.num_layers):
+            s = tuple(t[layer] for t in state)
+            if self.kernel is None:
+                cell = self.cells[layer]
+                s = cell.step(cell.project(x.unsqueeze(0)).squeeze(0), s)
+            else:
+                weights = [getattr(self.fused, f"{name}_l{layer}")
+                           for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+                out = FUSED_STEP[self.kernel](x, s if self.kernel == "lstm" else s[0], *weights)
+                s = tuple(out) if self.kernel == "lstm" else (out,)
+            new.append(s)
+            x = s[0]
+            if self.training and self.dropout and layer < self.num_layers - 1:
+                x = F.dropout(x, self.dropout, True)
+        return x, tuple(torch.stack([s[k] for s in new]) for k in range(self.num_states))
+
+    def _loop(self, x: Tensor, state: State, lengths: Tensor | None):
+        mask = None
+        if lengths is not None:
+            steps = torch.arange(x.shape[0], device=x.device)
+            mask = (steps[:, None] < lengths.to(x.device)[None, :]).unsqueeze(-1)  # (T, B, 1)
+        finals: list[list[Tensor]] = [[] for _ in range(self.num_states)]
+        for layer in range(self.num_layers):
+            outs = []
+            for d in range(self.num_directions):
+                index = layer * self.num_directions + d
+                s = tuple(t[index] for t in state)
+                seq = x if d == 0 else reverse_padded(x, lengths)
+                out, s = scan(self.cells[index], seq, s, mask)
+                outs.append(out if d == 0 else reverse_padded(out, lengths))
+                for k in range(self.num_states):
+                    finals[k].append(s[k])
+            x = outs[0] if len(outs) == 1 else torch.cat(outs, -1)
+            if self.training and self.dropout and layer < self.num_layers - 1:
+                x = F.dropout(x, self.dropout, True)
+        return x, tuple(torch.stack(f) for f in finals)
+
+
+def scan(cell, x: Tensor, state: State, mask: Tensor | None):
+    """Run one cell over x (T, B, I); returns outputs (T, B, H) and the final state."""
+    u = cell.project(x)  # the whole sequence's input projection at once: (T, B, G)
+    outs = []
+    if mask is None:
+        for u_t in u.unbind(0):  # unbind, not u[t]: indexing slows every step's backward
+            state = cell.step(u_t, state)
+            outs.append(state[0])
+        return torch.stack(outs), state
+    for u_t, m_t in zip(u.unbind(0), mask.unbind(0)):
+        new = cell.step(u_t, state)
+        state = tuple(torch.where(m_t, n, o) for n, o in zip(new, state))
+        outs.append(state[0])
+    return torch.stack(outs) * mask, state
+
+
+def reverse_padded(x: Tensor, lengths: Tensor | None) -> Tensor:
+    """Reverse each sequence of x (T, B, ...) within its own length; padding stays at the end."""
+    if lengths is None:
+        return x.flip(0)
+    T = x.shape[0]
+    t = torch.arange(T, device=x.device)[:, None]  # (T, 1)
+    n = lengths.to(x.device)[None, :]  # (1, B)
+    index = torch.where(t < n, n - 1 - t, t)  # (T, B)
+    index = index.view(T, -1, *([1] * (x.dim() - 2))).expand_as(x)
+    return x.gather(0, index)

@@ -1,0 +1,44 @@
+"""The `seqcli` command line. Commands import torch only when they run, so `--help` is instant."""
+
+from __future__ import annotations
+
+import typer
+
+from seqcli import __version__
+from seqcli.cli import evaluate, plugins, recipes, run, sample
+from seqcli.cli.common import state
+
+app = typer.Typer(
+    name="seqcli",
+    help="Train, evaluate and sample recurrent sequence models (RNN, LSTM, GRU) from YAML recipes.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+def _version(value: bool):
+    if value:
+        typer.echo(f"seqcli {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks instead of one-line errors."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+):
+    """Train, evaluate and sample recurrent sequence models from YAML recipes."""
+    state["debug"] = debug or state["debug"]
+
+
+app.command("run")(run.run)
+app.command("sample")(sample.sample)
+app.command("evaluate")(evaluate.evaluate)
+app.add_typer(recipes.app, name="recipes")
+app.add_typer(plugins.app, name="plugins")
+
+
+def main() -> None:
+    app(prog_name="seqcli")

@@ -1,0 +1,54 @@
+"""What every command shares: the consoles, and turning user errors into one line."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+
+import typer
+from rich.console import Console
+
+from seqcli.errors import SeqcliError
+
+state = {"debug": bool(os.environ.get("SEQCLI_DEBUG"))}
+
+
+def console() -> Console:
+    return Console(highlight=False)
+
+
+def fail(message: str, code: int = 2):
+    for line in message.splitlines() or [""]:
+        typer.echo(f"error: {line}", err=True)
+    raise typer.Exit(code)
+
+
+def guard(fn):
+    """Run a command; a SeqcliError becomes 'error: ...' lines on stderr and its exit code
+    (2 for bad input), unless --debug asks for the traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except SeqcliError as exc:
+            if state["debug"]:
+                raise
+            fail(str(exc), exc.exit_code)
+        except KeyboardInterrupt:
+            if state["debug"]:
+                raise
+            typer.echo("interrupted", err=True)
+            raise typer.Exit(130) from None
+        except OSError as exc:
+            if state["debug"]:
+                raise
+            where = f"{exc.filename}: " if exc.filename else ""
+            fail(f"{where}{exc.strerror or exc}", 1)
+
+    return wrapper
+
+
+def stdout_is_terminal() -> bool:
+    return sys.stdout.isatty()

@@ -1,0 +1,1 @@
+"""Vocabularies, tokenisation, the default corpus, and the built-in datasets."""

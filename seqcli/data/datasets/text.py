@@ -1,0 +1,185 @@
+"""Dataset `text`: plain text for language modelling, by character or by word."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Annotated, Literal
+
+import numpy as np
+import torch
+
+from seqcli.api import ConfigError, Data, DataError, Dataset, Range
+from seqcli.data import vocab as V
+from seqcli.data.corpus import default_corpus
+from seqcli.recipe.schema import File
+
+FilePath = Annotated[str, File()]
+Fraction = Annotated[float, Range(0, 0.5)]
+CACHE_FORMAT = 1
+
+
+class TextDataset(Dataset):
+    """Text from one file split by fraction (`path`), from separate `train`/`valid`/`test`
+    files, or, with neither, the default corpus that ships with Python. The vocabulary is
+    built from the training split only; anything else maps to `<unk>`."""
+
+    def __init__(
+        self,
+        path: FilePath | None = None,
+        train: FilePath | None = None,
+        valid: FilePath | None = None,
+        test: FilePath | None = None,
+        level: Literal["char", "word"] = "char",
+        valid_fraction: Fraction = 0.05,
+        test_fraction: Fraction = 0.05,
+        lowercase: bool = False,
+        min_freq: Annotated[int, Range(1, 10**9)] = 1,
+        max_vocab: Annotated[int, Range(2, 10**8)] | None = None,
+        cache: bool = True,
+    ):
+        if path and train:
+            raise ConfigError("train", "give either path (one file, split by fraction) or train/valid/test files, not both")
+        if (valid or test) and not train:
+            raise ConfigError("valid" if valid else "test", "separate valid/test files need a train file too")
+        if not valid and valid_fraction == 0:
+            raise ConfigError("valid_fraction", "must be > 0 when there is no valid file (training needs a validation split)")
+        self.path, self.train, self.valid, self.test = path, train, valid, test
+        self.level, self.lowercase = level, lowercase
+        self.valid_fraction, self.test_fraction = valid_fraction, test_fraction
+        self.min_freq, self.max_vocab, self.cache = min_freq, max_vocab, cache
+
+    # -- public ---------------------------------------------------------------------------
+
+    def load(self) -> Data:
+        if not (self.path or self.train):
+            text, source = default_corpus()
+            return self._build({"all": text}, source)
+        files = {"all": self.path} if self.path else {
+            k: v for k, v in (("train", self.train), ("valid", self.valid), ("test", self.test)) if v}
+        key = self._cache_key(files)
+        cached = self._read_cache(key)
+        if cached is not None:
+            return cached
+        data = self._build({k: read_text(p) for k, p in files.items()}, ", ".join(files.values()))
+        self._write_cache(key, data)
+        return data
+
+    def load_file(self, path: str, fields: dict) -> torch.Tensor:
+        vocab = fields["text"]
+        return self._encode(read_text(path), vocab)
+
+    # -- building -------------------------------------------------------------------------
+
+    def _build(self, texts: dict[str, str], source: str) -> Data:
+        if "all" in texts:
+            texts = carve(texts["all"], self.valid_fraction, self.test_fraction, source)
+        elif "valid" not in texts:
+            texts = {**carve(texts["train"], self.valid_fraction, 0.0, self.train), **{
+                k: v for k, v in texts.items() if k != "train"}}
+        if self.lowercase:
+            texts = {k: t.lower() for k, t in texts.items()}
+        if self.level == "char":
+            codes = {k: V.char_codes(t) for k, t in texts.items()}
+            vocab = V.char_vocab(codes["train"], self.min_freq, self.max_vocab)
+            splits = {k: torch.from_numpy(V.encode_chars(c, vocab)) for k, c in codes.items()}
+        else:
+            tokens = {k: V.words(t) for k, t in texts.items()}
+            vocab = V.word_vocab(tokens["train"], self.min_freq, self.max_vocab)
+            splits = {k: torch.from_numpy(V.encode_words(w, vocab)) for k, w in tokens.items()}
+        info = {"source": source, "level": self.level, "vocab_size": len(vocab),
+                **{f"{k}_tokens": int(v.numel()) for k, v in splits.items()}}
+        return Data(splits=splits, fields={"text": vocab}, info=info)
+
+    def _encode(self, text: str, vocab: V.Vocab) -> torch.Tensor:
+        if self.lowercase:
+            text = text.lower()
+        if vocab.level == "char":
+            return torch.from_numpy(V.encode_chars(V.char_codes(text), vocab))
+        return torch.from_numpy(V.encode_words(V.words(text), vocab))
+
+    # -- cache: token arrays and the vocabulary, keyed by the files and the options ---------
+
+    def _cache_key(self, files: dict[str, str]) -> str:
+        stats = {k: [p, os.stat(p).st_size, os.stat(p).st_mtime_ns] for k, p in files.items()}
+        options = [self.level, self.lowercase, self.valid_fraction, self.test_fraction,
+                   self.min_freq, self.max_vocab, CACHE_FORMAT]
+        return hashlib.sha256(json.dumps([stats, options]).encode()).hexdigest()[:24]
+
+    def _read_cache(self, key: str) -> Data | None:
+        folder = cache_dir() / key
+        if not self.cache or not (folder / "meta.json").is_file():
+            return None
+        try:
+            meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+            splits = {k: torch.from_numpy(np.load(folder / f"{k}.npy")) for k in meta["splits"]}
+            vocab = V.Vocab.from_state(meta["vocab"])
+        except (OSError, ValueError, KeyError):
+            return None  # a damaged cache entry is rebuilt
+        return Data(splits=splits, fields={"text": vocab}, info={**meta["info"], "cached": True})
+
+    def _write_cache(self, key: str, data: Data) -> None:
+        if not self.cache:
+            return
+        root, tmp = cache_dir(), None
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(dir=root, prefix=".tmp-"))
+            for k, t in data.splits.items():
+                np.save(tmp / f"{k}.npy", t.numpy())
+            meta = {"splits": list(data.splits), "vocab": data.fields["text"].to_state(), "info": data.info}
+            (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+            os.replace(tmp, root / key)  # atomic: a reader sees the whole entry or none
+        except OSError:  # caching is an optimisation; a read-only or full disk only costs time
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
+
+
+def cache_dir() -> Path:
+    if os.environ.get("SEQCLI_CACHE_DIR"):
+        return Path(os.environ["SEQCLI_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "seqcli"
+
+
+def read_text(path: str) -> str:
+    """A UTF-8 text file; a binary or mis-encoded file gets a DataError naming it."""
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror})") from None
+    if not raw.strip():
+        raise DataError(f"{path}: file is empty")
+    if b"\x00" in raw[:65536]:
+        raise DataError(f"{path}: looks like a binary file (it contains NUL bytes), not text")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise DataError(f"{path}:{line}: not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})") from None
+
+
+def carve(text: str, valid_fraction: float, test_fraction: float, source: str) -> dict[str, str]:
+    """Split text into train/valid/test by fraction, at line boundaries: the last lines are test,
+    the ones before them valid."""
+    n = len(text)
+
+    def cut(at: float) -> int:
+        i = int(n * at)
+        j = text.find("\n", i)
+        return n if j < 0 else j + 1
+
+    a = cut(1 - valid_fraction - test_fraction) if valid_fraction + test_fraction else n
+    b = cut(1 - test_fraction) if test_fraction else n
+    parts = {"train": text[:a], "valid": text[a:b]}
+    if test_fraction:
+        parts["test"] = text[b:]
+    for name, part in parts.items():
+        if not part.strip():
+            raise DataError(f"{source}: too small to carve a non-empty {name} split "
+                            f"({n} characters); use a larger file or give separate files")
+    return parts

@@ -1,0 +1,1 @@
+"""Turning a model's scores into tokens: greedy, temperature, top-k, top-p."""

@@ -1,0 +1,143 @@
+"""Read a recipe: YAML with the line of every key, then `key=value` overrides on top."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from seqcli.errors import RecipeError
+
+
+class Origins:
+    """Where each dotted key came from: 'recipe.yaml:7' or "override 'train.max_steps=5'"."""
+
+    def __init__(self, source: str):
+        self.source = source
+        self.places: dict[str, str] = {}
+
+    def of(self, path: str) -> str:
+        """The place of `path`, or of its nearest parent section that has one."""
+        while path:
+            if path in self.places:
+                return self.places[path]
+            path = path.rpartition(".")[0]
+        return self.source
+
+
+def bundled_dir() -> Path:
+    """Where the bundled recipes are: inside the installed package, or `recipes/` in a checkout."""
+    here = Path(__file__).resolve().parent.parent
+    for candidate in (here / "recipes", here.parent / "recipes"):
+        if candidate.is_dir():
+            return candidate
+    return here / "recipes"
+
+
+def bundled() -> dict[str, Path]:
+    return {p.stem: p for p in sorted(bundled_dir().glob("*.yaml"))}
+
+
+def locate(name_or_path: str) -> Path:
+    """A recipe file: a path that exists, or the name of a bundled recipe."""
+    from seqcli.errors import SeqcliError, did_you_mean
+
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    if path.exists():
+        raise SeqcliError(f"{name_or_path}: is not a file")
+    recipes = bundled()
+    if name_or_path in recipes:
+        return recipes[name_or_path]
+    hint = did_you_mean(name_or_path, recipes)
+    raise SeqcliError(
+        f"{name_or_path}: no such file, and no bundled recipe of that name{hint}; "
+        f"bundled recipes: {', '.join(recipes) or 'none'}"
+    )
+
+
+def read(path: Path) -> tuple[dict, Origins]:
+    """Parse a recipe file; every key's line goes into Origins. YAML errors name file:line."""
+    name = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise RecipeError([f"{name}: not a UTF-8 text file ({exc.reason} at byte {exc.start})"]) from None
+    except OSError as exc:
+        raise RecipeError([f"{name}: cannot read ({exc.strerror})"]) from None
+    origins = Origins(name)
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{name}:{mark.line + 1}" if mark is not None else name
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise RecipeError([f"{where}: invalid YAML: {problem}"]) from None
+    finally:
+        loader.dispose()
+    if data is None:
+        raise RecipeError([f"{name}: the recipe is empty"])
+    if not isinstance(data, dict):
+        raise RecipeError([f"{name}:1: a recipe must be a mapping of sections (dataset, task, model, ...)"])
+    problems: list[str] = []
+    _record_lines(node, "", origins, name, problems)
+    if problems:
+        raise RecipeError(problems)
+    return data, origins
+
+
+def _record_lines(node, prefix: str, origins: Origins, name: str, problems: list[str]) -> None:
+    if not isinstance(node, yaml.MappingNode):
+        return
+    seen: set[str] = set()
+    for key_node, value_node in node.value:
+        key = str(key_node.value)
+        path = f"{prefix}.{key}" if prefix else key
+        line = key_node.start_mark.line + 1
+        if key in seen:
+            problems.append(f"{name}:{line}: {path}: duplicate key")
+        seen.add(key)
+        origins.places[path] = f"{name}:{line}"
+        _record_lines(value_node, path, origins, name, problems)
+
+
+def apply_overrides(data: dict, origins: Origins, overrides: list[str]) -> None:
+    """Set `dotted.key=value` pairs; values are read as YAML (`5` is an int, `[1, 2]` a list)."""
+    problems = []
+    for item in overrides:
+        key, eq, raw = item.partition("=")
+        key = key.strip()
+        where = f"override '{item}'"
+        if not eq or not key or any(not part for part in key.split(".")):
+            problems.append(f"{where}: expected key=value, for example train.max_steps=100")
+            continue
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as exc:
+            problems.append(f"{where}: the value is not valid YAML ({getattr(exc, 'problem', exc)})")
+            continue
+        *parents, last = key.split(".")
+        target = data
+        for i, part in enumerate(parents):
+            child = target.setdefault(part, {})
+            if not isinstance(child, dict):
+                section = ".".join(parents[: i + 1])
+                problems.append(f"{where}: cannot set '{key}': '{section}' is not a mapping")
+                break
+            target = child
+        else:
+            target[last] = value
+            origins.places[key] = where
+            _mark_children(value, key, where, origins)
+    if problems:
+        raise RecipeError(problems)
+
+
+def _mark_children(value, prefix: str, where: str, origins: Origins) -> None:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            origins.places[f"{prefix}.{k}"] = where
+            _mark_children(v, f"{prefix}.{k}", where, origins)

@@ -1,0 +1,1 @@
+"""Built-in tasks: each owns one shape of recurrent model."""

@@ -1,0 +1,157 @@
+"""Task `language_model`: predict the next token; truncated BPTT over a token stream.
+
+The training stream is laid out as `batch_size` parallel columns (as in PyTorch's
+word_language_model example); consecutive batches continue each column, so the hidden
+state is carried from one batch to the next and only the gradient is cut at `seq_len`.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from typing import Annotated
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from seqcli.api import CellSpec, Data, DataError, Range, StepResult, Task, TrainConfig, device_of
+from seqcli.cells import Recurrent
+from seqcli.decoding.sampling import next_token
+
+Size = Annotated[int, Range(1, 65536)]
+Dropout = Annotated[float, Range(0, 1, hi_open=True)]
+
+
+class RNNLanguageModel(nn.Module):
+    """Embedding -> recurrent stack -> (projection) -> softmax over the vocabulary."""
+
+    def __init__(self, vocab_size: int, cell: CellSpec, embedding_size: int, hidden_size: int,
+                 num_layers: int, dropout: float, tie_weights: bool):
+        super().__init__()
+        self.embed = nn.Embedding(vocab_size, embedding_size)
+        self.drop = nn.Dropout(dropout)
+        self.rnn = Recurrent(cell, embedding_size, hidden_size, num_layers, dropout)
+        # tying the output to the embedding needs outputs of the embedding's size
+        self.proj = nn.Linear(hidden_size, embedding_size) if tie_weights and hidden_size != embedding_size else None
+        self.out = nn.Linear(embedding_size if tie_weights else hidden_size, vocab_size)
+        if tie_weights:
+            self.out.weight = self.embed.weight
+
+    def forward(self, x: Tensor, state=None):
+        """x (T, B) token ids -> logits (T, B, V), final state."""
+        h, state = self.rnn(self.drop(self.embed(x)), state)  # (T, B, H)
+        return self._logits(self.drop(h)), state
+
+    def step(self, tokens: Tensor, state):
+        """tokens (B,) -> logits (B, V), new state: one step, for sampling."""
+        h, state = self.rnn.step(self.embed(tokens), state)
+        return self._logits(h), state
+
+    def _logits(self, h: Tensor) -> Tensor:
+        return self.out(self.proj(h) if self.proj is not None else h)
+
+
+class LanguageModel(Task):
+    """Next-token prediction over text. Metrics: loss (nats/token), perplexity, and bits per
+    character at character level."""
+
+    def build_model(self, data: Data, cell: CellSpec, embedding_size: Size = 64, hidden_size: Size = 256,
+                    num_layers: Annotated[int, Range(1, 64)] = 2, dropout: Dropout = 0.0,
+                    tie_weights: bool = False) -> RNNLanguageModel:
+        vocab = _vocab(data.fields)
+        return RNNLanguageModel(len(vocab), cell, embedding_size, hidden_size, num_layers, dropout, tie_weights)
+
+    def batches(self, data: Data, config: TrainConfig, epoch: int):
+        columns = batchify(data.splits["train"], config.batch_size, "train")
+        for i in range(0, columns.shape[0] - 1, config.seq_len):
+            n = min(config.seq_len, columns.shape[0] - 1 - i)
+            yield columns[i : i + n], columns[i + 1 : i + 1 + n]  # inputs, targets: (T, B)
+
+    def train_step(self, model: RNNLanguageModel, batch, carry) -> StepResult:
+        device = device_of(model)
+        x, y = (t.to(device, torch.long) for t in batch)
+        logits, state = model(x, carry)
+        loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
+        return StepResult(loss, y.numel(), tuple(s.detach() for s in state))
+
+    def evaluate(self, model: RNNLanguageModel, data: Data, split: str, config: TrainConfig) -> dict[str, float]:
+        return self.score(model, data.splits[split], _vocab(data.fields), config, split)
+
+    def score(self, model, stream: Tensor, vocab, config: TrainConfig, name: str) -> dict[str, float]:
+        device = device_of(model)
+        batch = min(config.batch_size, max(1, (stream.numel() - 1) // 2))
+        columns = batchify(stream, batch, name)
+        total, count, state = 0.0, 0, None
+        for n_batch, i in enumerate(range(0, columns.shape[0] - 1, config.seq_len)):
+            if config.eval_batches is not None and n_batch >= config.eval_batches:
+                break
+            n = min(config.seq_len, columns.shape[0] - 1 - i)
+            x = columns[i : i + n].to(device, torch.long)
+            y = columns[i + 1 : i + 1 + n].to(device, torch.long)
+            logits, state = model(x, state)
+            total += F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="sum").item()
+            count += y.numel()
+        loss = total / count
+        metrics = {"loss": loss, "perplexity": math.exp(min(loss, 700.0))}
+        if vocab.level == "char":
+            metrics["bpc"] = loss / math.log(2)
+        return metrics
+
+    def sample(
+        self,
+        model: RNNLanguageModel,
+        fields: dict,
+        prime: str = "",
+        length: Annotated[int, Range(1, 10**6)] = 300,
+        temperature: Annotated[float, Range(0, 100)] = 0.8,
+        top_k: Annotated[int, Range(1, 10**9)] | None = None,
+        top_p: Annotated[float, Range(0, 1, lo_open=True)] | None = None,
+        num_samples: Annotated[int, Range(1, 10000)] = 1,
+        seed: int | None = None,
+    ) -> list[str]:
+        """`num_samples` continuations of `prime`, `length` tokens each. Temperature 0 is
+        greedy. The recurrent state is carried step by step; the prime is read once."""
+        vocab = _vocab(fields)
+        unknown = vocab.unknown(prime)
+        if unknown:
+            what = "characters" if vocab.level == "char" else "words"
+            shown = ", ".join(repr(t) for t in unknown[:10]) + (" ..." if len(unknown) > 10 else "")
+            raise DataError(f"the prime has {what} the model never saw in training: {shown}")
+        device = device_of(model)
+        prime_ids = vocab.encode(prime)
+        start = prime_ids or [_start_token(vocab)]
+        generator = torch.Generator(device=device)
+        generator.manual_seed(seed if seed is not None else secrets.randbits(63))
+        x = torch.tensor(start, device=device).unsqueeze(1).expand(-1, num_samples)  # (P, N)
+        out = torch.empty(length, num_samples, dtype=torch.long)
+        with torch.no_grad():
+            logits, state = model(x, None)
+            logits = logits[-1]
+            for t in range(length):
+                token = next_token(logits, temperature, top_k, top_p, generator)
+                out[t] = token
+                if t + 1 < length:
+                    logits, state = model.step(token, state)
+        return [vocab.decode(prime_ids + out[:, j].tolist()) for j in range(num_samples)]
+
+
+def batchify(stream: Tensor, batch_size: int, name: str) -> Tensor:
+    """A 1-D stream -> (L, batch_size) columns, dropping the remainder."""
+    length = stream.numel() // batch_size
+    if length < 2:
+        raise DataError(f"the {name} split has {stream.numel()} tokens, too few for batch_size {batch_size}")
+    return stream[: length * batch_size].view(batch_size, length).t()
+
+
+def _vocab(fields: dict):
+    if "text" not in fields:
+        raise DataError("task language_model needs a text dataset (a token stream with a vocabulary 'text')")
+    return fields["text"]
+
+
+def _start_token(vocab) -> int:
+    """Where sampling starts without a prime: a new line."""
+    if vocab.level == "word":
+        return vocab.eos
+    return vocab.index.get("\n", 1)

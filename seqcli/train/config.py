@@ -1,0 +1,30 @@
+"""The `train:` section of a recipe. Plain data; nothing here imports torch."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Annotated
+
+from seqcli.recipe.schema import Range
+
+Positive = Annotated[int, Range(1, 10**9)]
+
+
+@dataclass
+class TrainConfig:
+    """Training loop settings; every field is a key of the recipe's `train:` section."""
+
+    batch_size: Annotated[int, Range(1, 65536)] = 32
+    seq_len: Annotated[int, Range(1, 65536)] = 64  # tokens per truncated-BPTT chunk (streaming tasks)
+    max_steps: Positive = 1000
+    optimizer: dict = field(default_factory=lambda: {"name": "adam", "lr": 0.002})
+    scheduler: dict | None = None
+    clip_grad_norm: Annotated[float, Range(0, lo_open=True)] | None = 5.0
+    eval_every: Positive = 200
+    eval_batches: Positive | None = None  # cap on batches per evaluation (None: the whole split)
+    log_every: Positive = 50
+    seed: int = 0
+    device: str = "auto"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
