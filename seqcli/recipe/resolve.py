@@ -94,7 +94,7 @@ def resolve(data: dict, origins: Origins) -> Recipe:
     for key, message in errors:
         report(f"train.{key}", message)
     if "optimizer" in values:
-        values["optimizer"] = _named(values["optimizer"], OPTIMIZERS, "train.optimizer", report)
+        values["optimizer"] = _named(values["optimizer"], OPTIMIZERS, "train.optimizer", report, default="adam")
     if values.get("scheduler") is not None:
         values["scheduler"] = _named(values["scheduler"], SCHEDULERS, "train.scheduler", report)
     if "device" in values:
@@ -155,9 +155,12 @@ def _construct_check(cls, resolved: dict, path: str, report) -> None:
         report(path, str(exc))
 
 
-def _named(spec, table: dict, path: str, report) -> dict:
+def _named(spec, table: dict, path: str, report, default: str | None = None) -> dict:
+    """Check `{name: ..., **options}` against the spec function `table[name]`."""
     if isinstance(spec, str):
         spec = {"name": spec}
+    if isinstance(spec, dict) and "name" not in spec and default:
+        spec = {"name": default, **spec}
     if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
         report(path, f"must be a mapping with a 'name' ({', '.join(table)})")
         return spec

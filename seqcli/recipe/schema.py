@@ -7,6 +7,7 @@ missing key gets, and `Annotated[int, Range(1, 4096)]` bounds it. Nothing here i
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import math
 import types
@@ -171,11 +172,15 @@ def parameters(fn, skip=()) -> dict[str, tuple[Any, Any]]:
         hints = typing.get_type_hints(target, include_extras=True)
     except Exception:  # unresolvable annotations: check names and defaults only
         hints = {}
+    factories = {}
+    if dataclasses.is_dataclass(fn):
+        factories = {f.name: f.default_factory for f in dataclasses.fields(fn)
+                     if f.default_factory is not dataclasses.MISSING}
     out = {}
     for name, p in inspect.signature(fn).parameters.items():
         if name in skip or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) or p.kind is p.POSITIONAL_ONLY:
             continue
-        out[name] = (hints.get(name, Any), p.default)
+        out[name] = (hints.get(name, Any), factories[name]() if name in factories else p.default)
     return out
 
 
