@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import typer
 
 from seqcli import __version__
@@ -30,7 +32,7 @@ def root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
 ):
     """Train, evaluate and sample recurrent sequence models from YAML recipes."""
-    state["debug"] = debug or state["debug"]
+    state["debug"] = debug or bool(os.environ.get("SEQCLI_DEBUG"))
 
 
 app.command("run")(run.run)

@@ -37,5 +37,4 @@ def sample(
     values, problems = check_args(loaded.task.sample, options, skip=("self", "model", "fields"))
     if problems:
         raise SeqcliError("\n".join(f"--{k.replace('_', '-')}: {m}" for k, m in problems))
-    for text in loaded.task.sample(loaded.model, loaded.fields, **values):
-        typer.echo(text)
+    typer.echo("\n\n".join(loaded.task.sample(loaded.model, loaded.fields, **values)))

@@ -66,10 +66,8 @@ def load(path: str | Path, which: str = "best", map_location="cpu") -> dict:
         text = str(exc)
         if "Weights only load failed" in text or "Unsupported global" in text:
             reason = "it holds pickled Python objects, which seqcli never loads (only tensors and plain data)"
-        elif isinstance(exc, (RuntimeError, EOFError)) or "zip" in text.lower():
-            reason = "the file is truncated or corrupt"
         else:
-            reason = f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
+            reason = "the file is truncated or corrupt"
         raise CheckpointError(f"{file}: cannot read checkpoint: {reason}") from None
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         raise CheckpointError(f"{file}: not a seqcli checkpoint")
