@@ -50,9 +50,10 @@ def train(recipe: Recipe, run_dir: Path, console: Console) -> dict:
     task = build.task(recipe.data)
     model = build.model(task, data, recipe.data)
     params = sum(p.numel() for p in model.parameters())
-    sizes = ", ".join(f"{k} {v:,}" for k, v in data.info.items() if k.endswith("_tokens"))
-    console.print(f"data: {data.info.get('source', '?')}  ({sizes}; vocabulary {data.info.get('vocab_size', '?')})"
-                  f"  ready in {time.perf_counter() - started:.1f}s", highlight=False)
+    sizes = " / ".join(f"{k[:-7]} {v:,}" for k, v in data.info.items() if k.endswith("_tokens"))
+    console.print(f"data: {data.info.get('source', '?')}", highlight=False)
+    console.print(f"      tokens {sizes}; vocabulary {data.info.get('vocab_size', '?')}; "
+                  f"ready in {time.perf_counter() - started:.1f}s", highlight=False)
     console.print(f"model: {type(model).__name__} with {params:,} parameters; run directory {run_dir}",
                   highlight=False)
     meta = {

@@ -93,6 +93,23 @@ def test_other_cells_and_word_level(cli, recipe, tmp_path, cell):
     assert out.startswith("the cat") and len(out.split()) >= 5
 
 
+def test_word_level_model_on_separate_files(cli, tmp_path):
+    from conftest import make_corpus
+
+    for name, seed in (("train", 0), ("valid", 1), ("test", 2)):
+        (tmp_path / f"{name}.txt").write_text(make_corpus(300 if name == "train" else 40, seed))
+    result = cli("run", "word-lm", *TINY, "train.max_steps=100", "train.eval_every=50", "train.optimizer={name: adam, lr: 0.02}",
+                 "dataset={name: text, level: word, train: train.txt, valid: valid.txt, test: test.txt}",
+                 "sample.prime=the dog", "--run-dir", tmp_path / "words")
+    assert "tokens train 2,163 / valid 289 / test 289; vocabulary 23" in result.stdout
+    valid = [m for m in read_metrics(tmp_path / "words") if m["split"] == "valid"]
+    # 80 equally likely sentences of about 7 tokens: the best possible perplexity is about 1.85
+    assert valid[-1]["perplexity"] < 2.5, valid
+    scored = json.loads(cli("evaluate", tmp_path / "words", "--split", "test", "--json").stdout)
+    assert scored["perplexity"] < 2.5 and "bpc" not in scored
+    assert cli("sample", tmp_path / "words", "--length", "12", "--seed", "2").stdout.startswith("the dog")
+
+
 ERRORS = [
     (["run", "missing.yaml"], "error: missing.yaml: no such file, and no bundled recipe of that name"),
     (["run", "char-lmm"], "error: char-lmm: no such file, and no bundled recipe of that name (did you mean 'char-lm'?)"),

@@ -15,7 +15,7 @@ state = {"debug": bool(os.environ.get("SEQCLI_DEBUG"))}
 
 
 def console() -> Console:
-    return Console(highlight=False)
+    return Console(highlight=False, soft_wrap=True)
 
 
 def fail(message: str, code: int = 2):
