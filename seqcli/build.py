@@ -84,5 +84,7 @@ def from_checkpoint(path, which: str = "best", device: str = "cpu") -> Loaded:
     except RuntimeError as exc:
         raise CheckpointError(f"{ckpt['path']}: weights do not fit the model its recipe describes "
                               f"({str(exc).splitlines()[0]})") from None
-    model_.to(device).eval()
+    from seqcli.train.trainer import pick_device
+
+    model_.to(pick_device(device)).eval()
     return Loaded(ckpt, recipe, task_, model_, fields)

@@ -13,6 +13,7 @@ it breaks nothing that does not use it.
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata as md
 from dataclasses import dataclass, field
 
@@ -94,7 +95,7 @@ def load(kind: str, name: str):
     if plugin.loaded is None and plugin.failure is None:
         try:
             module_name, _, attr = plugin.value.partition(":")
-            obj = importlib_import(module_name)
+            obj = importlib.import_module(module_name)
             for part in attr.split(".") if attr else []:
                 obj = getattr(obj, part)
             problem = _contract_problem(kind, obj)
@@ -106,12 +107,6 @@ def load(kind: str, name: str):
     if plugin.failure is not None:
         raise PluginError(f"{kind} '{name}' failed to load ({plugin.where}): {plugin.failure}")
     return plugin.loaded
-
-
-def importlib_import(module_name: str):
-    import importlib
-
-    return importlib.import_module(module_name)
 
 
 def _contract_problem(kind: str, obj) -> str | None:

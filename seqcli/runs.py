@@ -39,10 +39,11 @@ def train(recipe: Recipe, run_dir: Path, console: Console) -> dict:
     from seqcli import build
     from seqcli.train.memory import keep_freed_memory
     from seqcli.train.progress import reporter_for
-    from seqcli.train.trainer import Trainer, seed_everything
+    from seqcli.train.trainer import Trainer, pick_device, seed_everything
 
     keep_freed_memory()
     config = recipe.train_config()
+    pick_device(config.device)  # a device that is not here fails before any work
     (run_dir / "recipe.yaml").write_text(recipe.to_yaml(), encoding="utf-8")
     seed_everything(config.seed)
     started = time.perf_counter()

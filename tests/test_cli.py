@@ -169,6 +169,36 @@ def test_checkpoint_carrying_pickled_code_is_refused_and_never_runs(cli, tmp_pat
     assert not (tmp_path / "pwned").exists()
 
 
+def test_non_finite_loss_stops_the_run_and_keeps_the_good_checkpoint(cli, recipe, tmp_path, monkeypatch):
+    from seqcli.tasks.language_model import LanguageModel
+
+    real = LanguageModel.train_step
+    calls = []
+
+    def breaks_at_step_15(self, model, batch, carry):
+        result = real(self, model, batch, carry)
+        calls.append(1)
+        if len(calls) == 15:
+            result.loss = result.loss * float("nan")
+        return result
+
+    monkeypatch.setattr(LanguageModel, "train_step", breaks_at_step_15)
+    result = cli("run", recipe, "--run-dir", tmp_path / "run", ok=False)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: step 15: the loss is nan;")
+    assert torch.load(tmp_path / "run" / "checkpoints" / "best.pt", weights_only=True)["step"] == 10
+
+
+def test_device_that_is_not_here(cli, recipe, tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    result = cli("run", recipe, "train.device=cuda", "--run-dir", tmp_path / "run", ok=False)
+    assert result.exit_code == 2 and result.stderr == "error: device 'cuda': no such CUDA device here (use auto or cpu)\n"
+    cli("run", recipe, "--run-dir", tmp_path / "run2")
+    result = cli("sample", tmp_path / "run2", "--device", "cuda:3", ok=False)
+    assert result.exit_code == 2 and "no such CUDA device" in result.stderr
+
+
 def test_debug_shows_the_traceback(cli):
     result = cli("--debug", "run", "missing.yaml", ok=False)
     assert result.exit_code != 0 and result.exception is not None

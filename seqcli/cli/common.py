@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import os
-import sys
 
 import typer
 from rich.console import Console
@@ -48,7 +47,3 @@ def guard(fn):
             fail(f"{where}{exc.strerror or exc}", 1)
 
     return wrapper
-
-
-def stdout_is_terminal() -> bool:
-    return sys.stdout.isatty()

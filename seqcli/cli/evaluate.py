@@ -48,7 +48,7 @@ def evaluate(
         return
     from rich.table import Table
 
-    table = Table(title=f"{loaded.checkpoint['path']} (step {step}) on {file or split}")
+    table = Table(title=f"step {step}, {file or split}")
     table.add_column("metric")
     table.add_column("value", justify="right")
     for k, v in metrics.items():

@@ -6,7 +6,7 @@ Each spec function's signature is the schema of its recipe keys (checked before 
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from seqcli.recipe.schema import Range
 
@@ -46,7 +46,6 @@ def cosine(min_lr: Annotated[float, Range(0)] = 0.0, warmup_steps: Annotated[int
 
 OPTIMIZERS = {"sgd": sgd, "adam": adam, "adamw": adamw}
 SCHEDULERS = {"step": step, "plateau": plateau, "cosine": cosine}
-Mode = Literal["min", "max"]
 
 
 def build_optimizer(params, spec: dict):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 import time
 from pathlib import Path
 
@@ -12,18 +13,23 @@ import torch
 
 from seqcli import __version__
 from seqcli.api import Data, Task, TrainConfig
-from seqcli.errors import TrainingError
+from seqcli.errors import SeqcliError, TrainingError
 from seqcli.train import checkpoint
 from seqcli.train.optim import build_optimizer, build_scheduler
 from seqcli.train.progress import Reporter
 
 
 def pick_device(name: str) -> torch.device:
+    """'auto' (CUDA when present, else CPU), 'cpu', 'cuda', 'cuda:N' or 'mps'."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not re.fullmatch(r"cpu|cuda(:\d+)?|mps", name):
+        raise SeqcliError(f"device {name!r}: must be auto, cpu, cuda, cuda:N or mps")
     device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise TrainingError(f"train.device is {name!r}, but no CUDA device is available (use auto or cpu)")
+    if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
+        raise SeqcliError(f"device {name!r}: no such CUDA device here (use auto or cpu)")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise SeqcliError(f"device {name!r}: MPS is not available here (use auto or cpu)")
     return device
 
 
