@@ -141,7 +141,12 @@ class Task:
         raise NotImplementedError
 
     def sample(self, model: nn.Module, fields: dict) -> list[str]:
+        """Output lines. Keyword arguments after `fields` are options; an `inputs: list[str]`
+        argument receives `seqcli sample --input/--input-file`."""
         raise NotImplementedError
+
+    def check_sample(self, **options) -> None:
+        """Reject sampling options that do not fit together with ConfigError(key, why)."""
 
 
 def device_of(model: nn.Module) -> torch.device:

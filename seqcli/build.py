@@ -7,7 +7,7 @@ from typing import Any
 
 from seqcli import registry
 from seqcli.api import CellSpec, Data, Dataset, Task
-from seqcli.data.vocab import Vocab
+from seqcli.data.vocab import field_from_state
 from seqcli.errors import CheckpointError, PluginError
 from seqcli.recipe.resolve import Recipe
 from seqcli.train import checkpoint
@@ -46,12 +46,11 @@ def plugin_versions(recipe_data: dict) -> dict:
 
 
 def fields_to_state(fields: dict) -> dict:
-    return {k: v.to_state() if isinstance(v, Vocab) else v for k, v in fields.items()}
+    return {k: v.to_state() if hasattr(v, "to_state") else v for k, v in fields.items()}
 
 
 def fields_from_state(state: dict) -> dict:
-    return {k: Vocab.from_state(v) if isinstance(v, dict) and v.get("kind") == "vocab" else v
-            for k, v in state.items()}
+    return {k: field_from_state(v) for k, v in state.items()}
 
 
 @dataclass

@@ -66,16 +66,18 @@ def train(recipe: Recipe, run_dir: Path, console: Console) -> dict:
     trainer = Trainer(task, model, data, config, run_dir, meta, reporter_for(console, config.log_every))
     console.print(f"training on {trainer.device} for {config.max_steps} steps", highlight=False)
     metrics = trainer.fit()
-    if "sample" in recipe.data:
-        options = dict(recipe.data["sample"])
-        if options.get("seed") is None:
+    options = dict(recipe.data.get("sample", {}))
+    if "inputs" not in options or options["inputs"]:  # tasks that need inputs sample only when given some
+        if "seed" in options and options["seed"] is None:
             options["seed"] = config.seed
         with torch.no_grad():
             trainer.model.eval()
             texts = task.sample(trainer.model, data.fields, **options)
+        if "inputs" in options:
+            texts = [f"{i}\t{o}" for i, o in zip(options["inputs"], texts)]
         (run_dir / "samples.txt").write_text("\n\n".join(texts) + "\n", encoding="utf-8")
         console.rule("sample")
-        console.print(texts[0], markup=False, highlight=False)
+        console.print("\n".join(texts) if "inputs" in options else texts[0], markup=False, highlight=False)
         console.rule()
     console.print(f"done in {time.perf_counter() - started:.0f}s; checkpoints in {run_dir / 'checkpoints'}; "
                   f"try: seqcli sample {run_dir}", highlight=False)

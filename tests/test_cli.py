@@ -114,7 +114,7 @@ ERRORS = [
     (["run", "missing.yaml"], "error: missing.yaml: no such file, and no bundled recipe of that name"),
     (["run", "char-lmm"], "error: char-lmm: no such file, and no bundled recipe of that name (did you mean 'char-lm'?)"),
     (["run", "char-lm", "model.cell.name=lstmm"], "error: override 'model.cell.name=lstmm': model.cell.name: unknown cell 'lstmm' (did you mean 'lstm'?); installed cells: gru, lstm, rnn"),
-    (["run", "char-lm", "dataset.name=txt"], "error: override 'dataset.name=txt': dataset.name: unknown dataset 'txt' (did you mean 'text'?); installed datasets: text"),
+    (["run", "char-lm", "dataset.name=txt"], "error: override 'dataset.name=txt': dataset.name: unknown dataset 'txt' (did you mean 'text'?); installed datasets: conll, digits"),
     (["run", "char-lm", "model.hidden_size=0"], "error: override 'model.hidden_size=0': model.hidden_size: must be >= 1 and <= 65536, got 0"),
     (["run", "char-lm", "model.hidden_size=big"], "error: override 'model.hidden_size=big': model.hidden_size: must be an integer, got 'big'"),
     (["run", "char-lm", "dataset.path=nope.txt"], "error: override 'dataset.path=nope.txt': dataset.path: file not found: nope.txt"),

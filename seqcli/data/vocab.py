@@ -1,22 +1,37 @@
-"""A token vocabulary: ids <-> strings, stored in checkpoints as plain data."""
+"""Vocabularies (token ids <-> strings) and label sets, stored in checkpoints as plain data."""
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 import numpy as np
 
 UNK = "<unk>"
 EOS = "<eos>"
+BOS = "<bos>"
+LEVELS = ("char", "whitespace", "word")
+_WORD = re.compile(r"\w+|[^\w\s]")
+
+
+def split(text: str, level: str) -> list[str]:
+    """Tokens of one line: characters, whitespace-separated pieces, or words and punctuation."""
+    if level == "char":
+        return list(text)
+    if level == "whitespace":
+        return text.split()
+    return _WORD.findall(text)
 
 
 class Vocab:
-    """Tokens at `level` 'char' or 'word'. Id 0 is `<unk>`; word vocabularies also hold `<eos>`,
-    which ends every line."""
+    """Tokens split at `level` ('char', 'whitespace' or 'word'). Id 0 is `<unk>`.
 
-    def __init__(self, tokens: list[str], level: str):
+    `lines=True` (word-level language models) makes `<eos>` stand for the end of each line."""
+
+    def __init__(self, tokens: list[str], level: str, lines: bool = False):
         self.tokens = list(tokens)
         self.level = level
+        self.lines = lines
         self.index = _Index(self.tokens)
 
     def __len__(self) -> int:
@@ -26,11 +41,15 @@ class Vocab:
     def eos(self) -> int | None:
         return self.index.get(EOS)
 
+    @property
+    def bos(self) -> int | None:
+        return self.index.get(BOS)
+
     def split(self, text: str) -> list[str]:
         """Text -> tokens, the way the training data was split."""
-        if self.level == "char":
-            return list(text)
-        return text.replace("\n", f" {EOS} ").split()
+        if self.lines:
+            return text.replace("\n", f" {EOS} ").split()
+        return split(text, self.level)
 
     def unknown(self, text: str) -> list[str]:
         """The tokens of `text` that are not in the vocabulary, in order of appearance."""
@@ -45,21 +64,85 @@ class Vocab:
         out: list[str] = []
         for i in ids:
             word = self.tokens[i]
-            if word == EOS:
+            if word == EOS and self.lines:
                 out.append("\n")
             else:
                 out.append(word if not out or out[-1] == "\n" else " " + word)
         return "".join(out)
 
     def to_state(self) -> dict:
-        return {"kind": "vocab", "level": self.level, "tokens": self.tokens}
+        return {"kind": "vocab", "level": self.level, "lines": self.lines, "tokens": self.tokens}
 
     @classmethod
     def from_state(cls, state: dict) -> Vocab:
-        return cls(state["tokens"], state["level"])
+        return cls(state["tokens"], state["level"], state.get("lines", False))
 
     def __eq__(self, other) -> bool:
-        return isinstance(other, Vocab) and self.tokens == other.tokens and self.level == other.level
+        return isinstance(other, Vocab) and (self.tokens, self.level, self.lines) == (other.tokens, other.level, other.lines)
+
+
+class Labels:
+    """A closed set of class labels (no unknown): names <-> ids."""
+
+    def __init__(self, names: list[str]):
+        self.names = list(names)
+        self.index = {n: i for i, n in enumerate(self.names)}
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def to_state(self) -> dict:
+        return {"kind": "labels", "names": self.names}
+
+    @classmethod
+    def from_state(cls, state: dict) -> Labels:
+        return cls(state["names"])
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Labels) and self.names == other.names
+
+
+class Numeric:
+    """Real-valued vectors of `dim` columns, with the training split's mean and std (for
+    scaling). `last_of`, for a forecast target, gives for each target column the input
+    column it continues (the naive last-value forecast); None means there is none."""
+
+    def __init__(self, dim: int, mean: list[float], std: list[float], names: list[str] | None = None,
+                 last_of: list[int] | None = None, steps: int | None = None):
+        self.dim, self.mean, self.std = dim, list(mean), list(std)
+        self.names = list(names) if names else [f"x{i}" for i in range(dim)]
+        self.last_of = last_of
+        self.steps = steps  # a fixed number of steps (a forecast's horizon), if any
+
+    def to_state(self) -> dict:
+        return {"kind": "numeric", "dim": self.dim, "mean": self.mean, "std": self.std, "names": self.names,
+                "last_of": self.last_of, "steps": self.steps}
+
+    @classmethod
+    def from_state(cls, state: dict) -> Numeric:
+        return cls(state["dim"], state["mean"], state["std"], state["names"], state.get("last_of"), state.get("steps"))
+
+    @classmethod
+    def fit(cls, rows: np.ndarray, names: list[str] | None = None, last_of: list[int] | None = None,
+            steps: int | None = None) -> Numeric:
+        """Statistics of rows (N, dim); a constant column gets std 1."""
+        rows = np.asarray(rows, dtype=np.float64)
+        mean = rows.mean(0)
+        std = rows.std(0)
+        std[std < 1e-8] = 1.0
+        return cls(rows.shape[1], mean.tolist(), std.tolist(), names, last_of, steps)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Numeric) and self.to_state() == other.to_state()
+
+
+FIELD_TYPES = {"vocab": Vocab, "labels": Labels, "numeric": Numeric}
+
+
+def field_from_state(state):
+    if isinstance(state, dict) and state.get("kind") in FIELD_TYPES:
+        return FIELD_TYPES[state["kind"]].from_state(state)
+    return state
 
 
 class _Index(dict):
@@ -72,7 +155,19 @@ class _Index(dict):
         return 0
 
 
-# -- building and encoding, vectorised ------------------------------------------------------
+def build(token_lists, level: str, min_freq: int = 1, max_vocab: int | None = None,
+          specials: tuple[str, ...] = (UNK,)) -> Vocab:
+    """A vocabulary from tokenised examples: specials first, then by frequency."""
+    counts = Counter(t for tokens in token_lists for t in tokens)
+    for s in specials:
+        counts.pop(s, None)
+    ranked = sorted((w for w, n in counts.items() if n >= min_freq), key=lambda w: (-counts[w], w))
+    if max_vocab is not None:
+        ranked = ranked[: max(0, max_vocab - len(specials))]
+    return Vocab(list(specials) + ranked, level)
+
+
+# -- language-model streams, vectorised -----------------------------------------------------
 
 def char_codes(text: str) -> np.ndarray:
     """The Unicode code points of `text` as a uint32 array (one C-level conversion)."""
@@ -89,7 +184,7 @@ def char_vocab(codes: np.ndarray, min_freq: int = 1, max_vocab: int | None = Non
 
 
 def encode_chars(codes: np.ndarray, vocab: Vocab) -> np.ndarray:
-    """Code points -> ids through a lookup table over all of Unicode; unknown -> 0."""
+    """Code points -> ids through a lookup table over the code points present; unknown -> 0."""
     table = np.zeros(max(int(codes.max(initial=0)) + 1, 1), dtype=np.int32)
     known = np.array([ord(t) for t in vocab.tokens[1:]], dtype=np.int64)
     known_ids = np.arange(1, len(vocab), dtype=np.int32)
@@ -108,13 +203,9 @@ def words(text: str, lowercase: bool = False) -> list[str]:
 
 
 def word_vocab(tokens: list[str], min_freq: int = 1, max_vocab: int | None = None) -> Vocab:
-    counts = Counter(tokens)
-    counts.pop(EOS, None)
-    counts.pop(UNK, None)
-    ranked = sorted((w for w, n in counts.items() if n >= min_freq), key=lambda w: (-counts[w], w))
-    if max_vocab is not None:
-        ranked = ranked[: max(0, max_vocab - 2)]
-    return Vocab([UNK, EOS] + ranked, "word")
+    vocab = build([tokens], "whitespace", min_freq, max_vocab, specials=(UNK, EOS))
+    vocab.lines = True
+    return vocab
 
 
 def encode_words(tokens: list[str], vocab: Vocab) -> np.ndarray:

@@ -108,6 +108,11 @@ def resolve(data: dict, origins: Origins) -> Recipe:
         values, errors = check_args(task_cls.sample, sample, skip=("self", "model", "fields"))
         for key, message in errors:
             report(f"sample.{key}", message)
+        if not errors and "task" in out:
+            try:
+                task_cls(**{k: v for k, v in out["task"].items() if k != "name"}).check_sample(**values)
+            except ConfigError as exc:
+                report(f"sample.{exc.key}", exc.message)
         out["sample"] = values
 
     if problems:

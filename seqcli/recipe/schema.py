@@ -166,7 +166,25 @@ def coerce(value, hint):
 
 
 def parameters(fn, skip=()) -> dict[str, tuple[Any, Any]]:
-    """name -> (type hint, default or inspect.Parameter.empty) of `fn`'s keyword arguments."""
+    """name -> (type hint, default or inspect.Parameter.empty) of `fn`'s keyword arguments.
+
+    A class whose `__init__` passes `**options` on to its base class also takes the base
+    class's keyword arguments."""
+    if isinstance(fn, type):
+        out: dict[str, tuple[Any, Any]] = {}
+        for cls in fn.__mro__:
+            if "__init__" not in vars(cls) or cls is object:
+                continue
+            for name, spec in _own_parameters(cls, skip).items():
+                out.setdefault(name, spec)
+            init = inspect.signature(cls.__init__).parameters.values()
+            if not any(p.kind is p.VAR_KEYWORD for p in init):
+                break
+        return out
+    return _own_parameters(fn, skip)
+
+
+def _own_parameters(fn, skip=()) -> dict[str, tuple[Any, Any]]:
     target = fn.__init__ if isinstance(fn, type) else fn
     try:
         hints = typing.get_type_hints(target, include_extras=True)
@@ -177,8 +195,8 @@ def parameters(fn, skip=()) -> dict[str, tuple[Any, Any]]:
         factories = {f.name: f.default_factory for f in dataclasses.fields(fn)
                      if f.default_factory is not dataclasses.MISSING}
     out = {}
-    for name, p in inspect.signature(fn).parameters.items():
-        if name in skip or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) or p.kind is p.POSITIONAL_ONLY:
+    for name, p in inspect.signature(target).parameters.items():
+        if name in skip or name == "self" and isinstance(fn, type) or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) or p.kind is p.POSITIONAL_ONLY:
             continue
         out[name] = (hints.get(name, Any), factories[name]() if name in factories else p.default)
     return out

@@ -1,0 +1,95 @@
+"""Dataset `series`: numeric time series from CSV, cut into input windows and horizons."""
+
+from __future__ import annotations
+
+import csv
+from typing import Annotated
+
+import numpy as np
+import torch
+
+from seqcli.api import ConfigError, DataError, Range
+from seqcli.data import vocab as V
+from seqcli.data.examples import FileDataset
+from seqcli.data.readers import text_lines
+
+Steps = Annotated[int, Range(1, 100_000)]
+
+
+class SeriesDataset(FileDataset):
+    """A CSV with a header and one or more numeric columns, in time order. Each example is
+    `window` consecutive rows of `columns` and the next `horizon` rows of `target_columns`.
+    One file is split in time (the last rows are test, those before them valid), never
+    shuffled, and windows never cross a split boundary."""
+
+    shuffle_before_carving = False
+
+    def __init__(self, columns: list[str] | None = None, target_columns: list[str] | None = None,
+                 window: Steps = 24, horizon: Steps = 1, stride: Steps = 1, **options):
+        super().__init__(**options)
+        if columns is not None and not columns:
+            raise ConfigError("columns", "name at least one column (or leave it out for all of them)")
+        self.columns, self.target_columns = columns, target_columns
+        self.window, self.horizon, self.stride = window, horizon, stride
+
+    def read(self, path: str) -> list[list[float]]:
+        lines = text_lines(path)
+        reader = csv.reader(lines)
+        header = [h.strip() for h in next(reader, [])]
+        wanted = list(dict.fromkeys((self.columns or []) + (self.target_columns or [])))
+        for name in wanted:
+            if name not in header:
+                raise DataError(f"{path}:1: no column '{name}' in the header ({', '.join(header)})")
+        if getattr(self, "_header", header) != header:
+            raise DataError(f"{path}:1: the header differs from the training file's ({', '.join(self._header)})")
+        self._header = header
+        rows = []
+        for n, record in enumerate(reader, 2):
+            if not any(c.strip() for c in record):
+                continue
+            row = []
+            for i, cell in enumerate(record[: len(header)]):
+                try:
+                    row.append(float(cell))
+                except ValueError:
+                    if self.columns is None or header[i] in wanted:
+                        raise DataError(f"{path}:{n}: column '{header[i]}': not a number: {cell!r}") from None
+                    row.append(float("nan"))
+            if len(row) != len(header):
+                raise DataError(f"{path}:{n}: expected {len(header)} columns, found {len(record)}")
+            rows.append(row)
+        return rows
+
+    def raw_splits(self):
+        splits, source = super().raw_splits()
+        self._train_rows = np.asarray(splits["train"], dtype=np.float32)
+        return {name: self.windows(rows, f"{source} ({name} split)") for name, rows in splits.items()}, source
+
+    def load_file(self, path: str, fields: dict) -> list[dict]:
+        return [self.encode(w, fields) for w in self.windows(self._read(path), path)]
+
+    def windows(self, rows, where: str) -> list:
+        array = np.asarray(rows, dtype=np.float32)
+        n = (len(array) - self.window - self.horizon) // self.stride + 1
+        if n < 1:
+            raise DataError(f"{where}: {len(array)} rows, fewer than window + horizon ({self.window + self.horizon})")
+        return [(array[i : i + self.window], array[i + self.window : i + self.window + self.horizon])
+                for i in range(0, n * self.stride, self.stride)]
+
+    def _indices(self):
+        inputs = [self._header.index(c) for c in self.columns] if self.columns else list(range(len(self._header)))
+        targets = [self._header.index(c) for c in self.target_columns] if self.target_columns else inputs
+        return inputs, targets
+
+    def make_fields(self, train) -> dict:
+        inputs, targets = self._indices()
+        first = self._train_rows  # statistics of the training rows only
+        last_of = [inputs.index(t) if t in inputs else None for t in targets]
+        return {"input": V.Numeric.fit(first[:, inputs], [self._header[i] for i in inputs]),
+                "target": V.Numeric.fit(first[:, targets], [self._header[i] for i in targets],
+                                        last_of if None not in last_of else None, steps=self.horizon)}
+
+    def encode(self, raw, fields) -> dict:
+        inputs, targets = self._indices()
+        x, y = raw
+        return {"input": torch.from_numpy(x[:, inputs].copy()), "target": torch.from_numpy(y[:, targets].copy())}

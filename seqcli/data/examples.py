@@ -1,0 +1,100 @@
+"""Datasets of separate examples (pairs, labelled sequences, tagged sentences, windows).
+
+`FileDataset` handles where the examples come from: one file carved into splits by
+fraction (shuffled with `seed`), or separate train/valid/test files. A subclass says how to
+read one file, which fields the training split defines, and how to encode an example.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from seqcli.api import ConfigError, Data, DataError, Dataset, Range
+from seqcli.data.batching import order
+from seqcli.recipe.schema import File
+
+FilePath = Annotated[str, File()]
+Fraction = Annotated[float, Range(0, 0.5)]
+
+
+class FileDataset(Dataset):
+    """Examples from `path` (split by fraction) or from `train`/`valid`/`test` files."""
+
+    shuffle_before_carving = True  # series keep time order instead
+
+    def __init__(self, path: FilePath | None = None, train: FilePath | None = None, valid: FilePath | None = None,
+                 test: FilePath | None = None, valid_fraction: Fraction = 0.1, test_fraction: Fraction = 0.1,
+                 seed: int = 0):
+        if path and train:
+            raise ConfigError("train", "give either path (one file, split by fraction) or train/valid/test files, not both")
+        if (valid or test) and not train:
+            raise ConfigError("valid" if valid else "test", "separate valid/test files need a train file too")
+        if not (path or train):
+            raise ConfigError("path", "give the data: path (one file) or train/valid/test files")
+        if not valid and valid_fraction == 0:
+            raise ConfigError("valid_fraction", "must be > 0 when there is no valid file (training needs a validation split)")
+        self.path, self.train, self.valid, self.test = path, train, valid, test
+        self.valid_fraction, self.test_fraction, self.seed = valid_fraction, test_fraction, seed
+
+    # -- what a subclass writes ----------------------------------------------------------
+
+    def read(self, path: str) -> list[Any]:
+        """Raw examples of one file (plain Python values)."""
+        raise NotImplementedError
+
+    def make_fields(self, train: list[Any]) -> dict:
+        raise NotImplementedError
+
+    def encode(self, raw: Any, fields: dict) -> dict:
+        """One raw example -> a dict of tensors."""
+        raise NotImplementedError
+
+    # -- the rest is shared ----------------------------------------------------------------
+
+    def raw_splits(self) -> tuple[dict[str, list], str]:
+        if self.path:
+            return carve(self._read(self.path), self.valid_fraction, self.test_fraction, self.seed,
+                         self.path, self.shuffle_before_carving), self.path
+        splits = {"train": self._read(self.train)}
+        if self.valid:
+            splits["valid"] = self._read(self.valid)
+        else:
+            splits.update(carve(splits["train"], self.valid_fraction, 0.0, self.seed, self.train,
+                                self.shuffle_before_carving))
+        if self.test:
+            splits["test"] = self._read(self.test)
+        return splits, ", ".join(p for p in (self.train, self.valid, self.test) if p)
+
+    def load(self) -> Data:
+        raw, source = self.raw_splits()
+        fields = self.make_fields(raw["train"])
+        splits = {k: [self.encode(r, fields) for r in v] for k, v in raw.items()}
+        info = {"source": source, **{f"{k}_examples": len(v) for k, v in splits.items()}}
+        return Data(splits=splits, fields=fields, info=info)
+
+    def load_file(self, path: str, fields: dict) -> list[dict]:
+        return [self.encode(r, fields) for r in self._read(path)]
+
+    def _read(self, path: str) -> list:
+        examples = self.read(path)
+        if not examples:
+            raise DataError(f"{path}: no examples in this file")
+        return examples
+
+
+def carve(examples: list, valid_fraction: float, test_fraction: float, seed: int, source: str,
+          shuffle: bool = True) -> dict[str, list]:
+    """Split examples into train/valid(/test): shuffled with `seed`, or in order (the last
+    ones are test, those before them valid)."""
+    idx = order(len(examples), seed, 0, shuffle)
+    n = len(examples)
+    n_test = round(n * test_fraction)
+    n_valid = round(n * valid_fraction)
+    parts = {"train": idx[: n - n_valid - n_test], "valid": idx[n - n_valid - n_test : n - n_test]}
+    if test_fraction:
+        parts["test"] = idx[n - n_test :]
+    for name, part in parts.items():
+        if not part:
+            raise DataError(f"{source}: too few examples ({n}) to carve a non-empty {name} split; "
+                            f"use more data or give separate files")
+    return {k: [examples[i] for i in v] for k, v in parts.items()}

@@ -1,0 +1,93 @@
+"""Rows from TSV, CSV and JSONL files; a line that does not parse is named by file and line."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Iterator
+
+from seqcli.errors import DataError
+
+FORMATS = ("auto", "tsv", "csv", "jsonl")
+
+
+def detect(path: str, fmt: str) -> str:
+    if fmt != "auto":
+        return fmt
+    suffix = Path(path).suffix.lower()
+    if suffix in (".jsonl", ".json", ".ndjson"):
+        return "jsonl"
+    if suffix == ".csv":
+        return "csv"
+    return "tsv"
+
+
+def text_lines(path: str) -> list[str]:
+    """A file's lines; a binary or non-UTF-8 file is a DataError naming it."""
+    from seqcli.data.datasets.text import read_text
+
+    return read_text(path).splitlines()
+
+
+def rows(path: str, fmt: str, fields: dict[str, str | int]) -> Iterator[tuple[int, dict]]:
+    """(line number, {name: value}) for each record. `fields` maps our names to a JSON key,
+    a CSV/TSV header name (the first line is then the header), or a 0-based column index."""
+    fmt = detect(path, fmt)
+    lines = text_lines(path)
+    if fmt == "jsonl":
+        for n, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}:{n}: invalid JSON ({exc.msg})") from None
+            if not isinstance(record, dict):
+                raise DataError(f"{path}:{n}: expected a JSON object per line, got {type(record).__name__}")
+            out = {}
+            for name, key in fields.items():
+                if str(key) not in record:
+                    raise DataError(f"{path}:{n}: no key '{key}' (keys: {', '.join(record)}); set dataset.{name}")
+                out[name] = record[str(key)]
+            yield n, out
+        return
+    reader = csv.reader(lines, delimiter="\t" if fmt == "tsv" else ",")
+    columns: dict[str, int] = {}
+    header_names = [k for k in fields.values() if isinstance(k, str)]
+    start = 1
+    if header_names:
+        header = next(reader, None) or []
+        start = 2
+        for name, key in fields.items():
+            if isinstance(key, int):
+                columns[name] = key
+            elif key in header:
+                columns[name] = header.index(key)
+            else:
+                raise DataError(f"{path}:1: no column '{key}' in the header ({', '.join(header)}); set dataset.{name} "
+                                f"to a column name or a 0-based index")
+    else:
+        columns = dict(fields)
+    for n, record in enumerate(reader, start):
+        if not any(cell.strip() for cell in record):
+            continue
+        try:
+            yield n, {name: record[i] for name, i in columns.items()}
+        except IndexError:
+            raise DataError(f"{path}:{n}: expected at least {max(columns.values()) + 1} {fmt.upper()} columns, "
+                            f"found {len(record)}") from None
+
+
+def numbers(value, where: str) -> list[list[float]]:
+    """A numeric sequence: [[...], ...] (T x D), [...] (T x 1), or text 'a b; c d' -> T x D."""
+    if isinstance(value, str):
+        value = [[float(x) for x in step.replace(",", " ").split()] for step in value.split(";") if step.strip()]
+    elif isinstance(value, list) and value and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value):
+        value = [[float(v)] for v in value]
+    if (not isinstance(value, list) or not value
+            or not all(isinstance(step, list) and step and all(isinstance(x, int | float) for x in step) for step in value)):
+        raise DataError(f"{where}: expected a non-empty sequence of numbers or of equal-length number lists")
+    if len({len(step) for step in value}) != 1:
+        raise DataError(f"{where}: every step of a numeric sequence needs the same number of values")
+    return [[float(x) for x in step] for step in value]

@@ -1,0 +1,1 @@
+"""Building blocks shared by the tasks: input layers, the encoder, attention, the decoder."""

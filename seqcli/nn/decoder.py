@@ -1,0 +1,99 @@
+"""The decoder shared by `seq2seq` and `generate`: it writes a sequence one token at a time,
+from an initial state (bridged from an encoder or a condition), optionally attending to a
+memory (the encoder's outputs) with input feeding (Luong et al., 2015)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+
+import torch
+from torch import Tensor, nn
+
+from seqcli.api import CellSpec
+from seqcli.cells import Recurrent
+from seqcli.nn.attention import Attention
+
+
+@dataclass
+class DecoderState:
+    """Everything one decoding step needs; batch is dim 1 of `rnn` tensors and of
+    `memory`/`keys`/`mask`, dim 0 of `feed`."""
+
+    rnn: tuple[Tensor, ...]  # each (L, B, H)
+    feed: Tensor | None = None  # (B, H): the previous attentional vector
+    memory: Tensor | None = None  # (S, B, K) encoder outputs
+    keys: Tensor | None = None  # (S, B, Q) projected once
+    mask: Tensor | None = None  # (S, B) True on real source positions
+
+    def select(self, index: Tensor) -> DecoderState:
+        """Reorder or repeat the batch (beam search)."""
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is None:
+                out[f.name] = None
+            elif f.name == "rnn":
+                out[f.name] = tuple(s.index_select(1, index) for s in value)
+            else:
+                out[f.name] = value.index_select(0 if f.name == "feed" else 1, index)
+        return replace(self, **out)
+
+
+class Bridge(nn.Module):
+    """A summary vector (B, S) -> the decoder's initial state, one tanh(Linear) per state tensor
+    and layer."""
+
+    def __init__(self, summary_size: int, hidden_size: int, num_layers: int, num_states: int):
+        super().__init__()
+        self.num_layers, self.num_states, self.hidden_size = num_layers, num_states, hidden_size
+        self.proj = nn.Linear(summary_size, hidden_size * num_layers * num_states)
+
+    def forward(self, summary: Tensor) -> tuple[Tensor, ...]:
+        B = summary.shape[0]
+        h = torch.tanh(self.proj(summary)).view(B, self.num_states, self.num_layers, self.hidden_size)
+        return tuple(h[:, k].transpose(0, 1).contiguous() for k in range(self.num_states))  # each (L, B, H)
+
+
+class Decoder(nn.Module):
+    def __init__(self, vocab_size: int, cell: CellSpec, embedding_size: int, hidden_size: int, num_layers: int,
+                 dropout: float, attention: str = "none", memory_size: int = 0):
+        super().__init__()
+        self.embed = nn.Embedding(vocab_size, embedding_size)
+        self.drop = nn.Dropout(dropout)
+        self.attending = attention != "none"
+        feed = hidden_size if self.attending else 0
+        self.rnn = Recurrent(cell, embedding_size + feed, hidden_size, num_layers, dropout)
+        if self.attending:
+            self.attention = Attention(attention, hidden_size, memory_size)
+            self.combine = nn.Linear(hidden_size + memory_size, hidden_size)
+        self.out = nn.Linear(hidden_size, vocab_size)
+
+    def start(self, rnn_state, memory: Tensor | None = None, mask: Tensor | None = None) -> DecoderState:
+        if not self.attending:
+            return DecoderState(rnn_state)
+        B = memory.shape[1]
+        return DecoderState(rnn_state, memory.new_zeros(B, self.rnn.hidden_size), memory,
+                            self.attention.keys(memory), mask)
+
+    def forward(self, tokens: Tensor, state: DecoderState) -> tuple[Tensor, Tensor | None]:
+        """Teacher forcing: tokens (T, B) -> logits (T, B, V), attention weights (T, B, S) or None."""
+        if not self.attending:  # the whole target at once on the fused kernel
+            h, _ = self.rnn(self.drop(self.embed(tokens)), state.rnn)
+            return self.out(self.drop(h)), None
+        logits, weights = [], []
+        for token in tokens.unbind(0):
+            step_logits, state, w = self.step(token, state)
+            logits.append(step_logits)
+            weights.append(w)
+        return torch.stack(logits), torch.stack(weights)
+
+    def step(self, token: Tensor, state: DecoderState) -> tuple[Tensor, DecoderState, Tensor | None]:
+        """token (B,) -> logits (B, V), the next state, attention weights (B, S) or None."""
+        x = self.drop(self.embed(token))
+        if not self.attending:
+            h, rnn = self.rnn.step(x, state.rnn)
+            return self.out(self.drop(h)), replace(state, rnn=rnn), None
+        h, rnn = self.rnn.step(torch.cat([x, state.feed], -1), state.rnn)
+        context, weights = self.attention(h, state.keys, state.memory, state.mask)
+        feed = torch.tanh(self.combine(torch.cat([h, context], -1)))  # the attentional vector
+        return self.out(self.drop(feed)), replace(state, rnn=rnn, feed=feed), weights

@@ -1,0 +1,60 @@
+"""What the example-based tasks share: shuffled batches, padding, a loss-and-metrics loop."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from seqcli.api import Data, DataError, StepResult, Task, TrainConfig, device_of
+from seqcli.data import batching
+
+
+def require(fields: dict, task: str, **kinds) -> None:
+    """Fail clearly when a dataset lacks the fields a task reads (e.g. input=..., label=...)."""
+    for name, cls in kinds.items():
+        if name not in fields or not isinstance(fields[name], cls):
+            what = " or ".join(c.__name__ for c in (cls if isinstance(cls, tuple) else (cls,)))
+            raise DataError(f"task {task} needs a dataset with a '{name}' field ({what}); this dataset has: "
+                            f"{', '.join(fields) or 'none'}")
+
+
+def stack_inputs(seqs: list[torch.Tensor], device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Variable-length inputs -> padded (T, B[, D]) on `device`, lengths (B,) on `device`."""
+    x, lengths = batching.pad(seqs)
+    return x.to(device), lengths.to(device)
+
+
+class ExampleTask(Task):
+    """A task over separate examples. Subclasses write `collate`, `loss` and `metrics`."""
+
+    def batches(self, data: Data, config: TrainConfig, epoch: int):
+        return batching.batches(data.splits["train"], config.batch_size, config.seed, epoch)
+
+    def collate(self, examples: list[dict], device) -> dict:
+        raise NotImplementedError
+
+    def loss(self, model, batch: dict) -> tuple[torch.Tensor, int, Any]:
+        """(mean loss, number of targets, model outputs for metrics)."""
+        raise NotImplementedError
+
+    def train_step(self, model, examples, carry) -> StepResult:
+        loss, count, _ = self.loss(model, self.collate(examples, device_of(model)))
+        return StepResult(loss, count)
+
+    def evaluate(self, model, data: Data, split: str, config: TrainConfig) -> dict[str, float]:
+        examples = data.splits[split]
+        if config.eval_batches is not None:
+            examples = examples[: config.eval_batches * config.batch_size]
+        device = device_of(model)
+        total, count, parts = 0.0, 0, []
+        for chunk in batching.batches(examples, config.batch_size, shuffle=False):
+            batch = self.collate(chunk, device)
+            loss, n, outputs = self.loss(model, batch)
+            total += loss.item() * n
+            count += n
+            parts.append((batch, outputs))
+        return {"loss": total / max(count, 1), **self.metrics(model, parts, data.fields)}
+
+    def metrics(self, model, parts: list[tuple[dict, Any]], fields: dict) -> dict[str, float]:
+        return {}

@@ -1,0 +1,104 @@
+"""Task `classify` (many-to-one): one label for a whole sequence.
+
+Utterances, sentences, clips, or an image read row by row. The encoder reads the sequence
+(padding masked, so a result never depends on the batch it was in) and the outputs are
+pooled: the last state of each direction, the mean, or a learned attention.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from seqcli.api import CellSpec, Data, DataError, Range, device_of
+from seqcli.data import batching
+from seqcli.data.readers import numbers
+from seqcli.data.vocab import Labels, Numeric, Vocab
+from seqcli.metrics import macro_f1
+from seqcli.nn.encoder import Encoder
+from seqcli.tasks.base import ExampleTask, require, stack_inputs
+
+Size = Annotated[int, Range(1, 65536)]
+Dropout = Annotated[float, Range(0, 1, hi_open=True)]
+
+
+class Classifier(nn.Module):
+    def __init__(self, field, n_labels: int, cell: CellSpec, embedding_size: int, hidden_size: int,
+                 num_layers: int, dropout: float, bidirectional: bool, pooling: str):
+        super().__init__()
+        self.encoder = Encoder(field, cell, embedding_size, hidden_size, num_layers, dropout, bidirectional)
+        size = self.encoder.output_size
+        self.pooling = pooling
+        if pooling == "attention":
+            self.score = nn.Sequential(nn.Linear(size, size), nn.Tanh(), nn.Linear(size, 1))
+        self.out = nn.Sequential(nn.Dropout(dropout), nn.Linear(size, n_labels))
+
+    def forward(self, x, lengths):
+        """x (T, B) or (T, B, D), lengths (B,) -> logits (B, labels)."""
+        out, state = self.encoder(x, lengths)  # (T, B, D*H)
+        if self.pooling == "last":
+            pooled = self.encoder.summary(state)
+        else:
+            inside = batching.mask(lengths, out.shape[0]).unsqueeze(-1)  # (T, B, 1)
+            if self.pooling == "mean":
+                pooled = (out * inside).sum(0) / lengths[:, None].to(out.dtype)
+            else:
+                weights = self.score(out).masked_fill(~inside, float("-inf")).softmax(0)  # (T, B, 1)
+                pooled = (weights * out).sum(0)
+        return self.out(pooled)
+
+
+class Classify(ExampleTask):
+    """Sequence classification. Metrics: loss, accuracy, macro_f1."""
+
+    main_metric = "loss"
+
+    def build_model(self, data: Data, cell: CellSpec, embedding_size: Size = 64, hidden_size: Size = 128,
+                    num_layers: Annotated[int, Range(1, 64)] = 1, dropout: Dropout = 0.0, bidirectional: bool = True,
+                    pooling: Literal["last", "mean", "attention"] = "last") -> Classifier:
+        require(data.fields, "classify", input=(Vocab, Numeric), label=Labels)
+        return Classifier(data.fields["input"], len(data.fields["label"]), cell, embedding_size, hidden_size,
+                          num_layers, dropout, bidirectional, pooling)
+
+    def collate(self, examples, device):
+        x, lengths = stack_inputs([e["input"] for e in examples], device)
+        return {"x": x, "lengths": lengths, "y": torch.stack([e["label"] for e in examples]).to(device)}
+
+    def loss(self, model, batch):
+        logits = model(batch["x"], batch["lengths"])
+        return F.cross_entropy(logits, batch["y"]), len(batch["y"]), logits
+
+    def metrics(self, model, parts, fields):
+        pred = torch.cat([logits.argmax(-1) for _, logits in parts]).cpu()
+        gold = torch.cat([batch["y"] for batch, _ in parts]).cpu()
+        return {"accuracy": (pred == gold).float().mean().item(),
+                "macro_f1": macro_f1(pred, gold, len(fields["label"]))}
+
+    def sample(self, model, fields: dict, inputs: list[str] = (), n_best: Annotated[int, Range(1, 1000)] = 1) -> list[str]:
+        """For each input, the `n_best` most likely labels with their probabilities, tab-separated."""
+        x = [encode_input(text, fields["input"], f"input {i + 1}") for i, text in enumerate(inputs)]
+        if not x:
+            raise DataError("give inputs to classify (--input TEXT or --input-file FILE)")
+        batch_x, lengths = stack_inputs(x, device_of(model))
+        with torch.no_grad():
+            probs = model(batch_x, lengths).softmax(-1)
+        top = probs.topk(min(n_best, probs.shape[-1]), dim=-1)
+        names = fields["label"].names
+        return ["\t".join(f"{names[i]}\t{p:.4f}" for p, i in zip(ps, ids))
+                for ps, ids in zip(top.values.tolist(), top.indices.tolist())]
+
+
+def encode_input(text: str, field, where: str) -> torch.Tensor:
+    """A user's input line: text split like the training data, or 'a b; c d' numbers."""
+    if isinstance(field, Numeric):
+        values = torch.tensor(numbers(text, where), dtype=torch.float32)
+        if values.shape[1] != field.dim:
+            raise DataError(f"{where}: {values.shape[1]} values per step; the model reads {field.dim}")
+        return values
+    tokens = field.split(text)
+    if not tokens:
+        raise DataError(f"{where}: the input is empty")
+    return torch.tensor([field.index[t] for t in tokens])

@@ -1,0 +1,191 @@
+"""Tasks that write a sequence: `seq2seq` (many-to-many, lengths differ) and `generate`
+(one-to-many).
+
+`seq2seq` encodes the source (any cell, optionally bidirectional), bridges the encoder's
+final state into the decoder's initial state, and decodes with attention (none, dot,
+general, additive) and input feeding. `generate` sets the decoder's initial state from a
+condition: a class label or a vector (an image, flattened). Both train with teacher forcing
+and decode greedily, by sampling, or by batched beam search with a length penalty.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from seqcli.api import CellSpec, ConfigError, Data, DataError, Range, device_of
+from seqcli.data import batching
+from seqcli.data.vocab import Labels, Numeric, Vocab
+from seqcli.decoding.search import beam_search, sample
+from seqcli.metrics import edit_distance
+from seqcli.nn.attention import Kind
+from seqcli.nn.decoder import Bridge, Decoder, DecoderState
+from seqcli.nn.encoder import Encoder, Scale
+from seqcli.tasks.base import ExampleTask, require, stack_inputs
+from seqcli.tasks.classify import Dropout, Size, encode_input
+
+Layers = Annotated[int, Range(1, 64)]
+MaxLength = Annotated[int, Range(1, 100_000)]
+
+
+class Seq2SeqModel(nn.Module):
+    def __init__(self, source: Vocab, target: Vocab, cell: CellSpec, embedding_size: int, hidden_size: int,
+                 num_layers: int, dropout: float, bidirectional: bool, attention: str):
+        super().__init__()
+        self.encoder = Encoder(source, cell, embedding_size, hidden_size, num_layers, dropout, bidirectional)
+        self.bridge = Bridge(self.encoder.output_size, hidden_size, num_layers, self.encoder.rnn.num_states)
+        self.decoder = Decoder(len(target), cell, embedding_size, hidden_size, num_layers, dropout, attention,
+                               self.encoder.output_size)
+
+    def start(self, batch: dict) -> DecoderState:
+        out, state = self.encoder(batch["x"], batch["lengths"])  # (S, B, D*H)
+        initial = self.bridge(self.encoder.summary(state))
+        return self.decoder.start(initial, out, batching.mask(batch["lengths"], out.shape[0]))
+
+
+class ConditionedModel(nn.Module):
+    def __init__(self, condition, target: Vocab, cell: CellSpec, embedding_size: int, hidden_size: int,
+                 num_layers: int, dropout: float):
+        super().__init__()
+        if isinstance(condition, Labels):
+            self.condition = nn.Embedding(len(condition), hidden_size)
+        else:
+            self.condition = nn.Sequential(Scale(condition), nn.Linear(condition.dim, hidden_size), nn.Tanh())
+        self.decoder = Decoder(len(target), cell, embedding_size, hidden_size, num_layers, dropout)
+        self.bridge = Bridge(hidden_size, hidden_size, num_layers, self.decoder.rnn.num_states)
+
+    def start(self, batch: dict) -> DecoderState:
+        return self.decoder.start(self.bridge(self.condition(batch["x"])))
+
+
+class _Writes(ExampleTask):
+    """Training, metrics and decoding shared by the tasks that write a target sequence."""
+
+    input_field = "source"
+
+    def collate(self, examples, device):
+        batch = self.collate_inputs([e[self.input_field] for e in examples], device)
+        eos, bos = self._specials
+        targets = [e["target"] for e in examples]
+        y_in, _ = batching.pad([torch.cat([torch.tensor([bos]), t]) for t in targets], eos)
+        y_out, _ = batching.pad([torch.cat([t, torch.tensor([eos])]) for t in targets], batching.IGNORE)
+        return {**batch, "y_in": y_in.to(device), "y_out": y_out.to(device), "targets": targets}
+
+    def collate_inputs(self, inputs, device) -> dict:
+        x, lengths = stack_inputs(inputs, device)
+        return {"x": x, "lengths": lengths}
+
+    def loss(self, model, batch):
+        logits, _ = model.decoder(batch["y_in"], model.start(batch))  # (T, B, V)
+        y = batch["y_out"]
+        loss = F.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=batching.IGNORE)
+        return loss, int((y != batching.IGNORE).sum()), logits
+
+    def metrics(self, model, parts, fields):
+        eos, bos = self._specials
+        right = total = exact = errors = ref_tokens = 0
+        for batch, logits in parts:
+            real = batch["y_out"] != batching.IGNORE
+            right += ((logits.argmax(-1) == batch["y_out"]) & real).sum().item()
+            total += real.sum().item()
+            longest = max(len(t) for t in batch["targets"])
+            hyps = sample(model.decoder, model.start(batch), len(batch["targets"]), bos, eos, 2 * longest + 10)
+            for hyp, ref in zip(hyps, batch["targets"]):
+                ref = ref.tolist()
+                exact += hyp.tokens == ref
+                errors += edit_distance(hyp.tokens, ref)
+                ref_tokens += len(ref)
+        n = sum(len(b["targets"]) for b, _ in parts)
+        return {"token_accuracy": right / max(total, 1), "exact_match": exact / max(n, 1),
+                "ter": errors / max(ref_tokens, 1)}
+
+    def build_model(self, data: Data, cell: CellSpec):
+        raise NotImplementedError
+
+    def _prepare(self, fields) -> None:
+        target = fields["target"]
+        self._specials = (target.eos, target.bos)
+
+    def check_sample(self, beam_size: int = 1, n_best: int = 1, **options) -> None:
+        if n_best > beam_size:
+            raise ConfigError("n_best", f"must be <= beam_size ({beam_size}): a beam of {beam_size} "
+                                        f"keeps only {beam_size} hypotheses")
+
+    def sample(self, model, fields: dict, inputs: list[str] = (), beam_size: Annotated[int, Range(1, 1000)] = 1,
+               n_best: Annotated[int, Range(1, 1000)] = 1, max_length: MaxLength = 100,
+               length_penalty: Annotated[float, Range(0, 10)] = 0.0, temperature: Annotated[float, Range(0, 100)] = 0.0,
+               top_k: Annotated[int, Range(1, 10**9)] | None = None,
+               top_p: Annotated[float, Range(0, 1, lo_open=True)] | None = None, seed: int | None = None,
+               with_attention: bool = False) -> list:
+        """One output line per input: greedy (temperature 0), sampled, or the best of a beam;
+        with n_best > 1, the n best as `text<TAB>score` lines, inputs separated by a blank line."""
+        self.check_sample(beam_size, n_best)
+        self._prepare(fields)
+        eos, bos = self._specials
+        device = device_of(model)
+        x = [self.encode_user_input(text, fields, f"input {i + 1}") for i, text in enumerate(inputs)]
+        if not x:
+            raise DataError("give inputs (--input TEXT or --input-file FILE)")
+        target = fields["target"]
+        with torch.no_grad():
+            state = model.start(self.collate_inputs(x, device))
+            if beam_size > 1:
+                results = beam_search(model.decoder, state, len(x), bos, eos, max_length, beam_size, n_best,
+                                      length_penalty)
+            else:
+                generator = torch.Generator(device=device)
+                generator.manual_seed(seed if seed is not None else secrets.randbits(63))
+                results = [[h] for h in sample(model.decoder, state, len(x), bos, eos, max_length, temperature,
+                                               top_k, top_p, generator)]
+        if with_attention:
+            return results
+        if n_best == 1:
+            return [target.decode(r[0].tokens) for r in results]
+        return ["\n".join(f"{target.decode(h.tokens)}\t{h.score:.4f}" for h in r) + "\n" for r in results]
+
+
+class Seq2Seq(_Writes):
+    """Sequence to sequence. Metrics: loss, token_accuracy (teacher forced), exact_match and
+    ter (token error rate: edit distance / reference length) of greedy decoding."""
+
+    def build_model(self, data: Data, cell: CellSpec, embedding_size: Size = 64, hidden_size: Size = 128,
+                    num_layers: Layers = 1, dropout: Dropout = 0.0, bidirectional: bool = True,
+                    attention: Kind = "additive") -> Seq2SeqModel:
+        require(data.fields, "seq2seq", source=Vocab, target=Vocab)
+        self._prepare(data.fields)
+        return Seq2SeqModel(data.fields["source"], data.fields["target"], cell, embedding_size, hidden_size,
+                            num_layers, dropout, bidirectional, attention)
+
+    def encode_user_input(self, text, fields, where):
+        return encode_input(text, fields["source"], where)
+
+
+class Generate(_Writes):
+    """Condition to sequence (one-to-many): a class label or a vector sets the decoder's
+    initial state. Metrics as for seq2seq."""
+
+    input_field = "condition"
+
+    def build_model(self, data: Data, cell: CellSpec, embedding_size: Size = 64, hidden_size: Size = 128,
+                    num_layers: Layers = 1, dropout: Dropout = 0.0) -> ConditionedModel:
+        require(data.fields, "generate", condition=(Labels, Numeric), target=Vocab)
+        self._prepare(data.fields)
+        return ConditionedModel(data.fields["condition"], data.fields["target"], cell, embedding_size, hidden_size,
+                                num_layers, dropout)
+
+    def collate_inputs(self, inputs, device) -> dict:
+        return {"x": torch.stack(inputs).to(device)}
+
+    def encode_user_input(self, text, fields, where):
+        condition = fields["condition"]
+        if isinstance(condition, Labels):
+            if text.strip() not in condition.index:
+                shown = ", ".join(condition.names[:12]) + (" ..." if len(condition) > 12 else "")
+                raise DataError(f"{where}: unknown condition {text.strip()!r}; the model knows: {shown}")
+            return torch.tensor(condition.index[text.strip()])
+        values = encode_input(text, condition, where)
+        return values.reshape(-1)

@@ -1,0 +1,82 @@
+"""Task `tag` (many-to-many, synced): a label for every step.
+
+Part-of-speech or entity tags, per-frame classes, the copy-memory problem. A (by default
+bidirectional) encoder reads the whole sequence; each step's output is classified.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from seqcli.api import CellSpec, Data, DataError, Range, device_of
+from seqcli.data import batching
+from seqcli.data.vocab import Labels, Numeric, Vocab
+from seqcli.nn.encoder import Encoder
+from seqcli.tasks.base import ExampleTask, require, stack_inputs
+from seqcli.tasks.classify import Dropout, Size, encode_input
+
+
+class Tagger(nn.Module):
+    def __init__(self, field, n_tags: int, cell: CellSpec, embedding_size: int, hidden_size: int,
+                 num_layers: int, dropout: float, bidirectional: bool):
+        super().__init__()
+        self.encoder = Encoder(field, cell, embedding_size, hidden_size, num_layers, dropout, bidirectional)
+        self.out = nn.Sequential(nn.Dropout(dropout), nn.Linear(self.encoder.output_size, n_tags))
+
+    def forward(self, x, lengths):
+        """-> logits (T, B, tags)."""
+        out, _ = self.encoder(x, lengths)
+        return self.out(out)
+
+
+class Tag(ExampleTask):
+    """Sequence tagging. Metrics: loss, accuracy (over all tokens)."""
+
+    def build_model(self, data: Data, cell: CellSpec, embedding_size: Size = 64, hidden_size: Size = 128,
+                    num_layers: Annotated[int, Range(1, 64)] = 1, dropout: Dropout = 0.0,
+                    bidirectional: bool = True) -> Tagger:
+        require(data.fields, "tag", input=(Vocab, Numeric), tags=Labels)
+        return Tagger(data.fields["input"], len(data.fields["tags"]), cell, embedding_size, hidden_size,
+                      num_layers, dropout, bidirectional)
+
+    def collate(self, examples, device):
+        x, lengths = stack_inputs([e["input"] for e in examples], device)
+        y, _ = batching.pad([e["tags"] for e in examples], batching.IGNORE)
+        return {"x": x, "lengths": lengths, "y": y.to(device)}
+
+    def loss(self, model, batch):
+        logits = model(batch["x"], batch["lengths"])
+        y = batch["y"]
+        return F.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=batching.IGNORE), \
+            int((y != batching.IGNORE).sum()), logits
+
+    def metrics(self, model, parts, fields):
+        right = total = 0
+        for batch, logits in parts:
+            real = batch["y"] != batching.IGNORE
+            right += ((logits.argmax(-1) == batch["y"]) & real).sum().item()
+            total += real.sum().item()
+        return {"accuracy": right / max(total, 1)}
+
+    def sample(self, model, fields: dict, inputs: list[str] = ()) -> list[str]:
+        """Each input with its tags: `token/TAG ...`, or the tags alone for numeric input."""
+        x = [encode_input(text, fields["input"], f"input {i + 1}") for i, text in enumerate(inputs)]
+        if not x:
+            raise DataError("give inputs to tag (--input TEXT or --input-file FILE)")
+        batch_x, lengths = stack_inputs(x, device_of(model))
+        with torch.no_grad():
+            pred = model(batch_x, lengths).argmax(-1).t().tolist()  # (B, T)
+        names = fields["tags"].names
+        lines = []
+        for text, tags, n in zip(inputs, pred, lengths.tolist()):
+            tags = [names[t] for t in tags[:n]]
+            field = fields["input"]
+            if isinstance(field, Vocab) and field.level != "char":
+                lines.append(" ".join(f"{tok}/{tag}" for tok, tag in zip(field.split(text), tags)))
+            else:
+                lines.append(("" if all(len(t) == 1 for t in tags) else " ").join(tags))
+        return lines
