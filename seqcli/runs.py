@@ -32,6 +32,22 @@ def new_run_dir(run_dir: str | None, recipe: Recipe, root: str = "runs") -> Path
     return path
 
 
+def describe_sizes(data) -> str:
+    """'tokens train 1,000 / valid 50; vocabulary 80' or 'examples train 900 / valid 100; labels 10'."""
+    parts = []
+    for unit in ("tokens", "examples"):
+        sizes = " / ".join(f"{k[: -len(unit) - 1]} {v:,}" for k, v in data.info.items() if k.endswith(f"_{unit}"))
+        if sizes:
+            parts.append(f"{unit} {sizes}")
+    for name, field in data.fields.items():
+        if hasattr(field, "__len__"):
+            plural = name if name.endswith("s") else name + "s"
+            parts.append(f"{name} vocabulary {len(field):,}" if hasattr(field, "tokens") else f"{len(field)} {plural}")
+        elif hasattr(field, "dim"):
+            parts.append(f"{name} {field.dim} value{'s' if field.dim > 1 else ''} per step")
+    return "; ".join(parts)
+
+
 def train(recipe: Recipe, run_dir: Path, console: Console) -> dict:
     """Load the data, build the model, train, evaluate, and write a sample if the task has one."""
     import torch
@@ -51,10 +67,8 @@ def train(recipe: Recipe, run_dir: Path, console: Console) -> dict:
     task = build.task(recipe.data)
     model = build.model(task, data, recipe.data)
     params = sum(p.numel() for p in model.parameters())
-    sizes = " / ".join(f"{k[:-7]} {v:,}" for k, v in data.info.items() if k.endswith("_tokens"))
     console.print(f"data: {data.info.get('source', '?')}", highlight=False)
-    console.print(f"      tokens {sizes}; vocabulary {data.info.get('vocab_size', '?')}; "
-                  f"ready in {time.perf_counter() - started:.1f}s", highlight=False)
+    console.print(f"      {describe_sizes(data)}; ready in {time.perf_counter() - started:.1f}s", highlight=False)
     console.print(f"model: {type(model).__name__} with {params:,} parameters; run directory {run_dir}",
                   highlight=False)
     meta = {

@@ -101,7 +101,7 @@ def test_word_level_model_on_separate_files(cli, tmp_path):
     result = cli("run", "word-lm", *TINY, "train.max_steps=100", "train.eval_every=50", "train.optimizer={name: adam, lr: 0.02}",
                  "dataset={name: text, level: word, train: train.txt, valid: valid.txt, test: test.txt}",
                  "sample.prime=the dog", "--run-dir", tmp_path / "words")
-    assert "tokens train 2,163 / valid 289 / test 289; vocabulary 23" in result.stdout
+    assert "tokens train 2,163 / valid 289 / test 289; text vocabulary 23" in result.stdout
     valid = [m for m in read_metrics(tmp_path / "words") if m["split"] == "valid"]
     # 80 equally likely sentences of about 7 tokens: the best possible perplexity is about 1.85
     assert valid[-1]["perplexity"] < 2.5, valid

@@ -101,4 +101,8 @@ def encode_input(text: str, field, where: str) -> torch.Tensor:
     tokens = field.split(text)
     if not tokens:
         raise DataError(f"{where}: the input is empty")
+    unknown = field.unknown(text)
+    if unknown:
+        shown = ", ".join(repr(t) for t in unknown[:10]) + (" ..." if len(unknown) > 10 else "")
+        raise DataError(f"{where} has tokens the model never saw in training: {shown}")
     return torch.tensor([field.index[t] for t in tokens])

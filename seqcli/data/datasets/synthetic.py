@@ -7,6 +7,7 @@
 | spell | generate | the number 42 -> `forty two` |
 | copy_memory | tag | memorise `max_length` symbols, wait `delay` steps, then recall them |
 | adding | forecast (many-to-one regression) | (value, marker) pairs; the answer is the sum of the two marked values |
+| seasonal | forecast | a noisy series with daily (24) and weekly (168) cycles: `window` steps in, `horizon` out |
 
 `copy_memory` and `adding` (Hochreiter & Schmidhuber, 1997) need memory over `delay` or
 `max_length` steps: a vanilla RNN fails them as the distance grows, an LSTM does not.
@@ -23,7 +24,7 @@ import torch
 from seqcli.api import ConfigError, Data, Dataset, Range
 from seqcli.data import vocab as V
 
-Problem = Literal["copy", "reverse", "sort", "addition", "spell", "copy_memory", "adding"]
+Problem = Literal["copy", "reverse", "sort", "addition", "spell", "copy_memory", "adding", "seasonal"]
 Count = Annotated[int, Range(1, 10_000_000)]
 ONES = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen " \
        "seventeen eighteen nineteen".split()
@@ -48,16 +49,21 @@ class SyntheticDataset(Dataset):
                  test_size: Count = 500, min_length: Annotated[int, Range(1, 10_000)] = 1,
                  max_length: Annotated[int, Range(1, 10_000)] = 10, symbols: Annotated[int, Range(2, 26)] = 10,
                  delay: Annotated[int, Range(1, 100_000)] = 20, max_number: Annotated[int, Range(1, 999_999)] = 99,
+                 window: Annotated[int, Range(1, 100_000)] = 48, horizon: Annotated[int, Range(1, 100_000)] = 6,
                  seed: int = 0):
         if min_length > max_length:
             raise ConfigError("min_length", f"must be <= max_length ({max_length})")
         self.problem, self.sizes = problem, {"train": train_size, "valid": valid_size, "test": test_size}
         self.min_length, self.max_length, self.symbols = min_length, max_length, symbols
         self.delay, self.max_number, self.seed = delay, max_number, seed
+        self.window, self.horizon = window, horizon
 
     def load(self) -> Data:
         rng = random.Random(self.seed)
-        raw = {k: [self.example(rng) for _ in range(n)] for k, n in self.sizes.items()}
+        if self.problem == "seasonal":
+            raw = self.seasonal(rng)
+        else:
+            raw = {k: [self.example(rng) for _ in range(n)] for k, n in self.sizes.items()}
         fields = self.fields(raw["train"])
         splits = {k: [self.encode(r, fields) for r in v] for k, v in raw.items()}
         info = {"source": f"synthetic {self.problem} (seed {self.seed})", **{f"{k}_examples": n for k, n in self.sizes.items()}}
@@ -86,8 +92,26 @@ class SyntheticDataset(Dataset):
         markers = [1.0 if t in (i, j) else 0.0 for t in range(T)]
         return [[v, m] for v, m in zip(values, markers)], [[values[i] + (values[j] if j != i else 0.0)]]
 
+    def seasonal(self, rng: random.Random) -> dict[str, list]:
+        """One long series, cut in time into train, valid and test; windows inside each part."""
+        span = self.window + self.horizon - 1
+        total = sum(self.sizes.values()) + 3 * span
+        t = np.arange(total)
+        noise = np.array([rng.gauss(0, 0.1) for _ in range(total)])
+        series = (np.sin(2 * np.pi * t / 24) + 0.5 * np.sin(2 * np.pi * t / 168) + t / total + noise).astype(np.float32)
+        out, start = {}, 0
+        for name, n in self.sizes.items():
+            part = series[start : start + n + span, None]
+            out[name] = [(part[i : i + self.window], part[i + self.window : i + self.window + self.horizon]) for i in range(n)]
+            start += n + span
+        return out
+
     def fields(self, train) -> dict:
         p = self.problem
+        if p == "seasonal":
+            rows = np.concatenate([train[0][0]] + [x[-1:] for x, _ in train[1:]])
+            return {"input": V.Numeric.fit(rows, ["value"]),
+                    "target": V.Numeric.fit(rows, ["value"], last_of=[0], steps=self.horizon)}
         if p == "adding":
             return {"input": V.Numeric.fit(np.asarray([s for x, _ in train for s in x]), ["value", "marker"]),
                     "target": V.Numeric.fit(np.asarray([y[0] for _, y in train]), ["sum"], steps=1)}
@@ -102,6 +126,8 @@ class SyntheticDataset(Dataset):
     def encode(self, raw, fields) -> dict:
         x, y = raw
         p = self.problem
+        if p == "seasonal":
+            return {"input": torch.from_numpy(x.copy()), "target": torch.from_numpy(y.copy())}
         if p == "adding":
             return {"input": torch.tensor(x, dtype=torch.float32), "target": torch.tensor(y, dtype=torch.float32)}
         if p == "copy_memory":
