@@ -82,7 +82,10 @@ def rows(path: str, fmt: str, fields: dict[str, str | int]) -> Iterator[tuple[in
 def numbers(value, where: str) -> list[list[float]]:
     """A numeric sequence: [[...], ...] (T x D), [...] (T x 1), or text 'a b; c d' -> T x D."""
     if isinstance(value, str):
-        value = [[float(x) for x in step.replace(",", " ").split()] for step in value.split(";") if step.strip()]
+        try:
+            value = [[float(x) for x in step.replace(",", " ").split()] for step in value.split(";") if step.strip()]
+        except ValueError as exc:
+            raise DataError(f"{where}: expected a non-empty sequence of numbers ({exc})") from None
     elif isinstance(value, list) and value and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value):
         value = [[float(v)] for v in value]
     if (not isinstance(value, list) or not value
