@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from seqcli.api import Cell
-from seqcli.cells.init import uniform_init
+from seqcli.cells.init import add_weights
 
 
 class GRU(Cell):
@@ -14,11 +14,7 @@ class GRU(Cell):
 
     def __init__(self, input_size: int, hidden_size: int):
         super().__init__(input_size, hidden_size)
-        self.weight_ih = torch.nn.Parameter(torch.empty(3 * hidden_size, input_size))
-        self.weight_hh = torch.nn.Parameter(torch.empty(3 * hidden_size, hidden_size))
-        self.bias_ih = torch.nn.Parameter(torch.empty(3 * hidden_size))
-        self.bias_hh = torch.nn.Parameter(torch.empty(3 * hidden_size))
-        uniform_init(self, hidden_size)
+        add_weights(self, 3, input_size, hidden_size)
 
     def project(self, x):
         return F.linear(x, self.weight_ih, self.bias_ih)  # (T, B, 3H), gates r, z, n

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from seqcli.api import Cell
-from seqcli.cells.init import uniform_init
+from seqcli.cells.init import add_weights
 
 
 class LSTM(Cell):
@@ -21,11 +21,7 @@ class LSTM(Cell):
 
     def __init__(self, input_size: int, hidden_size: int):
         super().__init__(input_size, hidden_size)
-        self.weight_ih = torch.nn.Parameter(torch.empty(4 * hidden_size, input_size))
-        self.weight_hh = torch.nn.Parameter(torch.empty(4 * hidden_size, hidden_size))
-        self.bias_ih = torch.nn.Parameter(torch.empty(4 * hidden_size))
-        self.bias_hh = torch.nn.Parameter(torch.empty(4 * hidden_size))
-        uniform_init(self, hidden_size)
+        add_weights(self, 4, input_size, hidden_size)
 
     def project(self, x):
         return F.linear(x, self.weight_ih, self.bias_ih)  # (T, B, 4H), gates i, f, g, o

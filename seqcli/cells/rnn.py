@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from seqcli.api import Cell
-from seqcli.cells.init import uniform_init
+from seqcli.cells.init import add_weights
 
 
 class RNN(Cell):
@@ -21,11 +21,7 @@ class RNN(Cell):
     def __init__(self, input_size: int, hidden_size: int, nonlinearity: Literal["tanh", "relu"] = "tanh"):
         super().__init__(input_size, hidden_size)
         self.nonlinearity = nonlinearity
-        self.weight_ih = torch.nn.Parameter(torch.empty(hidden_size, input_size))
-        self.weight_hh = torch.nn.Parameter(torch.empty(hidden_size, hidden_size))
-        self.bias_ih = torch.nn.Parameter(torch.empty(hidden_size))
-        self.bias_hh = torch.nn.Parameter(torch.empty(hidden_size))
-        uniform_init(self, hidden_size)
+        add_weights(self, 1, input_size, hidden_size)
 
     def project(self, x):
         return F.linear(x, self.weight_ih, self.bias_ih)

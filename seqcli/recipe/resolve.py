@@ -67,7 +67,7 @@ def resolve(data: dict, origins: Origins) -> Recipe:
             report("description", "must be a string")
         out["description"] = str(data["description"])
 
-    dataset = _plugin(data, "dataset", "dataset", report, out, skip=())
+    _plugin(data, "dataset", "dataset", report, out, skip=())
     task_cls = _plugin(data, "task", "task", report, out, skip=())
 
     model = data.get("model")

@@ -23,7 +23,7 @@ class DigitsDataset(Dataset):
                  valid_fraction: Annotated[float, Range(0.01, 0.5)] = 0.15,
                  test_fraction: Annotated[float, Range(0, 0.5)] = 0.15, seed: int = 0):
         try:
-            import sklearn.datasets  # noqa: F401
+            import sklearn.datasets  # noqa: F401  (only: is it installed?)
         except ImportError:
             raise ConfigError("name", "dataset 'digits' needs scikit-learn: pip install 'seqcli[digits]'") from None
         self.read, self.caption = read, caption
