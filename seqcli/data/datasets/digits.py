@@ -3,6 +3,7 @@ package, no download), read as a sequence: row by row or column by column."""
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Annotated, Literal
 
 import numpy as np
@@ -22,10 +23,8 @@ class DigitsDataset(Dataset):
     def __init__(self, read: Literal["rows", "columns"] = "rows", caption: bool = False,
                  valid_fraction: Annotated[float, Range(0.01, 0.5)] = 0.15,
                  test_fraction: Annotated[float, Range(0, 0.5)] = 0.15, seed: int = 0):
-        try:
-            import sklearn.datasets  # noqa: F401  (only: is it installed?)
-        except ImportError:
-            raise ConfigError("name", "dataset 'digits' needs scikit-learn: pip install 'seqcli[digits]'") from None
+        if importlib.util.find_spec("sklearn") is None:
+            raise ConfigError("name", "dataset 'digits' needs scikit-learn: pip install 'seqcli[digits]'")
         self.read, self.caption = read, caption
         self.valid_fraction, self.test_fraction, self.seed = valid_fraction, test_fraction, seed
 
