@@ -69,7 +69,7 @@ def test_existing_run_directory_is_never_overwritten(cli, recipe, tmp_path):
     result = cli("run", recipe, "--run-dir", run, ok=False)
     assert result.exit_code == 2
     assert result.stderr.strip() == (f"error: run directory {run} already exists and is not empty; "
-                                     f"choose another --run-dir (nothing in it was changed)")
+                                     f"choose another --run-dir, or continue it with --resume (nothing in it was changed)")
     assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
 
 

@@ -36,6 +36,7 @@ def root(
 
 
 app.command("run")(run.run)
+app.command("resume")(run.resume)
 app.command("sample")(sample.sample)
 app.command("evaluate")(evaluate.evaluate)
 app.add_typer(recipes.app, name="recipes")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Annotated
+from typing import Annotated, Literal
 
 from seqcli.recipe.schema import Range
 
@@ -23,6 +23,9 @@ class TrainConfig:
     eval_every: Positive = 200
     eval_batches: Positive | None = None  # cap on batches per evaluation (None: the whole split)
     log_every: Positive = 50
+    checkpoint_every: Positive | None = None  # also save last.pt between evaluations
+    keep_checkpoints: Annotated[int, Range(1, 10_000)] = 1  # the last N are kept as step-N.pt
+    nonfinite: Literal["stop", "skip"] = "stop"  # a NaN/Inf loss stops the run, or skips its batch
     seed: int = 0
     device: str = "auto"
 

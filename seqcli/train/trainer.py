@@ -1,11 +1,14 @@
-"""The training loop: steps, evaluation, checkpoints and the metric log of one run."""
+"""The training loop: steps, evaluation, checkpoints, exact resume, signals, the metric log."""
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import re
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -17,6 +20,14 @@ from seqcli.errors import SeqcliError, TrainingError
 from seqcli.train import checkpoint
 from seqcli.train.optim import build_optimizer, build_scheduler
 from seqcli.train.progress import Reporter
+
+
+class Interrupted(SeqcliError):
+    """Ctrl-C or SIGTERM: a checkpoint was saved at the step boundary."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.exit_code = 128 + signum
 
 
 def pick_device(name: str) -> torch.device:
@@ -39,13 +50,16 @@ def seed_everything(seed: int) -> None:
 
 
 class Trainer:
-    """Runs `task` on `data` with `model` for `config.max_steps` steps, writing into `run_dir`:
-    metrics.jsonl and checkpoints/{last,best}.pt (each a self-contained checkpoint)."""
+    """Runs `task` on `data` with `model` for `config.max_steps` steps (the run's total),
+    writing into `run_dir`: metrics.jsonl and checkpoints/ (last.pt, best.pt, and step-N.pt
+    for the last `keep_checkpoints`). Given a checkpoint in `resume`, it continues exactly
+    where that checkpoint left off: same batches, same random numbers, same carried state."""
 
     def __init__(self, task: Task, model: torch.nn.Module, data: Data, config: TrainConfig, run_dir: Path,
-                 meta: dict, reporter: Reporter):
+                 meta: dict, reporter: Reporter, resume: dict | None = None):
         self.task, self.data, self.config = task, data, config
         self.run_dir = Path(run_dir)
+        self.folder = self.run_dir / "checkpoints"
         self.meta = meta  # recipe, plugins, fields, data info: stored in every checkpoint
         self.reporter = reporter
         self.device = pick_device(config.device)
@@ -55,74 +69,106 @@ class Trainer:
         self.plateau = isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
         self.step = 0
         self.epoch = 0
+        self.position = 0  # batches of the current epoch already trained on
+        self.carry = None  # what the task hands from one batch to the next
+        self.window = [0.0, 0]  # training loss summed since the last log line, and its steps
         self.best: dict | None = None
-        (self.run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-        self.log = open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8")
+        self.stop_signal: int | None = None
+        self.skipped = 0
+        self.folder.mkdir(parents=True, exist_ok=True)
+        if resume is not None:
+            self._restore(resume)
+
+    # -- the loop -------------------------------------------------------------------------
 
     def fit(self) -> dict:
         """Train to `max_steps`; returns the last evaluation's metrics."""
         cfg = self.config
         self.reporter.start(cfg.max_steps, self.step)
         last_metrics: dict = {}
-        window_loss, window_steps, started = 0.0, 0, time.perf_counter()
+        started = time.perf_counter()
+        self.log = open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8")
+        previous = self._catch_signals()
         try:
             while self.step < cfg.max_steps:
-                carry = None
-                for batch in self.task.batches(self.data, cfg, self.epoch):
-                    self.model.train()
-                    result = self.task.train_step(self.model, batch, carry)
-                    loss = result.loss.item()
-                    if not math.isfinite(loss):
-                        raise TrainingError(f"step {self.step + 1}: the loss is {loss}; lower train.optimizer.lr or "
-                                            f"set train.clip_grad_norm (the last good checkpoint is kept)")
-                    self.optimizer.zero_grad(set_to_none=True)
-                    result.loss.backward()
-                    if cfg.clip_grad_norm is not None:
-                        torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_grad_norm)
-                    self.optimizer.step()
-                    if self.scheduler is not None and not self.plateau:
-                        self.scheduler.step()
-                    carry = result.carry
-                    self.step += 1
-                    window_loss += loss
-                    window_steps += 1
-                    lr = self.optimizer.param_groups[0]["lr"]
-                    self.reporter.step(self.step, loss, result.targets, lr)
+                for index, batch in enumerate(self.task.batches(self.data, cfg, self.epoch)):
+                    if index < self.position:  # resuming mid-epoch: these were trained on already
+                        continue
+                    self._train_on(batch)
+                    self.position = index + 1
                     if self.step % cfg.log_every == 0:
-                        self._write({"step": self.step, "split": "train", "loss": window_loss / window_steps,
-                                     "lr": lr, "tokens_per_s": round(self.reporter.tokens_per_s, 1),
+                        loss, steps = self.window
+                        self._write({"step": self.step, "split": "train", "loss": loss / max(steps, 1),
+                                     "lr": self.optimizer.param_groups[0]["lr"],
+                                     "tokens_per_s": round(self.reporter.tokens_per_s, 1),
                                      "elapsed_s": round(time.perf_counter() - started, 3)})
-                        window_loss, window_steps = 0.0, 0
+                        self.window = [0.0, 0]
                     if self.step % cfg.eval_every == 0 or self.step == cfg.max_steps:
                         last_metrics = self._evaluate_and_save()
+                    elif cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
+                        self._save(self._checkpoint(None), best=False)
+                    if self.stop_signal is not None:
+                        self._stop()
                     if self.step >= cfg.max_steps:
                         break
                 else:
                     self.epoch += 1
+                    self.position = 0
+                    self.carry = None
         finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
             self.reporter.close()
             self.log.close()
         return last_metrics
+
+    def _train_on(self, batch) -> None:
+        cfg = self.config
+        self.model.train()
+        result = self.task.train_step(self.model, batch, self.carry)
+        loss = result.loss.item()
+        self.step += 1
+        if not math.isfinite(loss):
+            if cfg.nonfinite == "stop":
+                raise TrainingError(f"step {self.step}: the loss is {loss}; lower train.optimizer.lr, set "
+                                    f"train.clip_grad_norm, or set train.nonfinite=skip (the last good checkpoint is kept)")
+            self.skipped += 1
+            self.reporter.message(f"step {self.step}: the loss is {loss}; batch skipped ({self.skipped} so far)")
+            self.carry = None  # a state that produced NaN is not carried on
+            return
+        self.optimizer.zero_grad(set_to_none=True)
+        result.loss.backward()
+        if cfg.clip_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_grad_norm)
+        self.optimizer.step()
+        if self.scheduler is not None and not self.plateau:
+            self.scheduler.step()
+        self.carry = result.carry
+        self.window[0] += loss
+        self.window[1] += 1
+        self.reporter.step(self.step, loss, result.targets, self.optimizer.param_groups[0]["lr"])
 
     def _evaluate_and_save(self) -> dict:
         metrics = evaluate(self.task, self.model, self.data, "valid", self.config)
         name = self.task.main_metric
         value = metrics[name]
-        improved = self.best is None or (value > self.best["value"] if self.task.higher_is_better
-                                         else value < self.best["value"])
+        improved = math.isfinite(value) and (self.best is None or (
+            value > self.best["value"] if self.task.higher_is_better else value < self.best["value"]))
         if improved:
             self.best = {"metric": name, "value": value, "step": self.step}
         if self.plateau:
             self.scheduler.step(metrics["loss"])
         self._write({"step": self.step, "split": "valid", **metrics})
         self.reporter.evaluation(self.step, "valid", metrics, improved)
-        state = self._checkpoint(metrics)
-        checkpoint.save(state, self.run_dir / "checkpoints" / "last.pt")
-        if improved:
-            checkpoint.save(state, self.run_dir / "checkpoints" / "best.pt")
+        self._save(self._checkpoint(metrics), best=improved)
         return metrics
 
-    def _checkpoint(self, metrics: dict) -> dict:
+    # -- checkpoints ------------------------------------------------------------------------
+
+    def _checkpoint(self, metrics: dict | None) -> dict:
+        rng = {"torch": torch.get_rng_state(), "python": random.getstate()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
         return {
             **self.meta,
             "seqcli_version": __version__,
@@ -131,14 +177,92 @@ class Trainer:
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "step": self.step,
             "epoch": self.epoch,
+            "position": self.position,
+            "carry": self.carry,
+            "window": list(self.window),
             "metrics": metrics,
             "best": self.best,
-            "rng": {"torch": torch.get_rng_state(), "python": random.getstate()},
+            "rng": rng,
         }
+
+    def _save(self, state: dict, best: bool) -> None:
+        """last.pt always; best.pt when the model improved; step-N.pt for the last N."""
+        checkpoint.save(state, self.folder / "last.pt")
+        if best:
+            checkpoint.save(state, self.folder / "best.pt")
+        keep = self.config.keep_checkpoints
+        if keep > 1:
+            checkpoint.save(state, self.folder / f"step-{self.step:08d}.pt")
+            numbered = sorted(self.folder.glob("step-*.pt"))
+            for old in numbered[:-keep]:
+                old.unlink(missing_ok=True)
+
+    def _restore(self, ckpt: dict) -> None:
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        if self.scheduler is not None and ckpt.get("scheduler") is not None:
+            self.scheduler.load_state_dict(ckpt["scheduler"])
+        self.step, self.epoch, self.position = ckpt["step"], ckpt["epoch"], ckpt.get("position", 0)
+        carry = ckpt.get("carry")
+        self.carry = tuple(t.to(self.device) for t in carry) if isinstance(carry, (tuple, list)) else carry
+        self.window = list(ckpt.get("window", [0.0, 0]))
+        self.best = ckpt.get("best")
+        rng = ckpt["rng"]
+        torch.set_rng_state(rng["torch"])
+        random.setstate(_as_state(rng["python"]))
+        if "cuda" in rng and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+        truncate_metrics(self.run_dir / "metrics.jsonl", self.step)
+
+    # -- signals ------------------------------------------------------------------------------
+
+    def _catch_signals(self) -> dict:
+        """First Ctrl-C or SIGTERM: finish the step, save, stop. A second one: stop at once."""
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+
+        def handler(signum, frame):
+            if self.stop_signal is not None:
+                raise KeyboardInterrupt
+            self.stop_signal = signum
+            self.reporter.message("stopping after this step and saving a checkpoint (press Ctrl-C again to stop at once)")
+
+        previous = {}
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, handler)
+        return previous
+
+    def _stop(self) -> None:
+        self._save(self._checkpoint(None), best=False)
+        name = signal.Signals(self.stop_signal).name
+        raise Interrupted(f"{name}: stopped at step {self.step}; saved {self.folder / 'last.pt'}; "
+                          f"continue with: seqcli resume {self.run_dir}", self.stop_signal)
 
     def _write(self, record: dict) -> None:
         self.log.write(json.dumps(record) + "\n")
         self.log.flush()
+
+
+def _as_state(value):
+    """random.getstate() comes back from a checkpoint with lists where it had tuples."""
+    version, internal, gauss = value
+    return version, tuple(internal), gauss
+
+
+def truncate_metrics(path: Path, step: int) -> None:
+    """Drop the records after `step` (written after the checkpoint a run resumes from)."""
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            if json.loads(line).get("step", 0) <= step:
+                kept.append(line)
+        except ValueError:  # a line cut short when the process was killed
+            continue
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def evaluate(task: Task, model: torch.nn.Module, data: Data, split: str, config: TrainConfig) -> dict:
