@@ -225,5 +225,5 @@ def check_args(fn, values: dict, skip=()) -> tuple[dict, list[tuple[str, str]]]:
         elif default is inspect.Parameter.empty:
             problems.append((name, f"missing required key ({type_name(hint)})"))
         else:
-            resolved[name] = default
+            resolved[name] = list(default) if isinstance(default, tuple) else default  # plain YAML data
     return resolved, problems
