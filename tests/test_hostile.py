@@ -1,0 +1,123 @@
+"""Property tests: randomly broken recipes, data files and options never show a traceback
+and never touch an existing run's checkpoints."""
+
+import copy
+import hashlib
+import random
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import make_corpus
+
+BASE = {
+    "dataset": {"name": "text", "path": "corpus.txt", "level": "char"},
+    "task": {"name": "language_model"},
+    "model": {"cell": {"name": "lstm"}, "embedding_size": 8, "hidden_size": 8, "num_layers": 1},
+    "train": {"batch_size": 4, "seq_len": 8, "max_steps": 3, "eval_every": 3, "log_every": 1,
+              "optimizer": {"name": "adam", "lr": 0.01}},
+    "sample": {"length": 5, "prime": "the "},
+}
+
+values = st.one_of(
+    st.none(), st.booleans(), st.integers(-5, 40), st.floats(-10, 10),
+    st.sampled_from([float("nan"), float("inf"), -float("inf"), 1e300]),
+    st.text(max_size=12), st.lists(st.integers(-3, 3), max_size=3),
+    st.dictionaries(st.text(max_size=5), st.integers(-3, 3), max_size=2),
+    st.sampled_from(["lstm", "gru", "rnn", "word", "char", "sgd", "plateau", "classify", "pairs", "cuda", "auto"]),
+)
+
+
+def paths(tree, prefix=()):
+    for key, value in tree.items():
+        yield prefix + (key,)
+        if isinstance(value, dict):
+            yield from paths(value, prefix + (key,))
+
+
+@st.composite
+def broken_recipes(draw):
+    recipe = copy.deepcopy(BASE)
+    for _ in range(draw(st.integers(1, 3))):
+        where = draw(st.sampled_from(list(paths(recipe))))
+        parent = recipe
+        for key in where[:-1]:
+            parent = parent[key]
+        action = draw(st.sampled_from(["replace", "delete", "add"]))
+        if action == "delete":
+            parent.pop(where[-1], None)
+        elif action == "add":
+            parent[draw(st.text(min_size=1, max_size=8))] = draw(values)
+        else:
+            parent[where[-1]] = draw(values)
+    return recipe
+
+
+@pytest.fixture
+def guarded_run(tmp_path, cli):
+    """A finished run whose files must survive everything the property tests do."""
+    (tmp_path / "corpus.txt").write_text(make_corpus(200))
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(BASE))
+    cli("run", tmp_path / "base.yaml", "--run-dir", tmp_path / "precious")
+    files = sorted((tmp_path / "precious").rglob("*"))
+    return lambda: {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in files if p.is_file()}
+
+
+def assert_clean(result):
+    assert result.exit_code in (0, 1, 2), (result.exit_code, result.stderr, result.exception)
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert "Traceback" not in result.stdout + result.stderr
+    if result.exit_code:
+        assert result.stderr.startswith("error: "), result.stderr
+
+
+COUNT = {"recipes": 0, "data": 0, "options": 0}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(recipe=broken_recipes())
+def test_broken_recipes(tmp_path, cli, guarded_run, recipe):
+    before = guarded_run()
+    COUNT["recipes"] += 1
+    path = tmp_path / f"r{COUNT['recipes']}.yaml"
+    path.write_text(yaml.safe_dump(recipe, allow_unicode=True))
+    for target in (f"runs/new{COUNT['recipes']}", "precious"):
+        assert_clean(cli("run", path, "--run-dir", tmp_path / target, ok=False))
+    assert guarded_run() == before
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(cut=st.integers(0, 4000), noise=st.lists(st.tuples(st.integers(0, 3999), st.integers(0, 255)), max_size=6),
+       prefix=st.sampled_from([b"", b"\xef\xbb\xbf", b"\x00", b"\xff\xfe", b"\n\n\n"]))
+def test_broken_data_files(tmp_path, cli, guarded_run, cut, noise, prefix):
+    before = guarded_run()
+    COUNT["data"] += 1
+    data = bytearray(make_corpus(200).encode()[:cut])
+    for position, byte in noise:
+        if position < len(data):
+            data[position] = byte
+    (tmp_path / "broken.txt").write_bytes(prefix + bytes(data))
+    result = cli("run", tmp_path / "base.yaml", "dataset.path=broken.txt", "--run-dir",
+                 tmp_path / f"runs/d{COUNT['data']}", ok=False)
+    assert_clean(result)
+    assert guarded_run() == before
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(options=st.lists(st.tuples(
+    st.sampled_from(["--prime", "--length", "--temperature", "--top-k", "--top-p", "--num-samples", "--seed",
+                     "--beam-size", "--input", "--checkpoint", "--device"]),
+    st.one_of(st.integers(-5, 50).map(str), st.text(max_size=6), st.sampled_from(["nan", "inf", "1e9", "0", "last"]))),
+    max_size=3))
+def test_random_sample_options(tmp_path, cli, guarded_run, options):
+    before = guarded_run()
+    COUNT["options"] += 1
+    args = [a for pair in options for a in pair]
+    random.seed(0)
+    result = cli("sample", tmp_path / "precious", *args, ok=False)
+    if result.exit_code == 2 and "Usage:" in result.stderr:
+        return  # typer's own message for a value of the wrong type: one clear usage error
+    assert_clean(result)
+    assert guarded_run() == before
