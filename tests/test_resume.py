@@ -110,6 +110,16 @@ def test_sigterm_also_saves(recipe, tmp_path):
     assert code == 143 and "SIGTERM: stopped at step" in err
 
 
+def test_a_second_ctrl_c_stops_at_once_and_leaves_whole_checkpoints(recipe, tmp_path):
+    proc = seqcli("run", recipe, *LM, "model.hidden_size=256", "--run-dir", tmp_path / "run")
+    wait_for_checkpoint(tmp_path / "run", proc)
+    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGINT)
+    code, _, err = finished(proc)
+    assert code == 130 and "Traceback" not in err
+    assert checkpoint.load(tmp_path / "run", "last")["step"] >= 1  # whatever was written last is whole
+
+
 def test_finished_runs_say_so_and_extend_explicitly(cli, recipe, tmp_path):
     run = tmp_path / "run"
     cli("run", recipe, "--run-dir", run)
