@@ -63,6 +63,14 @@ class Cell(nn.Module):
     def step(self, u: Tensor, state: State) -> State:
         raise NotImplementedError
 
+    def scan(self, u: Tensor, state: State, mask: Tensor | None):
+        """Optional: the whole recurrence at once (a parallel scan), for training.
+
+        u (T, B, G) from `project`, state as for `step`, mask (T, B, 1) True on real steps or
+        None. Return (outputs (T, B, H), final state), with padded steps leaving the state
+        unchanged, or NotImplemented (the default) to have seqcli loop over `step`."""
+        return NotImplemented
+
     @classmethod
     def fused_kernel(cls, **options) -> str | None:
         """The name of a fused PyTorch kernel computing exactly this cell ('lstm', 'gru',

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata as md
+import os
 from dataclasses import dataclass, field
 
 from seqcli.errors import PluginError, did_you_mean, one_of
@@ -43,6 +44,11 @@ class PluginInfo:
 _found: dict[str, dict[str, PluginInfo]] = {}
 
 
+def third_party_disabled() -> bool:
+    """SEQCLI_NO_PLUGINS=1 (or `seqcli --no-plugins`): only seqcli's own plugins are found."""
+    return os.environ.get("SEQCLI_NO_PLUGINS", "") not in ("", "0")
+
+
 def find(kind: str) -> dict[str, PluginInfo]:
     """Every plugin of `kind`, by name, from installed package metadata. Imports nothing."""
     if kind not in GROUPS:
@@ -50,10 +56,13 @@ def find(kind: str) -> dict[str, PluginInfo]:
     if kind not in _found:
         plugins: dict[str, PluginInfo] = {}
         seen = set()
+        own_only = third_party_disabled()
         for ep in md.entry_points(group=GROUPS[kind]):
             dist = getattr(ep, "dist", None)
             package = dist.name if dist is not None else "?"
             version = dist.version if dist is not None else "?"
+            if own_only and package != "seqcli":
+                continue
             if (ep.name, ep.value, package) in seen:  # the same distribution seen twice on sys.path
                 continue
             seen.add((ep.name, ep.value, package))

@@ -116,6 +116,10 @@ class Recurrent(nn.Module):
 def scan(cell, x: Tensor, state: State, mask: Tensor | None):
     """Run one cell over x (T, B, I); returns outputs (T, B, H) and the final state."""
     u = cell.project(x)  # the whole sequence's input projection at once: (T, B, G)
+    whole = cell.scan(u, state, mask)
+    if whole is not NotImplemented:
+        out, state = whole
+        return (out if mask is None else out * mask), tuple(state)
     outs = []
     if mask is None:
         for u_t in u.unbind(0):  # unbind, not u[t]: indexing slows every step's backward

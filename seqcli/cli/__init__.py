@@ -29,10 +29,16 @@ def _version(value: bool):
 @app.callback()
 def root(
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks instead of one-line errors."),
+    no_plugins: bool = typer.Option(False, "--no-plugins", help="Use only seqcli's own cells, tasks and datasets (also: SEQCLI_NO_PLUGINS=1)."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
 ):
     """Train, evaluate and sample recurrent sequence models from YAML recipes."""
     state["debug"] = debug or bool(os.environ.get("SEQCLI_DEBUG"))
+    if no_plugins:
+        from seqcli import registry
+
+        os.environ["SEQCLI_NO_PLUGINS"] = "1"
+        registry.forget()
 
 
 app.command("run")(run.run)
