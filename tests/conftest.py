@@ -11,6 +11,18 @@ TINY = ["model.embedding_size=16", "model.hidden_size=32", "model.num_layers=1",
         "sample.length=20"]
 
 
+def skip_without_plugins(recipe_name: str) -> None:
+    """Bundled recipes that use the example plugins need them installed (the README's test
+    command and .ci/run install them)."""
+    from seqcli.recipe.load import bundled
+
+    text = bundled()[recipe_name].read_text()
+    for plugin, package in (("mingru", "seqcli-mingru"), ("python_tokens", "seqcli-pytokens")):
+        registry.forget()
+        if f"name: {plugin}" in text and plugin not in registry.names("cell") + registry.names("dataset"):
+            pytest.skip(f"needs the example plugin {package}: pip install -e plugins/{package}")
+
+
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path, monkeypatch):
     """Each test gets its own data cache and working directory, and a fresh plugin registry."""

@@ -81,13 +81,17 @@ def test_default_run_directory_is_new_each_time(cli, recipe, tmp_path):
 
 SHRINK = ["model.embedding_size=16", "model.hidden_size=16", "model.num_layers=1", "train.batch_size=8",
           "train.seq_len=16", "train.max_steps=6", "train.eval_every=3", "train.log_every=3", "train.eval_batches=2",
-          "sample.length=20", "dataset.train_size=64", "dataset.valid_size=16", "dataset.test_size=16"]
+          "sample.length=20", "dataset.train_size=64", "dataset.valid_size=16", "dataset.test_size=16",
+          "dataset.max_files=10"]
 
 
 @pytest.mark.parametrize("name", sorted(bundled()))
 def test_bundled_recipes_run_with_tiny_overrides(cli, name, tmp_path):
     from seqcli.recipe.resolve import load_recipe
 
+    from conftest import skip_without_plugins
+
+    skip_without_plugins(name)
     if name.startswith("digits"):
         pytest.importorskip("sklearn")
     resolved = load_recipe(name).data
@@ -129,7 +133,7 @@ def test_word_level_model_on_separate_files(cli, tmp_path):
 ERRORS = [
     (["run", "missing.yaml"], "error: missing.yaml: no such file, and no bundled recipe of that name"),
     (["run", "char-lmm"], "error: char-lmm: no such file, and no bundled recipe of that name (did you mean 'char-lm'?)"),
-    (["run", "char-lm", "model.cell.name=lstmm"], "error: override 'model.cell.name=lstmm': model.cell.name: unknown cell 'lstmm' (did you mean 'lstm'?); installed cells: gru, lstm, rnn"),
+    (["run", "char-lm", "model.cell.name=lstmm"], "error: override 'model.cell.name=lstmm': model.cell.name: unknown cell 'lstmm' (did you mean 'lstm'?); installed cells: gru, lstm"),
     (["run", "char-lm", "dataset.name=txt"], "error: override 'dataset.name=txt': dataset.name: unknown dataset 'txt' (did you mean 'text'?); installed datasets: conll, digits"),
     (["run", "char-lm", "model.hidden_size=0"], "error: override 'model.hidden_size=0': model.hidden_size: must be >= 1 and <= 65536, got 0"),
     (["run", "char-lm", "model.hidden_size=big"], "error: override 'model.hidden_size=big': model.hidden_size: must be an integer, got 'big'"),

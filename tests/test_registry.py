@@ -106,3 +106,17 @@ def test_checkpoint_whose_plugin_is_gone_names_the_package(site, cli, recipe, tm
     assert result.exit_code == 2
     assert "built with cell 'minrnn' from package seqcli-minrnn 0.3" in result.stderr
     assert "install that package" in result.stderr
+
+
+def test_no_plugins_turns_third_party_autoload_off(site, cli, monkeypatch):
+    fake_package(site, "seqcli-minrnn", {"seqcli.cells": {"minrnn": "seqcli_minrnn:MinimalRNN"}},
+                 {"seqcli_minrnn": MIN_RNN}, version="0.3")
+    registry.forget()
+    assert "minrnn" in registry.names("cell")
+    monkeypatch.setenv("SEQCLI_NO_PLUGINS", "1")
+    registry.forget()
+    assert "minrnn" not in registry.names("cell") and "lstm" in registry.names("cell")
+    monkeypatch.delenv("SEQCLI_NO_PLUGINS")
+    registry.forget()
+    listing = cli("--no-plugins", "plugins", "list").stdout
+    assert "minrnn" not in listing and "lstm" in listing
