@@ -33,3 +33,17 @@ def list_(
     console().print(table, soft_wrap=True)
     if failed:
         typer.echo(f"{failed} plugin(s) cannot be used; the others work normally", err=True)
+
+
+@app.command("new")
+@guard
+def new(
+    kind: str = typer.Argument(..., help="cell, task or dataset"),
+    name: str = typer.Argument(..., help="The plugin's registered name, e.g. my_cell."),
+    folder: str = typer.Option(".", "--dir", help="Where to create the package folder seqcli-NAME."),
+):
+    """Write a plugin package skeleton (pyproject with its entry point, code, tests that pass)."""
+    from seqcli.scaffold import new_plugin
+
+    root = new_plugin(kind, name, folder)
+    typer.echo(f"wrote {root}; next: pip install -e {root} && python -m pytest {root}")

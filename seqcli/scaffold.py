@@ -1,0 +1,146 @@
+"""`seqcli plugins new KIND NAME`: a plugin package whose own tests pass on first run."""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from importlib import resources
+from pathlib import Path
+
+from seqcli.errors import SeqcliError
+from seqcli.registry import GROUPS
+
+TESTS = {
+    "cell": '''from seqcli.testing import check_cell
+
+
+def test_passes_the_seqcli_cell_contract():
+    check_cell({cls})
+    check_cell({cls}, {"scale": 0.5})
+''',
+    "dataset": '''
+
+def test_loads_splits_and_fields():
+    data = {cls}(size=100).load()
+    assert len(data.splits["train"]) == 80 and len(data.splits["valid"]) == 20
+    assert set(data.fields) == {"input", "label"}
+
+
+def test_a_classifier_learns_it():
+    from seqcli.api import CellSpec
+    from seqcli.cells.lstm import LSTM
+    from seqcli.tasks.classify import Classify
+    from seqcli.train.config import TrainConfig
+    from seqcli.train.trainer import evaluate
+
+    torch.manual_seed(0)
+    data = {cls}(size=2000, max_length=3).load()
+    task = Classify()
+    model = task.build_model(data, CellSpec(LSTM), embedding_size=8, hidden_size=32)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.02)
+    config = TrainConfig(batch_size=32)
+    for epoch in range(4):
+        for batch in task.batches(data, config, epoch):
+            result = task.train_step(model, batch, None)
+            optimizer.zero_grad()
+            result.loss.backward()
+            optimizer.step()
+    assert evaluate(task, model, data, "valid", config)["accuracy"] > 0.9
+''',
+    "task": '''from seqcli.api import CellSpec, Data
+from seqcli.cells.gru import GRU
+from seqcli.data.vocab import Labels, Vocab
+from seqcli.train.config import TrainConfig
+from seqcli.train.trainer import evaluate
+
+
+def test_learns_to_label_by_the_first_token():
+    torch.manual_seed(0)
+    vocab, labels = Vocab(["<unk>", "a", "b", "c"], "char"), Labels(["starts-a", "other"])
+    g = torch.Generator().manual_seed(0)
+    examples = []
+    for _ in range(400):
+        x = torch.randint(1, 4, (int(torch.randint(1, 6, (1,), generator=g)),), generator=g)
+        examples.append({"input": x, "label": torch.tensor(0 if x[0] == 1 else 1)})
+    data = Data(splits={"train": examples[:320], "valid": examples[320:]}, fields={"input": vocab, "label": labels})
+    task = {cls}()
+    model = task.build_model(data, CellSpec(GRU))
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.02)
+    config = TrainConfig(batch_size=32)
+    for epoch in range(10):
+        for batch in task.batches(data, config, epoch):
+            result = task.train_step(model, batch, None)
+            optimizer.zero_grad()
+            result.loss.backward()
+            optimizer.step()
+    assert evaluate(task, model.eval(), data, "valid", config)["accuracy"] > 0.9
+    assert task.sample(model, data.fields, ["abc", "bca"]) == ["starts-a", "other"]
+''',
+}
+
+PYPROJECT = '''[build-system]
+requires = ["hatchling>=1.18"]
+build-backend = "hatchling.build"
+
+[project]
+name = "seqcli-{name}"
+version = "0.1.0"
+description = "A seqcli {kind} plugin"
+requires-python = ">=3.10"
+dependencies = ["seqcli"]
+
+[project.entry-points."{group}"]
+{name} = "seqcli_{name}:{cls}"
+
+[tool.hatch.build.targets.wheel]
+packages = ["src/seqcli_{name}"]
+'''
+
+README = '''# seqcli-{name}
+
+A seqcli {kind} plugin.
+
+```bash
+pip install -e .                # seqcli finds it: seqcli plugins list
+python -m pytest                # its own tests
+```
+
+Use it in a recipe by its name: {usage}
+'''
+
+USAGE = {"cell": "`model: {cell: {name: {name}, scale: 1.0}, ...}`",
+         "dataset": "`dataset: {name: {name}, size: 2000}` with `task: {name: classify}`",
+         "task": "`task: {name: {name}}` with a dataset that has `input` and `label` fields"}
+
+
+def new_plugin(kind: str, name: str, folder: str = ".") -> Path:
+    if kind not in GROUPS:
+        raise SeqcliError(f"unknown plugin kind '{kind}'; choose one of: {', '.join(GROUPS)}")
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+        raise SeqcliError(f"plugin name '{name}': use lower-case letters, digits and underscores, starting with a letter")
+    root = Path(folder) / f"seqcli-{name}"
+    if root.exists():
+        raise SeqcliError(f"{root} already exists; choose another name or folder (nothing was changed)")
+    cls = "".join(part.capitalize() for part in name.split("_"))
+    values = {"name": name, "cls": cls, "kind": kind, "group": GROUPS[kind]}
+
+    def fill(text: str, **more) -> str:
+        for key, value in {**values, **more}.items():
+            text = text.replace("{" + key + "}", value)
+        return text
+
+    templates = resources.files("seqcli.templates")
+    files = {
+        Path("src") / f"seqcli_{name}" / "__init__.py": fill(templates.joinpath(f"{kind}.py.txt").read_text(encoding="utf-8")),
+        Path("tests") / f"test_{name}.py": fill(templates.joinpath("test.py.txt").read_text(encoding="utf-8"),
+                                                 test_body=fill(TESTS[kind])),
+        Path("pyproject.toml"): fill(PYPROJECT),
+        Path("README.md"): fill(README, usage=fill(USAGE[kind])),
+    }
+    staging = Path(tempfile.mkdtemp(prefix=f".seqcli-{name}-", dir=folder))
+    for path, text in files.items():
+        (staging / path).parent.mkdir(parents=True, exist_ok=True)
+        (staging / path).write_text(text, encoding="utf-8")
+    os.replace(staging, root)  # all of it or nothing
+    return root

@@ -1,0 +1,1 @@
+"""Skeletons written by `seqcli plugins new`."""
