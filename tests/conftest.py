@@ -23,6 +23,23 @@ def skip_without_plugins(recipe_name: str) -> None:
             pytest.skip(f"needs the example plugin {package}: pip install -e plugins/{package}")
 
 
+def poison_losses(monkeypatch, calls: set[int], value: float) -> None:
+    """Make the language model's loss `value` (nan, inf) at the given training-step calls."""
+    from seqcli.tasks.language_model import LanguageModel
+
+    real = LanguageModel.train_step
+    count = [0]
+
+    def poisoned(self, model, batch, carry):
+        result = real(self, model, batch, carry)
+        count[0] += 1
+        if count[0] in calls:
+            result.loss = result.loss * value
+        return result
+
+    monkeypatch.setattr(LanguageModel, "train_step", poisoned)
+
+
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path, monkeypatch):
     """Each test gets its own data cache and working directory, and a fresh plugin registry."""

@@ -190,19 +190,9 @@ def test_checkpoint_carrying_pickled_code_is_refused_and_never_runs(cli, tmp_pat
 
 
 def test_non_finite_loss_stops_the_run_and_keeps_the_good_checkpoint(cli, recipe, tmp_path, monkeypatch):
-    from seqcli.tasks.language_model import LanguageModel
+    from conftest import poison_losses
 
-    real = LanguageModel.train_step
-    calls = []
-
-    def breaks_at_step_15(self, model, batch, carry):
-        result = real(self, model, batch, carry)
-        calls.append(1)
-        if len(calls) == 15:
-            result.loss = result.loss * float("nan")
-        return result
-
-    monkeypatch.setattr(LanguageModel, "train_step", breaks_at_step_15)
+    poison_losses(monkeypatch, {15}, float("nan"))
     result = cli("run", recipe, "--run-dir", tmp_path / "run", ok=False)
     assert result.exit_code == 1
     assert result.stderr.startswith("error: step 15: the loss is nan;")

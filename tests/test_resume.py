@@ -1,7 +1,6 @@
 """Nothing lost: killed runs resume exactly, signals save, checkpoints survive kills."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -163,19 +162,9 @@ def test_keep_last_n_and_the_best(cli, recipe, tmp_path):
 
 
 def test_nonfinite_loss_can_skip_the_batch(cli, recipe, tmp_path, monkeypatch):
-    from seqcli.tasks.language_model import LanguageModel
+    from conftest import poison_losses
 
-    real = LanguageModel.train_step
-    calls = []
-
-    def poisoned(self, model, batch, carry):
-        result = real(self, model, batch, carry)
-        calls.append(1)
-        if len(calls) in (3, 12):
-            result.loss = result.loss * float("inf")
-        return result
-
-    monkeypatch.setattr(LanguageModel, "train_step", poisoned)
+    poison_losses(monkeypatch, {3, 12}, float("inf"))
     result = cli("run", recipe, "train.nonfinite=skip", "--run-dir", tmp_path / "run")
     assert "step 3: the loss is inf; batch skipped (1 so far)" in result.stdout
     assert "step 12: the loss is inf; batch skipped (2 so far)" in result.stdout
