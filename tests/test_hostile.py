@@ -121,3 +121,43 @@ def test_random_sample_options(tmp_path, cli, guarded_run, options):
         return  # typer's own message for a value of the wrong type: one clear usage error
     assert_clean(result)
     assert guarded_run() == before
+
+
+FORMATS = {
+    "pairs.tsv": ("reverse", "{name: pairs, path: data.tsv, source: 0, target: 1}"),
+    "pairs.jsonl": ("reverse", "{name: pairs, path: data.jsonl}"),
+    "labeled.csv": ("digits", "{name: labeled, path: data.csv, input: text, label: label}"),
+    "labeled.jsonl": ("digits", "{name: labeled, path: data.jsonl, input_type: numbers}"),
+    "conll.txt": ("copy-memory", "{name: conll, path: data.txt}"),
+    "series.csv": ("seasonal", "{name: series, path: data.csv, window: 3, horizon: 1}"),
+}
+SEEDS = {
+    "pairs.tsv": "abc\tcba\nhello\tolleh\n" * 20,
+    "pairs.jsonl": '{"source": "abc", "target": "cba"}\n' * 30,
+    "labeled.csv": "text,label\ngood film,pos\nbad film,neg\n" * 20,
+    "labeled.jsonl": '{"input": [[1, 2], [3, 4]], "label": "a"}\n{"input": [[0, 1]], "label": "b"}\n' * 20,
+    "conll.txt": "the DT\ncat NN\n\na DT\ndog NN\n\n" * 20,
+    "series.csv": "t,v\n" + "".join(f"{i},{i % 7}\n" for i in range(80)),
+}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(kind=st.sampled_from(sorted(FORMATS)), cut=st.integers(0, 2000),
+       edits=st.lists(st.tuples(st.integers(0, 1999), st.sampled_from(list(b'\t\n,;:{}[]" \x00\xff0a-'))), max_size=8))
+def test_broken_files_in_every_format(tmp_path, cli, guarded_run, kind, cut, edits):
+    before = guarded_run()
+    COUNT["data"] += 1
+    data = bytearray(SEEDS[kind].encode()[:cut])
+    for position, byte in edits:
+        if position < len(data):
+            data[position] = byte
+    suffix = kind.split(".")[1]
+    (tmp_path / f"data.{suffix}").write_bytes(bytes(data))
+    recipe, dataset = FORMATS[kind]
+    if recipe == "digits":
+        pytest.importorskip("sklearn")
+    result = cli("run", recipe, f"dataset={dataset}", "train.max_steps=2", "train.eval_every=2", "train.batch_size=4",
+                 "sample={}" if recipe in ("reverse",) else "train.log_every=1",
+                 "--run-dir", tmp_path / f"runs/f{COUNT['data']}", ok=False)
+    assert_clean(result)
+    assert guarded_run() == before
