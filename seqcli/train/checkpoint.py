@@ -1,8 +1,8 @@
 """Self-contained checkpoints: written atomically, read without running pickled code.
 
 A checkpoint is a dict of tensors and plain data (the resolved recipe, vocabularies, plugin
-names and versions, optimizer/scheduler/RNG states, counters), so `torch.load(...,
-weights_only=True)` can read it and nothing in the file can execute code.
+names and versions, optimizer/scheduler/RNG states, counters), so it is read with
+weights_only=True and nothing in the file can execute code.
 """
 
 from __future__ import annotations
