@@ -124,6 +124,9 @@ def resume(run_dir: Path, recipe: Recipe | None, overrides: list[str], force: bo
     from seqcli.recipe.resolve import resolve
     from seqcli.train import checkpoint
 
+    if not Path(run_dir).is_dir():
+        raise CheckpointError(f"{run_dir}: not a run directory" if Path(run_dir).exists()
+                              else f"{run_dir}: no such checkpoint file or run directory")
     ckpt = checkpoint.load(run_dir, "last")
     stored = ckpt["recipe"]
     if recipe is None:
@@ -153,8 +156,13 @@ def check_model_size(task, data, recipe: Recipe) -> None:
 
     from seqcli import build
 
-    with torch.device("meta"):
-        probe = build.model(task, data, recipe.data)
+    try:
+        with torch.device("meta"):
+            probe = build.model(task, data, recipe.data)
+    except SeqcliError:
+        raise
+    except Exception:  # a plugin model that cannot be built without memory is simply not checked
+        return
     params = sum(p.numel() for p in probe.parameters())
     need = params * 4 * 4  # float32 weights, gradients and two optimizer moments
     try:
