@@ -62,7 +62,7 @@ class ConditionedModel(nn.Module):
         return self.decoder.start(self.bridge(self.condition(batch["x"])))
 
 
-class _Writes(ExampleTask):
+class SequenceWriter(ExampleTask):
     """Training, metrics and decoding shared by the tasks that write a target sequence."""
 
     input_field = "source"
@@ -102,9 +102,6 @@ class _Writes(ExampleTask):
         n = sum(len(b["targets"]) for b, _ in parts)
         return {"token_accuracy": right / max(total, 1), "exact_match": exact / max(n, 1),
                 "ter": errors / max(ref_tokens, 1)}
-
-    def build_model(self, data: Data, cell: CellSpec):
-        raise NotImplementedError
 
     def _prepare(self, fields) -> None:
         target = fields["target"]
@@ -148,7 +145,7 @@ class _Writes(ExampleTask):
         return ["\n".join(f"{target.decode(h.tokens)}\t{h.score:.4f}" for h in r) + "\n" for r in results]
 
 
-class Seq2Seq(_Writes):
+class Seq2Seq(SequenceWriter):
     """Sequence to sequence. Metrics: loss, token_accuracy (teacher forced), exact_match and
     ter (token error rate: edit distance / reference length) of greedy decoding."""
 
@@ -164,7 +161,7 @@ class Seq2Seq(_Writes):
         return encode_input(text, fields["source"], where)
 
 
-class Generate(_Writes):
+class Generate(SequenceWriter):
     """Condition to sequence (one-to-many): a class label or a vector sets the decoder's
     initial state. Metrics as for seq2seq."""
 
