@@ -116,8 +116,7 @@ class SequenceWriter(ExampleTask):
                n_best: Annotated[int, Range(1, 1000)] = 1, max_length: MaxLength = 100,
                length_penalty: Annotated[float, Range(0, 10)] = 0.0, temperature: Annotated[float, Range(0, 100)] = 0.0,
                top_k: Annotated[int, Range(1, 10**9)] | None = None,
-               top_p: Annotated[float, Range(0, 1, lo_open=True)] | None = None, seed: int | None = None,
-               with_attention: bool = False) -> list:
+               top_p: Annotated[float, Range(0, 1, lo_open=True)] | None = None, seed: int | None = None) -> list[str]:
         """One output line per input: greedy (temperature 0), sampled, or the best of a beam;
         with n_best > 1, the n best as `text<TAB>score` lines, inputs separated by a blank line."""
         self.check_sample(beam_size, n_best)
@@ -138,8 +137,6 @@ class SequenceWriter(ExampleTask):
                 generator.manual_seed(seed if seed is not None else secrets.randbits(63))
                 results = [[h] for h in sample(model.decoder, state, len(x), bos, eos, max_length, temperature,
                                                top_k, top_p, generator)]
-        if with_attention:
-            return results
         if n_best == 1:
             return [target.decode(r[0].tokens) for r in results]
         return ["\n".join(f"{target.decode(h.tokens)}\t{h.score:.4f}" for h in r) + "\n" for r in results]
