@@ -75,16 +75,16 @@ class Recurrent(nn.Module):
         if self.num_directions != 1:
             raise ValueError("step() needs a unidirectional layer")
         new: list[State] = []
+        weights = self.fused.all_weights if self.kernel is not None else None  # per layer: w_ih, w_hh, b_ih, b_hh
         for layer in range(self.num_layers):
             s = tuple(t[layer] for t in state)
-            if self.kernel is None:
+            if weights is None:
                 cell = self.cells[layer]
                 s = cell.step(cell.project(x.unsqueeze(0)).squeeze(0), s)
+            elif self.kernel == "lstm":
+                s = tuple(torch.lstm_cell(x, s, *weights[layer]))
             else:
-                weights = [getattr(self.fused, f"{name}_l{layer}")
-                           for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
-                out = FUSED_STEP[self.kernel](x, s if self.kernel == "lstm" else s[0], *weights)
-                s = tuple(out) if self.kernel == "lstm" else (out,)
+                s = (FUSED_STEP[self.kernel](x, s[0], *weights[layer]),)
             new.append(s)
             x = s[0]
             if self.training and self.dropout and layer < self.num_layers - 1:
