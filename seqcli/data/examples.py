@@ -25,14 +25,9 @@ class FileDataset(Dataset):
     def __init__(self, path: FilePath | None = None, train: FilePath | None = None, valid: FilePath | None = None,
                  test: FilePath | None = None, valid_fraction: Fraction = 0.1, test_fraction: Fraction = 0.1,
                  seed: int = 0):
-        if path and train:
-            raise ConfigError("train", "give either path (one file, split by fraction) or train/valid/test files, not both")
-        if (valid or test) and not train:
-            raise ConfigError("valid" if valid else "test", "separate valid/test files need a train file too")
+        check_sources(path, train, valid, test, valid_fraction)
         if not (path or train):
             raise ConfigError("path", "give the data: path (one file) or train/valid/test files")
-        if not valid and valid_fraction == 0:
-            raise ConfigError("valid_fraction", "must be > 0 when there is no valid file (training needs a validation split)")
         self.path, self.train, self.valid, self.test = path, train, valid, test
         self.valid_fraction, self.test_fraction, self.seed = valid_fraction, test_fraction, seed
 
@@ -80,6 +75,17 @@ class FileDataset(Dataset):
         if not examples:
             raise DataError(f"{path}: no examples in this file")
         return examples
+
+
+def check_sources(path, train, valid, test, valid_fraction: float) -> None:
+    """One file split by fraction (`path`), or separate files (`train`, optional `valid` and
+    `test`), never both; without a valid file, a validation split must be carved."""
+    if path and train:
+        raise ConfigError("train", "give either path (one file, split by fraction) or train/valid/test files, not both")
+    if (valid or test) and not train:
+        raise ConfigError("valid" if valid else "test", "separate valid/test files need a train file too")
+    if not valid and valid_fraction == 0:
+        raise ConfigError("valid_fraction", "must be > 0 when there is no valid file (training needs a validation split)")
 
 
 def carve(examples: list, valid_fraction: float, test_fraction: float, seed: int, source: str,

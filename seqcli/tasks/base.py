@@ -8,6 +8,8 @@ import torch
 
 from seqcli.api import Data, DataError, StepResult, Task, TrainConfig, device_of
 from seqcli.data import batching
+from seqcli.data.readers import numbers
+from seqcli.data.vocab import Numeric
 
 
 def require(fields: dict, task: str, **kinds) -> None:
@@ -58,3 +60,28 @@ class ExampleTask(Task):
 
     def metrics(self, model, parts: list[tuple[dict, Any]], fields: dict) -> dict[str, float]:
         return {}
+
+
+def encode_input(text: str, field, where: str) -> torch.Tensor:
+    """A user's input line: text split like the training data, or 'a b; c d' numbers."""
+    if isinstance(field, Numeric):
+        values = torch.tensor(numbers(text, where), dtype=torch.float32)
+        if values.shape[1] != field.dim:
+            raise DataError(f"{where}: {values.shape[1]} values per step; the model reads {field.dim}")
+        return values
+    tokens = field.split(text)
+    if not tokens:
+        raise DataError(f"{where}: the input is empty")
+    unknown = field.unknown(text)
+    if unknown:
+        shown = ", ".join(repr(t) for t in unknown[:10]) + (" ..." if len(unknown) > 10 else "")
+        raise DataError(f"{where} has tokens the model never saw in training: {shown}")
+    return torch.tensor([field.index[t] for t in tokens])
+
+
+def user_batch(inputs: list[str], field, device, what: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The lines given to `seqcli sample --input/--input-file`, encoded and padded."""
+    x = [encode_input(text, field, f"input {i + 1}") for i, text in enumerate(inputs)]
+    if not x:
+        raise DataError(f"give {what} (--input TEXT or --input-file FILE, one per line)")
+    return stack_inputs(x, device)

@@ -13,13 +13,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqcli.api import CellSpec, Data, DataError, Range, device_of
+from seqcli.api import CellSpec, Data, Range, device_of
 from seqcli.data import batching
-from seqcli.data.readers import numbers
 from seqcli.data.vocab import Labels, Numeric, Vocab
 from seqcli.metrics import macro_f1
 from seqcli.nn.encoder import Encoder
-from seqcli.tasks.base import ExampleTask, require, stack_inputs
+from seqcli.tasks.base import ExampleTask, require, stack_inputs, user_batch
 
 Size = Annotated[int, Range(1, 65536)]
 Dropout = Annotated[float, Range(0, 1, hi_open=True)]
@@ -79,30 +78,10 @@ class Classify(ExampleTask):
 
     def sample(self, model, fields: dict, inputs: list[str] = (), n_best: Annotated[int, Range(1, 1000)] = 1) -> list[str]:
         """For each input, the `n_best` most likely labels with their probabilities, tab-separated."""
-        x = [encode_input(text, fields["input"], f"input {i + 1}") for i, text in enumerate(inputs)]
-        if not x:
-            raise DataError("give inputs to classify (--input TEXT or --input-file FILE)")
-        batch_x, lengths = stack_inputs(x, device_of(model))
+        batch_x, lengths = user_batch(inputs, fields["input"], device_of(model), "inputs to classify")
         with torch.no_grad():
             probs = model(batch_x, lengths).softmax(-1)
         top = probs.topk(min(n_best, probs.shape[-1]), dim=-1)
         names = fields["label"].names
         return ["\t".join(f"{names[i]}\t{p:.4f}" for p, i in zip(ps, ids))
                 for ps, ids in zip(top.values.tolist(), top.indices.tolist())]
-
-
-def encode_input(text: str, field, where: str) -> torch.Tensor:
-    """A user's input line: text split like the training data, or 'a b; c d' numbers."""
-    if isinstance(field, Numeric):
-        values = torch.tensor(numbers(text, where), dtype=torch.float32)
-        if values.shape[1] != field.dim:
-            raise DataError(f"{where}: {values.shape[1]} values per step; the model reads {field.dim}")
-        return values
-    tokens = field.split(text)
-    if not tokens:
-        raise DataError(f"{where}: the input is empty")
-    unknown = field.unknown(text)
-    if unknown:
-        shown = ", ".join(repr(t) for t in unknown[:10]) + (" ..." if len(unknown) > 10 else "")
-        raise DataError(f"{where} has tokens the model never saw in training: {shown}")
-    return torch.tensor([field.index[t] for t in tokens])

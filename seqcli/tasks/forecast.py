@@ -14,11 +14,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqcli.api import CellSpec, Data, DataError, Range, device_of
+from seqcli.api import CellSpec, Data, Range, device_of
 from seqcli.data.vocab import Numeric
 from seqcli.nn.encoder import Encoder, Scale
-from seqcli.tasks.base import ExampleTask, require, stack_inputs
-from seqcli.tasks.classify import Dropout, Size, encode_input
+from seqcli.tasks.base import ExampleTask, require, stack_inputs, user_batch
+from seqcli.tasks.classify import Dropout, Size
 
 
 class Forecaster(nn.Module):
@@ -77,10 +77,7 @@ class Forecast(ExampleTask):
 
     def sample(self, model, fields: dict, inputs: list[str] = ()) -> list[str]:
         """For each input window ('a b; c d; ...', one row per step), the forecast rows."""
-        x = [encode_input(text, fields["input"], f"input {i + 1}") for i, text in enumerate(inputs)]
-        if not x:
-            raise DataError("give input windows (--input 'a b; c d' or --input-file FILE, one window per line)")
-        batch_x, lengths = stack_inputs(x, device_of(model))
+        batch_x, lengths = user_batch(inputs, fields["input"], device_of(model), "input windows ('a b; c d; ...')")
         with torch.no_grad():
             values = model.target_scale.inverse(model(batch_x, lengths)).tolist()
         return ["; ".join(" ".join(f"{v:.6g}" for v in row) for row in rows) for rows in values]

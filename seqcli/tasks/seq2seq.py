@@ -25,8 +25,8 @@ from seqcli.metrics import edit_distance
 from seqcli.nn.attention import Kind
 from seqcli.nn.decoder import Bridge, Decoder, DecoderState
 from seqcli.nn.encoder import Encoder, Scale
-from seqcli.tasks.base import ExampleTask, require, stack_inputs
-from seqcli.tasks.classify import Dropout, Size, encode_input
+from seqcli.tasks.base import ExampleTask, encode_input, require, stack_inputs
+from seqcli.tasks.classify import Dropout, Size
 
 Layers = Annotated[int, Range(1, 64)]
 MaxLength = Annotated[int, Range(1, 100_000)]

@@ -12,12 +12,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqcli.api import CellSpec, Data, DataError, Range, device_of
+from seqcli.api import CellSpec, Data, Range, device_of
 from seqcli.data import batching
 from seqcli.data.vocab import Labels, Numeric, Vocab
 from seqcli.nn.encoder import Encoder
-from seqcli.tasks.base import ExampleTask, require, stack_inputs
-from seqcli.tasks.classify import Dropout, Size, encode_input
+from seqcli.tasks.base import ExampleTask, require, stack_inputs, user_batch
+from seqcli.tasks.classify import Dropout, Size
 
 
 class Tagger(nn.Module):
@@ -64,10 +64,7 @@ class Tag(ExampleTask):
 
     def sample(self, model, fields: dict, inputs: list[str] = ()) -> list[str]:
         """Each input with its tags: `token/TAG ...`, or the tags alone for numeric input."""
-        x = [encode_input(text, fields["input"], f"input {i + 1}") for i, text in enumerate(inputs)]
-        if not x:
-            raise DataError("give inputs to tag (--input TEXT or --input-file FILE)")
-        batch_x, lengths = stack_inputs(x, device_of(model))
+        batch_x, lengths = user_batch(inputs, fields["input"], device_of(model), "inputs to tag")
         with torch.no_grad():
             pred = model(batch_x, lengths).argmax(-1).t().tolist()  # (B, T)
         names = fields["tags"].names

@@ -13,9 +13,10 @@ from typing import Annotated, Literal
 import numpy as np
 import torch
 
-from seqcli.api import ConfigError, Data, DataError, Dataset, Range
+from seqcli.api import Data, DataError, Dataset, Range
 from seqcli.data import vocab as V
 from seqcli.data.corpus import default_corpus
+from seqcli.data.examples import check_sources
 from seqcli.recipe.schema import File
 
 FilePath = Annotated[str, File()]
@@ -42,12 +43,7 @@ class TextDataset(Dataset):
         max_vocab: Annotated[int, Range(2, 10**8)] | None = None,
         cache: bool = True,
     ):
-        if path and train:
-            raise ConfigError("train", "give either path (one file, split by fraction) or train/valid/test files, not both")
-        if (valid or test) and not train:
-            raise ConfigError("valid" if valid else "test", "separate valid/test files need a train file too")
-        if not valid and valid_fraction == 0:
-            raise ConfigError("valid_fraction", "must be > 0 when there is no valid file (training needs a validation split)")
+        check_sources(path, train, valid, test, valid_fraction)
         self.path, self.train, self.valid, self.test = path, train, valid, test
         self.level, self.lowercase = level, lowercase
         self.valid_fraction, self.test_fraction = valid_fraction, test_fraction
