@@ -25,7 +25,7 @@ from typing import Any, ClassVar, Iterator
 import torch
 from torch import Tensor, nn
 
-from seqcli.errors import ConfigError, DataError
+from seqcli.errors import ConfigError, DataError, TrainingError
 from seqcli.recipe.schema import Range
 from seqcli.train.config import TrainConfig
 
@@ -143,6 +143,17 @@ class Task:
 
     def train_step(self, model: nn.Module, batch: Any, carry: Any) -> StepResult:
         raise NotImplementedError
+
+    def shard(self, batch: Any, rank: int, world: int) -> Any:
+        """Distributed training: the part of a batch from `batches` that rank `rank` of
+        `world` trains on. The default splits a list of examples; override it for other
+        batch types. Every rank must get a non-empty part."""
+        if isinstance(batch, list):
+            from seqcli.train.distributed import shard_examples
+
+            return shard_examples(batch, rank, world)
+        raise TrainingError(f"task {type(self).__name__} cannot split its batches for distributed training "
+                            f"(it needs a shard() method); run it in one process")
 
     def evaluate(self, model: nn.Module, data: Data, split: str, config: TrainConfig) -> dict[str, float]:
         """Metrics on one split (model already in eval mode, gradients off); must include 'loss'."""

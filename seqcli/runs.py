@@ -66,6 +66,7 @@ def train(recipe: Recipe, run_dir: Path, console: Console, resume: dict | None =
 
     from seqcli import build
     from seqcli.train.memory import keep_freed_memory
+    from seqcli.train import distributed
     from seqcli.train.progress import reporter_for
     from seqcli.train.trainer import Trainer, pick_device, seed_everything
 
@@ -78,7 +79,11 @@ def train(recipe: Recipe, run_dir: Path, console: Console, resume: dict | None =
     task = build.task(recipe.data)
     check_model_size(task, data, recipe)
     model = build.model(task, data, recipe.data)
-    (run_dir / "recipe.yaml").write_text(recipe.to_yaml(), encoding="utf-8")
+    ranks = distributed.context()
+    if ranks.active:
+        torch.manual_seed(config.seed + 1_000_003 * ranks.rank)  # same initial weights, own dropout masks
+    if ranks.main:
+        (run_dir / "recipe.yaml").write_text(recipe.to_yaml(), encoding="utf-8")
     params = sum(p.numel() for p in model.parameters())
     console.print(f"data: {data.info.get('source', '?')}", highlight=False)
     console.print(f"      {describe_sizes(data)}; ready in {time.perf_counter() - started:.1f}s", highlight=False)
@@ -97,10 +102,11 @@ def train(recipe: Recipe, run_dir: Path, console: Console, resume: dict | None =
                                   f"(the data files changed since the run started); cannot resume")
     trainer = Trainer(task, model, data, config, run_dir, meta, reporter_for(console, config.log_every), resume)
     where = f"from step {trainer.step} " if resume is not None else ""
-    console.print(f"training on {trainer.device} {where}to step {config.max_steps}", highlight=False)
+    processes = f" in {ranks.world} processes" if ranks.active else ""
+    console.print(f"training on {trainer.device}{processes} {where}to step {config.max_steps}", highlight=False)
     metrics = trainer.fit()
     options = dict(recipe.data.get("sample", {}))
-    if "inputs" not in options or options["inputs"]:  # tasks that need inputs sample only when given some
+    if ranks.main and ("inputs" not in options or options["inputs"]):  # tasks that need inputs sample only when given some
         if "seed" in options and options["seed"] is None:
             options["seed"] = config.seed
         with torch.no_grad():

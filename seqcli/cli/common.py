@@ -34,6 +34,10 @@ def guard(fn):
         except SeqcliError as exc:
             if state["debug"]:
                 raise
+            from seqcli.train import distributed
+
+            if distributed.context().rank > 0:  # rank 0 says it (every rank meets the same errors)
+                raise typer.Exit(exc.exit_code) from None
             fail(str(exc), exc.exit_code)
         except KeyboardInterrupt:
             if state["debug"]:

@@ -6,6 +6,36 @@ import typer
 
 from seqcli.cli.common import console, guard
 
+NPROC = typer.Option(None, "--nproc-per-node", help="Train data-parallel in N processes on this machine (torch.distributed: gloo on CPU, NCCL on GPU).")
+NNODES = typer.Option(1, "--nnodes", help="Machines taking part (each runs the same command with its --node-rank).")
+NODE_RANK = typer.Option(None, "--node-rank", help="This machine's number, 0 to nnodes-1 (with --nnodes > 1).")
+ENDPOINT = typer.Option(None, "--rdzv-endpoint", help="HOST:PORT of node 0, where the processes meet (with --nnodes > 1).")
+
+
+def distributed_launch(argv: list[str], nproc: int | None, nnodes: int, node_rank, endpoint) -> bool:
+    """In the command a user typed with --nproc-per-node: start the workers; True when done.
+    In a worker (or without the option): False, and the command trains here."""
+    import os
+
+    from seqcli.cli.common import state
+    from seqcli.train import distributed
+
+    if not distributed.launching(nproc, nnodes):
+        return False
+    if state["debug"]:
+        os.environ["SEQCLI_DEBUG"] = "1"
+    distributed.launch(argv, nproc or 1, nnodes, node_rank, endpoint)
+    return True
+
+
+def worker_console():
+    """Rank 0 prints; the other ranks of a distributed run stay quiet."""
+    from rich.console import Console
+
+    from seqcli.train import distributed
+
+    return console() if distributed.context().main else Console(quiet=True)
+
 
 @guard
 def run(
@@ -14,6 +44,10 @@ def run(
     run_dir: Optional[str] = typer.Option(None, "--run-dir", "-o", help="Where to write the run (default: runs/RECIPE-TIME). Never overwritten."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --run-dir from its last checkpoint."),
     force: bool = typer.Option(False, "--force", help="With --resume: continue even if the recipe changed what is learnt."),
+    nproc_per_node: Optional[int] = NPROC,
+    nnodes: int = NNODES,
+    node_rank: Optional[int] = NODE_RANK,
+    rdzv_endpoint: Optional[str] = ENDPOINT,
 ):
     """Train and evaluate the model a recipe describes, with live progress.
 
@@ -26,15 +60,32 @@ def run(
     from seqcli import runs
     from seqcli.errors import SeqcliError
     from seqcli.recipe.resolve import load_recipe
+    from seqcli.train import distributed
 
     checked = load_recipe(recipe, overrides or [])
+    launching = distributed.launching(nproc_per_node, nnodes)
+    if launching:
+        distributed.check_options(nproc_per_node, nnodes, node_rank, rdzv_endpoint)
+    if resume and run_dir is None:
+        raise SeqcliError("--resume needs --run-dir (or use `seqcli resume` for the latest run)")
     if resume:
-        if run_dir is None:
-            raise SeqcliError("--resume needs --run-dir (or use `seqcli resume` for the latest run)")
-        runs.resume(Path(run_dir), checked, [], force, console())
+        argv = ["run", recipe, *(overrides or []), "--run-dir", run_dir, "--resume"] + (["--force"] if force else [])
+    else:
+        if launching:  # the workers are told where; checked here, once
+            run_dir = str(runs.new_run_dir(run_dir, checked))
+        argv = ["run", recipe, *(overrides or [])] + (["--run-dir", run_dir] if run_dir else [])
+    if distributed_launch(argv, nproc_per_node, nnodes, node_rank, rdzv_endpoint):
         return
-    path = runs.new_run_dir(run_dir, checked)
-    runs.train(checked, path, console())
+    distributed.setup(checked.train_config().device)
+    try:
+        if resume:
+            runs.resume(Path(run_dir), checked, [], force, worker_console())
+            return
+        if distributed.context().main:
+            run_dir = str(runs.new_run_dir(run_dir, checked))
+        runs.train(checked, Path(distributed.broadcast(run_dir)), worker_console())
+    finally:
+        distributed.teardown()
 
 
 @guard
@@ -42,6 +93,10 @@ def resume(
     run_dir: Optional[str] = typer.Argument(None, help="The run directory (default: the latest run under runs/)."),
     overrides: Optional[List[str]] = typer.Argument(None, help="key=value changes, e.g. train.max_steps=4000 to train longer."),
     force: bool = typer.Option(False, "--force", help="Continue even if the overrides change what is learnt."),
+    nproc_per_node: Optional[int] = NPROC,
+    nnodes: int = NNODES,
+    node_rank: Optional[int] = NODE_RANK,
+    rdzv_endpoint: Optional[str] = ENDPOINT,
 ):
     """Continue a run from its last checkpoint, exactly where it stopped.
 
@@ -51,5 +106,14 @@ def resume(
     from pathlib import Path
 
     from seqcli import runs
+    from seqcli.train import distributed
 
-    runs.resume(Path(run_dir) if run_dir else runs.latest_run(), None, overrides or [], force, console())
+    path = Path(run_dir) if run_dir else runs.latest_run()
+    argv = ["resume", str(path), *(overrides or [])] + (["--force"] if force else [])
+    if distributed_launch(argv, nproc_per_node, nnodes, node_rank, rdzv_endpoint):
+        return
+    distributed.setup()
+    try:
+        runs.resume(path, None, overrides or [], force, worker_console())
+    finally:
+        distributed.teardown()

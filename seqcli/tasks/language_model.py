@@ -68,6 +68,9 @@ class LanguageModel(Task):
             n = min(config.seq_len, columns.shape[0] - 1 - i)
             yield columns[i : i + n], columns[i + 1 : i + 1 + n]  # inputs, targets: (T, B)
 
+    def shard(self, batch, rank: int, world: int):
+        return tuple(t[:, rank::world] for t in batch)  # each rank its own streams (columns)
+
     def train_step(self, model: RNNLanguageModel, batch, carry) -> StepResult:
         device = device_of(model)
         x, y = (t.to(device, torch.long) for t in batch)

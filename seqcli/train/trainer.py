@@ -17,7 +17,7 @@ import torch
 from seqcli import __version__
 from seqcli.api import Data, Task, TrainConfig
 from seqcli.errors import SeqcliError, TrainingError
-from seqcli.train import checkpoint
+from seqcli.train import checkpoint, distributed
 from seqcli.train.optim import build_optimizer, build_scheduler
 from seqcli.train.progress import Reporter
 
@@ -31,9 +31,14 @@ class Interrupted(SeqcliError):
 
 
 def pick_device(name: str) -> torch.device:
-    """'auto' (CUDA when present, else CPU), 'cpu', 'cuda', 'cuda:N' or 'mps'."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """'auto' (CUDA when present, else CPU), 'cpu', 'cuda', 'cuda:N' or 'mps'. A distributed
+    worker on CUDA takes the GPU of its local rank."""
+    ctx = distributed.context()
+    if name == "auto" or (ctx.active and name == "cuda"):
+        if torch.cuda.is_available():
+            return torch.device("cuda", ctx.local_rank) if ctx.active else torch.device("cuda")
+        if name == "auto":
+            return torch.device("cpu")
     if not re.fullmatch(r"cpu|cuda(:\d+)?|mps", name):
         raise SeqcliError(f"device {name!r}: must be auto, cpu, cuda, cuda:N or mps")
     device = torch.device(name)
@@ -64,6 +69,16 @@ class Trainer:
         self.reporter = reporter
         self.device = pick_device(config.device)
         self.model = model.to(self.device)
+        self.dist = distributed.context()
+        self.replicas = None  # DistributedDataParallel over the task's training step
+        if self.dist.active:
+            if config.batch_size < self.dist.world:
+                raise TrainingError(f"train.batch_size {config.batch_size} is smaller than the {self.dist.world} "
+                                    f"processes; each needs part of every batch")
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.replicas = DistributedDataParallel(_TrainStep(task, self.model), device_ids=ids)
         self.optimizer = build_optimizer(self.model.parameters(), config.optimizer)
         self.scheduler = build_scheduler(self.optimizer, config.scheduler, config.max_steps)
         self.plateau = isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
@@ -73,9 +88,11 @@ class Trainer:
         self.carry = None  # what the task hands from one batch to the next
         self.window = [0.0, 0]  # training loss summed since the last log line, and its steps
         self.best: dict | None = None
-        self.stop_signal: int | None = None
+        self.stop_signal: int | None = None  # set by the signal handler
+        self.agreed_stop: int | None = None  # distributed: a signal some rank got, seen by all at one step
         self.skipped = 0
-        self.folder.mkdir(parents=True, exist_ok=True)
+        if self.dist.main:
+            self.folder.mkdir(parents=True, exist_ok=True)
         if resume is not None:
             self._restore(resume)
 
@@ -87,13 +104,15 @@ class Trainer:
         self.reporter.start(cfg.max_steps, self.step)
         last_metrics: dict = {}
         started = time.perf_counter()
-        self.log = open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8")
+        self.log = open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") if self.dist.main else None
         previous = self._catch_signals()
         try:
             while self.step < cfg.max_steps:
                 for index, batch in enumerate(self.task.batches(self.data, cfg, self.epoch)):
                     if index < self.position:  # resuming mid-epoch: these were trained on already
                         continue
+                    if self.dist.active:
+                        batch = self.task.shard(batch, self.dist.rank, self.dist.world)
                     self._train_on(batch)
                     self.position = index + 1
                     if self.step % cfg.log_every == 0:
@@ -107,7 +126,7 @@ class Trainer:
                         last_metrics = self._evaluate_and_save()
                     elif cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
                         self._save(self._checkpoint(None), best=False)
-                    if self.stop_signal is not None:
+                    if (self.agreed_stop if self.dist.active else self.stop_signal) is not None:
                         self._stop()
                     if self.step >= cfg.max_steps:
                         break
@@ -119,14 +138,19 @@ class Trainer:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
             self.reporter.close()
-            self.log.close()
+            if self.log is not None:
+                self.log.close()
         return last_metrics
 
     def _train_on(self, batch) -> None:
         cfg = self.config
         self.model.train()
-        result = self.task.train_step(self.model, batch, self.carry)
-        loss = result.loss.item()
+        if self.replicas is None:
+            result = self.task.train_step(self.model, batch, self.carry)
+            loss, targets = result.loss.item(), result.targets
+        else:
+            result = self.replicas(batch, self.carry)
+            loss, targets = self._agree(result)
         self.step += 1
         if not math.isfinite(loss):
             if cfg.nonfinite == "stop":
@@ -146,7 +170,17 @@ class Trainer:
         self.carry = result.carry
         self.window[0] += loss
         self.window[1] += 1
-        self.reporter.step(self.step, loss, result.targets, self.optimizer.param_groups[0]["lr"])
+        self.reporter.step(self.step, loss, targets, self.optimizer.param_groups[0]["lr"])
+
+    def _agree(self, result) -> tuple[float, int]:
+        """Distributed: the mean loss over all ranks' targets, their total, and a stop signal
+        any rank received, so that every rank takes the same decisions at the same step."""
+        signum = float(self.stop_signal or 0)
+        total, targets, stopping, signums = distributed.all_sum(
+            [result.loss.item() * result.targets, float(result.targets), float(signum > 0), signum])
+        if stopping:
+            self.agreed_stop = round(signums / stopping)
+        return total / max(targets, 1), int(targets)
 
     def _evaluate_and_save(self) -> dict:
         metrics = evaluate(self.task, self.model, self.data, "valid", self.config)
@@ -169,6 +203,9 @@ class Trainer:
         rng = {"torch": torch.get_rng_state(), "python": random.getstate()}
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state_all()
+        ranks = None
+        if self.dist.active:  # each rank's own carried state and random numbers, for resuming
+            ranks = distributed.gather({"carry": _to_cpu(self.carry), "rng": rng})
         return {
             **self.meta,
             "seqcli_version": __version__,
@@ -183,10 +220,13 @@ class Trainer:
             "metrics": metrics,
             "best": self.best,
             "rng": rng,
+            "ranks": ranks,
         }
 
     def _save(self, state: dict, best: bool) -> None:
         """last.pt always; best.pt when the model improved; step-N.pt for the last N."""
+        if not self.dist.main:
+            return
         checkpoint.save(state, self.folder / "last.pt")
         if best:
             checkpoint.save(state, self.folder / "best.pt")
@@ -203,16 +243,21 @@ class Trainer:
         if self.scheduler is not None and ckpt.get("scheduler") is not None:
             self.scheduler.load_state_dict(ckpt["scheduler"])
         self.step, self.epoch, self.position = ckpt["step"], ckpt["epoch"], ckpt.get("position", 0)
-        carry = ckpt.get("carry")
-        self.carry = tuple(t.to(self.device) for t in carry) if isinstance(carry, (tuple, list)) else carry
         self.window = list(ckpt.get("window", [0.0, 0]))
         self.best = ckpt.get("best")
-        rng = ckpt["rng"]
+        ranks = ckpt.get("ranks") or [{"carry": ckpt.get("carry"), "rng": ckpt["rng"]}]
+        mine = ranks[self.dist.rank] if len(ranks) == self.dist.world else {"carry": None, "rng": ranks[0]["rng"]}
+        if len(ranks) != self.dist.world:
+            self.reporter.message(f"the checkpoint was written by {len(ranks)} process(es), this run has "
+                                  f"{self.dist.world}: the carried state starts afresh")
+        rng, carry = mine["rng"], mine["carry"]
+        self.carry = tuple(t.to(self.device) for t in carry) if isinstance(carry, (tuple, list)) else carry
         torch.set_rng_state(rng["torch"])
         random.setstate(_as_state(rng["python"]))
         if "cuda" in rng and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(rng["cuda"])
-        truncate_metrics(self.run_dir / "metrics.jsonl", self.step)
+        if self.dist.main:
+            truncate_metrics(self.run_dir / "metrics.jsonl", self.step)
 
     # -- signals ------------------------------------------------------------------------------
 
@@ -223,6 +268,8 @@ class Trainer:
 
         def handler(signum, frame):
             if self.stop_signal is not None:
+                if self.dist.active:  # the launcher passes the terminal's signal on: the same stop
+                    return
                 raise KeyboardInterrupt
             self.stop_signal = signum
             self.reporter.message("stopping after this step and saving a checkpoint (press Ctrl-C again to stop at once)")
@@ -234,13 +281,36 @@ class Trainer:
 
     def _stop(self) -> None:
         self._save(self._checkpoint(None), best=False)
-        name = signal.Signals(self.stop_signal).name
+        signum = self.agreed_stop or self.stop_signal
+        name = signal.Signals(signum).name
         raise Interrupted(f"{name}: stopped at step {self.step}; saved {self.folder / 'last.pt'}; "
-                          f"continue with: seqcli resume {self.run_dir}", self.stop_signal)
+                          f"continue with: seqcli resume {self.run_dir}", signum)
 
     def _write(self, record: dict) -> None:
-        self.log.write(json.dumps(record) + "\n")
-        self.log.flush()
+        if self.log is not None:
+            self.log.write(json.dumps(record) + "\n")
+            self.log.flush()
+
+
+class _TrainStep(torch.nn.Module):
+    """The task's training step as a module, so DistributedDataParallel can wrap any task:
+    its forward runs `task.train_step(model, ...)`, whatever parts of the model that calls."""
+
+    def __init__(self, task: Task, model: torch.nn.Module):
+        super().__init__()
+        self.task = task
+        self.model = model
+
+    def forward(self, batch, carry):
+        return self.task.train_step(self.model, batch, carry)
+
+
+def _to_cpu(carry):
+    if isinstance(carry, torch.Tensor):
+        return carry.cpu()
+    if isinstance(carry, (tuple, list)):
+        return type(carry)(_to_cpu(c) for c in carry)
+    return carry
 
 
 def _as_state(value):
