@@ -15,7 +15,7 @@ from seqcli.recipe.resolve import Recipe
 # Keys a resumed run may change without --force: they do not change what is being learnt.
 SAFE_CHANGES = ("description", "sample.", "train.max_steps", "train.log_every", "train.eval_every",
                 "train.eval_batches", "train.checkpoint_every", "train.keep_checkpoints", "train.nonfinite",
-                "train.device")
+                "train.device", "train.precision")
 
 
 def new_run_dir(run_dir: str | None, recipe: Recipe, root: str = "runs") -> Path:

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from seqcli import __version__
-from seqcli.api import Data, Task, TrainConfig
+from seqcli.api import Data, Task, TrainConfig, device_of
 from seqcli.errors import SeqcliError, TrainingError
 from seqcli.train import checkpoint, distributed
 from seqcli.train.optim import build_optimizer, build_scheduler
@@ -145,11 +145,12 @@ class Trainer:
     def _train_on(self, batch) -> None:
         cfg = self.config
         self.model.train()
+        with autocast(self.device, cfg.precision):
+            result = (self.task.train_step(self.model, batch, self.carry) if self.replicas is None
+                      else self.replicas(batch, self.carry))
         if self.replicas is None:
-            result = self.task.train_step(self.model, batch, self.carry)
             loss, targets = result.loss.item(), result.targets
         else:
-            result = self.replicas(batch, self.carry)
             loss, targets = self._agree(result)
         self.step += 1
         if not math.isfinite(loss):
@@ -313,6 +314,12 @@ def _to_cpu(carry):
     return carry
 
 
+def autocast(device: torch.device, precision: str):
+    """bf16: run the forward pass under autocast (matrix products in bfloat16, reductions and
+    losses in float32; the weights and the optimizer stay float32)."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
 def _as_state(value):
     """random.getstate() comes back from a checkpoint with lists where it had tuples."""
     version, internal, gauss = value
@@ -339,7 +346,7 @@ def evaluate(task: Task, model: torch.nn.Module, data: Data, split: str, config:
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad():
+        with torch.no_grad(), autocast(device_of(model), config.precision):
             return task.evaluate(model, data, split, config)
     finally:
         model.train(was_training)
