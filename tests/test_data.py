@@ -1,5 +1,7 @@
 """The `text` dataset: splits, vocabularies, tokenisation, cache and bad files."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -54,12 +56,25 @@ def test_vectorised_encoding_matches_a_plain_loop():
     assert ids.tolist() == [vocab.index[c] for c in text]
 
 
+def mapped_from_file(tensor) -> str:
+    """The file a tensor's memory is mapped from ('' if none), from /proc/self/maps."""
+    address = tensor.data_ptr()
+    for line in open("/proc/self/maps"):
+        span, *rest = line.split()
+        lo, hi = (int(x, 16) for x in span.split("-"))
+        if lo <= address < hi:
+            return rest[4] if len(rest) > 4 else ""
+    return ""
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="needs Linux /proc")
 def test_second_load_reuses_the_cache(corpus, tmp_path):
     first = TextDataset(path=str(corpus)).load()
     second = TextDataset(path=str(corpus)).load()
     assert "cached" not in first.info and second.info["cached"] is True
     assert all(np.array_equal(first.splits[k], second.splits[k]) for k in first.splits)
     assert first.fields["text"] == second.fields["text"]
+    assert mapped_from_file(second.splits["train"]).endswith("train.npy")  # memory-mapped, not read in
     corpus.write_text("a new line with new words: xyzq\n" + corpus.read_text())  # changed file: rebuilt
     third = TextDataset(path=str(corpus)).load()
     assert "cached" not in third.info and "q" in third.fields["text"].tokens

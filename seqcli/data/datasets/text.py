@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -112,7 +113,7 @@ class TextDataset(Dataset):
             return None
         try:
             meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
-            splits = {k: torch.from_numpy(np.load(folder / f"{k}.npy")) for k in meta["splits"]}
+            splits = {k: mapped(folder / f"{k}.npy") for k in meta["splits"]}
             vocab = V.Vocab.from_state(meta["vocab"])
         except (OSError, ValueError, KeyError):
             return None  # a damaged cache entry is rebuilt
@@ -133,6 +134,14 @@ class TextDataset(Dataset):
         except OSError:  # caching is an optimisation; a read-only or full disk only costs time
             if tmp is not None:
                 shutil.rmtree(tmp, ignore_errors=True)
+
+
+def mapped(path: Path) -> torch.Tensor:
+    """A cached token array, memory-mapped: pages are read on use and shared between runs."""
+    array = np.load(path, mmap_mode="r")
+    with warnings.catch_warnings():  # read-only is the point: nothing writes to token arrays
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.from_numpy(array)
 
 
 def cache_dir() -> Path:
