@@ -72,12 +72,29 @@ class Recurrent(nn.Module):
     def step(self, x: Tensor, state: State) -> tuple[Tensor, State]:
         """One time step of a unidirectional stack: x (B, I) -> output (B, H), new state.
         Used for sampling, where calling the fused sequence kernel per step costs far more."""
+        x, layers = self.step_layers(x, self.unstack(state))
+        return x, self.stack(layers)
+
+    def unstack(self, state: State) -> list[State]:
+        """The stacked state -> one state tuple per layer (what `step_layers` carries)."""
+        return [tuple(t[layer] for t in state) for layer in range(self.num_layers)]
+
+    def stack(self, layers: list[State]) -> State:
+        return tuple(torch.stack([s[k] for s in layers]) for k in range(self.num_states))
+
+    def step_weights(self) -> list | None:
+        """The fused kernel's weights per layer (w_ih, w_hh, b_ih, b_hh), for `step_layers`."""
+        return self.fused.all_weights if self.kernel is not None else None
+
+    def step_layers(self, x: Tensor, layers: list[State], weights: list | None = None) -> tuple[Tensor, list[State]]:
+        """`step` with the state kept per layer, and the fused weights looked up once by the
+        caller (`step_weights()`): a long generation loop then does only the arithmetic."""
         if self.num_directions != 1:
             raise ValueError("step() needs a unidirectional layer")
         new: list[State] = []
-        weights = self.fused.all_weights if self.kernel is not None else None  # per layer: w_ih, w_hh, b_ih, b_hh
-        for layer in range(self.num_layers):
-            s = tuple(t[layer] for t in state)
+        if weights is None:
+            weights = self.step_weights()
+        for layer, s in enumerate(layers):
             if weights is None:
                 cell = self.cells[layer]
                 s = cell.step(cell.project(x.unsqueeze(0)).squeeze(0), s)
@@ -89,7 +106,7 @@ class Recurrent(nn.Module):
             x = s[0]
             if self.training and self.dropout and layer < self.num_layers - 1:
                 x = F.dropout(x, self.dropout, True)
-        return x, tuple(torch.stack([s[k] for s in new]) for k in range(self.num_states))
+        return x, new
 
     def _loop(self, x: Tensor, state: State, lengths: Tensor | None):
         mask = None

@@ -127,15 +127,17 @@ class LanguageModel(Task):
         generator = torch.Generator(device=device)
         generator.manual_seed(seed if seed is not None else secrets.randbits(63))
         x = torch.tensor(start, device=device).unsqueeze(1).expand(-1, num_samples)  # (P, N)
-        out = torch.empty(length, num_samples, dtype=torch.long)
+        tokens = []
         with torch.no_grad():
             logits, state = model(x, None)
-            logits = logits[-1]
+            logits, layers, weights = logits[-1], model.rnn.unstack(state), model.rnn.step_weights()
             for t in range(length):
                 token = next_token(logits, temperature, top_k, top_p, generator)
-                out[t] = token
+                tokens.append(token)
                 if t + 1 < length:
-                    logits, state = model.step(token, state)
+                    h, layers = model.rnn.step_layers(model.embed(token), layers, weights)
+                    logits = model._logits(h)
+        out = torch.stack(tokens).cpu()  # (length, N)
         return [vocab.decode(prime_ids + out[:, j].tolist()) for j in range(num_samples)]
 
 
