@@ -10,6 +10,10 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from record import record  # noqa: E402
 
 
 def timed(cmd: list[str], runs: int) -> float:
@@ -32,6 +36,7 @@ def main() -> None:
     print(f"python -c pass        {bare:.3f} s")
     print(f"seqcli --help         {help_:.3f} s   (goal < 0.300 s; ratio to bare python {help_ / bare:.1f}x)")
     print(f"import seqcli.cli     {imports:.3f} s   (torch not imported)")
+    record("cli_startup", "`seqcli --help` start-up (vs `python -c pass`)", help_, bare, "s", "< 0.3 s")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,10 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from record import record  # noqa: E402
 
 SIZES = {  # embedding, hidden, layers, batch, seq_len
     "small": (64, 256, 2, 64, 128),
@@ -141,6 +145,8 @@ def main() -> None:
         shape = "/".join(map(str, SIZES[size]))
         print(f"{size:<6} {shape:<21} {best['plain']:>8,.0f} {best['plain-tuned']:>13,.0f} {best['seqcli']:>8,.0f} "
               f"{best['seqcli'] / best['plain']:>13.2f} {best['seqcli'] / best['plain-tuned']:>20.2f}")
+        record("lm_throughput", f"{args.cell.upper()} LM training, {size} ({shape})", best["seqcli"], best["plain"],
+               "tokens/s", ">= 0.95")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,9 @@ installed (its parallel scan on a GPU, its step loop on a CPU). Same process, sa
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -21,6 +23,9 @@ from seqcli.data.datasets.text import TextDataset
 from seqcli.tasks.language_model import LanguageModel
 from seqcli.train.config import TrainConfig
 from seqcli.train.memory import keep_freed_memory
+
+sys.path.insert(0, str(Path(__file__).parent))
+from record import record  # noqa: E402
 
 
 def time_cell(cls, data, steps: int, warmup: int = 3) -> float:
@@ -61,6 +66,9 @@ def main() -> None:
         seconds = time_cell(cls, data, args.steps)
         base = base or seconds
         print(f"{name:<32} {seconds * 1000:8.1f} ms/step   {seconds / base:5.2f}x the fused LSTM")
+        if seconds is not base:
+            record("plugin_cell", f"char-lm training step: {name} (vs the built-in fused LSTM)", seconds * 1000,
+                   base * 1000, "ms/step", "<= 1.4" if "lstm" in name else "")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,9 @@ The language model keeps random weights: its speed does not depend on training.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -25,6 +27,9 @@ from seqcli.decoding.sampling import next_token
 from seqcli.tasks.language_model import LanguageModel
 from seqcli.tasks.seq2seq import Seq2Seq
 from seqcli.train.config import TrainConfig
+
+sys.path.insert(0, str(Path(__file__).parent))
+from record import record  # noqa: E402
 
 
 def rerun_prefix(model, start: torch.Tensor, length: int, generator) -> None:
@@ -80,6 +85,8 @@ def main() -> None:
     plain = best_rate(lambda: plain_sample(lm, vocab.index["\n"], args.length, generator), args.length, args.repeats)
     print(f"batch 1, best of {args.repeats}: seqcli {ours:,.0f} tokens/s, hand-written torch.lstm_cell loop "
           f"{plain:,.0f} tokens/s, ratio {ours / plain:.2f}")
+    record("sampling", "LM sampling, batch 1, hidden 256 (vs hand-written lstm_cell loop)", ours, plain, "tokens/s",
+           ">= 5,000 tokens/s")
     print(f"{'':<38}{'batch 1':>14}{'batch 64':>14}   (tokens/s)")
     rates = {}
     for batch in (1, 64):
@@ -94,6 +101,9 @@ def main() -> None:
     print(f"{'seqcli: state carried, one step/token':<38}{rates['carried', 1]:>14,.0f}{rates['carried', 64]:>14,.0f}")
     print(f"{'naive: prefix re-run for every token':<38}{rates['rerun', 1]:>14,.0f}{rates['rerun', 64]:>14,.0f}")
     print(f"{'speed-up':<38}{rates['carried', 1] / rates['rerun', 1]:>13.0f}x{rates['carried', 64] / rates['rerun', 64]:>13.0f}x")
+    for batch in (1, 64):
+        record("sampling", f"LM sampling, batch {batch}: carried state vs re-running the prefix",
+               rates["carried", batch], rates["rerun", batch], "tokens/s")
 
     # a seq2seq model trained briefly on `reverse`, so that outputs end where they should
     data = SyntheticDataset("reverse", train_size=3000, valid_size=10, test_size=10, max_length=10).load()
@@ -115,11 +125,19 @@ def main() -> None:
     outputs = s2s.sample(model, data.fields, inputs)
     right = sum(o == i[::-1] for i, o in zip(inputs, outputs))
     print(f"seq2seq model: {right}/64 test inputs reversed correctly after {steps} training steps")
+    fields = {"source": source, "target": target}
     for beam in (1, 4):
         start = time.perf_counter()
-        s2s.sample(model, {"source": source, "target": target}, inputs, beam_size=beam, max_length=20)
-        print(f"seq2seq (LSTM 128, additive attention), a batch of 64 inputs, beam {beam}: "
-              f"{len(inputs) / (time.perf_counter() - start):,.0f} sentences/s")
+        s2s.sample(model, fields, inputs, beam_size=beam, max_length=20)
+        batched = len(inputs) / (time.perf_counter() - start)
+        start = time.perf_counter()
+        for text in inputs:
+            s2s.sample(model, fields, [text], beam_size=beam, max_length=20)
+        alone = len(inputs) / (time.perf_counter() - start)
+        print(f"seq2seq (LSTM 128, additive attention), 64 inputs, beam {beam}: batched {batched:,.0f} sentences/s, "
+              f"one input at a time {alone:,.0f} sentences/s ({batched / alone:.1f}x)")
+        record("sampling", f"seq2seq {'greedy' if beam == 1 else f'beam {beam}'} decoding, 64 inputs: batched vs "
+               f"one at a time", batched, alone, "sentences/s")
 
 
 if __name__ == "__main__":

@@ -80,12 +80,15 @@ class Decoder(nn.Module):
         if not self.attending:  # the whole target at once on the fused kernel
             h, _ = self.rnn(self.drop(self.embed(tokens)), state.rnn)
             return self.out(self.drop(h)), None
+        x_all = self.drop(self.embed(tokens))  # (T, B, E): embedded at once
+        layers, weights_rnn, feed = self.rnn.unstack(state.rnn), self.rnn.step_weights(), state.feed
         logits, weights = [], []
-        for token in tokens.unbind(0):
-            step_logits, state, w = self.step(token, state)
-            logits.append(step_logits)
+        for x in x_all.unbind(0):
+            h, layers = self.rnn.step_layers(torch.cat([x, feed], -1), layers, weights_rnn)
+            feed, w = self._attend(h, state)
+            logits.append(feed)
             weights.append(w)
-        return torch.stack(logits), torch.stack(weights)
+        return self.out(self.drop(torch.stack(logits))), torch.stack(weights)
 
     def step(self, token: Tensor, state: DecoderState) -> tuple[Tensor, DecoderState, Tensor | None]:
         """token (B,) -> logits (B, V), the next state, attention weights (B, S) or None."""
@@ -94,6 +97,11 @@ class Decoder(nn.Module):
             h, rnn = self.rnn.step(x, state.rnn)
             return self.out(self.drop(h)), replace(state, rnn=rnn), None
         h, rnn = self.rnn.step(torch.cat([x, state.feed], -1), state.rnn)
-        context, weights = self.attention(h, state.keys, state.memory, state.mask)
-        feed = torch.tanh(self.combine(torch.cat([h, context], -1)))  # the attentional vector
+        feed, weights = self._attend(h, state)
         return self.out(self.drop(feed)), replace(state, rnn=rnn, feed=feed), weights
+
+    def _attend(self, h: Tensor, state: DecoderState) -> tuple[Tensor, Tensor]:
+        """The attentional vector tanh(W [h; context]) (B, H), fed to the next step, and the
+        attention weights (B, S)."""
+        context, weights = self.attention(h, state.keys, state.memory, state.mask)
+        return torch.tanh(self.combine(torch.cat([h, context], -1))), weights

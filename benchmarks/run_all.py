@@ -1,0 +1,90 @@
+"""The performance suite in one command: every benchmark, each comparison in its own
+processes against its plain-PyTorch baseline on this machine, then one table of ratios.
+
+    python benchmarks/run_all.py [--quick] [--markdown FILE]
+
+--quick runs fewer steps and repeats (a few minutes); the default takes about 15 minutes on
+2 CPU cores. --markdown writes the table (with the machine it ran on) for the README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).parent
+
+
+def suite(quick: bool) -> list[list[str]]:
+    steps, repeats = (["--steps", "10"], ["--repeats", "1"]) if quick else (["--steps", "20"], ["--repeats", "2"])
+    runs = [["lm_throughput.py", "--size", "both", "--cell", cell, *steps, *repeats] for cell in ("lstm", "gru", "rnn")]
+    return runs + [
+        ["seq2seq_throughput.py", *steps, *repeats],
+        ["sampling.py", "--repeats", "3" if quick else "5"],
+        ["cli_startup.py", "--runs", "5" if quick else "10"],
+        ["data_prep.py", "--mb", "20" if quick else "100"],
+        ["plugin_cell.py", "--steps", "3" if quick else "10"],
+    ]
+
+
+def machine() -> str:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}; Python "
+            f"{platform.python_version()}, torch {torch.__version__} ({torch.get_num_threads()} threads)")
+
+
+def number(value: float, unit: str) -> str:
+    if unit in ("s",):
+        return f"{value:.3f} s"
+    return f"{value:,.0f}" if value >= 100 else f"{value:,.1f}"
+
+
+def table(records: list[dict]) -> list[str]:
+    lines = ["| benchmark | seqcli | baseline | ratio | unit | goal |", "|---|---:|---:|---:|---|---|"]
+    for r in records:
+        base = number(r["baseline"], r["unit"]) if r["baseline"] else ""
+        ratio = f"{r['ratio']:.2f}" if r["ratio"] is not None else ""
+        lines.append(f"| {r['what']} | {number(r['seqcli'], r['unit'])} | {base} | {ratio} | {r['unit']} | "
+                     f"{r['goal']} |")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer steps and repeats")
+    parser.add_argument("--markdown", help="also write the table to this file")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        results = Path(tmp) / "results.jsonl"
+        env = {**os.environ, "SEQCLI_BENCH_RECORD": str(results)}
+        for argv in suite(args.quick):
+            print(f"\n$ python benchmarks/{' '.join(argv)}", flush=True)
+            subprocess.run([sys.executable, str(HERE / argv[0]), *argv[1:]], env=env, check=True)
+        records = [json.loads(line) for line in results.read_text().splitlines()]
+    lines = [f"Machine: {machine()}.", f"`python benchmarks/run_all.py{' --quick' if args.quick else ''}`, "
+             f"{time.strftime('%Y-%m-%d')}, {(time.perf_counter() - started) / 60:.0f} min. Ratio: seqcli / baseline "
+             f"(for times, lower is better; for rates, higher).", "", *table(records)]
+    print("\n" + "\n".join(lines))
+    if args.markdown:
+        Path(args.markdown).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
