@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import importlib.util
 import os
 import time
 from pathlib import Path
@@ -15,7 +16,7 @@ from seqcli.recipe.resolve import Recipe
 # Keys a resumed run may change without --force: they do not change what is being learnt.
 SAFE_CHANGES = ("description", "sample.", "train.max_steps", "train.log_every", "train.eval_every",
                 "train.eval_batches", "train.checkpoint_every", "train.keep_checkpoints", "train.nonfinite",
-                "train.device", "train.precision")
+                "train.device", "train.precision", "train.tensorboard")
 
 
 def new_run_dir(run_dir: str | None, recipe: Recipe, root: str = "runs") -> Path:
@@ -73,6 +74,8 @@ def train(recipe: Recipe, run_dir: Path, console: Console, resume: dict | None =
     keep_freed_memory()
     config = recipe.train_config()
     pick_device(config.device)  # a device that is not here fails before any work
+    if config.tensorboard and importlib.util.find_spec("tensorboard") is None:
+        raise SeqcliError("train.tensorboard: needs the tensorboard package: pip install 'seqcli[tensorboard]'")
     seed_everything(config.seed)
     started = time.perf_counter()
     data = build.dataset(recipe.data).load()

@@ -28,6 +28,7 @@ class TrainConfig:
     nonfinite: Literal["stop", "skip"] = "stop"  # a NaN/Inf loss stops the run, or skips its batch
     seed: int = 0
     device: str = "auto"
+    tensorboard: bool = False  # also log to RUN_DIR/tensorboard (needs the tensorboard package)
     precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast matrix products to bfloat16 (weights stay fp32)
 
     def to_dict(self) -> dict:

@@ -105,6 +105,11 @@ class Trainer:
         last_metrics: dict = {}
         started = time.perf_counter()
         self.log = open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") if self.dist.main else None
+        self.board = None
+        if cfg.tensorboard and self.dist.main:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.board = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=self.step + 1 if self.step else None)
         previous = self._catch_signals()
         try:
             while self.step < cfg.max_steps:
@@ -140,6 +145,8 @@ class Trainer:
             self.reporter.close()
             if self.log is not None:
                 self.log.close()
+            if self.board is not None:
+                self.board.close()
         return last_metrics
 
     def _train_on(self, batch) -> None:
@@ -291,6 +298,10 @@ class Trainer:
         if self.log is not None:
             self.log.write(json.dumps(record) + "\n")
             self.log.flush()
+        if self.board is not None:
+            for key, value in record.items():
+                if key not in ("step", "split") and isinstance(value, (int, float)):
+                    self.board.add_scalar(f"{record['split']}/{key}", value, record["step"])
 
 
 class _TrainStep(torch.nn.Module):

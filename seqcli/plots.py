@@ -1,0 +1,114 @@
+"""Pictures: training curves, gradient flow, attention maps, canvases and glimpses, as PNG.
+
+matplotlib is an optional extra (pip install 'seqcli[plot]'); every function here imports it
+when called, and without it says how to install it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from seqcli.errors import DataError, SeqcliError
+
+
+def pyplot():
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")  # files only: no display needed
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise SeqcliError("plots need matplotlib: pip install 'seqcli[plot]'") from None
+    return plt
+
+
+def output_file(path: str | Path, force: bool, what: str = "--output") -> Path:
+    """Where a picture goes: a .png path whose folder exists; an existing file only with --force."""
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise SeqcliError(f"{what} {path}: the picture is written as PNG; give a name ending in .png")
+    if path.exists() and not force:
+        raise SeqcliError(f"{what} {path} already exists; pass --force to replace it")
+    if not path.parent.is_dir():
+        raise SeqcliError(f"{what} {path}: folder {path.parent} does not exist")
+    return path
+
+
+def save(fig, path: Path) -> None:
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    pyplot().close(fig)
+
+
+# -- training curves ------------------------------------------------------------------------
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    path = Path(run_dir) / "metrics.jsonl"
+    if not Path(run_dir).is_dir():
+        raise DataError(f"{run_dir}: no such run directory")
+    if not path.is_file():
+        raise DataError(f"{run_dir}: no metrics.jsonl (not a run directory, or it has not logged yet)")
+    records = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue  # a line cut short by a kill
+        if isinstance(record, dict) and isinstance(record.get("step"), int):
+            records.append(record)
+    if not records:
+        raise DataError(f"{path}: no records yet")
+    return records
+
+
+def curves(runs: list[Path], metrics: list[str] | None = None) -> dict[str, dict[str, list[tuple[int, float]]]]:
+    """{panel: {run name: [(step, value), ...]}}: train loss, valid loss, then each other
+    validation metric (or only those named in `metrics`)."""
+    names = unique_names(runs)
+    panels: dict[str, dict[str, list]] = {}
+    for run, name in zip(runs, names):
+        for record in read_metrics(run):
+            split = record.get("split")
+            for key, value in record.items():
+                if key in ("step", "split", "lr", "elapsed_s", "tokens_per_s") or not isinstance(value, (int, float)):
+                    continue
+                if split == "train" and key != "loss":
+                    continue
+                panel = f"{split} {key}"
+                if metrics and key not in metrics and panel not in metrics:
+                    continue
+                if math.isfinite(value):
+                    panels.setdefault(panel, {}).setdefault(name, []).append((record["step"], float(value)))
+    if not panels:
+        wanted = ", ".join(metrics or [])
+        raise DataError(f"no metric {wanted} in the runs given" if wanted else "the runs have no metrics yet")
+    order = sorted(panels, key=lambda p: (p != "train loss", p != "valid loss", p))
+    return {p: panels[p] for p in order}
+
+
+def unique_names(runs: list[Path]) -> list[str]:
+    """Run directory names, with parents added where two would look alike."""
+    names = [Path(r).name or str(r) for r in runs]
+    if len(set(names)) < len(names):
+        names = [str(r) for r in runs]
+    return names
+
+
+def plot_curves(panels: dict, out: Path) -> None:
+    plt = pyplot()
+    n = len(panels)
+    cols = min(n, 3)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.4 * rows), squeeze=False, layout="constrained")
+    for ax, (panel, series) in zip(axes.flat, panels.items()):
+        for name, points in series.items():
+            steps, values = zip(*points)
+            ax.plot(steps, values, marker="o" if len(points) < 30 else None, markersize=3, label=name)
+        ax.set_title(panel)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=8)
+    save(fig, out)
