@@ -7,7 +7,7 @@ import os
 import typer
 
 from seqcli import __version__
-from seqcli.cli import evaluate, plot, plugins, recipes, run, sample
+from seqcli.cli import evaluate, gradflow, plot, plugins, recipes, run, sample
 from seqcli.cli.common import state
 
 app = typer.Typer(
@@ -46,6 +46,7 @@ app.command("resume")(run.resume)
 app.command("sample")(sample.sample)
 app.command("evaluate")(evaluate.evaluate)
 app.command("plot")(plot.plot)
+app.command("gradflow")(gradflow.gradflow)
 app.add_typer(recipes.app, name="recipes")
 app.add_typer(plugins.app, name="plugins")
 
