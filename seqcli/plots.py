@@ -112,3 +112,32 @@ def plot_curves(panels: dict, out: Path) -> None:
         ax.axis("off")
     axes.flat[0].legend(fontsize=8)
     save(fig, out)
+
+
+# -- attention maps -----------------------------------------------------------------------
+
+def attention_maps(maps: list[dict], out: Path, limit: int = 8) -> None:
+    """One heat map per input (the first `limit`): output tokens down, input tokens across."""
+    plt = pyplot()
+    maps = maps[:limit]
+    cols = min(len(maps), 4)
+    rows = math.ceil(len(maps) / cols)
+    width = max(len(m["input"]) for m in maps)
+    height = max(len(m["output"]) for m in maps)
+    cell = 0.32
+    fig, axes = plt.subplots(rows, cols, squeeze=False, layout="constrained",
+                             figsize=(max(3.0, cols * (width * cell + 1.2)), max(2.5, rows * (height * cell + 1.0))))
+    for ax, m in zip(axes.flat, maps):
+        ax.imshow(m["weights"], cmap="Blues", vmin=0.0, vmax=1.0, aspect="equal")
+        ax.set_xticks(range(len(m["input"])), [shown(t) for t in m["input"]], fontsize=8)
+        ax.set_yticks(range(len(m["output"])), [shown(t) for t in m["output"]], fontsize=8)
+        ax.tick_params(top=True, labeltop=True, bottom=False, labelbottom=False, length=0)
+        ax.set_xlabel("input", fontsize=8)
+        ax.set_ylabel("output", fontsize=8)
+    for ax in list(axes.flat)[len(maps):]:
+        ax.axis("off")
+    save(fig, out)
+
+
+def shown(token: str) -> str:
+    return {" ": "␣", "\n": "⏎", "\t": "⇥"}.get(token, token)

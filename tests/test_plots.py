@@ -104,3 +104,39 @@ def test_tensorboard_missing_is_one_line(cli, tmp_path, monkeypatch):
     result = cli("run", "char-lm", "train.tensorboard=true", "--run-dir", tmp_path / "r", ok=False)
     assert result.exit_code == 2
     assert "pip install 'seqcli[tensorboard]'" in result.stderr
+
+
+REVERSE = ["dataset.max_length=6", "dataset.symbols=6", "dataset.train_size=2000", "dataset.valid_size=100",
+           "model.hidden_size=48", "model.embedding_size=16", "train.max_steps=250", "train.eval_every=250",
+           "train.batch_size=32", "train.optimizer.lr=0.01", "sample.inputs=[abcdef]"]
+
+
+def test_attention_plot_shows_the_reversal(cli, tmp_path):
+    run = tmp_path / "rev"
+    cli("run", "reverse", *REVERSE, "--run-dir", run)
+    out = tmp_path / "att.png"
+    result = cli("sample", run, "-i", "abcdef", "-i", "fca", "-i", "bbad", "--attention-plot", out)
+    assert result.stdout.split() == ["fedcba", "acf", "dabb"]
+    width, height = png_size(out)
+    assert width > height > 100
+    maps = json.loads(out.with_suffix(".json").read_text())
+    assert [m["input"] for m in maps] == [list("abcdef"), list("fca"), list("bbad")]
+    assert [m["output"] for m in maps] == [list("fedcba") + ["</s>"], list("acf") + ["</s>"], list("dabb") + ["</s>"]]
+    for m in maps:
+        n = len(m["input"])
+        for j, row in enumerate(m["weights"][:n]):
+            assert sum(row) == pytest.approx(1.0, abs=1e-3)
+            assert max(range(n), key=row.__getitem__) == n - 1 - j  # output j looks at input n-1-j
+
+
+def test_attention_plot_needs_attention_and_a_new_file(cli, tmp_path):
+    run = tmp_path / "rev"
+    cli("run", "reverse", *REVERSE, "train.max_steps=5", "model.attention=none", "--run-dir", run)
+    result = cli("sample", run, "-i", "abc", "--attention-plot", tmp_path / "a.png", ok=False)
+    assert result.exit_code == 2 and "this model has no attention" in result.stderr
+    mine = tmp_path / "mine.png"
+    mine.write_bytes(b"x")
+    result = cli("sample", run, "-i", "abc", "--attention-plot", mine, ok=False)
+    assert "--attention-plot" in result.stderr and "already exists" in result.stderr and mine.read_bytes() == b"x"
+    result = cli("sample", tmp_path / "rev", "--length", 5, ok=False)
+    assert "does not take this option" in result.stderr

@@ -27,6 +27,7 @@ def sample(
     max_length: Optional[int] = typer.Option(None, "--max-length", help="seq2seq/generate: the longest output."),
     length_penalty: Optional[float] = typer.Option(None, "--length-penalty", help="Beam search: GNMT length penalty alpha (0: none)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed: the same seed gives the same output."),
+    attention_plot: Optional[str] = typer.Option(None, "--attention-plot", help="seq2seq with attention: draw each input's alignment into this PNG."),
     which: str = typer.Option("best", "--checkpoint", help="In a run directory: the best or the last checkpoint."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N."),
 ):
@@ -42,13 +43,20 @@ def sample(
 
     given = {"prime": prime, "length": length, "temperature": 0.0 if greedy else temperature, "top_k": top_k,
              "top_p": top_p, "num_samples": num_samples, "seed": seed, "beam_size": beam_size, "n_best": n_best,
-             "max_length": max_length, "length_penalty": length_penalty}
+             "max_length": max_length, "length_penalty": length_penalty, "attention_plot": attention_plot}
     given = {k: v for k, v in given.items() if v is not None}
     texts = list(inputs or []) + (read_inputs(input_file) if input_file else [])
     if inputs is not None or input_file is not None:
         given["inputs"] = texts
     if output is not None and Path(output).exists() and not force:
         raise SeqcliError(f"--output: {output} already exists; pass --force to replace it")
+    for key in PICTURES:
+        if given.get(key) is not None:
+            from seqcli import plots
+
+            flag = f"--{key.replace('_', '-')}"
+            plots.output_file(given[key], force, flag)
+            plots.pyplot()
     loaded = build.from_checkpoint(checkpoint, which, device)
     task_name = loaded.recipe.data["task"]["name"]
     accepted = parameters(loaded.task.sample, skip=("self", "model", "fields"))
@@ -72,6 +80,9 @@ def sample(
         Path(output).write_text(text + "\n", encoding="utf-8")
     else:
         typer.echo(text)
+
+
+PICTURES = ("attention_plot",)  # options that write a PNG: checked before the model loads
 
 
 def read_inputs(path: str) -> list[str]:

@@ -10,6 +10,7 @@ and decode greedily, by sampling, or by batched beam search with a length penalt
 
 from __future__ import annotations
 
+import json
 import secrets
 from typing import Annotated
 
@@ -156,6 +157,48 @@ class Seq2Seq(SequenceWriter):
 
     def encode_user_input(self, text, fields, where):
         return encode_input(text, fields["source"], where)
+
+    def sample(self, model, fields: dict, inputs: list[str] = (), beam_size: Annotated[int, Range(1, 1000)] = 1,
+               n_best: Annotated[int, Range(1, 1000)] = 1, max_length: MaxLength = 100,
+               length_penalty: Annotated[float, Range(0, 10)] = 0.0, temperature: Annotated[float, Range(0, 100)] = 0.0,
+               top_k: Annotated[int, Range(1, 10**9)] | None = None,
+               top_p: Annotated[float, Range(0, 1, lo_open=True)] | None = None, seed: int | None = None,
+               attention_plot: str | None = None) -> list[str]:
+        """As for every sequence writer; `attention_plot: out.png` also draws, for each input,
+        the attention weights of every output token over the input tokens (and writes the
+        numbers to out.json)."""
+        if attention_plot is not None and not model.decoder.attending:
+            raise ConfigError("attention_plot", "this model has no attention (model.attention: none)")
+        lines = super().sample(model, fields, inputs, beam_size, n_best, max_length, length_penalty, temperature,
+                               top_k, top_p, seed)
+        if attention_plot is not None:
+            from seqcli import plots
+
+            best = [line.split("\n")[0].split("\t")[0] for line in lines] if n_best > 1 else lines
+            maps = self.alignments(model, fields, list(inputs), best)
+            out = plots.output_file(attention_plot, force=True, what="attention_plot")
+            plots.attention_maps(maps, out)
+            out.with_suffix(".json").write_text(json.dumps(maps, indent=1), encoding="utf-8")
+        return lines
+
+    def alignments(self, model, fields: dict, inputs: list[str], outputs: list[str]) -> list[dict]:
+        """For each (input, output) pair: the input tokens, the output tokens (with the end
+        token), and the attention weights, one row per output token (rows sum to 1)."""
+        self._prepare(fields)
+        eos, bos = self._specials
+        source, target = fields["source"], fields["target"]
+        device = device_of(model)
+        x = [self.encode_user_input(text, fields, f"input {i + 1}") for i, text in enumerate(inputs)]
+        y = [torch.tensor(target.encode(text), dtype=torch.long) for text in outputs]
+        y_in, _ = batching.pad([torch.cat([torch.tensor([bos]), t]) for t in y], eos)
+        with torch.no_grad():
+            _, weights = model.decoder(y_in.to(device), model.start(self.collate_inputs(x, device)))  # (T, B, S)
+        maps = []
+        for i, (text, ids) in enumerate(zip(inputs, y)):
+            rows = weights[: len(ids) + 1, i, : len(x[i])].cpu()
+            maps.append({"input": source.split(text), "output": [target.tokens[t] for t in ids.tolist()] + ["</s>"],
+                         "weights": [[round(v, 5) for v in row] for row in rows.tolist()]})
+        return maps
 
 
 class Generate(SequenceWriter):
