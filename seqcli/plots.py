@@ -141,3 +141,58 @@ def attention_maps(maps: list[dict], out: Path, limit: int = 8) -> None:
 
 def shown(token: str) -> str:
     return {" ": "␣", "\n": "⏎", "\t": "⇥"}.get(token, token)
+
+
+# -- glimpses and canvases ----------------------------------------------------------------
+
+def glimpses(records: list[dict], grid: int, out: Path, limit: int = 8) -> None:
+    """Per image (a row): the image with each glimpse's grid drawn as a numbered box, then the
+    patch each glimpse read."""
+    plt = pyplot()
+    from matplotlib.patches import Rectangle
+
+    records = records[:limit]
+    steps = len(records[0]["glimpses"])
+    fig, axes = plt.subplots(len(records), steps + 1, squeeze=False, layout="constrained",
+                             figsize=(1.6 * (steps + 1) + 0.5, 1.7 * len(records)))
+    colours = plt.get_cmap("autumn")
+    for row, record in zip(axes, records):
+        row[0].imshow(record["image"], cmap="gray_r", vmin=0, vmax=1)
+        row[0].set_title(f"read as {record['label']}", fontsize=8)
+        for t, g in enumerate(record["glimpses"]):
+            half = g["delta"] * (grid - 1) / 2 + g["sigma"]
+            colour = colours(t / max(steps - 1, 1))
+            row[0].add_patch(Rectangle((g["gx"] - half, g["gy"] - half), 2 * half, 2 * half, fill=False,
+                                       edgecolor=colour, linewidth=1.4))
+            row[0].text(g["gx"], g["gy"], str(t + 1), color=colour, fontsize=7, ha="center", va="center")
+            row[t + 1].imshow(g["patch"], cmap="gray_r")
+            row[t + 1].set_title(f"glimpse {t + 1}", fontsize=8)
+        for ax in row:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    save(fig, out)
+
+
+def canvas_strip(records: list[dict], grid: int, out: Path, limit: int = 10) -> None:
+    """Per class drawn (a row): the canvas after each writing step, left to right, with the
+    window the step wrote through."""
+    plt = pyplot()
+    from matplotlib.patches import Rectangle
+
+    records = records[:limit]
+    steps = len(records[0]["canvases"])
+    fig, axes = plt.subplots(len(records), steps, squeeze=False, layout="constrained",
+                             figsize=(1.1 * steps + 0.5, 1.2 * len(records)))
+    for row, record in zip(axes, records):
+        for t, (ax, canvas, w) in enumerate(zip(row, record["canvases"], record["windows"])):
+            ax.imshow(canvas, cmap="gray_r", vmin=0, vmax=1)
+            half = w["delta"] * (grid - 1) / 2 + w["sigma"]
+            ax.add_patch(Rectangle((w["gx"] - half, w["gy"] - half), 2 * half, 2 * half, fill=False,
+                                   edgecolor="tab:red", linewidth=0.8))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if t == 0:
+                ax.set_ylabel(record["label"], rotation=0, labelpad=10)
+        row[0].set_title("step 1", fontsize=7)
+        row[-1].set_title(f"step {steps}", fontsize=7)
+    save(fig, out)

@@ -28,6 +28,8 @@ def sample(
     length_penalty: Optional[float] = typer.Option(None, "--length-penalty", help="Beam search: GNMT length penalty alpha (0: none)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed: the same seed gives the same output."),
     attention_plot: Optional[str] = typer.Option(None, "--attention-plot", help="seq2seq with attention: draw each input's alignment into this PNG."),
+    glimpse_plot: Optional[str] = typer.Option(None, "--glimpse-plot", help="glimpse: draw where each glimpse fell into this PNG."),
+    canvas_plot: Optional[str] = typer.Option(None, "--canvas-plot", help="draw: save the canvas after every step as a PNG strip."),
     which: str = typer.Option("best", "--checkpoint", help="In a run directory: the best or the last checkpoint."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N."),
 ):
@@ -43,7 +45,8 @@ def sample(
 
     given = {"prime": prime, "length": length, "temperature": 0.0 if greedy else temperature, "top_k": top_k,
              "top_p": top_p, "num_samples": num_samples, "seed": seed, "beam_size": beam_size, "n_best": n_best,
-             "max_length": max_length, "length_penalty": length_penalty, "attention_plot": attention_plot}
+             "max_length": max_length, "length_penalty": length_penalty, "attention_plot": attention_plot,
+             "glimpse_plot": glimpse_plot, "canvas_plot": canvas_plot}
     given = {k: v for k, v in given.items() if v is not None}
     texts = list(inputs or []) + (read_inputs(input_file) if input_file else [])
     if inputs is not None or input_file is not None:
@@ -82,7 +85,7 @@ def sample(
         typer.echo(text)
 
 
-PICTURES = ("attention_plot",)  # options that write a PNG: checked before the model loads
+PICTURES = ("attention_plot", "glimpse_plot", "canvas_plot")  # options that write a PNG: checked before the model loads
 
 
 def read_inputs(path: str) -> list[str]:

@@ -46,6 +46,7 @@ class DigitsDataset(Dataset):
         else:
             rows = np.concatenate([x for x, _ in raw["train"]])
             fields = {"input": V.Numeric.fit(rows, [f"p{i}" for i in range(8)]), "label": V.Labels([str(d) for d in range(10)])}
+            fields["input"].steps = 8  # every image has 8 rows
             splits = {k: [{"input": torch.from_numpy(x.copy()), "label": torch.tensor(d)} for x, d in v]
                       for k, v in raw.items()}
         info = {"source": f"scikit-learn digits, read by {self.read[:-1]}", **{f"{k}_examples": len(v) for k, v in splits.items()}}

@@ -1,0 +1,206 @@
+"""Non-sequential data read sequentially, and written sequentially, with DRAW's attention.
+
+`glimpse` (many-to-one over time, from one image): a recurrent network takes a few glimpses
+of an image, each an N x N patch it places itself (`seqcli.nn.draw`), and names the class
+from what it saw. `draw` (one-to-many): its mirror, conditioned on a class, writes onto a
+canvas one patch per step; the image is the sigmoid of the sum. Both read the images of a
+dataset with an `input` field of equal-sized (rows, columns) examples and a `label` field,
+such as `digits`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from seqcli.api import CellSpec, Data, DataError, Range, device_of
+from seqcli.cells import Recurrent
+from seqcli.data.vocab import Labels, Numeric
+from seqcli.metrics import macro_f1
+from seqcli.nn import draw
+from seqcli.tasks.base import ExampleTask, encode_input, require
+from seqcli.tasks.classify import Size
+
+Glimpses = Annotated[int, Range(1, 1000)]
+Grid = Annotated[int, Range(1, 64)]
+Layers = Annotated[int, Range(1, 64)]
+
+
+def image_size(data: Data, task: str) -> tuple[int, int]:
+    """(rows, columns) of the dataset's images: its `input` field has a fixed number of steps."""
+    require(data.fields, task, input=Numeric, label=Labels)
+    field = data.fields["input"]
+    if not field.steps:
+        raise DataError(f"task {task} needs images of one size: a dataset whose input field has a fixed number of "
+                        f"rows (steps), such as digits")
+    return field.steps, field.dim
+
+
+def stack_images(images: list[torch.Tensor], size: tuple[int, int], device) -> torch.Tensor:
+    for i, image in enumerate(images):
+        if tuple(image.shape) != size:
+            raise DataError(f"input {i + 1}: an image of {image.shape[0]} rows of {image.shape[1]} values; the model "
+                            f"reads {size[0]} rows of {size[1]}")
+    return torch.stack(images).to(device, torch.float32)
+
+
+class GlimpseClassifier(nn.Module):
+    """Glimpse t: the window comes from the state after glimpse t-1; the patch and the
+    window's numbers are the recurrent step's input; the last state names the class."""
+
+    def __init__(self, size: tuple[int, int], n_labels: int, cell: CellSpec, hidden_size: int, num_layers: int,
+                 glimpses: int, grid: int):
+        super().__init__()
+        self.size, self.glimpses, self.grid = size, glimpses, grid
+        self.locate = draw.Locator(hidden_size, size[0], size[1], grid)
+        self.rnn = Recurrent(cell, grid * grid + 5, hidden_size, num_layers)
+        self.out = nn.Linear(hidden_size, n_labels)
+
+    def forward(self, images: torch.Tensor, trace: list | None = None) -> torch.Tensor:
+        """images (B, H, W) -> logits (B, labels); `trace` collects (window, patch) per glimpse."""
+        B = images.shape[0]
+        layers = self.rnn.unstack(self.rnn.initial_state(B, images))
+        h = images.new_zeros(B, self.rnn.hidden_size)
+        for _ in range(self.glimpses):
+            window = self.locate(h)
+            patch = draw.read(images, window, self.grid)
+            where = torch.stack([window.gx, window.gy, window.delta.log(), window.sigma.log(), window.gamma.log()], -1)
+            h, layers = self.rnn.step_layers(torch.cat([patch.flatten(1), where], -1), layers)
+            if trace is not None:
+                trace.append((window, patch))
+        return self.out(h)
+
+
+class DrawWriter(nn.Module):
+    """Step t: the state reads the class embedding, places a window, and writes a patch."""
+
+    def __init__(self, size: tuple[int, int], n_labels: int, cell: CellSpec, embedding_size: int, hidden_size: int,
+                 num_layers: int, steps: int, grid: int):
+        super().__init__()
+        self.size, self.steps, self.grid = size, steps, grid
+        self.embed = nn.Embedding(n_labels, embedding_size)
+        self.rnn = Recurrent(cell, embedding_size, hidden_size, num_layers)
+        self.locate = draw.Locator(hidden_size, size[0], size[1], grid)
+        self.what = nn.Linear(hidden_size, grid * grid)
+
+    def forward(self, labels: torch.Tensor, trace: list | None = None) -> torch.Tensor:
+        """labels (B,) -> canvas logits (B, H, W); `trace` collects (window, canvas so far) per step."""
+        B = labels.shape[0]
+        x = self.embed(labels)
+        layers = self.rnn.unstack(self.rnn.initial_state(B, x))
+        canvas = x.new_zeros(B, *self.size)
+        for _ in range(self.steps):
+            h, layers = self.rnn.step_layers(x, layers)
+            window = self.locate(h)
+            canvas = canvas + draw.write(self.what(h).view(B, self.grid, self.grid), window, *self.size)
+            if trace is not None:
+                trace.append((window, canvas))
+        return canvas
+
+
+class Glimpse(ExampleTask):
+    """Classify an image from a few glimpses. Metrics: loss, accuracy, macro_f1."""
+
+    def build_model(self, data: Data, cell: CellSpec, hidden_size: Size = 128, num_layers: Layers = 1,
+                    glimpses: Glimpses = 4, grid: Grid = 4) -> GlimpseClassifier:
+        size = image_size(data, "glimpse")
+        return GlimpseClassifier(size, len(data.fields["label"]), cell, hidden_size, num_layers, glimpses, grid)
+
+    def collate(self, examples, device):
+        images = torch.stack([e["input"] for e in examples]).to(device, torch.float32)
+        return {"x": images, "y": torch.stack([e["label"] for e in examples]).to(device)}
+
+    def loss(self, model, batch):
+        logits = model(batch["x"])
+        return F.cross_entropy(logits, batch["y"]), len(batch["y"]), logits
+
+    def metrics(self, model, parts, fields):
+        pred = torch.cat([logits.argmax(-1) for _, logits in parts]).cpu()
+        gold = torch.cat([batch["y"] for batch, _ in parts]).cpu()
+        return {"accuracy": (pred == gold).float().mean().item(),
+                "macro_f1": macro_f1(pred, gold, len(fields["label"]))}
+
+    def sample(self, model, fields: dict, inputs: list[str] = (), glimpse_plot: str | None = None) -> list[str]:
+        """For each input image (rows 'a b c; d e f'), the most likely label and its
+        probability; `glimpse_plot: out.png` draws where each glimpse fell (numbers in out.json)."""
+        images = [encode_input(text, fields["input"], f"input {i + 1}") for i, text in enumerate(inputs)]
+        if not images:
+            raise DataError("give images to classify (--input 'a b c; d e f' rows, or --input-file)")
+        x = stack_images(images, model.size, device_of(model))
+        trace: list = []
+        with torch.no_grad():
+            probs = model(x, trace).softmax(-1)
+        best = probs.max(-1)
+        names = fields["label"].names
+        lines = [f"{names[i]}\t{p:.4f}" for p, i in zip(best.values.tolist(), best.indices.tolist())]
+        if glimpse_plot is not None:
+            from seqcli import plots
+
+            out = plots.output_file(glimpse_plot, force=True, what="glimpse_plot")
+            record = [{"label": line.split("\t")[0], "image": x[i].tolist(),
+                       "glimpses": [{**w.as_rows()[i], "patch": p[i].tolist()} for w, p in trace]}
+                      for i, line in enumerate(lines)]
+            plots.glimpses(record, model.grid, out)
+            out.with_suffix(".json").write_text(json.dumps(record), encoding="utf-8")
+        return lines
+
+
+class Draw(ExampleTask):
+    """Write an image of a class onto a canvas, one attended patch per step. Metrics: loss
+    (binary cross-entropy per pixel) and mse."""
+
+    def build_model(self, data: Data, cell: CellSpec, embedding_size: Size = 16, hidden_size: Size = 128,
+                    num_layers: Layers = 1, steps: Glimpses = 8, grid: Grid = 3) -> DrawWriter:
+        size = image_size(data, "draw")
+        if any(e["input"].min() < 0 or e["input"].max() > 1 for e in data.splits.get("train", [])[:200]):
+            raise DataError("task draw needs pixel values between 0 and 1")
+        return DrawWriter(size, len(data.fields["label"]), cell, embedding_size, hidden_size, num_layers, steps, grid)
+
+    def collate(self, examples, device):
+        return {"y": torch.stack([e["label"] for e in examples]).to(device),
+                "x": torch.stack([e["input"] for e in examples]).to(device, torch.float32)}
+
+    def loss(self, model, batch):
+        logits = model(batch["y"])
+        return F.binary_cross_entropy_with_logits(logits, batch["x"]), len(batch["y"]), logits
+
+    def metrics(self, model, parts, fields):
+        errors = torch.cat([((logits.sigmoid() - batch["x"]) ** 2).flatten(1).mean(1) for batch, logits in parts])
+        return {"mse": errors.mean().item()}
+
+    def sample(self, model, fields: dict, inputs: list[str] = (), canvas_plot: str | None = None) -> list[str]:
+        """For each class name given, the image written, as text (darker characters for
+        darker pixels); `canvas_plot: out.png` saves the canvas after every step as a strip."""
+        labels = fields["label"]
+        ids = []
+        for i, text in enumerate(inputs):
+            if text.strip() not in labels.index:
+                raise DataError(f"input {i + 1}: unknown class {text.strip()!r}; the model knows: {', '.join(labels.names)}")
+            ids.append(labels.index[text.strip()])
+        if not ids:
+            raise DataError("give the classes to draw (--input 3 --input 7)")
+        trace: list = []
+        with torch.no_grad():
+            final = model(torch.tensor(ids, device=device_of(model)), trace).sigmoid()
+        if canvas_plot is not None:
+            from seqcli import plots
+
+            out = plots.output_file(canvas_plot, force=True, what="canvas_plot")
+            record = [{"label": labels.names[k], "canvases": [c[i].sigmoid().tolist() for _, c in trace],
+                       "windows": [w.as_rows()[i] for w, _ in trace]} for i, k in enumerate(ids)]
+            plots.canvas_strip(record, model.grid, out)
+            out.with_suffix(".json").write_text(json.dumps(record), encoding="utf-8")
+        return [f"class {labels.names[k]}:\n" + "\n".join(shade(row) for row in image.tolist()) + "\n"
+                for k, image in zip(ids, final)]
+
+
+SHADES = " .:-=+*#%@"
+
+
+def shade(row: list[float]) -> str:
+    return "".join(SHADES[min(int(v * len(SHADES)), len(SHADES) - 1)] * 2 for v in row)
+
