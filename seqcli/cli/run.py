@@ -80,12 +80,14 @@ def run(
     try:
         if resume:
             runs.resume(Path(run_dir), checked, [], force, worker_console())
-            return
-        if distributed.context().main:
-            run_dir = str(runs.new_run_dir(run_dir, checked))
-        runs.train(checked, Path(distributed.broadcast(run_dir)), worker_console())
-    finally:
-        distributed.teardown()
+        else:
+            if distributed.context().main:
+                run_dir = str(runs.new_run_dir(run_dir, checked))
+            runs.train(checked, Path(distributed.broadcast(run_dir)), worker_console())
+    except BaseException:
+        distributed.teardown(finished=False)
+        raise
+    distributed.teardown()
 
 
 @guard
@@ -115,5 +117,7 @@ def resume(
     distributed.setup()
     try:
         runs.resume(path, None, overrides or [], force, worker_console())
-    finally:
-        distributed.teardown()
+    except BaseException:
+        distributed.teardown(finished=False)
+        raise
+    distributed.teardown()

@@ -61,12 +61,15 @@ def setup(device_name: str = "auto") -> Context:
     return _context
 
 
-def teardown() -> None:
-    """Leave the process group (the context keeps this process's rank for its last messages)."""
+def teardown(finished: bool = True) -> None:
+    """Leave the process group (the context keeps this process's rank for its last messages).
+    `finished`: every rank got here normally, so they wait for each other and leave together."""
     if _context.active:
         import torch.distributed as dist
 
         if dist.is_initialized():
+            if finished:
+                dist.barrier()
             dist.destroy_process_group()
 
 
