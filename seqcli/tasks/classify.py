@@ -50,6 +50,13 @@ class Classifier(nn.Module):
         return self.out(pooled)
 
 
+def label_metrics(parts, n_labels: int) -> dict[str, float]:
+    """accuracy and macro_f1 of (batch with labels 'y', logits) parts."""
+    pred = torch.cat([logits.argmax(-1) for _, logits in parts]).cpu()
+    gold = torch.cat([batch["y"] for batch, _ in parts]).cpu()
+    return {"accuracy": (pred == gold).float().mean().item(), "macro_f1": macro_f1(pred, gold, n_labels)}
+
+
 class Classify(ExampleTask):
     """Sequence classification. Metrics: loss, accuracy, macro_f1."""
 
@@ -71,10 +78,7 @@ class Classify(ExampleTask):
         return F.cross_entropy(logits, batch["y"]), len(batch["y"]), logits
 
     def metrics(self, model, parts, fields):
-        pred = torch.cat([logits.argmax(-1) for _, logits in parts]).cpu()
-        gold = torch.cat([batch["y"] for batch, _ in parts]).cpu()
-        return {"accuracy": (pred == gold).float().mean().item(),
-                "macro_f1": macro_f1(pred, gold, len(fields["label"]))}
+        return label_metrics(parts, len(fields["label"]))
 
     def sample(self, model, fields: dict, inputs: list[str] = (), n_best: Annotated[int, Range(1, 1000)] = 1) -> list[str]:
         """For each input, the `n_best` most likely labels with their probabilities, tab-separated."""

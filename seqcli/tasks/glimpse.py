@@ -20,10 +20,9 @@ from torch import nn
 from seqcli.api import CellSpec, Data, DataError, Range, device_of
 from seqcli.cells import Recurrent
 from seqcli.data.vocab import Labels, Numeric
-from seqcli.metrics import macro_f1
 from seqcli.nn import draw
 from seqcli.tasks.base import ExampleTask, encode_input, require
-from seqcli.tasks.classify import Size
+from seqcli.tasks.classify import Size, label_metrics
 
 Glimpses = Annotated[int, Range(1, 1000)]
 Grid = Annotated[int, Range(1, 64)]
@@ -119,10 +118,7 @@ class Glimpse(ExampleTask):
         return F.cross_entropy(logits, batch["y"]), len(batch["y"]), logits
 
     def metrics(self, model, parts, fields):
-        pred = torch.cat([logits.argmax(-1) for _, logits in parts]).cpu()
-        gold = torch.cat([batch["y"] for batch, _ in parts]).cpu()
-        return {"accuracy": (pred == gold).float().mean().item(),
-                "macro_f1": macro_f1(pred, gold, len(fields["label"]))}
+        return label_metrics(parts, len(fields["label"]))
 
     def sample(self, model, fields: dict, inputs: list[str] = (), glimpse_plot: str | None = None) -> list[str]:
         """For each input image (rows 'a b c; d e f'), the most likely label and its
