@@ -131,12 +131,8 @@ def resume(run_dir: Path, recipe: Recipe | None, overrides: list[str], force: bo
     or the one given; a difference outside SAFE_CHANGES is refused unless `force`."""
     from seqcli.recipe.load import Origins, apply_overrides
     from seqcli.recipe.resolve import resolve
-    from seqcli.train import checkpoint
 
-    if not Path(run_dir).is_dir():
-        raise CheckpointError(f"{run_dir}: not a run directory" if Path(run_dir).exists()
-                              else f"{run_dir}: no such checkpoint file or run directory")
-    ckpt = checkpoint.load(run_dir, "last")
+    ckpt = last_checkpoint(run_dir)
     stored = ckpt["recipe"]
     if recipe is None:
         data = copy.deepcopy(stored)
@@ -157,6 +153,16 @@ def resume(run_dir: Path, recipe: Recipe | None, overrides: list[str], force: bo
                       f"to train further, resume with train.max_steps=N (N > {ckpt['step']})", highlight=False)
         return None
     return train(recipe, Path(run_dir), console, resume=ckpt)
+
+
+def last_checkpoint(run_dir: Path) -> dict:
+    """The checkpoint a run resumes from, or a one-line CheckpointError saying why not."""
+    from seqcli.train import checkpoint
+
+    if not Path(run_dir).is_dir():
+        raise CheckpointError(f"{run_dir}: not a run directory" if Path(run_dir).exists()
+                              else f"{run_dir}: no such checkpoint file or run directory")
+    return checkpoint.load(run_dir, "last")
 
 
 def check_model_size(task, data, recipe: Recipe) -> None:

@@ -102,3 +102,9 @@ def test_ctrl_c_stops_every_rank_at_one_step_and_the_run_resumes(corpus, tmp_pat
     more = seqcli("resume", run_dir, f"train.max_steps={step + 4}", "--nproc-per-node", 2)
     assert more.returncode == 0, more.stderr
     assert checkpoint.load(run_dir, "last")["step"] == step + 4
+
+
+def test_resuming_a_missing_run_is_refused_before_starting_workers(tmp_path):
+    result = seqcli("resume", tmp_path / "nothing", "--nproc-per-node", 2)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"error: {tmp_path / 'nothing'}: no such checkpoint file or run directory"

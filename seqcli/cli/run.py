@@ -69,6 +69,8 @@ def run(
     if resume and run_dir is None:
         raise SeqcliError("--resume needs --run-dir (or use `seqcli resume` for the latest run)")
     if resume:
+        if launching:  # checked here, once, rather than by every worker
+            runs.last_checkpoint(Path(run_dir))
         argv = ["run", recipe, *(overrides or []), "--run-dir", run_dir, "--resume"] + (["--force"] if force else [])
     else:
         if launching:  # the workers are told where; checked here, once
@@ -111,6 +113,8 @@ def resume(
     from seqcli.train import distributed
 
     path = Path(run_dir) if run_dir else runs.latest_run()
+    if distributed.launching(nproc_per_node, nnodes):  # checked here, once, rather than by every worker
+        runs.last_checkpoint(path)
     argv = ["resume", str(path), *(overrides or [])] + (["--force"] if force else [])
     if distributed_launch(argv, nproc_per_node, nnodes, node_rank, rdzv_endpoint):
         return
