@@ -26,11 +26,10 @@ class Probe:
     def __init__(self):
         self.eps: torch.Tensor | None = None
 
-    def __getitem__(self, t: int) -> torch.Tensor:
-        return self.eps[t]
-
-    def make(self, steps: int, batch: int, hidden: int, like: torch.Tensor) -> None:
+    def make(self, steps: int, batch: int, hidden: int, like: torch.Tensor) -> torch.Tensor:
+        """Called by `Recurrent.probed` once the sequence's shape is known."""
         self.eps = like.new_zeros(steps, batch, hidden, requires_grad=True)
+        return self.eps
 
     def grad_norms(self) -> list[float]:
         """Per step t, the norm of dL/dh_t averaged over the batch."""
@@ -82,22 +81,15 @@ def measure(task, model, batch) -> list[float]:
     """||dL/dh_t|| for every step t of `batch`, in eval mode (no dropout), weights unchanged."""
     rnn = find_recurrent(model)
     probe = Probe()
-    original = rnn.probed
-
-    def probed(x, state, lengths):
-        probe.make(x.shape[0], x.shape[1], rnn.hidden_size, x)
-        return original(x, state, lengths)
-
     was_training = model.training
     model.eval()
-    rnn.probe, rnn.probed = probe, probed
+    rnn.probe = probe
     try:
         with torch.enable_grad():
             result = task.train_step(model, batch, None)
             result.loss.backward()
     finally:
         rnn.probe = None
-        del rnn.probed
         model.zero_grad(set_to_none=True)
         model.train(was_training)
     return probe.grad_norms()

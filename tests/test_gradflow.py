@@ -48,7 +48,6 @@ def test_the_probe_measures_the_true_gradient_wrt_the_hidden_state():
         hs.append(h)
     hs[-1].sum().backward()
     probe = Probe()
-    probe.make(7, 2, 5, x)
     rnn.probe = probe
     out, _ = rnn(x)
     out[-1].sum().backward()

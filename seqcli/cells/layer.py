@@ -38,7 +38,7 @@ class Recurrent(nn.Module):
         self.num_states = cell.cls.num_states
         self.kernel = cell.cls.fused_kernel(**cell.options)
         self.output_size = hidden_size * self.num_directions
-        self.probe: Tensor | None = None  # set by `seqcli gradflow`: see probed()
+        self.probe = None  # set by `seqcli gradflow` (seqcli.gradflow.Probe): see probed()
         if self.kernel is not None:
             extra = {"nonlinearity": self.kernel[4:]} if self.kernel.startswith("rnn_") else {}
             self.fused = FUSED[self.kernel](input_size, hidden_size, num_layers,
@@ -113,16 +113,17 @@ class Recurrent(nn.Module):
         return x, new
 
     def probed(self, x: Tensor, state: State, lengths: Tensor | None):
-        """The forward pass one step at a time, adding `self.probe[t]` (zeros, requiring grad)
-        to the top layer's hidden state h_t, where it feeds both the output and the next
-        step. The probe's gradient after backward is then dL/dh_t through every path."""
+        """The forward pass one step at a time, adding zeros that require grad (made by
+        `self.probe.make`) to the top layer's hidden state h_t, where it feeds both the output
+        and the next step. Their gradient after backward is dL/dh_t through every path."""
         if self.num_directions != 1:
             raise ValueError("gradient probes need a unidirectional layer")
         mask = None if lengths is None else batching.mask(lengths.to(x.device), x.shape[0]).unsqueeze(-1)
+        eps = self.probe.make(x.shape[0], x.shape[1], self.hidden_size, x)
         layers, weights, outs = self.unstack(state), self.step_weights(), []
         for t in range(x.shape[0]):
             h, new = self.step_layers(x[t], layers, weights)
-            h = h + self.probe[t]
+            h = h + eps[t]
             new[-1] = (h, *new[-1][1:])
             if mask is not None:
                 new = [tuple(torch.where(mask[t], n, o) for n, o in zip(ns, os)) for ns, os in zip(new, layers)]
