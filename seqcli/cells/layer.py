@@ -133,10 +133,7 @@ class Recurrent(nn.Module):
         return (out if mask is None else out * mask), self.stack(layers)
 
     def _loop(self, x: Tensor, state: State, lengths: Tensor | None):
-        mask = None
-        if lengths is not None:
-            steps = torch.arange(x.shape[0], device=x.device)
-            mask = (steps[:, None] < lengths.to(x.device)[None, :]).unsqueeze(-1)  # (T, B, 1)
+        mask = None if lengths is None else batching.mask(lengths.to(x.device), x.shape[0]).unsqueeze(-1)  # (T, B, 1)
         finals: list[list[Tensor]] = [[] for _ in range(self.num_states)]
         for layer in range(self.num_layers):
             outs = []
