@@ -78,6 +78,9 @@ def test_distributed_errors_are_one_line(corpus, tmp_path):
     assert "Traceback" not in bad.stderr
     multi = seqcli("run", "char-lm", "--nnodes", 2, "--nproc-per-node", 1, "--run-dir", tmp_path / "m")
     assert multi.returncode == 2 and "--nnodes > 1 needs --node-rank" in multi.stderr
+    zero = seqcli("run", "char-lm", "--nproc-per-node", 0, "--run-dir", tmp_path / "z")
+    assert zero.returncode == 2 and "--nproc-per-node and --nnodes must be at least 1" in zero.stderr
+    assert not (tmp_path / "z").exists() and not (tmp_path / "m").exists()
 
 
 def test_ctrl_c_stops_every_rank_at_one_step_and_the_run_resumes(corpus, tmp_path):

@@ -67,6 +67,7 @@ def test_clipping_keeps_an_exploding_rnn_trainable(cli, tmp_path):
 
 def test_bad_input_is_one_line(cli, tmp_path):
     for args, message in [(("--clip", "big"), "--clip 'big': a positive number or 'none'"),
+                          (("--recurrent-scale", "nan"), "--recurrent-scale nan: must be a positive number"),
                           (("reverse",), "unidirectional recurrent layer; set model.bidirectional=false"),
                           (("-o", tmp_path / "g.svg"), "give a name ending in .png")]:
         result = cli("gradflow", *args, "--steps", 1, ok=False)

@@ -37,6 +37,8 @@ def gradflow(
         overrides, recipe = [recipe, *(overrides or [])], "adding"
     if steps < 0:
         raise SeqcliError("--steps must be >= 0")
+    if not (0 < recurrent_scale < float("inf")):
+        raise SeqcliError(f"--recurrent-scale {recurrent_scale}: must be a positive number")
     clips = None
     if clip:
         clips = []

@@ -114,7 +114,7 @@ def launching(nproc_per_node: int | None, nnodes: int) -> bool:
 
 
 def check_options(nproc_per_node: int | None, nnodes: int, node_rank: int | None, rdzv_endpoint: str | None):
-    if (nproc_per_node or 1) < 1 or nnodes < 1:
+    if (nproc_per_node is not None and nproc_per_node < 1) or nnodes < 1:
         raise SeqcliError("--nproc-per-node and --nnodes must be at least 1")
     if nnodes > 1 and (rdzv_endpoint is None or node_rank is None):
         raise SeqcliError("--nnodes > 1 needs --node-rank and --rdzv-endpoint HOST:PORT (the node of rank 0)")
