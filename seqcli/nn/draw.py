@@ -21,6 +21,7 @@ class Window:
     delta: Tensor
     sigma: Tensor
     gamma: Tensor
+    raw: Tensor | None = None  # (B, 5): the network's numbers before scaling, a compact "where"
 
     def as_rows(self) -> list[dict]:
         names = ("gx", "gy", "delta", "sigma", "gamma")
@@ -41,10 +42,11 @@ class Locator(nn.Module):
             self.linear.bias.zero_()
 
     def forward(self, h: Tensor) -> Window:
-        gx, gy, log_delta, log_var, log_gamma = self.linear(h).unbind(-1)
+        raw = self.linear(h)
+        gx, gy, log_delta, log_var, log_gamma = raw.unbind(-1)
         span = (max(self.height, self.width) - 1) / max(self.grid - 1, 1)
         return Window(gx=(self.width - 1) * (gx + 1) / 2, gy=(self.height - 1) * (gy + 1) / 2,
-                      delta=span * log_delta.exp(), sigma=(0.5 * log_var).exp(), gamma=log_gamma.exp())
+                      delta=span * log_delta.exp(), sigma=(0.5 * log_var).exp(), gamma=log_gamma.exp(), raw=raw)
 
 
 def filters(window: Window, grid: int, size: int, centre: Tensor) -> Tensor:

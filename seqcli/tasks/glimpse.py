@@ -67,8 +67,7 @@ class GlimpseClassifier(nn.Module):
         for _ in range(self.glimpses):
             window = self.locate(h)
             patch = draw.read(images, window, self.grid)
-            where = torch.stack([window.gx, window.gy, window.delta.log(), window.sigma.log(), window.gamma.log()], -1)
-            h, layers = self.rnn.step_layers(torch.cat([patch.flatten(1), where], -1), layers)
+            h, layers = self.rnn.step_layers(torch.cat([patch.flatten(1), window.raw], -1), layers)
             if trace is not None:
                 trace.append((window, patch))
         return self.out(h)
