@@ -21,7 +21,7 @@ from seqcli import registry
 from seqcli.api import CellSpec
 from seqcli.data.datasets.text import TextDataset
 from seqcli.tasks.language_model import LanguageModel
-from seqcli.train.config import TrainConfig
+from seqcli.config import TrainConfig
 from seqcli.train.memory import keep_freed_memory
 
 sys.path.insert(0, str(Path(__file__).parent))

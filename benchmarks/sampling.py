@@ -22,11 +22,11 @@ import torch
 from seqcli import registry
 from seqcli.api import CellSpec, Data
 from seqcli.data.datasets.synthetic import SyntheticDataset
-from seqcli.data.vocab import UNK, Vocab
+from seqcli.vocab import UNK, Vocab
 from seqcli.decoding.sampling import next_token
 from seqcli.tasks.language_model import LanguageModel
 from seqcli.tasks.seq2seq import Seq2Seq
-from seqcli.train.config import TrainConfig
+from seqcli.config import TrainConfig
 
 sys.path.insert(0, str(Path(__file__).parent))
 from record import record  # noqa: E402

@@ -1,36 +1,80 @@
 """The plugin contracts: the one module a plugin author reads.
 
-seqcli has three kinds of plugins, each registered under an entry-point group in the
-plugin package's `pyproject.toml`:
+seqcli has three kinds of code plugins, and plugin packages can ship recipes too. Each is
+registered under an entry-point group in the plugin package's `pyproject.toml`:
 
     [project.entry-points."seqcli.cells"]     mycell = "my_package.cell:MyCell"
     [project.entry-points."seqcli.tasks"]     mytask = "my_package.task:MyTask"
     [project.entry-points."seqcli.datasets"]  mydata = "my_package.data:MyData"
+    [project.entry-points."seqcli.recipes"]   my_package = "my_package.recipes"   # a folder of *.yaml
 
-A recipe names a plugin by its registered name (`cell: {name: mycell, size: 3}`); the other
-keys are its constructor's keyword arguments, checked against the signature and type hints
-before anything heavy runs. Bound a number with `Annotated[int, Range(1, 4096)]`; reject a
-bad value in the constructor with `raise ConfigError("key", "why")`, and seqcli reports it
-with the recipe's file and line. Constructors must be cheap: they also run during
+A recipe names a plugin by its registered name (`cell: {name: mycell, size: 3}`), or by its
+package-qualified name (`my-package:mycell`) where two packages register the same name; the
+other keys are its constructor's keyword arguments, checked against the signature and type
+hints before anything heavy runs. Bound a number with `Annotated[int, Range(1, 4096)]`, take
+a file with `Annotated[Path, File()]` (or a folder with `Folder()`), and reject a bad value
+in the constructor with `raise ConfigError("key", "why")`: seqcli reports it with the
+recipe's file and line. Constructors must be cheap: they also run during
 `seqcli recipes validate`.
 
-Stable: the names and signatures in `__all__`. Anything else in seqcli may change.
+Every plugin class states the version of this contract it was written for as a class
+attribute, `api_version = "1.0"` (or the major version alone, `1`); a plugin written for
+another major version, or a newer minor one, is reported as failed with the reason and is
+not used. A plugin that states none is taken to target the current version.
+
+Stable: the names in `__all__`, here and in `seqcli.layers` (the building blocks a task
+wires into a model) and `seqcli.testing` (the contract kits). Anything else in seqcli may
+change between releases.
+
+This module imports nothing of seqcli's above it: errors, the schema primitives, the
+training settings and the field types, all plain data.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Iterator
+from typing import Any, Callable, ClassVar, Iterator
 
 import torch
 from torch import Tensor, nn
 
+from seqcli.config import TrainConfig
 from seqcli.errors import ConfigError, DataError, TrainingError
-from seqcli.recipe.schema import Range
-from seqcli.train.config import TrainConfig
+from seqcli.schema import File, Folder, Output, Range
+from seqcli.vocab import Labels, Numeric, Vocab
 
-__all__ = ["Cell", "CellSpec", "ConfigError", "Data", "DataError", "Dataset", "Range", "StepResult",
-           "Task", "TrainConfig"]
+__all__ = ["API_VERSION", "CONDITION", "Cell", "CellSpec", "ConfigError", "Data", "DataError", "Dataset", "Figure",
+           "File", "Folder", "IMAGE", "INPUT", "LABEL", "Labels", "Numeric", "Output", "Range", "SOURCE", "Samples",
+           "StepResult", "TAGS", "TARGET", "TEXT", "Task", "TrainConfig", "TrainingError", "Vocab", "device_of",
+           "shard_examples"]
+
+#: The version of these contracts, "major.minor". A new minor version only adds (optional
+#: arguments, new names); a new major version may break plugins written for an older one.
+#: History: 1.0 (seqcli 0.2): the first stable contract.
+API_VERSION = "1.0"
+
+# Field names: the keys of `Data.fields` and of each example that the built-in tasks read.
+#
+#   task            fields                               one example (a dict of tensors)
+#   language_model  TEXT: Vocab                          (the split is one 1-D LongTensor of ids)
+#   classify        INPUT: Vocab|Numeric, LABEL: Labels  INPUT (T,) long or (T, D) float; LABEL () long
+#   tag             INPUT: Vocab|Numeric, TAGS: Labels   INPUT as above; TAGS (T,) long
+#   seq2seq         SOURCE: Vocab, TARGET: Vocab         SOURCE (S,) long; TARGET (T,) long (no <bos>/<eos>)
+#   generate        CONDITION: Labels|Numeric, TARGET    CONDITION () long or (D,) float; TARGET (T,) long
+#   forecast        INPUT: Numeric, TARGET: Numeric      INPUT (T, D) float; TARGET (H, D') float
+#   glimpse         INPUT: Numeric, LABEL: Labels        INPUT (H, W) float image; LABEL () long
+#   draw            INPUT: Numeric, LABEL: Labels        as glimpse, pixels in [0, 1]
+#
+# Example-based splits are lists of such dicts. Numbers are raw: tasks scale them with the
+# mean/std that `Numeric.fit` records.
+TEXT = "text"
+INPUT = "input"
+LABEL = "label"
+TAGS = "tags"
+SOURCE = "source"
+TARGET = "target"
+CONDITION = "condition"
+IMAGE = "image"
 
 State = tuple[Tensor, ...]
 
@@ -47,7 +91,8 @@ class Cell(nn.Module):
         whole sequence at once (usually one matrix product): (T, B, input_size) -> (T, B, G).
       * `step(u_t, state)`: the recurrence proper: u_t (B, G), state -> new state.
     The state is a tuple of `num_states` tensors, each (B, hidden_size); `state[0]` is the
-    output h_t. Extra constructor arguments are recipe keys of `model.cell`.
+    output h_t. Extra constructor arguments are recipe keys of `model.cell`; they are checked
+    by `seqcli recipes validate` by building the cell once with tiny sizes.
     """
 
     num_states: ClassVar[int] = 1
@@ -68,7 +113,9 @@ class Cell(nn.Module):
 
         u (T, B, G) from `project`, state as for `step`, mask (T, B, 1) True on real steps or
         None. Return (outputs (T, B, H), final state), with padded steps leaving the state
-        unchanged, or NotImplemented (the default) to have seqcli loop over `step`."""
+        unchanged, or NotImplemented (the default) to have seqcli loop over `step`. A loop of
+        your own should walk `u.unbind(0)`, never `u[t]`: indexing makes every step's
+        backward build a full-size zero tensor (measured several times slower)."""
         return NotImplemented
 
     @classmethod
@@ -81,7 +128,7 @@ class Cell(nn.Module):
 @dataclass
 class CellSpec:
     """A cell chosen by a recipe: the class and its extra options. Tasks pass it to
-    `seqcli.cells.Recurrent` to build a (stacked, bidirectional) recurrent layer."""
+    `seqcli.layers.Recurrent` to build a (stacked, bidirectional) recurrent layer."""
 
     cls: type
     options: dict = field(default_factory=dict)
@@ -91,10 +138,12 @@ class CellSpec:
 class Data:
     """What a dataset gives a task.
 
-    `splits` maps split names ('train', 'valid', 'test') to the examples in a form the task
-    understands (a 1-D token tensor for a language model). `fields` describes them so the
-    task can size the model: vocabularies (`seqcli.data.vocab.Vocab`) or plain values; they
-    are stored in checkpoints. `info` is plain data shown to users (sizes, sources).
+    `splits` maps split names to the examples in a form the task understands (see the field
+    table above). 'train' and 'valid' are required for training: seqcli refuses, before it
+    creates a run directory, a dataset that gives no 'valid' split; 'test' is optional
+    (`seqcli evaluate --split test`). `fields` describes the examples so the task can size
+    the model: `Vocab`, `Labels`, `Numeric` or plain data; they are stored in checkpoints.
+    `info` is plain data shown to users (sizes, sources).
     """
 
     splits: dict[str, Any]
@@ -122,17 +171,43 @@ class StepResult:
     carry: Any = None  # handed to the next train_step (e.g. a carried hidden state)
 
 
+@dataclass
+class Figure:
+    """A picture a task offers from `sample`: `draw(path)` writes it as a PNG (matplotlib is
+    imported inside, only when it is drawn); `data` is the numbers it shows, as plain data
+    (seqcli writes them as JSON beside the picture)."""
+
+    draw: Callable[[str], None]
+    data: Any = None
+
+
+@dataclass
+class Samples:
+    """What `Task.sample` returns: the output lines, and pictures keyed by the sample option
+    that asked for them (an option typed `Annotated[str | None, Output(".png")]`). seqcli
+    writes the lines and the pictures; a task never writes files itself."""
+
+    lines: list[str]
+    figures: dict[str, Figure] = field(default_factory=dict)
+
+
 class Task:
     """Owns a shape: batching, the model's wiring, the loss, metrics and sampling.
 
-    The task constructor takes the recipe's `task:` keys. The keyword arguments of
-    `build_model` after `cell` are the recipe's `model:` keys; those of `sample` after
-    `fields` are the `sample:` keys (and the options of `seqcli sample`).
+    Signatures are the schema: the task constructor's keyword arguments are the recipe's
+    `task:` keys; `build_model`'s after `cell` are the `model:` keys; `sample`'s after
+    `fields` are the `sample:` keys and, all the same, the options of `seqcli sample` (shown
+    by `seqcli sample RUN --help` with their types and defaults); `evaluate`'s after `config`
+    are options of `seqcli evaluate`. seqcli calls these methods with keyword arguments, and
+    new information reaches them as new optional fields of `TrainConfig` and `Data`, never as
+    new positional arguments, so a task written for 1.0 keeps working.
     """
 
     #: the metric that picks the best checkpoint, and its direction
     main_metric: ClassVar[str] = "loss"
     higher_is_better: ClassVar[bool] = False
+    #: what `targets` in StepResult counts, for the progress line ("tokens", "examples", ...)
+    unit: ClassVar[str] = "tokens"
 
     def build_model(self, data: Data, cell: CellSpec) -> nn.Module:
         raise NotImplementedError
@@ -142,26 +217,31 @@ class Task:
         raise NotImplementedError
 
     def train_step(self, model: nn.Module, batch: Any, carry: Any) -> StepResult:
+        """One batch's loss. `model` is always the task's own model as `build_model` made it,
+        never a DistributedDataParallel wrapper: in distributed training seqcli wraps this
+        whole method, so gradients are averaged whatever parts of the model it calls. seqcli
+        calls backward(), clips and steps the optimizer."""
         raise NotImplementedError
 
     def shard(self, batch: Any, rank: int, world: int) -> Any:
         """Distributed training: the part of a batch from `batches` that rank `rank` of
         `world` trains on. The default splits a list of examples; override it for other
-        batch types. Every rank must get a non-empty part."""
+        batch types. Every rank must get a non-empty part, and together the ranks must
+        cover the batch exactly once (`seqcli.testing.check_task` checks it)."""
         if isinstance(batch, list):
-            from seqcli.train.distributed import shard_examples
-
             return shard_examples(batch, rank, world)
         raise TrainingError(f"task {type(self).__name__} cannot split its batches for distributed training "
                             f"(it needs a shard() method); run it in one process")
 
     def evaluate(self, model: nn.Module, data: Data, split: str, config: TrainConfig) -> dict[str, float]:
-        """Metrics on one split (model already in eval mode, gradients off); must include 'loss'."""
+        """Metrics on one split (model already in eval mode, gradients off); must include
+        'loss' and `main_metric`. Must honour `config.eval_batches` (when set, score at most
+        that many batches of `config.batch_size`): training evaluates with it to stay fast."""
         raise NotImplementedError
 
-    def sample(self, model: nn.Module, fields: dict) -> list[str]:
-        """Output lines. Keyword arguments after `fields` are options; an `inputs: list[str]`
-        argument receives `seqcli sample --input/--input-file`."""
+    def sample(self, model: nn.Module, fields: dict) -> list[str] | Samples:
+        """Output lines (or `Samples`, with pictures). Keyword arguments after `fields` are
+        options; an `inputs: list[str]` argument receives `seqcli sample --input/--input-file`."""
         raise NotImplementedError
 
     def check_sample(self, **options) -> None:
@@ -169,4 +249,12 @@ class Task:
 
 
 def device_of(model: nn.Module) -> torch.device:
+    """The device a model's parameters are on (where to put its inputs)."""
     return next(model.parameters()).device
+
+
+def shard_examples(examples: list, rank: int, world: int) -> list:
+    """This rank's part of a batch of examples; a batch smaller than the number of ranks
+    gives its last example to the ranks that would get none (every rank must take a step)."""
+    part = examples[rank::world]
+    return part or examples[-1:]

@@ -38,7 +38,6 @@ class Recurrent(nn.Module):
         self.num_states = cell.cls.num_states
         self.kernel = cell.cls.fused_kernel(**cell.options)
         self.output_size = hidden_size * self.num_directions
-        self.probe = None  # set by `seqcli gradflow` (seqcli.gradflow.Probe): see probed()
         if self.kernel is not None:
             extra = {"nonlinearity": self.kernel[4:]} if self.kernel.startswith("rnn_") else {}
             self.fused = FUSED[self.kernel](input_size, hidden_size, num_layers,
@@ -60,8 +59,6 @@ class Recurrent(nn.Module):
         past each sequence's length are padding: they neither change the state nor output."""
         if state is None:
             state = self.initial_state(x.shape[1], x)
-        if self.probe is not None:
-            return self.probed(x, state, lengths)
         if self.kernel is None:
             return self._loop(x, state, lengths)
         hx = state if self.kernel == "lstm" else state[0]
@@ -111,26 +108,6 @@ class Recurrent(nn.Module):
             if self.training and self.dropout and layer < self.num_layers - 1:
                 x = F.dropout(x, self.dropout, True)
         return x, new
-
-    def probed(self, x: Tensor, state: State, lengths: Tensor | None):
-        """The forward pass one step at a time, adding zeros that require grad (made by
-        `self.probe.make`) to the top layer's hidden state h_t, where it feeds both the output
-        and the next step. Their gradient after backward is dL/dh_t through every path."""
-        if self.num_directions != 1:
-            raise ValueError("gradient probes need a unidirectional layer")
-        mask = None if lengths is None else batching.mask(lengths.to(x.device), x.shape[0]).unsqueeze(-1)
-        eps = self.probe.make(x.shape[0], x.shape[1], self.hidden_size, x)
-        layers, weights, outs = self.unstack(state), self.step_weights(), []
-        for t in range(x.shape[0]):
-            h, new = self.step_layers(x[t], layers, weights)
-            h = h + eps[t]
-            new[-1] = (h, *new[-1][1:])
-            if mask is not None:
-                new = [tuple(torch.where(mask[t], n, o) for n, o in zip(ns, os)) for ns, os in zip(new, layers)]
-            layers = new
-            outs.append(layers[-1][0])
-        out = torch.stack(outs)
-        return (out if mask is None else out * mask), self.stack(layers)
 
     def _loop(self, x: Tensor, state: State, lengths: Tensor | None):
         mask = None if lengths is None else batching.mask(lengths.to(x.device), x.shape[0]).unsqueeze(-1)  # (T, B, 1)

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from seqcli.api import ConfigError, Data, DataError, Dataset, Range
 from seqcli.data.batching import order
-from seqcli.recipe.schema import File
+from seqcli.schema import File
 
 FilePath = Annotated[str, File()]
 Fraction = Annotated[float, Range(0, 0.5)]

@@ -7,7 +7,7 @@ from torch import Tensor, nn
 
 from seqcli.api import CellSpec
 from seqcli.cells import Recurrent
-from seqcli.data.vocab import Numeric, Vocab
+from seqcli.vocab import Numeric, Vocab
 
 
 class Scale(nn.Module):

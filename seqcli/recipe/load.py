@@ -16,6 +16,15 @@ class Origins:
         self.source = source
         self.places: dict[str, str] = {}
 
+    def base(self, path: str) -> str:
+        """The folder a relative path at `path` starts from: the recipe file's own folder for
+        keys written in the file, the current folder for overrides on the command line."""
+        import os
+
+        if self.of(path).startswith("override "):
+            return os.getcwd()
+        return os.path.dirname(os.path.abspath(self.source))
+
     def of(self, path: str) -> str:
         """The place of `path`, or of its nearest parent section that has one."""
         while path:
@@ -35,11 +44,30 @@ def bundled_dir() -> Path:
 
 
 def bundled() -> dict[str, Path]:
+    """seqcli's own recipes, by name."""
     return {p.stem: p for p in sorted(bundled_dir().glob("*.yaml"))}
 
 
+def available() -> dict[str, tuple[Path, str]]:
+    """Every recipe a name can run: seqcli's own, then those plugin packages ship (entry-point
+    group `seqcli.recipes`), each as `package:name` and, where seqcli has none of that name
+    and no other package claims it, as `name` alone. Values: (file, package)."""
+    from seqcli import registry
+
+    out = {name: (path, "seqcli") for name, path in bundled().items()}
+    plain: dict[str, list[tuple[Path, str]]] = {}
+    for package, _version, folder in registry.recipe_folders():
+        for path in sorted(Path(str(folder)).glob("*.yaml")):
+            out[f"{package}:{path.stem}"] = (path, package)
+            plain.setdefault(path.stem, []).append((path, package))
+    for name, claims in plain.items():
+        if name not in out and len(claims) == 1:
+            out[name] = claims[0]
+    return out
+
+
 def locate(name_or_path: str) -> Path:
-    """A recipe file: a path that exists, or the name of a bundled recipe."""
+    """A recipe file: a path that exists, or the name of a bundled or plugin recipe."""
     from seqcli.errors import SeqcliError, did_you_mean
 
     path = Path(name_or_path)
@@ -47,13 +75,13 @@ def locate(name_or_path: str) -> Path:
         return path
     if path.exists():
         raise SeqcliError(f"{name_or_path}: is not a file")
-    recipes = bundled()
+    recipes = available()
     if name_or_path in recipes:
-        return recipes[name_or_path]
+        return recipes[name_or_path][0]
     hint = did_you_mean(name_or_path, recipes)
     raise SeqcliError(
         f"{name_or_path}: no such file, and no bundled recipe of that name{hint}; "
-        f"bundled recipes: {', '.join(recipes) or 'none'}"
+        f"recipes: {', '.join(n for n in recipes if ':' not in n or n.partition(':')[2] not in recipes) or 'none'}"
     )
 
 

@@ -6,39 +6,72 @@ before any data is read or any model is built.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import copy
+from dataclasses import dataclass, field
+
 import yaml
 
 from seqcli import registry
+from seqcli.config import TrainConfig
 from seqcli.errors import ConfigError, PluginError, RecipeError, SeqcliError, did_you_mean
 from seqcli.recipe.load import Origins, apply_overrides, locate, read
-from seqcli.recipe.schema import check_args
-from seqcli.train.config import TrainConfig
-from seqcli.train.optim import OPTIMIZERS, SCHEDULERS
+from seqcli.schema import check_args, construct
+from seqcli.config import OPTIMIZERS, SCHEDULERS
 
 SECTIONS = ("description", "dataset", "task", "model", "train", "sample")
 REQUIRED = ("dataset", "task", "model")
+#: sizes a cell is built with once during validation, so its constructor can check its options
+PROBE_SIZES = {"input_size": 2, "hidden_size": 2}
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A plugin a recipe chose: its name as written (plain or `package:name`) and its
+    resolved options."""
+
+    name: str
+    options: dict = field(default_factory=dict)
+
+    def as_data(self) -> dict:
+        return {"name": self.name, **copy.deepcopy(self.options)}
 
 
 @dataclass
 class Recipe:
-    """A checked recipe: plain data, every default filled in."""
+    """A checked recipe, every default filled in. Plain data throughout: `to_data()` is what
+    run directories and checkpoints store, and `from_data` checks it again on the way back."""
 
-    data: dict
-    source: str
+    dataset: Choice
+    task: Choice
+    cell: Choice
+    model: dict  # the task's build_model keys (sizes, dropout, ...)
+    train: TrainConfig
+    sample: dict
+    description: str = ""
+    source: str = "?"
 
-    @property
-    def description(self) -> str:
-        return self.data.get("description", "")
-
-    def section(self, name: str) -> dict:
-        return self.data[name]
-
-    def train_config(self) -> TrainConfig:
-        return TrainConfig(**self.data["train"])
+    def to_data(self) -> dict:
+        data = {"description": self.description} if self.description else {}
+        data.update({"dataset": self.dataset.as_data(), "task": self.task.as_data(),
+                     "model": {"cell": self.cell.as_data(), **copy.deepcopy(self.model)},
+                     "train": self.train.to_dict(), "sample": copy.deepcopy(self.sample)})
+        return data
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.data, sort_keys=False, allow_unicode=True)
+        return yaml.safe_dump(self.to_data(), sort_keys=False, allow_unicode=True)
+
+    @classmethod
+    def from_data(cls, data, source: str) -> Recipe:
+        """A stored recipe (a checkpoint's, a run directory's) checked as strictly as a file."""
+        if not isinstance(data, dict):
+            raise RecipeError([f"{source}: the stored recipe is not a mapping"])
+        return resolve(copy.deepcopy(data), Origins(source))
+
+    def with_overrides(self, overrides: list[str], source: str) -> Recipe:
+        data = self.to_data()
+        origins = Origins(source)
+        apply_overrides(data, origins, list(overrides))
+        return resolve(data, origins)
 
 
 def load_recipe(name_or_path: str, overrides: list[str] = ()) -> Recipe:
@@ -61,30 +94,29 @@ def resolve(data: dict, origins: Origins) -> Recipe:
     for key in REQUIRED:
         if key not in data:
             problems.append(f"{origins.source}: missing section '{key}'")
-    out: dict = {}
-    if "description" in data:
-        if not isinstance(data["description"], str):
-            report("description", "must be a string")
-        out["description"] = str(data["description"])
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        report("description", "must be a string")
 
-    _plugin(data, "dataset", "dataset", report, out, skip=())
-    task_cls = _plugin(data, "task", "task", report, out, skip=())
+    dataset = _plugin(data, "dataset", "dataset", report, origins)
+    task = _plugin(data, "task", "task", report, origins)
+    task_cls = task[1] if task else None
 
+    cell, model_keys = None, {}
     model = data.get("model")
     if "model" in data and not isinstance(model, dict):
         report("model", "must be a mapping (with a 'cell' and the model's size)")
     elif isinstance(model, dict):
-        out["model"] = {}
         if "cell" not in model:
             report("model", "missing key 'cell' (for example cell: {name: lstm})")
         else:
-            _plugin(model, "cell", "cell", report, out["model"], skip=("input_size", "hidden_size"), prefix="model.")
+            cell = _plugin(model, "cell", "cell", report, origins, prefix="model.")
         rest = {k: v for k, v in model.items() if k != "cell"}
         if task_cls is not None:
-            values, errors = check_args(task_cls.build_model, rest, skip=("self", "data", "cell"))
+            model_keys, errors = check_args(task_cls.build_model, rest, skip=("self", "data", "cell"),
+                                            base=lambda k: origins.base(f"model.{k}"))
             for key, message in errors:
                 report(f"model.{key}", message)
-            out["model"].update(values)
 
     train = data.get("train", {}) or {}
     if not isinstance(train, dict):
@@ -99,36 +131,38 @@ def resolve(data: dict, origins: Origins) -> Recipe:
         values["scheduler"] = _named(values["scheduler"], SCHEDULERS, "train.scheduler", report)
     if "device" in values:
         _check_device(values["device"], report)
-    out["train"] = values
+    config = TrainConfig(**values) if not errors else None
 
+    sample_keys = {}
     sample = data.get("sample", {}) or {}
     if not isinstance(sample, dict):
         report("sample", "must be a mapping")
     elif task_cls is not None:
-        values, errors = check_args(task_cls.sample, sample, skip=("self", "model", "fields"))
+        sample_keys, errors = check_args(task_cls.sample, sample, skip=("self", "model", "fields"),
+                                         base=lambda k: origins.base(f"sample.{k}"))
         for key, message in errors:
             report(f"sample.{key}", message)
-        if not errors and "task" in out:
+        if not errors and task is not None and task[2]:
             try:
-                task_cls(**{k: v for k, v in out["task"].items() if k != "name"}).check_sample(**values)
+                construct(task_cls, task[0].options).check_sample(**sample_keys)
             except ConfigError as exc:
                 report(f"sample.{exc.key}", exc.message)
-        out["sample"] = values
 
     if problems:
         raise RecipeError(problems)
-    return Recipe(out, origins.source)
+    return Recipe(dataset=dataset[0], task=task[0], cell=cell[0], model=model_keys, train=config,
+                  sample=sample_keys, description=description, source=origins.source)
 
 
-def _plugin(section_holder: dict, key: str, kind: str, report, out: dict, skip, prefix: str = ""):
-    """Check `{name: ..., **options}` for a plugin; returns its class (or None) and puts the
-    resolved options in out[key]."""
+def _plugin(section_holder: dict, key: str, kind: str, report, origins: Origins, prefix: str = ""):
+    """Check `{name: ..., **options}` for a plugin: (Choice, class, constructed fine) or None."""
     path = prefix + key
     spec = section_holder.get(key)
     if key not in section_holder:
         return None
     if not isinstance(spec, dict):
-        report(path, f"must be a mapping with a 'name', for example {key}: {{name: {registry.names(kind)[0] if registry.names(kind) else '...'}}}")
+        example = registry.names(kind)[0] if registry.names(kind) else "..."
+        report(path, f"must be a mapping with a 'name', for example {key}: {{name: {example}}}")
         return None
     name = spec.get("name")
     if not isinstance(name, str):
@@ -141,23 +175,27 @@ def _plugin(section_holder: dict, key: str, kind: str, report, out: dict, skip, 
         report(f"{path}.name", str(exc))
         return None
     options = {k: v for k, v in spec.items() if k != "name"}
-    values, errors = check_args(cls, options, skip=skip)
+    skip = tuple(PROBE_SIZES) if kind == "cell" else ()
+    values, errors = check_args(cls, options, skip=skip, base=lambda k: origins.base(f"{path}.{k}"))
     for k, message in errors:
         report(f"{path}.{k}", message)
-    out[key] = {"name": name, **values}
-    if not errors and kind != "cell":  # a cell needs sizes the task picks: built later
-        _construct_check(cls, out[key], path, report)
-    return cls
+    ok = not errors and _construct_check(cls, values, kind, path, report)
+    return Choice(name, values), cls, ok
 
 
-def _construct_check(cls, resolved: dict, path: str, report) -> None:
-    """Run a plugin's (cheap) constructor so it can reject values with ConfigError."""
+def _construct_check(cls, values: dict, kind: str, path: str, report) -> bool:
+    """Run a plugin's (cheap) constructor so it can reject values with ConfigError; a cell is
+    built with tiny sizes, since the real ones are the task's to choose."""
     try:
-        cls(**{k: v for k, v in resolved.items() if k != "name"})
+        construct(cls, {**PROBE_SIZES, **values} if kind == "cell" else values)
+        return True
     except ConfigError as exc:
         report(f"{path}.{exc.key}", exc.message)
     except SeqcliError as exc:
         report(path, str(exc))
+    except Exception as exc:  # a plugin constructor that breaks on valid-looking values
+        report(path, f"the {kind} rejected these options: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+    return False
 
 
 def _named(spec, table: dict, path: str, report, default: str | None = None) -> dict:

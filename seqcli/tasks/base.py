@@ -9,7 +9,7 @@ import torch
 from seqcli.api import Data, DataError, StepResult, Task, TrainConfig, device_of
 from seqcli.data import batching
 from seqcli.data.readers import numbers
-from seqcli.data.vocab import Numeric
+from seqcli.vocab import Numeric
 
 
 def require(fields: dict, task: str, **kinds) -> None:

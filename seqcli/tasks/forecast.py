@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from seqcli.api import CellSpec, Data, Range, device_of
-from seqcli.data.vocab import Numeric
+from seqcli.vocab import Numeric
 from seqcli.nn.encoder import Encoder, Scale
 from seqcli.tasks.base import ExampleTask, require, stack_inputs, user_batch
 from seqcli.tasks.classify import Dropout, Size

@@ -10,16 +10,15 @@ such as `digits`.
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqcli.api import CellSpec, Data, DataError, Range, device_of
+from seqcli.api import CellSpec, Data, DataError, Figure, Output, Range, Samples, device_of
 from seqcli.cells import Recurrent
-from seqcli.data.vocab import Labels, Numeric
+from seqcli.vocab import Labels, Numeric
 from seqcli.nn import draw
 from seqcli.tasks.base import ExampleTask, encode_input, require
 from seqcli.tasks.classify import Size, label_metrics
@@ -119,7 +118,8 @@ class Glimpse(ExampleTask):
     def metrics(self, model, parts, fields):
         return label_metrics(parts, len(fields["label"]))
 
-    def sample(self, model, fields: dict, inputs: list[str] = (), glimpse_plot: str | None = None) -> list[str]:
+    def sample(self, model, fields: dict, inputs: list[str] = (),
+               glimpse_plot: Annotated[str | None, Output(".png")] = None) -> Samples:
         """For each input image (rows 'a b c; d e f'), the most likely label and its
         probability; `glimpse_plot: out.png` draws where each glimpse fell (numbers in out.json)."""
         images = [encode_input(text, fields["input"], f"input {i + 1}") for i, text in enumerate(inputs)]
@@ -132,16 +132,15 @@ class Glimpse(ExampleTask):
         best = probs.max(-1)
         names = fields["label"].names
         lines = [f"{names[i]}\t{p:.4f}" for p, i in zip(best.values.tolist(), best.indices.tolist())]
+        figures = {}
         if glimpse_plot is not None:
             from seqcli import plots
 
-            out = plots.output_file(glimpse_plot, force=True, what="glimpse_plot")
             record = [{"label": line.split("\t")[0], "image": x[i].tolist(),
                        "glimpses": [{**w.as_rows()[i], "patch": p[i].tolist()} for w, p in trace]}
                       for i, line in enumerate(lines)]
-            plots.glimpses(record, model.grid, out)
-            out.with_suffix(".json").write_text(json.dumps(record), encoding="utf-8")
-        return lines
+            figures["glimpse_plot"] = Figure(lambda path: plots.glimpses(record, model.grid, path), record)
+        return Samples(lines, figures)
 
 
 class Draw(ExampleTask):
@@ -167,7 +166,8 @@ class Draw(ExampleTask):
         errors = torch.cat([((logits.sigmoid() - batch["x"]) ** 2).flatten(1).mean(1) for batch, logits in parts])
         return {"mse": errors.mean().item()}
 
-    def sample(self, model, fields: dict, inputs: list[str] = (), canvas_plot: str | None = None) -> list[str]:
+    def sample(self, model, fields: dict, inputs: list[str] = (),
+               canvas_plot: Annotated[str | None, Output(".png")] = None) -> Samples:
         """For each class name given, the image written, as text (darker characters for
         darker pixels); `canvas_plot: out.png` saves the canvas after every step as a strip."""
         labels = fields["label"]
@@ -181,16 +181,15 @@ class Draw(ExampleTask):
         trace: list = []
         with torch.no_grad():
             final = model(torch.tensor(ids, device=device_of(model)), trace).sigmoid()
+        figures = {}
         if canvas_plot is not None:
             from seqcli import plots
 
-            out = plots.output_file(canvas_plot, force=True, what="canvas_plot")
             record = [{"label": labels.names[k], "canvases": [c[i].sigmoid().tolist() for _, c in trace],
                        "windows": [w.as_rows()[i] for w, _ in trace]} for i, k in enumerate(ids)]
-            plots.canvas_strip(record, model.grid, out)
-            out.with_suffix(".json").write_text(json.dumps(record), encoding="utf-8")
-        return [f"class {labels.names[k]}:\n" + "\n".join(shade(row) for row in image.tolist()) + "\n"
-                for k, image in zip(ids, final)]
+            figures["canvas_plot"] = Figure(lambda path: plots.canvas_strip(record, model.grid, path), record)
+        return Samples([f"class {labels.names[k]}:\n" + "\n".join(shade(row) for row in image.tolist()) + "\n"
+                        for k, image in zip(ids, final)], figures)
 
 
 SHADES = " .:-=+*#%@"

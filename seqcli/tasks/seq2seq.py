@@ -10,7 +10,6 @@ and decode greedily, by sampling, or by batched beam search with a length penalt
 
 from __future__ import annotations
 
-import json
 import secrets
 from typing import Annotated
 
@@ -18,9 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqcli.api import CellSpec, ConfigError, Data, DataError, Range, device_of
+from seqcli.api import CellSpec, ConfigError, Data, DataError, Figure, Output, Range, Samples, device_of
 from seqcli.data import batching
-from seqcli.data.vocab import Labels, Numeric, Vocab
+from seqcli.vocab import Labels, Numeric, Vocab
 from seqcli.decoding.search import beam_search, sample
 from seqcli.metrics import edit_distance
 from seqcli.nn.attention import Kind
@@ -163,7 +162,7 @@ class Seq2Seq(SequenceWriter):
                length_penalty: Annotated[float, Range(0, 10)] = 0.0, temperature: Annotated[float, Range(0, 100)] = 0.0,
                top_k: Annotated[int, Range(1, 10**9)] | None = None,
                top_p: Annotated[float, Range(0, 1, lo_open=True)] | None = None, seed: int | None = None,
-               attention_plot: str | None = None) -> list[str]:
+               attention_plot: Annotated[str | None, Output(".png")] = None) -> Samples:
         """As for every sequence writer; `attention_plot: out.png` also draws, for each input,
         the attention weights of every output token over the input tokens (and writes the
         numbers to out.json)."""
@@ -171,15 +170,14 @@ class Seq2Seq(SequenceWriter):
             raise ConfigError("attention_plot", "this model has no attention (model.attention: none)")
         lines = super().sample(model, fields, inputs, beam_size, n_best, max_length, length_penalty, temperature,
                                top_k, top_p, seed)
+        figures = {}
         if attention_plot is not None:
             from seqcli import plots
 
             best = [line.split("\n")[0].split("\t")[0] for line in lines] if n_best > 1 else lines
             maps = self.alignments(model, fields, list(inputs), best)
-            out = plots.output_file(attention_plot, force=True, what="attention_plot")
-            plots.attention_maps(maps, out)
-            out.with_suffix(".json").write_text(json.dumps(maps, indent=1), encoding="utf-8")
-        return lines
+            figures["attention_plot"] = Figure(lambda path: plots.attention_maps(maps, path), maps)
+        return Samples(lines, figures)
 
     def alignments(self, model, fields: dict, inputs: list[str], outputs: list[str]) -> list[dict]:
         """For each (input, output) pair: the input tokens, the output tokens (with the end

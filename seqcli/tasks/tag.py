@@ -14,7 +14,7 @@ from torch import nn
 
 from seqcli.api import CellSpec, Data, Range, device_of
 from seqcli.data import batching
-from seqcli.data.vocab import Labels, Numeric, Vocab
+from seqcli.vocab import Labels, Numeric, Vocab
 from seqcli.nn.encoder import Encoder
 from seqcli.tasks.base import ExampleTask, require, stack_inputs, user_batch
 from seqcli.tasks.classify import Dropout, Size

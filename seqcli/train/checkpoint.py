@@ -1,31 +1,212 @@
-"""Self-contained checkpoints: written atomically, read without running pickled code.
+"""Checkpoints: one typed record, written atomically, read without running pickled code.
 
-A checkpoint is a dict of tensors and plain data (the resolved recipe, vocabularies, plugin
-names and versions, optimizer/scheduler/RNG states, counters), so it is read with
-weights_only=True and nothing in the file can execute code.
+`Checkpoint` owns every key of the file: `to_state()` is the only place that names them for
+writing and `from_state()` the only place that reads them. A checkpoint holds tensors and
+plain data (the resolved recipe, vocabularies, plugin names and versions, optimizer,
+scheduler and RNG states, counters), so it is read with `torch.load(weights_only=True)` and
+nothing in the file can execute code. On load every field is checked, the stored recipe
+through the same validation as a recipe file, so a damaged or crafted file is one line.
+
+Format history: 1 (seqcli 0.1): keys added over time (`position`, `window`, `ranks`,
+`plugins`, `data_info`) may be missing; they are filled with what their absence meant.
+2 (seqcli 0.2): every key present; `api_version` records the plugin API.
 """
 
 from __future__ import annotations
 
+import math
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from seqcli.errors import CheckpointError
+from seqcli.errors import CheckpointError, RecipeError, SeqcliError
 
 FORMAT = "seqcli-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+KINDS = ("dataset", "task", "cell")
 
 
-def save(obj: dict, path: Path) -> None:
+@dataclass
+class PluginRecord:
+    """Which package (and version) supplied one plugin."""
+
+    name: str
+    package: str
+    version: str
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.package}:{self.name}"
+
+
+@dataclass
+class Checkpoint:
+    recipe: Any  # seqcli.recipe.resolve.Recipe, as the user wrote its plugin names
+    plugins: dict[str, PluginRecord]  # kind -> record
+    fields: dict[str, Any]  # field name -> Vocab, Labels, Numeric or plain data
+    model: dict[str, torch.Tensor]
+    data_info: dict = field(default_factory=dict)
+    step: int = 0
+    epoch: int = 0
+    position: int = 0  # batches of the current epoch already trained on
+    carry: Any = None
+    window: list = field(default_factory=lambda: [0.0, 0])
+    metrics: dict | None = None
+    best: dict | None = None
+    rng: dict | None = None
+    ranks: list | None = None
+    optimizer: dict | None = None
+    scheduler: dict | None = None
+    seqcli_version: str = "?"
+    api_version: str = "1.0"
+    path: str = ""  # the file it was read from
+
+    def to_state(self) -> dict:
+        from seqcli.vocab import field_to_state
+
+        return {
+            "format": FORMAT, "format_version": FORMAT_VERSION, "seqcli_version": self.seqcli_version,
+            "api_version": self.api_version, "recipe": self.recipe.to_data(),
+            "plugins": {k: {"name": p.name, "package": p.package, "version": p.version} for k, p in self.plugins.items()},
+            "fields": {k: field_to_state(v) for k, v in self.fields.items()}, "data_info": self.data_info,
+            "model": self.model, "optimizer": self.optimizer, "scheduler": self.scheduler, "step": self.step,
+            "epoch": self.epoch, "position": self.position, "carry": self.carry, "window": list(self.window),
+            "metrics": self.metrics, "best": self.best, "rng": self.rng, "ranks": self.ranks,
+        }
+
+    @classmethod
+    def from_state(cls, obj, file: str) -> Checkpoint:
+        """Check and migrate what `torch.load` gave; any problem is a one-line CheckpointError."""
+        def bad(what: str) -> CheckpointError:
+            return CheckpointError(f"{file}: damaged checkpoint: {what}")
+
+        if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+            raise CheckpointError(f"{file}: not a seqcli checkpoint")
+        version = obj.get("format_version", 1)
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            raise bad(f"format_version must be a positive integer, got {version!r}")
+        if version > FORMAT_VERSION:
+            raise CheckpointError(f"{file}: written by a newer seqcli (format {version}); upgrade seqcli")
+        if version == 1:
+            obj = {"position": 0, "window": [0.0, 0], "ranks": None, "plugins": {}, "data_info": {},
+                   "api_version": "1.0", **obj}
+        missing = [k for k in ("recipe", "fields", "model", "step", "epoch") if k not in obj]
+        if missing:
+            raise bad(f"missing {', '.join(missing)}")
+        counters = {}
+        for key in ("step", "epoch", "position"):
+            value = obj.get(key, 0)
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**62:
+                raise bad(f"{key} must be a non-negative integer, got {value!r}")
+            counters[key] = value
+        plugins = obj.get("plugins") or {}
+        records = {}
+        if not isinstance(plugins, dict):
+            raise bad("plugins must be a mapping")
+        for kind, used in plugins.items():
+            if kind not in KINDS or not isinstance(used, dict) or \
+                    not all(isinstance(used.get(k), str) for k in ("name", "package", "version")):
+                raise bad(f"plugins.{kind} must name the {kind}'s name, package and version")
+            records[kind] = PluginRecord(used["name"], used["package"], used["version"])
+        model = obj["model"]
+        if not isinstance(model, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                                  for k, v in model.items()):
+            raise bad("model must map parameter names to tensors")
+        for name, tensor in model.items():
+            if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+                raise bad(f"the weights {name} hold NaN or infinite values")
+        fields = obj["fields"]
+        if not isinstance(fields, dict):
+            raise bad("fields must be a mapping")
+        from seqcli.vocab import field_from_state
+
+        try:
+            fields = {str(k): field_from_state(v) for k, v in fields.items()}
+        except Exception as exc:  # a crafted vocabulary: wrong types, missing keys
+            raise bad(f"fields: {type(exc).__name__}: {exc}") from None
+        window = obj.get("window")
+        if not (isinstance(window, (list, tuple)) and len(window) == 2 and all(isinstance(v, (int, float)) for v in window)
+                and math.isfinite(window[0])):
+            raise bad(f"window must be [loss sum, steps], got {window!r}")
+        for key in ("data_info", "optimizer", "scheduler", "metrics", "best", "rng"):
+            if obj.get(key) is not None and not isinstance(obj[key], dict):
+                raise bad(f"{key} must be a mapping")
+        if obj.get("ranks") is not None and not isinstance(obj["ranks"], list):
+            raise bad("ranks must be a list")
+        recipe = stored_recipe(obj["recipe"], records, file)
+        return cls(recipe=recipe, plugins=records, fields=fields, model=model, data_info=obj.get("data_info") or {},
+                   carry=obj.get("carry"), window=list(window), metrics=obj.get("metrics"), best=obj.get("best"),
+                   rng=obj.get("rng"), ranks=obj.get("ranks"), optimizer=obj.get("optimizer"),
+                   scheduler=obj.get("scheduler"), seqcli_version=str(obj.get("seqcli_version", "?")),
+                   api_version=str(obj.get("api_version", "1.0")), path=file, **counters)
+
+    def plugin_name(self, kind: str) -> tuple[str, str | None]:
+        """(name, package) to load `kind` with: the package the checkpoint recorded."""
+        choice = getattr(self.recipe, kind)
+        record = self.plugins.get(kind)
+        name = choice.name.partition(":")[2] if ":" in choice.name else choice.name
+        return name, (record.package if record is not None else None)
+
+
+def stored_recipe(data, records: dict[str, PluginRecord], file: str):
+    """The recipe stored in a checkpoint, checked like a recipe file, its plugins taken from
+    the packages the checkpoint recorded (a package installed later cannot take a name over)."""
+    from seqcli.recipe.resolve import Recipe
+
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{file}: damaged checkpoint: the stored recipe is not a mapping")
+    from seqcli import registry
+    from seqcli.errors import PluginError
+
+    for kind, record in records.items():
+        try:
+            registry.load(kind, record.name, record.package)
+        except PluginError as exc:
+            raise CheckpointError(f"{file}: built with {kind} '{record.name}' from package {record.package} "
+                                  f"{record.version}, which is not usable here ({exc})") from None
+    qualified = {k: v for k, v in data.items()}
+    for kind, record in records.items():
+        section = qualified.get("model") if kind == "cell" else qualified
+        key = "cell" if kind == "cell" else kind
+        if isinstance(section, dict) and isinstance(section.get(key), dict) and \
+                section[key].get("name") in (record.name, record.qualified):
+            section = dict(section)
+            section[key] = {**section[key], "name": record.qualified}
+            if kind == "cell":
+                qualified["model"] = section
+            else:
+                qualified[kind] = section[key]
+    from seqcli.schema import paths_unchecked
+
+    try:
+        with paths_unchecked():  # sampling needs no data; `evaluate` checks the files it reads
+            recipe = Recipe.from_data(qualified, f"{file} (stored recipe)")
+    except RecipeError as exc:
+        more = f" (and {len(exc.problems) - 1} more)" if len(exc.problems) > 1 else ""
+        raise CheckpointError(f"{exc.problems[0]}{more}") from None
+    except SeqcliError as exc:
+        raise CheckpointError(f"{file}: stored recipe: {exc}") from None
+    # keep the names as written, so comparisons with a recipe file see no change
+    for kind in records:
+        original = data["model"]["cell"]["name"] if kind == "cell" else data[kind]["name"]
+        if original not in (records[kind].name, records[kind].qualified):
+            continue
+        setattr(recipe, kind, type(getattr(recipe, kind))(original, getattr(recipe, kind).options))
+    return recipe
+
+
+def save(ckpt: Checkpoint | dict, path: Path) -> None:
     """Write to a temporary file beside `path`, flush it to disk, then rename it into place:
     a crash mid-save leaves the previous file intact."""
     path = Path(path)
+    state = ckpt.to_state() if isinstance(ckpt, Checkpoint) else ckpt
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with open(tmp, "wb") as f:
-            torch.save({"format": FORMAT, "format_version": FORMAT_VERSION, **obj}, f)
+            torch.save(state, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -44,6 +225,8 @@ def save(obj: dict, path: Path) -> None:
 
 def find(path: str | Path, which: str = "best") -> Path:
     """A checkpoint file, or the `which` ('best' or 'last') checkpoint of a run directory."""
+    import stat
+
     path = Path(path)
     if path.is_dir():
         folder = path / "checkpoints"
@@ -51,14 +234,20 @@ def find(path: str | Path, which: str = "best") -> Path:
             if (folder / f"{name}.pt").is_file():
                 return folder / f"{name}.pt"
         raise CheckpointError(f"{path}: no {which} checkpoint in this directory (looked in {folder})")
-    if not path.exists():
-        raise CheckpointError(f"{path}: no such checkpoint file or run directory")
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such checkpoint file or run directory") from None
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot read ({exc.strerror})") from None
+    if not stat.S_ISREG(mode):
+        raise CheckpointError(f"{path}: not a regular file (a checkpoint is a file, or a run directory)")
     return path
 
 
-def load(path: str | Path, which: str = "best", map_location="cpu") -> dict:
-    """Read a checkpoint; a missing, truncated, foreign or code-carrying file is a one-line
-    CheckpointError."""
+def load(path: str | Path, which: str = "best", map_location="cpu") -> Checkpoint:
+    """Read and check a checkpoint; a missing, truncated, foreign, damaged or code-carrying
+    file is a one-line CheckpointError."""
     file = find(path, which)
     try:
         obj = torch.load(file, map_location=map_location, weights_only=True)
@@ -69,9 +258,4 @@ def load(path: str | Path, which: str = "best", map_location="cpu") -> dict:
         else:
             reason = "the file is truncated or corrupt"
         raise CheckpointError(f"{file}: cannot read checkpoint: {reason}") from None
-    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
-        raise CheckpointError(f"{file}: not a seqcli checkpoint")
-    if obj.get("format_version", 0) > FORMAT_VERSION:
-        raise CheckpointError(f"{file}: written by a newer seqcli (format {obj['format_version']}); upgrade seqcli")
-    obj["path"] = str(file)
-    return obj
+    return Checkpoint.from_state(obj, str(file))

@@ -160,10 +160,3 @@ def launch(argv: list[str], nproc_per_node: int, nnodes: int = 1, node_rank: int
         raise SystemExit(128 + int(exc.sigval)) from None
     finally:
         os.environ.pop(WORKER_ENV, None)
-
-
-def shard_examples(examples: list, rank: int, world: int) -> list:
-    """This rank's part of a batch of examples; a batch smaller than the number of ranks
-    gives its last example to the ranks that would get none (every rank must take a step)."""
-    part = examples[rank::world]
-    return part or examples[-1:]

@@ -1,51 +1,7 @@
-"""Optimisers and learning-rate schedules, chosen by name in the recipe.
-
-Each spec function's signature is the schema of its recipe keys (checked before training);
-`build_*` turns the checked values into torch objects.
-"""
+"""Optimisers and learning-rate schedules as torch objects, from the checked `train.optimizer`
+and `train.scheduler` specs (their schemas are in `seqcli.config`)."""
 
 from __future__ import annotations
-
-from typing import Annotated
-
-from seqcli.recipe.schema import Range
-
-Rate = Annotated[float, Range(0, 1000, lo_open=True)]
-Decay = Annotated[float, Range(0, 1)]
-
-
-def sgd(lr: Rate = 0.1, momentum: Annotated[float, Range(0, 1, hi_open=True)] = 0.0,
-        weight_decay: Decay = 0.0, nesterov: bool = False):
-    """Stochastic gradient descent, optionally with (Nesterov) momentum."""
-
-
-def adam(lr: Rate = 0.001, betas: list[Annotated[float, Range(0, 1, hi_open=True)]] = (0.9, 0.999),
-         eps: Annotated[float, Range(0, 1, lo_open=True)] = 1e-8, weight_decay: Decay = 0.0):
-    """Adam."""
-
-
-def adamw(lr: Rate = 0.001, betas: list[Annotated[float, Range(0, 1, hi_open=True)]] = (0.9, 0.999),
-          eps: Annotated[float, Range(0, 1, lo_open=True)] = 1e-8, weight_decay: Decay = 0.01):
-    """Adam with decoupled weight decay."""
-
-
-def step(step_size: Annotated[int, Range(1, 10**9)] = 1000, gamma: Annotated[float, Range(0, 1, lo_open=True)] = 0.5):
-    """Multiply the learning rate by `gamma` every `step_size` steps."""
-
-
-def plateau(factor: Annotated[float, Range(0, 1, lo_open=True, hi_open=True)] = 0.5,
-            patience: Annotated[int, Range(0, 10**6)] = 2,
-            min_lr: Annotated[float, Range(0)] = 0.0):
-    """Multiply the learning rate by `factor` when the validation loss has not improved for
-    `patience` evaluations."""
-
-
-def cosine(min_lr: Annotated[float, Range(0)] = 0.0, warmup_steps: Annotated[int, Range(0, 10**9)] = 0):
-    """Linear warm-up, then cosine decay to `min_lr` at `train.max_steps`."""
-
-
-OPTIMIZERS = {"sgd": sgd, "adam": adam, "adamw": adamw}
-SCHEDULERS = {"step": step, "plateau": plateau, "cosine": cosine}
 
 
 def build_optimizer(params, spec: dict):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -14,10 +15,10 @@ from pathlib import Path
 
 import torch
 
-from seqcli import __version__
-from seqcli.api import Data, Task, TrainConfig, device_of
-from seqcli.errors import SeqcliError, TrainingError
+from seqcli.api import Data, StepResult, Task, TrainConfig, device_of
+from seqcli.errors import CheckpointError, SeqcliError, TrainingError
 from seqcli.train import checkpoint, distributed
+from seqcli.train.checkpoint import Checkpoint
 from seqcli.train.optim import build_optimizer, build_scheduler
 from seqcli.train.progress import Reporter
 
@@ -61,11 +62,11 @@ class Trainer:
     where that checkpoint left off: same batches, same random numbers, same carried state."""
 
     def __init__(self, task: Task, model: torch.nn.Module, data: Data, config: TrainConfig, run_dir: Path,
-                 meta: dict, reporter: Reporter, resume: dict | None = None):
+                 record: Checkpoint, reporter: Reporter, resume: Checkpoint | None = None):
         self.task, self.data, self.config = task, data, config
         self.run_dir = Path(run_dir)
         self.folder = self.run_dir / "checkpoints"
-        self.meta = meta  # recipe, plugins, fields, data info: stored in every checkpoint
+        self.record = record  # recipe, plugins, fields, data info: the same in every checkpoint
         self.reporter = reporter
         self.device = pick_device(config.device)
         self.model = model.to(self.device)
@@ -79,9 +80,9 @@ class Trainer:
 
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.replicas = DistributedDataParallel(_TrainStep(task, self.model), device_ids=ids)
-        self.optimizer = build_optimizer(self.model.parameters(), config.optimizer)
-        self.scheduler = build_scheduler(self.optimizer, config.scheduler, config.max_steps)
-        self.plateau = isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+        self.stepper = Stepper(task, self.model, config, self.device, self.replicas)
+        self.optimizer, self.scheduler = self.stepper.optimizer, self.stepper.scheduler
+        self.plateau = self.stepper.plateau
         self.step = 0
         self.epoch = 0
         self.position = 0  # batches of the current epoch already trained on
@@ -151,30 +152,22 @@ class Trainer:
 
     def _train_on(self, batch) -> None:
         cfg = self.config
-        self.model.train()
-        with autocast(self.device, cfg.precision):
-            result = (self.task.train_step(self.model, batch, self.carry) if self.replicas is None
-                      else self.replicas(batch, self.carry))
+        result = self.stepper.forward(batch, self.carry)
         if self.replicas is None:
             loss, targets = result.loss.item(), result.targets
         else:
             loss, targets = self._agree(result)
         self.step += 1
-        if not math.isfinite(loss):
+        norm = self.stepper.update(result) if math.isfinite(loss) else math.nan
+        if not math.isfinite(norm):
+            what = f"the loss is {loss}" if not math.isfinite(loss) else f"the gradient norm is {norm} (the loss was {loss:.4g})"
             if cfg.nonfinite == "stop":
-                raise TrainingError(f"step {self.step}: the loss is {loss}; lower train.optimizer.lr, set "
+                raise TrainingError(f"step {self.step}: {what}; lower train.optimizer.lr, set "
                                     f"train.clip_grad_norm, or set train.nonfinite=skip (the last good checkpoint is kept)")
             self.skipped += 1
-            self.reporter.message(f"step {self.step}: the loss is {loss}; batch skipped ({self.skipped} so far)")
+            self.reporter.message(f"step {self.step}: {what}; batch skipped, weights unchanged ({self.skipped} so far)")
             self.carry = None  # a state that produced NaN is not carried on
             return
-        self.optimizer.zero_grad(set_to_none=True)
-        result.loss.backward()
-        if cfg.clip_grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_grad_norm)
-        self.optimizer.step()
-        if self.scheduler is not None and not self.plateau:
-            self.scheduler.step()
         self.carry = result.carry
         self.window[0] += loss
         self.window[1] += 1
@@ -207,31 +200,20 @@ class Trainer:
 
     # -- checkpoints ------------------------------------------------------------------------
 
-    def _checkpoint(self, metrics: dict | None) -> dict:
+    def _checkpoint(self, metrics: dict | None) -> Checkpoint:
         rng = {"torch": torch.get_rng_state(), "python": random.getstate()}
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state_all()
         ranks = None
         if self.dist.active:  # each rank's own carried state and random numbers, for resuming
             ranks = distributed.gather({"carry": _to_cpu(self.carry), "rng": rng})
-        return {
-            **self.meta,
-            "seqcli_version": __version__,
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
-            "step": self.step,
-            "epoch": self.epoch,
-            "position": self.position,
-            "carry": self.carry,
-            "window": list(self.window),
-            "metrics": metrics,
-            "best": self.best,
-            "rng": rng,
-            "ranks": ranks,
-        }
+        return dataclasses.replace(
+            self.record, model=self.model.state_dict(), optimizer=self.optimizer.state_dict(),
+            scheduler=self.scheduler.state_dict() if self.scheduler is not None else None, step=self.step,
+            epoch=self.epoch, position=self.position, carry=self.carry, window=list(self.window), metrics=metrics,
+            best=self.best, rng=rng, ranks=ranks)
 
-    def _save(self, state: dict, best: bool) -> None:
+    def _save(self, state: Checkpoint, best: bool) -> None:
         """last.pt always; best.pt when the model improved; step-N.pt for the last N."""
         if not self.dist.main:
             return
@@ -245,15 +227,21 @@ class Trainer:
             for old in numbered[:-keep]:
                 old.unlink(missing_ok=True)
 
-    def _restore(self, ckpt: dict) -> None:
-        self.model.load_state_dict(ckpt["model"])
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        if self.scheduler is not None and ckpt.get("scheduler") is not None:
-            self.scheduler.load_state_dict(ckpt["scheduler"])
-        self.step, self.epoch, self.position = ckpt["step"], ckpt["epoch"], ckpt.get("position", 0)
-        self.window = list(ckpt.get("window", [0.0, 0]))
-        self.best = ckpt.get("best")
-        ranks = ckpt.get("ranks") or [{"carry": ckpt.get("carry"), "rng": ckpt["rng"]}]
+    def _restore(self, ckpt: Checkpoint) -> None:
+        if ckpt.optimizer is None or ckpt.rng is None:
+            raise CheckpointError(f"{ckpt.path}: holds no training state (optimizer and random numbers); "
+                                  f"it can be sampled and evaluated, not resumed")
+        self.model.load_state_dict(ckpt.model)
+        try:
+            self.optimizer.load_state_dict(ckpt.optimizer)
+            if self.scheduler is not None and ckpt.scheduler is not None:
+                self.scheduler.load_state_dict(ckpt.scheduler)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CheckpointError(f"{ckpt.path}: the optimizer state does not fit this optimizer ({exc})") from None
+        self.step, self.epoch, self.position = ckpt.step, ckpt.epoch, ckpt.position
+        self.window = list(ckpt.window)
+        self.best = ckpt.best
+        ranks = ckpt.ranks or [{"carry": ckpt.carry, "rng": ckpt.rng}]
         mine = ranks[self.dist.rank] if len(ranks) == self.dist.world else {"carry": None, "rng": ranks[0]["rng"]}
         if len(ranks) != self.dist.world:
             self.reporter.message(f"the checkpoint was written by {len(ranks)} process(es), this run has "
@@ -302,6 +290,45 @@ class Trainer:
             for key, value in record.items():
                 if key not in ("step", "split") and isinstance(value, (int, float)):
                     self.board.add_scalar(f"{record['split']}/{key}", value, record["step"])
+
+
+class Stepper:
+    """The one training step, for every loop that trains (the trainer, `seqcli gradflow`, the
+    contract kits): the task's forward under autocast, then backward, the gradient norm,
+    clipping, and the optimizer and scheduler steps, taken only when the gradient is finite."""
+
+    def __init__(self, task: Task, model: torch.nn.Module, config: TrainConfig, device: torch.device | None = None,
+                 replicas: torch.nn.Module | None = None):
+        self.task, self.model, self.config, self.replicas = task, model, config, replicas
+        self.device = device if device is not None else device_of(model)
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.optimizer = build_optimizer(self.params, config.optimizer)
+        self.scheduler = build_scheduler(self.optimizer, config.scheduler, config.max_steps)
+        self.plateau = isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+
+    def forward(self, batch, carry) -> StepResult:
+        self.model.train()
+        with autocast(self.device, self.config.precision):
+            if self.replicas is not None:
+                return self.replicas(batch, carry)
+            return self.task.train_step(self.model, batch, carry)
+
+    def update(self, result: StepResult, clip: float | None | bool = True) -> float:
+        """Backward, then the optimizer step unless the gradient is not finite. Returns the
+        total gradient norm before clipping. `clip` overrides train.clip_grad_norm."""
+        max_norm = self.config.clip_grad_norm if clip is True else clip or None
+        self.optimizer.zero_grad(set_to_none=True)
+        result.loss.backward()
+        grads = [p.grad for p in self.params if p.grad is not None]
+        if max_norm is not None:
+            norm = torch.nn.utils.clip_grad_norm_(self.params, max_norm).item()
+        else:
+            norm = torch.nn.utils.get_total_norm(grads).item() if grads else 0.0
+        if math.isfinite(norm):
+            self.optimizer.step()
+            if self.scheduler is not None and not self.plateau:
+                self.scheduler.step()
+        return norm
 
 
 class _TrainStep(torch.nn.Module):
@@ -353,11 +380,18 @@ def truncate_metrics(path: Path, step: int) -> None:
     os.replace(tmp, path)
 
 
-def evaluate(task: Task, model: torch.nn.Module, data: Data, split: str, config: TrainConfig) -> dict:
+def evaluate(task: Task, model: torch.nn.Module, data: Data, split: str, config: TrainConfig,
+             options: dict | None = None) -> dict:
+    """`task.evaluate` on one split, in eval mode without gradients (under autocast when the
+    run trains in bf16), with the task's own evaluate options."""
+    from seqcli.errors import DataError
+
+    if split not in data.splits:
+        raise DataError(f"--split: the dataset has no split '{split}' (it has: {', '.join(data.splits) or 'none'})")
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad(), autocast(device_of(model), config.precision):
-            return task.evaluate(model, data, split, config)
+            return task.evaluate(model, data, split, config, **(options or {}))
     finally:
         model.train(was_training)

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from seqcli.api import ConfigError, Data, Dataset, Range
-from seqcli.data import vocab as V
+from seqcli import vocab as V
 from seqcli.data.datasets.synthetic import spell
 from seqcli.data.examples import carve
 

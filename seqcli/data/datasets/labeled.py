@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from seqcli.api import ConfigError, DataError, Range
-from seqcli.data import vocab as V
+from seqcli import vocab as V
 from seqcli.data.examples import FileDataset
 from seqcli.data.readers import numbers, rows
 

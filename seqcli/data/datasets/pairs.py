@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 import torch
 
 from seqcli.api import DataError, Range
-from seqcli.data import vocab as V
+from seqcli import vocab as V
 from seqcli.data.examples import FileDataset
 from seqcli.data.readers import rows
 

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from seqcli.api import ConfigError, Data, Dataset, Range
-from seqcli.data import vocab as V
+from seqcli import vocab as V
 
 Problem = Literal["copy", "reverse", "sort", "addition", "spell", "copy_memory", "adding", "seasonal"]
 Count = Annotated[int, Range(1, 10_000_000)]

@@ -15,10 +15,10 @@ import numpy as np
 import torch
 
 from seqcli.api import Data, DataError, Dataset, Range
-from seqcli.data import vocab as V
+from seqcli import vocab as V
 from seqcli.data.corpus import default_corpus
 from seqcli.data.examples import check_sources
-from seqcli.recipe.schema import File
+from seqcli.schema import File
 
 FilePath = Annotated[str, File()]
 Fraction = Annotated[float, Range(0, 0.5)]

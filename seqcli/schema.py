@@ -7,9 +7,12 @@ missing key gets, and `Annotated[int, Range(1, 4096)]` bounds it. Nothing here i
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import inspect
 import math
+import pathlib
 import types
 import typing
 from typing import Annotated, Any, Literal, Union
@@ -41,26 +44,107 @@ class Range:
         return " and ".join(parts)
 
 
-class File:
-    """`Annotated[str, File()]`: a path to a readable, non-empty file; made absolute, so a run
-    directory's recipe still finds it from anywhere."""
+_check_existence = contextvars.ContextVar("check_existence", default=True)
 
-    def apply(self, value):
+
+@contextlib.contextmanager
+def paths_unchecked():
+    """Within this block, File and Folder values are made absolute but not looked for: a
+    checkpoint's stored recipe is valid although the data it was trained on is gone."""
+    token = _check_existence.set(False)
+    try:
+        yield
+    finally:
+        _check_existence.reset(token)
+
+
+class File:
+    """`Annotated[str, File()]` (or `Annotated[Path, File()]`): a path to a readable, non-empty
+    regular file. A relative path in a recipe file is taken from the recipe file's folder, one
+    given on the command line from the current folder; either way it is stored absolute, so a
+    run directory's recipe still finds it from anywhere. FIFOs, devices and folders are refused."""
+
+    what = "file"
+
+    def apply(self, value, base: str | None = None):
+        import os
+        import stat
+
+        if isinstance(value, os.PathLike):
+            value = os.fspath(value)
+        if not isinstance(value, str) or not value:
+            raise Problem(f"must be a {self.what} path, got {value!r}")
+        path = absolute(value, base)
+        if not _check_existence.get():
+            return path
+        try:
+            info = os.stat(path)
+        except FileNotFoundError:
+            raise Problem(f"{self.what} not found: {value}" + (f" (looked in {path})" if path != value else "")) from None
+        except OSError as exc:
+            raise Problem(f"cannot read {value}: {exc.strerror}") from None
+        return self.check(path, value, info, stat)
+
+    def check(self, path: str, value: str, info, stat) -> str:
         import os
 
-        path = os.path.abspath(os.path.expanduser(value))
-        if not os.path.exists(path):
-            raise Problem(f"file not found: {value}")
-        if not os.path.isfile(path):
-            raise Problem(f"not a file: {value}")
+        if not stat.S_ISREG(info.st_mode):
+            raise Problem(f"not a regular file: {value}")
         if not os.access(path, os.R_OK):
             raise Problem(f"file is not readable: {value}")
-        if os.path.getsize(path) == 0:
+        if info.st_size == 0:
             raise Problem(f"file is empty: {value}")
         return path
 
     def describe(self) -> str:
         return ""
+
+
+class Folder(File):
+    """`Annotated[str, Folder()]` (or `Annotated[Path, Folder()]`): an existing, readable
+    folder; relative paths are resolved as for `File`."""
+
+    what = "folder"
+
+    def check(self, path: str, value: str, info, stat) -> str:
+        import os
+
+        if not stat.S_ISDIR(info.st_mode):
+            raise Problem(f"not a folder: {value}")
+        if not os.access(path, os.R_OK | os.X_OK):
+            raise Problem(f"folder is not readable: {value}")
+        return path
+
+
+class Output:
+    """`Annotated[str | None, Output(".png")]`: a file a command writes (a sample option's
+    picture). seqcli checks it before any work (the folder exists, the suffix fits, an
+    existing file is replaced only with --force) and writes it; the task only learns that
+    it was asked for."""
+
+    def __init__(self, suffix: str):
+        self.suffix = suffix
+
+    def apply(self, value, base: str | None = None):
+        if not isinstance(value, str) or not value:
+            raise Problem(f"must be a {self.suffix} file name, got {value!r}")
+        if not value.lower().endswith(self.suffix):
+            raise Problem(f"must be a {self.suffix} file, got {value!r}")
+        return absolute(value, base)
+
+    def describe(self) -> str:
+        return ""
+
+
+def absolute(value: str, base: str | None = None) -> str:
+    """`value` made absolute: `~` expanded, a relative path joined to `base` (or the current
+    folder)."""
+    import os
+
+    path = os.path.expanduser(value)
+    if not os.path.isabs(path) and base is not None:
+        path = os.path.join(base, path)
+    return os.path.abspath(path)
 
 
 class Problem(Exception):
@@ -75,8 +159,11 @@ def type_name(hint) -> str:
     origin = typing.get_origin(hint)
     if origin is Annotated:
         base, *meta = typing.get_args(hint)
-        if any(isinstance(m, File) for m in meta):
-            return "a file path"
+        for m in meta:
+            if isinstance(m, File):
+                return f"a {m.what} path"
+            if isinstance(m, Output):
+                return f"a {m.suffix} file to write"
         ranges = [m.describe() for m in meta if isinstance(m, Range)]
         return type_name(base) + (f" {ranges[0]}" if ranges and ranges[0] else "")
     if origin in (Union, types.UnionType):
@@ -90,19 +177,24 @@ def type_name(hint) -> str:
         return "a mapping"
     if hint is type(None):
         return "null"
+    if hint is pathlib.Path:
+        return "a path"
     return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(
         hint, getattr(hint, "__name__", str(hint))
     )
 
 
-def coerce(value, hint):
-    """`value` checked against `hint` (ints become floats where a float is wanted), or Problem."""
+def coerce(value, hint, base: str | None = None):
+    """`value` checked against `hint` (ints become floats where a float is wanted), or Problem.
+    Paths stay strings (recipes are plain data), made absolute against `base`."""
     if hint is Any or hint is inspect.Parameter.empty:
         return value
     origin = typing.get_origin(hint)
     if origin is Annotated:
-        base, *meta = typing.get_args(hint)
-        value = coerce(value, base)
+        inner, *meta = typing.get_args(hint)
+        if inner is pathlib.Path and any(isinstance(m, File) for m in meta):
+            inner = str  # File/Folder check the path; the recipe keeps it as a string
+        value = coerce(value, inner, base)
         for m in meta:
             if value is None:
                 break
@@ -110,8 +202,8 @@ def coerce(value, hint):
                 msg = m.check(value)
                 if msg:
                     raise Problem(msg)
-            elif isinstance(m, File):
-                value = m.apply(value)
+            elif isinstance(m, File | Output):
+                value = m.apply(value, base)
         return value
     if origin in (Union, types.UnionType):
         args = typing.get_args(hint)
@@ -122,7 +214,7 @@ def coerce(value, hint):
             if arg is type(None):
                 continue
             try:
-                return coerce(value, arg)
+                return coerce(value, arg, base)
             except Problem as p:
                 last = p
         # one non-null alternative: its own message is the most precise one
@@ -137,7 +229,7 @@ def coerce(value, hint):
         if not isinstance(value, list | tuple):
             raise Problem(f"must be {type_name(hint)}, got {value!r}")
         args = [a for a in typing.get_args(hint) if a is not Ellipsis]
-        return [coerce(v, args[0]) for v in value] if args else list(value)
+        return [coerce(v, args[0], base) for v in value] if args else list(value)
     if origin is dict or hint is dict:
         if not isinstance(value, dict):
             raise Problem(f"must be a mapping, got {value!r}")
@@ -157,6 +249,9 @@ def coerce(value, hint):
     elif hint is type(None):
         if value is None:
             return None
+    elif hint is pathlib.Path:
+        if isinstance(value, str) and value:
+            return absolute(value, base)
     elif isinstance(hint, type):
         if isinstance(value, hint):
             return value
@@ -202,10 +297,11 @@ def _own_parameters(fn, skip=()) -> dict[str, tuple[Any, Any]]:
     return out
 
 
-def check_args(fn, values: dict, skip=()) -> tuple[dict, list[tuple[str, str]]]:
+def check_args(fn, values: dict, skip=(), base=None) -> tuple[dict, list[tuple[str, str]]]:
     """Check `values` against `fn`'s signature.
 
     Returns the resolved arguments (defaults filled in) and a list of (key, message) problems.
+    `base` is the folder relative paths start from: a string, or a function of the key.
     """
     params = parameters(fn, skip)
     problems: list[tuple[str, str]] = []
@@ -219,11 +315,31 @@ def check_args(fn, values: dict, skip=()) -> tuple[dict, list[tuple[str, str]]]:
     for name, (hint, default) in params.items():
         if name in values:
             try:
-                resolved[name] = coerce(values[name], hint)
+                resolved[name] = coerce(values[name], hint, base(name) if callable(base) else base)
             except Problem as p:
                 problems.append((name, p.message))
         elif default is inspect.Parameter.empty:
             problems.append((name, f"missing required key ({type_name(hint)})"))
-        else:
-            resolved[name] = list(default) if isinstance(default, tuple) else default  # plain YAML data
+        else:  # plain YAML data
+            resolved[name] = list(default) if isinstance(default, tuple) else \
+                str(default) if isinstance(default, pathlib.PurePath) else default
     return resolved, problems
+
+
+def construct(fn, values: dict, skip=()):
+    """Call `fn` (a plugin class, or a method) with resolved recipe values: the paths that the
+    recipe keeps as strings become `pathlib.Path` where the signature asks for one."""
+    params = parameters(fn, skip)
+    return fn(**{k: pathlib.Path(v) if isinstance(v, str) and _wants_path(params.get(k, (Any,))[0]) else v
+                 for k, v in values.items()})
+
+
+def _wants_path(hint) -> bool:
+    if hint is pathlib.Path:
+        return True
+    origin = typing.get_origin(hint)
+    if origin is Annotated:
+        return _wants_path(typing.get_args(hint)[0])
+    if origin in (Union, types.UnionType):
+        return any(_wants_path(a) for a in typing.get_args(hint))
+    return False

@@ -139,6 +139,11 @@ class Numeric:
 FIELD_TYPES = {"vocab": Vocab, "labels": Labels, "numeric": Numeric}
 
 
+def field_to_state(value):
+    """A field as plain data for a checkpoint (vocabularies and label sets know how)."""
+    return value.to_state() if hasattr(value, "to_state") else value
+
+
 def field_from_state(state):
     if isinstance(state, dict) and state.get("kind") in FIELD_TYPES:
         return FIELD_TYPES[state["kind"]].from_state(state)

@@ -1,0 +1,75 @@
+"""The `train:` section of a recipe, with the optimizers and schedules it names. Plain data;
+nothing here imports torch. Each spec function's signature is the schema of its recipe keys
+(`seqcli.train.optim` builds the torch objects)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Annotated, Literal
+
+from seqcli.schema import Range
+
+Positive = Annotated[int, Range(1, 10**9)]
+
+
+@dataclass
+class TrainConfig:
+    """Training loop settings; every field is a key of the recipe's `train:` section."""
+
+    batch_size: Annotated[int, Range(1, 65536)] = 32
+    seq_len: Annotated[int, Range(1, 65536)] = 64  # tokens per truncated-BPTT chunk (streaming tasks)
+    max_steps: Positive = 1000
+    optimizer: dict = field(default_factory=lambda: {"name": "adam", "lr": 0.002})
+    scheduler: dict | None = None
+    clip_grad_norm: Annotated[float, Range(0, lo_open=True)] | None = 5.0
+    eval_every: Positive = 200
+    eval_batches: Positive | None = None  # cap on batches per evaluation (None: the whole split)
+    log_every: Positive = 50
+    checkpoint_every: Positive | None = None  # also save last.pt between evaluations
+    keep_checkpoints: Annotated[int, Range(1, 10_000)] = 1  # the last N are kept as step-N.pt
+    nonfinite: Literal["stop", "skip"] = "stop"  # a NaN/Inf loss stops the run, or skips its batch
+    seed: int = 0
+    device: str = "auto"
+    tensorboard: bool = False  # also log to RUN_DIR/tensorboard (needs the tensorboard package)
+    precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast matrix products to bfloat16 (weights stay fp32)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+Rate = Annotated[float, Range(0, 1000, lo_open=True)]
+Decay = Annotated[float, Range(0, 1)]
+
+
+def sgd(lr: Rate = 0.1, momentum: Annotated[float, Range(0, 1, hi_open=True)] = 0.0,
+        weight_decay: Decay = 0.0, nesterov: bool = False):
+    """Stochastic gradient descent, optionally with (Nesterov) momentum."""
+
+
+def adam(lr: Rate = 0.001, betas: list[Annotated[float, Range(0, 1, hi_open=True)]] = (0.9, 0.999),
+         eps: Annotated[float, Range(0, 1, lo_open=True)] = 1e-8, weight_decay: Decay = 0.0):
+    """Adam."""
+
+
+def adamw(lr: Rate = 0.001, betas: list[Annotated[float, Range(0, 1, hi_open=True)]] = (0.9, 0.999),
+          eps: Annotated[float, Range(0, 1, lo_open=True)] = 1e-8, weight_decay: Decay = 0.01):
+    """Adam with decoupled weight decay."""
+
+
+def step(step_size: Annotated[int, Range(1, 10**9)] = 1000, gamma: Annotated[float, Range(0, 1, lo_open=True)] = 0.5):
+    """Multiply the learning rate by `gamma` every `step_size` steps."""
+
+
+def plateau(factor: Annotated[float, Range(0, 1, lo_open=True, hi_open=True)] = 0.5,
+            patience: Annotated[int, Range(0, 10**6)] = 2,
+            min_lr: Annotated[float, Range(0)] = 0.0):
+    """Multiply the learning rate by `factor` when the validation loss has not improved for
+    `patience` evaluations."""
+
+
+def cosine(min_lr: Annotated[float, Range(0)] = 0.0, warmup_steps: Annotated[int, Range(0, 10**9)] = 0):
+    """Linear warm-up, then cosine decay to `min_lr` at `train.max_steps`."""
+
+
+OPTIMIZERS = {"sgd": sgd, "adam": adam, "adamw": adamw}
+SCHEDULERS = {"step": step, "plateau": plateau, "cosine": cosine}

@@ -1,0 +1,18 @@
+"""Stable building blocks a task plugin wires into its model.
+
+    from seqcli.layers import Encoder, Recurrent, pad
+
+`Recurrent(cell_spec, input_size, hidden_size, num_layers, dropout, bidirectional)` runs any
+cell (a recipe's `CellSpec`), stacked and optionally bidirectional, masking padded steps
+(`lengths`) and taking the fused kernel where the cell names one; `.step(x_t, state)` runs one
+time step of a unidirectional stack (for sampling). `Encoder(field, cell_spec, ...)` adds the
+input layer for a `Vocab` (embedding) or `Numeric` field (scaled by the training statistics).
+`pad` and `mask` turn variable-length sequences into time-major padded batches. All tensors
+are time-major: (T, B, ...).
+"""
+
+from seqcli.cells.layer import Recurrent
+from seqcli.data.batching import mask, pad
+from seqcli.nn.encoder import Encoder, Scale
+
+__all__ = ["Encoder", "Recurrent", "Scale", "mask", "pad"]
