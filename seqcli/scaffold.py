@@ -19,44 +19,27 @@ def test_passes_the_seqcli_cell_contract():
     check_cell({cls})
     check_cell({cls}, {"scale": 0.5})
 ''',
-    "dataset": '''
+    "dataset": '''from seqcli.testing import check_dataset, check_task
 
-def test_loads_splits_and_fields():
+
+def test_passes_the_seqcli_dataset_contract():
+    assert "fields serialisable" in check_dataset({cls}, {"size": 200})
     data = {cls}(size=100).load()
     assert len(data.splits["train"]) == 80 and len(data.splits["valid"]) == 20
     assert set(data.fields) == {"input", "label"}
 
 
 def test_a_classifier_learns_it():
-    from seqcli.api import CellSpec
-    from seqcli.cells.lstm import LSTM
-    from seqcli.tasks.classify import Classify
-    from seqcli.train.config import TrainConfig
-    from seqcli.train.trainer import evaluate
-
-    torch.manual_seed(0)
     data = {cls}(size=2000, max_length=3).load()
-    task = Classify()
-    model = task.build_model(data, CellSpec(LSTM), embedding_size=8, hidden_size=32)
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.02)
-    config = TrainConfig(batch_size=32)
-    for epoch in range(4):
-        for batch in task.batches(data, config, epoch):
-            result = task.train_step(model, batch, None)
-            optimizer.zero_grad()
-            result.loss.backward()
-            optimizer.step()
-    assert evaluate(task, model, data, "valid", config)["accuracy"] > 0.9
+    report = check_task("classify", data, model={"embedding_size": 8, "hidden_size": 32}, cell="lstm",
+                        steps=250, batch_size=32, lr=0.02)
+    assert report.metrics["accuracy"] > 0.9, report.metrics
 ''',
-    "task": '''from seqcli.api import CellSpec, Data
-from seqcli.cells.gru import GRU
-from seqcli.data.vocab import Labels, Vocab
-from seqcli.train.config import TrainConfig
-from seqcli.train.trainer import evaluate
+    "task": '''from seqcli.api import Data, Labels, Vocab
+from seqcli.testing import check_task
 
 
-def test_learns_to_label_by_the_first_token():
-    torch.manual_seed(0)
+def test_passes_the_task_contract_and_learns_to_label_by_the_first_token():
     vocab, labels = Vocab(["<unk>", "a", "b", "c"], "char"), Labels(["starts-a", "other"])
     g = torch.Generator().manual_seed(0)
     examples = []
@@ -64,18 +47,9 @@ def test_learns_to_label_by_the_first_token():
         x = torch.randint(1, 4, (int(torch.randint(1, 6, (1,), generator=g)),), generator=g)
         examples.append({"input": x, "label": torch.tensor(0 if x[0] == 1 else 1)})
     data = Data(splits={"train": examples[:320], "valid": examples[320:]}, fields={"input": vocab, "label": labels})
-    task = {cls}()
-    model = task.build_model(data, CellSpec(GRU))
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.02)
-    config = TrainConfig(batch_size=32)
-    for epoch in range(10):
-        for batch in task.batches(data, config, epoch):
-            result = task.train_step(model, batch, None)
-            optimizer.zero_grad()
-            result.loss.backward()
-            optimizer.step()
-    assert evaluate(task, model.eval(), data, "valid", config)["accuracy"] > 0.9
-    assert task.sample(model, data.fields, ["abc", "bca"]) == ["starts-a", "other"]
+    report = check_task({cls}, data, sample={"inputs": ["abc", "bca"]}, steps=100, batch_size=32, lr=0.02)
+    assert report.metrics["accuracy"] > 0.9, report.metrics
+    assert {cls}().sample(report.model, data.fields, ["abc", "bca"]) == ["starts-a", "other"]
 ''',
 }
 
@@ -119,6 +93,12 @@ def new_plugin(kind: str, name: str, folder: str = ".") -> Path:
         raise SeqcliError(f"unknown plugin kind '{kind}'; choose one of: {', '.join(GROUPS)}")
     if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
         raise SeqcliError(f"plugin name '{name}': use lower-case letters, digits and underscores, starting with a letter")
+    from seqcli import registry
+
+    own = [p for p in registry.find(kind).get(name, []) if p.package == registry.OWN]
+    if own:
+        raise SeqcliError(f"'{name}' is the name of seqcli's own {kind}; a plugin of that name could only be "
+                          f"used as 'seqcli-{name}:{name}'. Choose another name")
     root = Path(folder) / f"seqcli-{name}"
     if root.exists():
         raise SeqcliError(f"{root} already exists; choose another name or folder (nothing was changed)")

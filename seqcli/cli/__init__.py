@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import List, Optional
 
 import typer
 
@@ -30,21 +31,26 @@ def _version(value: bool):
 def root(
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks instead of one-line errors."),
     no_plugins: bool = typer.Option(False, "--no-plugins", help="Use only seqcli's own cells, tasks and datasets (also: SEQCLI_NO_PLUGINS=1)."),
+    disable: Optional[List[str]] = typer.Option(None, "--disable-plugin", metavar="PACKAGE", help="Switch off one plugin package (repeatable; also: SEQCLI_DISABLE_PLUGINS=pkg1,pkg2)."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
 ):
     """Train, evaluate and sample recurrent sequence models from YAML recipes."""
     state["debug"] = debug or bool(os.environ.get("SEQCLI_DEBUG"))
-    if no_plugins:
+    if no_plugins or disable:
         from seqcli import registry
 
-        os.environ["SEQCLI_NO_PLUGINS"] = "1"
+        if no_plugins:
+            os.environ["SEQCLI_NO_PLUGINS"] = "1"
+        if disable:  # in the environment, so distributed workers see it too
+            before = os.environ.get("SEQCLI_DISABLE_PLUGINS", "")
+            os.environ["SEQCLI_DISABLE_PLUGINS"] = ",".join(p for p in [before, *disable] if p)
         registry.forget()
 
 
 app.command("run")(run.run)
 app.command("resume")(run.resume)
-app.command("sample")(sample.sample)
-app.command("evaluate")(evaluate.evaluate)
+app.command("sample", context_settings=sample.TASK_OPTIONS, add_help_option=False)(sample.sample)
+app.command("evaluate", context_settings=sample.TASK_OPTIONS, add_help_option=False)(evaluate.evaluate)
 app.command("plot")(plot.plot)
 app.command("gradflow")(gradflow.gradflow)
 app.add_typer(recipes.app, name="recipes")

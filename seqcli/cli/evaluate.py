@@ -10,41 +10,46 @@ from seqcli.cli.common import console, guard
 
 @guard
 def evaluate(
-    checkpoint: str = typer.Argument(..., help="A run directory or a checkpoint file."),
+    ctx: typer.Context,
+    checkpoint: Optional[str] = typer.Argument(None, help="A run directory or a checkpoint file.", show_default=False),
     split: str = typer.Option("test", "--split", help="Which split of the recipe's dataset."),
     file: Optional[str] = typer.Option(None, "--file", help="Score a file in the dataset's format instead of a split."),
     which: str = typer.Option("best", "--checkpoint", help="In a run directory: the best or the last checkpoint."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N."),
+    show_help: bool = typer.Option(False, "--help", "-h", help="Show this message; with a run, its task's options too."),
 ):
-    """Score a checkpoint on a split of its dataset (re-read from the recipe stored in it)."""
-    from seqcli import build
-    from seqcli.api import Data
-    from seqcli.errors import DataError
-    from seqcli.recipe.schema import File, Problem
-    from seqcli.train.trainer import evaluate as run_eval
+    """Score a checkpoint on a split of its dataset (re-read from the recipe stored in it).
 
-    loaded = build.from_checkpoint(checkpoint, which, device)
-    dataset = build.dataset(loaded.recipe.data)
-    if file is not None:
-        try:
-            path = File().apply(file)
-        except Problem as exc:
-            raise DataError(f"--file: {exc.message}") from None
-        data = Data(splits={"file": dataset.load_file(path, loaded.fields)}, fields=loaded.fields)
-        split = "file"
-    else:
-        data = dataset.load()
-        changed = [k for k in loaded.fields if k in data.fields and data.fields[k] != loaded.fields[k]]
-        if changed:
-            raise DataError(f"the dataset's {', '.join(changed)} vocabulary differs from the checkpoint's: "
-                            f"its files changed since training; score a file with --file instead")
-        if split not in data.splits:
-            raise DataError(f"--split: the dataset has no split '{split}' (it has: {', '.join(data.splits)})")
-    metrics = run_eval(loaded.task, loaded.model, data, split, loaded.recipe.train_config())
-    step = loaded.checkpoint.get("step")
+    A task may declare options of its own (`seqcli evaluate RUN --help` lists them)."""
+    from seqcli import inference
+    from seqcli.cli import options as task_options
+    from seqcli.cli.sample import print_task_options
+    from seqcli.errors import ConfigError, SeqcliError
+    from seqcli.train import checkpoint as ckpt_io
+
+    if show_help and checkpoint is None:
+        typer.echo(ctx.get_help())
+        raise typer.Exit()
+    if checkpoint is None:
+        raise SeqcliError("give a run directory or a checkpoint file: seqcli evaluate RUN [options]")
+    ckpt = ckpt_io.load(checkpoint, which)
+    task_cls = inference.task_class(ckpt)
+    params = inference.evaluate_parameters(task_cls)
+    if show_help:
+        typer.echo(ctx.get_help())
+        if params:
+            print_task_options(f"Options of the {ckpt.recipe.task.name} task's evaluation", task_cls.evaluate, params, {})
+        raise typer.Exit()
+    given = task_options.parse(list(ctx.args), params, ckpt.recipe.task.name)
+    loaded = inference.from_checkpoint(ckpt, device)
+    try:
+        metrics = loaded.evaluate(split=split, file=file, **given)
+    except ConfigError as exc:
+        raise SeqcliError(f"{task_options.flag(exc.key)}: {exc.message}") from None
+    step = ckpt.step
     if as_json:
-        typer.echo(json.dumps({"checkpoint": loaded.checkpoint["path"], "step": step, "split": file or split, **metrics}))
+        typer.echo(json.dumps({"checkpoint": ckpt.path, "step": step, "split": file or split, **metrics}))
         return
     from rich.table import Table
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import List, Optional
 
@@ -13,22 +14,30 @@ app = typer.Typer(help="List, show, copy and validate recipes.", no_args_is_help
 @app.command("list")
 @guard
 def list_():
-    """The bundled recipes, with one-line descriptions."""
+    """The bundled recipes and those plugin packages ship, with one-line descriptions."""
     import yaml
     from rich.table import Table
+    from rich.text import Text
 
-    from seqcli.recipe.load import bundled
+    from seqcli.recipe.load import available
 
     table = Table(show_edge=False, box=None, pad_edge=False)
     table.add_column("recipe", style="bold")
+    table.add_column("package")
     table.add_column("description")
-    for name, path in bundled().items():
+    recipes = available()
+    for name, (path, package) in recipes.items():
+        if ":" in name and recipes.get(name.partition(":")[2]) == (path, package):
+            continue  # listed under its plain name
         try:
-            description = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("description", "")
-        except yaml.YAMLError:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+            description = loaded.get("description", "") if isinstance(loaded, dict) else "(not a recipe)"
+        except (yaml.YAMLError, OSError, UnicodeDecodeError):
             description = "(unreadable)"
-        table.add_row(name, str(description))
-    console().print(table)
+        table.add_row(Text(name), Text(package), Text(str(description)))  # no markup: '[digits]' is text
+    from rich.console import Console
+
+    (console() if sys.stdout.isatty() else Console(highlight=False, width=100_000)).print(table)
 
 
 @app.command("show")
@@ -47,7 +56,7 @@ def copy(
     dest: str = typer.Argument(..., help="The new recipe file."),
     force: bool = typer.Option(False, "--force", help="Replace DEST if it exists."),
 ):
-    """Start your own recipe from a bundled one."""
+    """Start your own recipe from a bundled one (or one a plugin package ships)."""
     from seqcli.errors import SeqcliError
     from seqcli.recipe.load import locate
 
@@ -56,7 +65,8 @@ def copy(
         target = target / f"{Path(locate(name)).stem}.yaml"
     if target.exists() and not force:
         raise SeqcliError(f"{target} already exists; pass --force to replace it")
-    target.write_text(locate(name).read_text(encoding="utf-8"), encoding="utf-8")
+    source = locate(name)
+    target.write_text(source.read_text(encoding="utf-8"), encoding="utf-8")
     typer.echo(f"wrote {target}")
 
 
@@ -73,6 +83,4 @@ def validate(
     checked = load_recipe(recipe, overrides or [])
     if show:
         typer.echo(checked.to_yaml(), nl=False)
-    d = checked.data
-    typer.echo(f"ok: {recipe} (dataset {d['dataset']['name']}, task {d['task']['name']}, "
-               f"cell {d['model']['cell']['name']})")
+    typer.echo(f"ok: {recipe} (dataset {checked.dataset.name}, task {checked.task.name}, cell {checked.cell.name})")

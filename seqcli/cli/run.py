@@ -74,17 +74,17 @@ def run(
         argv = ["run", recipe, *(overrides or []), "--run-dir", run_dir, "--resume"] + (["--force"] if force else [])
     else:
         if launching:  # the workers are told where; checked here, once
-            run_dir = str(runs.new_run_dir(run_dir, checked))
+            run_dir = str(runs.choose_run_dir(run_dir, checked))
         argv = ["run", recipe, *(overrides or [])] + (["--run-dir", run_dir] if run_dir else [])
     if distributed_launch(argv, nproc_per_node, nnodes, node_rank, rdzv_endpoint):
         return
-    distributed.setup(checked.train_config().device)
+    distributed.setup(checked.train.device)
     try:
         if resume:
             runs.resume(Path(run_dir), checked, [], force, worker_console())
         else:
             if distributed.context().main:
-                run_dir = str(runs.new_run_dir(run_dir, checked))
+                run_dir = str(runs.choose_run_dir(run_dir, checked))
             runs.train(checked, Path(distributed.broadcast(run_dir)), worker_console())
     except BaseException:
         distributed.teardown(finished=False)

@@ -7,85 +7,94 @@ import typer
 
 from seqcli.cli.common import guard
 
+TASK_OPTIONS = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
+
 
 @guard
 def sample(
-    checkpoint: str = typer.Argument(..., help="A run directory or a checkpoint file."),
+    ctx: typer.Context,
+    checkpoint: Optional[str] = typer.Argument(None, help="A run directory or a checkpoint file.", show_default=False),
     inputs: Optional[List[str]] = typer.Option(None, "--input", "-i", help="An input (repeat for several): text, a label, or numbers 'a b; c d'."),
     input_file: Optional[str] = typer.Option(None, "--input-file", help="One input per line ('-' for stdin)."),
     output: Optional[str] = typer.Option(None, "--output", "-o", help="Write the outputs here instead of stdout."),
-    force: bool = typer.Option(False, "--force", help="Replace --output if it exists."),
-    prime: Optional[str] = typer.Option(None, "--prime", "-p", help="Language models: text to start from."),
-    length: Optional[int] = typer.Option(None, "--length", "-n", help="Language models: tokens to generate."),
-    num_samples: Optional[int] = typer.Option(None, "--num-samples", "-s", help="Language models: how many samples."),
-    temperature: Optional[float] = typer.Option(None, "--temperature", "-t", help="Higher is more random; 0 is greedy."),
-    top_k: Optional[int] = typer.Option(None, "--top-k", help="Sample only from the k most likely tokens."),
-    top_p: Optional[float] = typer.Option(None, "--top-p", help="Sample only from the most likely tokens holding this much probability."),
-    greedy: bool = typer.Option(False, "--greedy", help="Always take the most likely token (temperature 0)."),
-    beam_size: Optional[int] = typer.Option(None, "--beam-size", "-b", help="seq2seq/generate: beam search with this many beams."),
-    n_best: Optional[int] = typer.Option(None, "--n-best", help="How many outputs per input (beam search; classify: labels)."),
-    max_length: Optional[int] = typer.Option(None, "--max-length", help="seq2seq/generate: the longest output."),
-    length_penalty: Optional[float] = typer.Option(None, "--length-penalty", help="Beam search: GNMT length penalty alpha (0: none)."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed: the same seed gives the same output."),
-    attention_plot: Optional[str] = typer.Option(None, "--attention-plot", help="seq2seq with attention: draw each input's alignment into this PNG."),
-    glimpse_plot: Optional[str] = typer.Option(None, "--glimpse-plot", help="glimpse: draw where each glimpse fell into this PNG."),
-    canvas_plot: Optional[str] = typer.Option(None, "--canvas-plot", help="draw: save the canvas after every step as a PNG strip."),
+    force: bool = typer.Option(False, "--force", help="Replace --output, and pictures, if they exist."),
     which: str = typer.Option("best", "--checkpoint", help="In a run directory: the best or the last checkpoint."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N."),
+    show_help: bool = typer.Option(False, "--help", "-h", help="Show this message; with a run, its task's options too."),
 ):
     """Generate, label, tag, translate or forecast with a trained model.
 
     Needs only the checkpoint: no recipe, no data. Conditional tasks take --input or
-    --input-file and print one output per input line. Options not given take the values of
-    the recipe's `sample:` section.
+    --input-file and print one output per input line. Every other option is the task's own
+    (`seqcli sample RUN --help` lists those of RUN's task, with types and defaults); options
+    not given take the values of the recipe's `sample:` section.
     """
-    from seqcli import build
-    from seqcli.errors import ConfigError, SeqcliError
-    from seqcli.recipe.schema import check_args, parameters
+    import os
 
-    given = {"prime": prime, "length": length, "temperature": 0.0 if greedy else temperature, "top_k": top_k,
-             "top_p": top_p, "num_samples": num_samples, "seed": seed, "beam_size": beam_size, "n_best": n_best,
-             "max_length": max_length, "length_penalty": length_penalty, "attention_plot": attention_plot,
-             "glimpse_plot": glimpse_plot, "canvas_plot": canvas_plot}
-    given = {k: v for k, v in given.items() if v is not None}
+    from seqcli import inference
+    from seqcli.cli import options as task_options
+    from seqcli.errors import ConfigError, SeqcliError
+    from seqcli.train import checkpoint as ckpt_io
+
+    if show_help and checkpoint is None:
+        typer.echo(ctx.get_help())
+        typer.echo("\nGive a run (seqcli sample RUN --help) to see the options of its task.")
+        raise typer.Exit()
+    if checkpoint is None:
+        raise SeqcliError("give a run directory or a checkpoint file: seqcli sample RUN [options]")
+    ckpt = ckpt_io.load(checkpoint, which)
+    task_cls = inference.task_class(ckpt)
+    params = inference.sample_parameters(task_cls)
+    task_name = ckpt.recipe.task.name
+    if show_help:
+        typer.echo(ctx.get_help())
+        print_task_options(f"Options of the {task_name} task (from {ckpt.path})", task_cls.sample, params, ckpt.recipe.sample,
+                           skip=("inputs",))
+        raise typer.Exit()
+    given = task_options.parse(list(ctx.args), {k: v for k, v in params.items() if k != "inputs"}, task_name)
     texts = list(inputs or []) + (read_inputs(input_file) if input_file else [])
     if inputs is not None or input_file is not None:
+        if "inputs" not in params:
+            raise SeqcliError(f"--input/--input-file: the {task_name} task does not take this option (it takes no inputs)")
         given["inputs"] = texts
     if output is not None and Path(output).exists() and not force:
         raise SeqcliError(f"--output: {output} already exists; pass --force to replace it")
-    for key in PICTURES:
-        if given.get(key) is not None:
-            from seqcli import plots
-
-            flag = f"--{key.replace('_', '-')}"
-            plots.output_file(given[key], force, flag)
-            plots.pyplot()
-    loaded = build.from_checkpoint(checkpoint, which, device)
-    task_name = loaded.recipe.data["task"]["name"]
-    accepted = parameters(loaded.task.sample, skip=("self", "model", "fields"))
-    for key in given:
-        if key not in accepted:
-            flag = "--input/--input-file" if key == "inputs" else f"--{key.replace('_', '-')}"
-            takes = ", ".join("--input" if k == "inputs" else f"--{k.replace('_', '-')}" for k in accepted)
-            raise SeqcliError(f"{flag}: the {task_name} task does not take this option (it takes: {takes})")
-    options = dict(loaded.recipe.data.get("sample", {}))
-    options.update(given)
-    values, problems = check_args(loaded.task.sample, options, skip=("self", "model", "fields"))
-    if problems:
-        raise SeqcliError("\n".join(f"--{k.replace('_', '-')}: {m}" for k, m in problems))
+    loaded = inference.from_checkpoint(ckpt, device)
     try:
-        loaded.task.check_sample(**values)
+        values = inference.sample_options(loaded.task, loaded.recipe, given, base=os.getcwd())
     except ConfigError as exc:
-        raise SeqcliError(f"--{exc.key.replace('_', '-')}: {exc.message}") from None
-    results = loaded.task.sample(loaded.model, loaded.fields, **values)
-    text = "\n".join(results) if "inputs" in accepted else "\n\n".join(results)
+        raise SeqcliError(f"{task_options.flag(exc.key) if exc.key != 'inputs' else '--input'}: {exc.message}") from None
+    pictures = inference.check_figures(values, params, force)
+    results = inference.run_sample(loaded.task, loaded.model, loaded.fields, values)
+    inference.write_figures(results, pictures)
+    text = "\n".join(results.lines) if "inputs" in params else "\n\n".join(results.lines)
     if output is not None:
-        Path(output).write_text(text + "\n", encoding="utf-8")
+        inference.write_text(Path(output), text + "\n")
     else:
         typer.echo(text)
 
 
-PICTURES = ("attention_plot", "glimpse_plot", "canvas_plot")  # options that write a PNG: checked before the model loads
+def print_task_options(title: str, method, params: dict, recipe_values: dict, skip=()) -> None:
+    """A table of a task's options: flag, type, default (the recipe's value where it has one)."""
+    import inspect
+
+    from rich.table import Table
+
+    from seqcli.cli.common import console
+    from seqcli.cli.options import describe
+
+    doc = inspect.getdoc(method) or ""
+    table = Table(title=title, show_edge=False, box=None, pad_edge=False, title_justify="left")
+    for column in ("option", "type", "default"):
+        table.add_column(column)
+    shown = {k: (h, recipe_values.get(k, d)) for k, (h, d) in params.items()}
+    for row in describe(shown, skip):
+        table.add_row(*row)
+    out = console()
+    out.print()
+    out.print(table)
+    if doc:
+        out.print(doc, markup=False)
 
 
 def read_inputs(path: str) -> list[str]:
@@ -93,7 +102,7 @@ def read_inputs(path: str) -> list[str]:
 
     from seqcli.data.datasets.text import read_text
     from seqcli.errors import DataError
-    from seqcli.recipe.schema import File, Problem
+    from seqcli.schema import File, Problem
 
     if path == "-":
         return [line for line in sys.stdin.read().splitlines() if line.strip()]

@@ -1,0 +1,93 @@
+"""Command-line options derived from a task's own signatures (`sample`, `evaluate`).
+
+A plugin task's options work exactly like a built-in task's: `--name VALUE` (or
+`--name=VALUE`), `--flag` / `--no-flag` for true-or-false options, each value read as YAML
+(`5` is a number, `[1, 2]` a list) except where the option takes a string.
+"""
+
+from __future__ import annotations
+
+import inspect
+import types
+import typing
+
+from seqcli.errors import SeqcliError
+
+#: short spellings, used where the run's task takes the option
+SHORT = {"-p": "prime", "-n": "length", "-s": "num_samples", "-t": "temperature", "-b": "beam_size"}
+
+
+def flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _takes(hint, kind) -> bool:
+    if hint is kind:
+        return True
+    origin = typing.get_origin(hint)
+    if origin is typing.Annotated:
+        return _takes(typing.get_args(hint)[0], kind)
+    if origin in (typing.Union, types.UnionType):
+        return any(_takes(a, kind) for a in typing.get_args(hint) if a is not type(None))
+    return False
+
+
+def parse(args: list[str], params: dict, task: str) -> dict:
+    """`--name value` pairs -> {name: value}, for the options in `params` (from
+    `seqcli.schema.parameters`). An unknown option is one line listing those the task takes."""
+    import yaml
+
+    out: dict = {}
+    i = 0
+    while i < len(args):
+        token = args[i]
+        i += 1
+        if token in SHORT and SHORT[token] in params:
+            name, eq, raw = SHORT[token], "", None
+        elif token.startswith("--") and len(token) > 2:
+            name, eq, raw = token[2:].partition("=")
+            name = name.replace("-", "_")
+        else:
+            raise SeqcliError(f"unexpected argument {token!r} (options of the {task} task come as --name value)")
+        if name == "greedy" and "temperature" in params and not eq:
+            out["temperature"] = 0.0
+            continue
+        if name.startswith("no_") and name[3:] in params and _takes(params[name[3:]][0], bool) and not eq:
+            out[name[3:]] = False
+            continue
+        if name not in params:
+            raise SeqcliError(f"{flag(name)}: the {task} task does not take this option (it takes: "
+                              f"{', '.join(flag(p) for p in params) or 'none'})")
+        hint = params[name][0]
+        if _takes(hint, bool) and not eq:
+            out[name] = True
+            continue
+        if not eq:
+            if i >= len(args):
+                raise SeqcliError(f"{flag(name)}: needs a value")
+            raw = args[i]
+            i += 1
+        if _takes(hint, str) or hint is inspect.Parameter.empty:
+            out[name] = raw
+            continue
+        try:
+            out[name] = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            raise SeqcliError(f"{flag(name)}: cannot read the value {raw!r}") from None
+    return out
+
+
+def describe(params: dict, skip=()) -> list[tuple[str, str, str]]:
+    """(flag, type, default) rows for help screens."""
+    from seqcli.schema import type_name
+
+    rows = []
+    for name, (hint, default) in params.items():
+        if name in skip:
+            continue
+        shown = "required" if default is inspect.Parameter.empty else repr(default)
+        spelled = flag(name) + "".join(f", {s}" for s, n in SHORT.items() if n == name)
+        if _takes(hint, bool):
+            spelled += f" / --no-{name.replace('_', '-')}"
+        rows.append((spelled, type_name(hint), shown))
+    return rows
