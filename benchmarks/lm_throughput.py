@@ -109,7 +109,7 @@ def seqcli(size: str, cell: str, steps: int) -> float:
         f"train.batch_size={B}", f"train.seq_len={T}", f"train.max_steps={WARMUP + steps}",
         f"train.eval_every={WARMUP + steps}", "train.eval_batches=1", "train.log_every=1000", f"model.cell.name={cell}",
     ])
-    del recipe.data["sample"]
+    recipe.sample = {}
     with tempfile.TemporaryDirectory() as tmp:
         runs.train(recipe, runs.new_run_dir(str(Path(tmp) / "run"), recipe), Console(file=open("/dev/null", "w")))
     return steps * B * T / (times[WARMUP + steps] - times[WARMUP])

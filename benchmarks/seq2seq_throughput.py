@@ -116,7 +116,7 @@ def seqcli(steps: int) -> float:
         f"train.batch_size={B}", f"train.max_steps={WARMUP + steps}", f"train.eval_every={WARMUP + steps}",
         "train.eval_batches=1", "train.log_every=1000", *[f"dataset.{k}={v}" for k, v in DATA.items()],
     ])
-    recipe.data["sample"] = {"inputs": []}  # no sample at the end
+    recipe.sample = {"inputs": []}  # no sample at the end
     with tempfile.TemporaryDirectory() as tmp:
         runs.train(recipe, runs.new_run_dir(str(Path(tmp) / "run"), recipe), Console(file=open("/dev/null", "w")))
     return marks["tokens"] / (marks[WARMUP + steps] - marks[WARMUP])

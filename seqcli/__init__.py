@@ -1,3 +1,16 @@
-"""seqcli: train, evaluate and sample recurrent sequence models from YAML recipes."""
+"""seqcli: train, evaluate and sample recurrent sequence models from YAML recipes.
 
-__version__ = "0.1.0"
+    import seqcli
+    model = seqcli.load("runs/reverse")      # a run directory or a checkpoint file
+    model.predict(["abc"])                   # see seqcli.inference.Model
+"""
+
+__version__ = "0.2.0"
+
+
+def load(path, which: str = "best", device: str = "cpu"):
+    """A trained model from a run directory or checkpoint file: `.sample(...)`, `.predict(inputs)`,
+    `.evaluate(split=...)`. torch is imported here, not when seqcli is."""
+    from seqcli.inference import load as _load
+
+    return _load(path, which, device)

@@ -3,7 +3,7 @@
 For each cell (and gradient-clipping setting), a model is built from a recipe and measured
 on a fixed batch at initialisation, trained for some steps, and measured again. The
 measurement adds a zero probe to the recurrent layer's hidden state at every step
-(`Recurrent.probed`), so the probe's gradient is dL/dh_t through every path, the recurrence
+(`Probe`), so the probe's gradient is dL/dh_t through every path, the recurrence
 included. A vanilla RNN's gradient is multiplied by W_hh and tanh' at every step and dies
 out within a few dozen steps; an LSTM's flows along the additive cell state.
 """
@@ -21,15 +21,42 @@ DISTANCES = (0, 1, 2, 5, 10, 20, 30, 40, 50, 75, 100, 150, 200)
 
 
 class Probe:
-    """Zeros added to h_t, step by step; after backward, `grad_norms()` is ||dL/dh_t||."""
+    """Zeros added to the top layer's h_t at every step of a recurrent layer's forward pass;
+    after backward, `grad_norms()` is ||dL/dh_t||. Installed on one `Recurrent` for the
+    duration of a `with` block, through the layer's public step API: the layer itself knows
+    nothing of it."""
 
-    def __init__(self):
+    def __init__(self, rnn):
+        self.rnn = rnn
         self.eps: torch.Tensor | None = None
 
-    def make(self, steps: int, batch: int, hidden: int, like: torch.Tensor) -> torch.Tensor:
-        """Called by `Recurrent.probed` once the sequence's shape is known."""
-        self.eps = like.new_zeros(steps, batch, hidden, requires_grad=True)
-        return self.eps
+    def __enter__(self) -> Probe:
+        self.rnn.forward = self.forward  # an instance attribute: nn.Module.__call__ finds it first
+        return self
+
+    def __exit__(self, *exc) -> None:
+        del self.rnn.forward
+
+    def forward(self, x: torch.Tensor, state=None, lengths: torch.Tensor | None = None):
+        """The layer's forward one step at a time, adding zeros that require grad to the top
+        layer's h_t, where it feeds both the output and the next step."""
+        from seqcli.layers import mask as step_mask
+
+        rnn = self.rnn
+        if state is None:
+            state = rnn.initial_state(x.shape[1], x)
+        mask = None if lengths is None else step_mask(lengths.to(x.device), x.shape[0]).unsqueeze(-1)
+        self.eps = x.new_zeros(x.shape[0], x.shape[1], rnn.hidden_size, requires_grad=True)
+        layers, weights, outs = rnn.unstack(state), rnn.step_weights(), []
+        for t, (x_t, eps_t) in enumerate(zip(x.unbind(0), self.eps.unbind(0))):
+            h, new = rnn.step_layers(x_t, layers, weights)
+            new[-1] = (h + eps_t, *new[-1][1:])
+            if mask is not None:
+                new = [tuple(torch.where(mask[t], n, o) for n, o in zip(ns, os)) for ns, os in zip(new, layers)]
+            layers = new
+            outs.append(layers[-1][0])
+        out = torch.stack(outs)
+        return (out if mask is None else out * mask), rnn.stack(layers)
 
     def grad_norms(self) -> list[float]:
         """Per step t, the norm of dL/dh_t averaged over the batch."""
@@ -80,42 +107,35 @@ def find_recurrent(model: torch.nn.Module):
 def measure(task, model, batch) -> list[float]:
     """||dL/dh_t|| for every step t of `batch`, in eval mode (no dropout), weights unchanged."""
     rnn = find_recurrent(model)
-    probe = Probe()
     was_training = model.training
     model.eval()
-    rnn.probe = probe
     try:
-        with torch.enable_grad():
+        with Probe(rnn) as probe, torch.enable_grad():
             result = task.train_step(model, batch, None)
             result.loss.backward()
     finally:
-        rnn.probe = None
         model.zero_grad(set_to_none=True)
         model.train(was_training)
     return probe.grad_norms()
 
 
 def train(setting: Setting, task, model, data, config, steps: int) -> None:
-    from seqcli.train.optim import build_optimizer
+    """`steps` steps of the trainer's own step, recording the loss and the gradient norm."""
+    from seqcli.train.trainer import Stepper
 
-    optimizer = build_optimizer(model.parameters(), config.optimizer)
-    params = [p for p in model.parameters() if p.requires_grad]
-    model.train()
+    stepper = Stepper(task, model, config)
     step, epoch, carry = 0, 0, None
     while step < steps:
         for batch in task.batches(data, config, epoch):
-            result = task.train_step(model, batch, carry)
+            result = stepper.forward(batch, carry)
             loss = result.loss.item()
-            optimizer.zero_grad(set_to_none=True)
-            result.loss.backward()
-            total = torch.nn.utils.clip_grad_norm_(params, setting.clip if setting.clip else math.inf).item()
+            total = stepper.update(result, clip=setting.clip) if math.isfinite(loss) else math.nan
             setting.losses.append(loss)
             setting.grad_norms.append(total)
             step += 1
             if not (math.isfinite(loss) and math.isfinite(total)):
                 setting.diverged_at = step
                 return
-            optimizer.step()
             carry = result.carry
             if step >= steps:
                 return
@@ -132,16 +152,16 @@ def run(recipe_name: str, overrides: list[str], cells: list[str], clips: list[fl
     settings, data, first_batch, length = [], None, None, None
     for cell in cells:
         recipe = load_recipe(recipe_name, [*overrides, f"model.cell.name={cell}"])
-        config = recipe.train_config()
+        config = recipe.train
         if data is None:
-            data = build.dataset(recipe.data).load()
-            task = build.task(recipe.data)
+            data = build.dataset(recipe).load()
+            task = build.task(recipe)
             first_batch = next(iter(task.batches(data, config, 0)))
         for clip in clips if clips is not None else [config.clip_grad_norm]:
             label = cell if clips is None or len(clips) == 1 else f"{cell}, clip {clip if clip else 'none'}"
             setting = Setting(cell, clip, label)
             seed_everything(config.seed)
-            model = build.model(task, data, recipe.data)
+            model = build.model(task, data, recipe)
             if recurrent_scale != 1.0:
                 with torch.no_grad():
                     for name, p in model.named_parameters():

@@ -8,10 +8,16 @@ import os
 import time
 from pathlib import Path
 
+from dataclasses import dataclass
+from typing import Any
+
 from rich.console import Console
 
-from seqcli.errors import CheckpointError, SeqcliError
+from seqcli import __version__
+from seqcli.api import API_VERSION
+from seqcli.errors import CheckpointError, DataError, SeqcliError
 from seqcli.recipe.resolve import Recipe
+from seqcli.train.checkpoint import Checkpoint
 
 # Keys a resumed run may change without --force: they do not change what is being learnt.
 SAFE_CHANGES = ("description", "sample.", "train.max_steps", "train.log_every", "train.eval_every",
@@ -19,20 +25,32 @@ SAFE_CHANGES = ("description", "sample.", "train.max_steps", "train.log_every", 
                 "train.device", "train.precision", "train.tensorboard")
 
 
-def new_run_dir(run_dir: str | None, recipe: Recipe, root: str = "runs") -> Path:
-    """The run directory to create. An existing non-empty one is refused, never reused."""
+def choose_run_dir(run_dir: str | None, recipe: Recipe, root: str = "runs") -> Path:
+    """The run directory a new run will write, checked but not yet created: an existing
+    non-empty one is refused, never reused."""
     if run_dir is None:
-        stem = Path(recipe.source).stem
+        stem = Path(recipe.source).stem.replace(" (stored recipe)", "")
         base = Path(root) / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
         path, n = base, 1
         while path.exists():
             n += 1
             path = base.with_name(f"{base.name}-{n}")
-    else:
-        path = Path(run_dir)
-        if path.exists() and (not path.is_dir() or any(path.iterdir())):
-            raise SeqcliError(f"run directory {path} already exists and is not empty; choose another --run-dir, "
-                              f"or continue it with --resume (nothing in it was changed)")
+        return path
+    path = Path(run_dir)
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise SeqcliError(f"run directory {path} already exists and is not empty; choose another --run-dir, "
+                          f"or continue it with --resume (nothing in it was changed)")
+    parent = next((p for p in path.absolute().parents if p.exists()), None)
+    if parent is not None and not os.access(parent, os.W_OK):
+        raise SeqcliError(f"cannot create run directory {path}: {parent} is not writable")
+    return path
+
+
+def make_run_dir(path: Path) -> Path:
+    """Create the run directory chosen by `choose_run_dir` (still empty, or made just now)."""
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise SeqcliError(f"run directory {path} was filled by something else while this run started; "
+                          f"choose another --run-dir")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -40,6 +58,11 @@ def new_run_dir(run_dir: str | None, recipe: Recipe, root: str = "runs") -> Path
     if not os.access(path, os.W_OK):
         raise SeqcliError(f"run directory {path} is not writable")
     return path
+
+
+def new_run_dir(run_dir: str | None, recipe: Recipe, root: str = "runs") -> Path:
+    """`choose_run_dir` and `make_run_dir` at once (for callers that know the run can start)."""
+    return make_run_dir(choose_run_dir(run_dir, recipe, root))
 
 
 def latest_run(root: str = "runs") -> Path:
@@ -60,86 +83,150 @@ def differences(old, new, prefix: str = "") -> list[tuple[str, object, object]]:
     return [] if old == new else [(prefix[:-1], old, new)]
 
 
-def train(recipe: Recipe, run_dir: Path, console: Console, resume: dict | None = None) -> dict:
-    """Load the data, build the model, train (from scratch or from `resume`), evaluate, and
-    write a sample if the task has one."""
+@dataclass
+class Prepared:
+    """What the stages before training give: the data, the task and a model of its weights."""
+
+    recipe: Recipe
+    data: Any
+    task: Any
+    model: Any
+
+
+def check(recipe: Recipe) -> None:
+    """Stage 1: what can fail without reading data (the device, optional extras)."""
+    from seqcli.train.trainer import pick_device
+
+    pick_device(recipe.train.device)  # a device that is not here fails before any work
+    if recipe.train.tensorboard and importlib.util.find_spec("tensorboard") is None:
+        raise SeqcliError("train.tensorboard: needs the tensorboard package: pip install 'seqcli[tensorboard]'")
+
+
+def prepare(recipe: Recipe, packages: dict | None = None) -> Prepared:
+    """Stages 2 and 3: the dataset's splits and fields, checked; the task; the model."""
+    from seqcli import build
+    from seqcli.train.trainer import seed_everything
+
+    seed_everything(recipe.train.seed)
+    data = build.dataset(recipe, packages).load()
+    check_splits(data, recipe)
+    task = build.task(recipe, packages)
+    check_model_size(task, data, recipe, packages)
+    return Prepared(recipe, data, task, build.model(task, data, recipe, packages))
+
+
+def check_splits(data, recipe: Recipe) -> None:
+    """Training needs a 'train' and a 'valid' split, from every dataset alike."""
+    for split in ("train", "valid"):
+        if split not in data.splits:
+            raise DataError(f"dataset {recipe.dataset.name} gave no '{split}' split (it gave: "
+                            f"{', '.join(data.splits) or 'none'}); training needs 'train' and 'valid' "
+                            f"(built-in file datasets carve 'valid' from 'train' with valid_fraction)")
+
+
+def train(recipe: Recipe, run_dir: Path, console: Console, resume: Checkpoint | None = None,
+          packages: dict | None = None) -> dict:
+    """A whole run, stage by stage: check, data and model, the run folder, training, the
+    sample. Nothing is written before the data and the model are ready."""
     import torch
 
     from seqcli import build
-    from seqcli.train.memory import keep_freed_memory
     from seqcli.train import distributed
+    from seqcli.train.memory import keep_freed_memory
     from seqcli.train.progress import reporter_for
-    from seqcli.train.trainer import Trainer, pick_device, seed_everything
+    from seqcli.train.trainer import Trainer
 
     keep_freed_memory()
-    config = recipe.train_config()
-    pick_device(config.device)  # a device that is not here fails before any work
-    if config.tensorboard and importlib.util.find_spec("tensorboard") is None:
-        raise SeqcliError("train.tensorboard: needs the tensorboard package: pip install 'seqcli[tensorboard]'")
-    seed_everything(config.seed)
     started = time.perf_counter()
-    data = build.dataset(recipe.data).load()
-    task = build.task(recipe.data)
-    check_model_size(task, data, recipe)
-    model = build.model(task, data, recipe.data)
+    check(recipe)
+    ready = prepare(recipe, packages)
+    data, task, model = ready.data, ready.task, ready.model
     ranks = distributed.context()
     if ranks.active:
-        torch.manual_seed(config.seed + 1_000_003 * ranks.rank)  # same initial weights, own dropout masks
+        torch.manual_seed(recipe.train.seed + 1_000_003 * ranks.rank)  # same initial weights, own dropout masks
+    if resume is not None:
+        changed = [k for k in data.fields if k not in resume.fields or data.fields[k] != resume.fields[k]]
+        if changed:
+            raise CheckpointError(f"{run_dir}: the data's {', '.join(changed)} differ from the checkpoint's "
+                                  f"(the data files changed since the run started); cannot resume")
     if ranks.main:
+        if resume is None:
+            make_run_dir(run_dir)
         (run_dir / "recipe.yaml").write_text(recipe.to_yaml(), encoding="utf-8")
     params = sum(p.numel() for p in model.parameters())
     console.print(f"data: {data.info.get('source', '?')}", highlight=False)
     console.print(f"      {describe_sizes(data)}; ready in {time.perf_counter() - started:.1f}s", highlight=False)
     console.print(f"model: {type(model).__name__} with {params:,} parameters; run directory {run_dir}",
                   highlight=False)
-    meta = {
-        "recipe": recipe.data,
-        "plugins": build.plugin_versions(recipe.data),
-        "fields": build.fields_to_state(data.fields),
-        "data_info": data.info,
-    }
-    if resume is not None:
-        changed = [k for k in data.fields if build.fields_to_state({k: data.fields[k]}) != {k: resume["fields"].get(k)}]
-        if changed:
-            raise CheckpointError(f"{run_dir}: the data's {', '.join(changed)} differ from the checkpoint's "
-                                  f"(the data files changed since the run started); cannot resume")
-    trainer = Trainer(task, model, data, config, run_dir, meta, reporter_for(console, config.log_every), resume)
+    record = Checkpoint(recipe=recipe, plugins=build.plugin_versions(recipe, packages), fields=data.fields, model={},
+                        data_info=data.info, seqcli_version=__version__, api_version=API_VERSION)
+    trainer = Trainer(task, model, data, recipe.train, run_dir, record, reporter_for(console, recipe.train.log_every),
+                      resume)
     where = f"from step {trainer.step} " if resume is not None else ""
     processes = f" in {ranks.world} processes" if ranks.active else ""
-    console.print(f"training on {trainer.device}{processes} {where}to step {config.max_steps}", highlight=False)
+    console.print(f"training on {trainer.device}{processes} {where}to step {recipe.train.max_steps}", highlight=False)
     metrics = trainer.fit()
-    options = dict(recipe.data.get("sample", {}))
-    if ranks.main and ("inputs" not in options or options["inputs"]):  # tasks that need inputs sample only when given some
-        if "seed" in options and options["seed"] is None:
-            options["seed"] = config.seed
-        with torch.no_grad():
-            trainer.model.eval()
-            texts = task.sample(trainer.model, data.fields, **options)
-        if "inputs" in options:
-            texts = [f"{i}\t{o}" for i, o in zip(options["inputs"], texts)]
-        (run_dir / "samples.txt").write_text("\n\n".join(texts) + "\n", encoding="utf-8")
-        console.rule("sample")
-        console.print("\n".join(texts) if "inputs" in options else texts[0], markup=False, highlight=False)
-        console.rule()
+    if ranks.main:
+        final_sample(task, trainer.model, data.fields, recipe, run_dir, console)
     console.print(f"done in {time.perf_counter() - started:.0f}s; checkpoints in {run_dir / 'checkpoints'}; "
                   f"try: seqcli sample {run_dir}", highlight=False)
     return metrics
+
+
+def final_sample(task, model, fields: dict, recipe: Recipe, run_dir: Path, console: Console) -> None:
+    """Stage 5: a sample with the recipe's `sample:` settings into samples.txt. An input the
+    model cannot take is reported and skipped: it never turns a finished training into a
+    failed command. Tasks that need inputs sample only when the recipe gives some."""
+    from seqcli import inference
+
+    options = dict(recipe.sample)
+    if "inputs" in options and not options["inputs"]:
+        return
+    if "seed" in options and options["seed"] is None:
+        options["seed"] = recipe.train.seed
+    try:
+        values = inference.sample_options(task, recipe, {k: v for k, v in options.items() if k in recipe.sample})
+    except SeqcliError as exc:
+        console.print(f"sample skipped: {exc}", highlight=False)
+        return
+    for name in inference.outputs(inference.sample_parameters(type(task))):
+        values[name] = None  # pictures are drawn by `seqcli sample`, not at the end of training
+    inputs = values.get("inputs")
+    try:
+        lines = inference.run_sample(task, model, fields, values).lines
+        pairs = list(zip(inputs, lines)) if inputs is not None else None
+    except SeqcliError as exc:
+        if not inputs:
+            console.print(f"sample skipped: {exc}", highlight=False)
+            return
+        pairs = []
+        for text in inputs:  # find the inputs the model cannot take
+            try:
+                pairs.append((text, inference.run_sample(task, model, fields, {**values, "inputs": [text]}).lines[0]))
+            except SeqcliError as one:
+                console.print(f"sample input {text!r} skipped: {one}", highlight=False)
+        if not pairs:
+            return
+    texts = [f"{i}\t{o}" for i, o in pairs] if pairs is not None else lines
+    inference.write_text(run_dir / "samples.txt", "\n\n".join(texts) + "\n")
+    console.rule("sample")
+    console.print("\n".join(texts) if pairs is not None else texts[0], markup=False, highlight=False)
+    console.rule()
 
 
 def resume(run_dir: Path, recipe: Recipe | None, overrides: list[str], force: bool, console: Console) -> dict | None:
     """Continue a run from its last checkpoint. The recipe is the stored one (plus overrides)
     or the one given; a difference outside SAFE_CHANGES is refused unless `force`."""
     from seqcli.recipe.load import Origins, apply_overrides
-    from seqcli.recipe.resolve import resolve
+    from seqcli.train.checkpoint import stored_recipe
 
     ckpt = last_checkpoint(run_dir)
-    stored = ckpt["recipe"]
+    stored = ckpt.recipe.to_data()
     if recipe is None:
         data = copy.deepcopy(stored)
-        origins = Origins(str(run_dir / "recipe.yaml"))
-        apply_overrides(data, origins, overrides)
-        recipe = resolve(data, origins)
-    changes = differences(stored, recipe.data)
+        apply_overrides(data, Origins(str(run_dir / "recipe.yaml")), overrides)
+        recipe = stored_recipe(data, ckpt.plugins, str(run_dir / "recipe.yaml"))
+    changes = differences(stored, recipe.to_data())
     unsafe = [c for c in changes if not any(c[0] == s or (s.endswith(".") and c[0].startswith(s)) for s in SAFE_CHANGES)]
     for key, old, new in changes:
         console.print(f"recipe change: {key}: {old!r} -> {new!r}", highlight=False)
@@ -147,15 +234,16 @@ def resume(run_dir: Path, recipe: Recipe | None, overrides: list[str], force: bo
         listed = "; ".join(f"{k}: {o!r} -> {n!r}" for k, o, n in unsafe)
         raise SeqcliError(f"the recipe differs from the one {run_dir} was trained with ({listed}); "
                           f"resume with the same recipe, or pass --force to continue with the new one")
-    total = recipe.data["train"]["max_steps"]
-    if ckpt["step"] >= total:
-        console.print(f"run {run_dir} is finished: it has trained {ckpt['step']} steps, train.max_steps is {total}; "
-                      f"to train further, resume with train.max_steps=N (N > {ckpt['step']})", highlight=False)
+    total = recipe.train.max_steps
+    if ckpt.step >= total:
+        console.print(f"run {run_dir} is finished: it has trained {ckpt.step} steps, train.max_steps is {total}; "
+                      f"to train further, resume with train.max_steps=N (N > {ckpt.step})", highlight=False)
         return None
-    return train(recipe, Path(run_dir), console, resume=ckpt)
+    packages = {kind: r.package for kind, r in ckpt.plugins.items() if getattr(recipe, kind).name == r.name}
+    return train(recipe, Path(run_dir), console, resume=ckpt, packages=packages)
 
 
-def last_checkpoint(run_dir: Path) -> dict:
+def last_checkpoint(run_dir: Path) -> Checkpoint:
     """The checkpoint a run resumes from, or a one-line CheckpointError saying why not."""
     from seqcli.train import checkpoint
 
@@ -165,7 +253,7 @@ def last_checkpoint(run_dir: Path) -> dict:
     return checkpoint.load(run_dir, "last")
 
 
-def check_model_size(task, data, recipe: Recipe) -> None:
+def check_model_size(task, data, recipe: Recipe, packages: dict | None = None) -> None:
     """Refuse, before allocating it, a model whose training state would not fit in memory."""
     import torch
 
@@ -173,7 +261,7 @@ def check_model_size(task, data, recipe: Recipe) -> None:
 
     try:
         with torch.device("meta"):
-            probe = build.model(task, data, recipe.data)
+            probe = build.model(task, data, recipe, packages)
     except SeqcliError:
         raise
     except Exception:  # a plugin model that cannot be built without memory is simply not checked

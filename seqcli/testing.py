@@ -1,20 +1,26 @@
-"""Contract checks for plugin authors, in the spirit of scikit-learn's check_estimator.
+"""Contract kits for plugin authors, in the spirit of scikit-learn's check_estimator.
 
-    from seqcli.testing import check_cell
+    from seqcli.testing import check_cell, check_dataset, check_task, cli
     check_cell(MyCell)                      # raises AssertionError naming the failed check
     check_cell(MyCell, {"option": 3})       # with recipe options
+    check_dataset(MyData, {"size": 200})    # splits, fields that survive a checkpoint, determinism
+    check_task(MyTask, data, sample={"inputs": ["abc"]})   # trains, evaluates, shards, samples
+    cli("run", "my-recipe", "train.max_steps=20")          # the command line, in-process
 
-Every built-in cell passes these (tests/test_contracts.py).
+Every built-in cell, dataset and task passes these (tests/test_contracts.py).
 """
 
+
 from __future__ import annotations
+
+__all__ = ["Report", "check_cell", "check_dataset", "check_task", "cli"]
 
 import io
 
 import torch
 
 from seqcli.api import Cell, CellSpec
-from seqcli.cells.layer import Recurrent
+from seqcli.layers import Recurrent
 
 T, B, I, H = 6, 3, 5, 7
 
@@ -126,3 +132,185 @@ def check_cell(cls: type, options: dict | None = None) -> list[str]:
         _close(fused(x, lengths=lengths)[0], padded, f"the fused '{kernel}' kernel and step() disagree", name)
         ok("fused kernel matches steps")
     return passed
+
+
+# -- datasets and tasks -----------------------------------------------------------------------
+
+def _roundtrip(value):
+    """`value` through torch.save / torch.load(weights_only=True), as checkpoints carry it."""
+    buffer = io.BytesIO()
+    torch.save(value, buffer)
+    buffer.seek(0)
+    return torch.load(buffer, weights_only=True)
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
+        return a.shape == b.shape and bool((a == b).all())
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+def check_dataset(cls: type, options: dict | None = None) -> list[str]:
+    """Check a Dataset class: it loads 'train' and 'valid' splits that are not empty, its
+    fields survive a checkpoint (plain data through `torch.load(weights_only=True)`), its info
+    is plain data, and loading twice gives the same splits and fields. Returns the checks
+    passed; raises AssertionError naming the one that failed."""
+    import json
+
+    from seqcli.api import Data, Dataset
+    from seqcli.schema import construct
+    from seqcli.vocab import field_from_state, field_to_state
+
+    name = getattr(cls, "__name__", str(cls))
+    passed = []
+    if not (isinstance(cls, type) and issubclass(cls, Dataset)):
+        raise AssertionError(f"check_dataset({name}): must be a subclass of seqcli.api.Dataset")
+    data = construct(cls, dict(options or {})).load()
+    if not isinstance(data, Data):
+        raise AssertionError(f"check_dataset({name}): load() must return seqcli.api.Data, got {type(data).__name__}")
+    for split in ("train", "valid"):
+        if split not in data.splits:
+            raise AssertionError(f"check_dataset({name}): no '{split}' split (it has: {', '.join(data.splits)})")
+        if len(data.splits[split]) == 0:
+            raise AssertionError(f"check_dataset({name}): the '{split}' split is empty")
+    passed.append("splits")
+    for key, value in data.fields.items():
+        back = field_from_state(_roundtrip(field_to_state(value)))
+        if back != value:
+            raise AssertionError(f"check_dataset({name}): field '{key}' changes when stored in a checkpoint "
+                                 f"(give it to_state/from_state, or keep it plain data)")
+    passed.append("fields serialisable")
+    try:
+        json.dumps(data.info)
+    except TypeError as exc:
+        raise AssertionError(f"check_dataset({name}): info must be plain data ({exc})") from None
+    passed.append("info is plain data")
+    again = construct(cls, dict(options or {})).load()
+    if again.fields != data.fields or not _same(again.splits, data.splits):
+        raise AssertionError(f"check_dataset({name}): loading twice gives different splits or fields")
+    passed.append("deterministic")
+    return passed
+
+
+class Report(list):
+    """The checks passed, with the trained `model` and its last validation `metrics`."""
+
+    model = None
+    metrics: dict = {}
+
+
+def check_task(cls: type | str, data, options: dict | None = None, model: dict | None = None, cell: str = "gru",
+               sample: dict | None = None, steps: int = 30, batch_size: int = 16, lr: float = 0.01) -> list[str]:
+    """Check a Task class on `data` (a `seqcli.api.Data`): it builds a model, trains `steps`
+    steps with seqcli's own training step and lowers the validation loss; `evaluate` gives
+    'loss' and the main metric, honours eval_batches, and (for example lists) does not
+    depend on how examples are batched; `shard` covers a batch exactly once; `sample` runs
+    with `sample` options and gives one line per input; the weights survive a checkpoint.
+    `cls` may be a registered name ('classify'), to check a dataset against a built-in task.
+    Returns a `Report`: the checks passed, with `.model` (trained) and `.metrics` (after
+    training); raises AssertionError naming the check that failed."""
+    from seqcli import registry
+    from seqcli.api import CellSpec, Task, TrainConfig
+    from seqcli.inference import as_samples
+    from seqcli.schema import construct
+    from seqcli.train.trainer import Stepper, evaluate
+
+    if isinstance(cls, str):
+        cls = registry.load("task", cls)
+    name = getattr(cls, "__name__", str(cls))
+    passed = Report()
+    if not (isinstance(cls, type) and issubclass(cls, Task)):
+        raise AssertionError(f"check_task({name}): must be a subclass of seqcli.api.Task")
+    task = construct(cls, dict(options or {}))
+    torch.manual_seed(0)
+    spec = CellSpec(registry.load("cell", cell))
+    net = construct(task.build_model, {"data": data, "cell": spec, **(model or {})})
+    if not isinstance(net, torch.nn.Module) or not list(net.parameters()):
+        raise AssertionError(f"check_task({name}): build_model() must return a torch.nn.Module with parameters")
+    passed.append("builds a model")
+    config = TrainConfig(batch_size=batch_size, optimizer={"name": "adam", "lr": lr}, clip_grad_norm=5.0)
+
+    def score(cfg=config):
+        metrics = evaluate(task, net, data, "valid", cfg)
+        for key in ("loss", task.main_metric):
+            if key not in metrics:
+                raise AssertionError(f"check_task({name}): evaluate() must report '{key}' (it gave {sorted(metrics)})")
+        return metrics
+
+    before = score()
+    passed.append("evaluate")
+    valid = data.splits["valid"]
+    if isinstance(valid, list) and len(valid) > 2:
+        one_by_one = score(TrainConfig(batch_size=1))["loss"]
+        together = score(TrainConfig(batch_size=len(valid)))["loss"]
+        if abs(one_by_one - together) > 1e-4 * max(1.0, abs(together)):
+            raise AssertionError(f"check_task({name}): the validation loss depends on how examples are batched "
+                                 f"({one_by_one:.6f} one at a time, {together:.6f} all together): mask the padding")
+        capped = evaluate(task, net, data, "valid", TrainConfig(batch_size=1, eval_batches=1))["loss"]
+        first = valid[:1]
+        alone = evaluate(task, net, type(data)(splits={"valid": first}, fields=data.fields), "valid",
+                         TrainConfig(batch_size=1))["loss"]
+        if abs(capped - alone) > 1e-5 * max(1.0, abs(alone)):
+            raise AssertionError(f"check_task({name}): evaluate() must honour config.eval_batches")
+        passed.append("batching independence and eval_batches")
+    batch = next(iter(task.batches(data, config, 0)))
+    if isinstance(batch, list) and len(batch) >= 3:
+        for world in (2, 3):
+            parts = [task.shard(batch, rank, world) for rank in range(world)]
+            seen = [id(example) for part in parts for example in part]
+            if any(not part for part in parts) or sorted(seen) != sorted(id(e) for e in batch):
+                raise AssertionError(f"check_task({name}): shard() over {world} processes must cover the batch "
+                                     f"exactly once")
+        passed.append("shard covers a batch once")
+    stepper = Stepper(task, net, config)
+    done, epoch, carry = 0, 0, None
+    while done < steps:
+        for batch in task.batches(data, config, epoch):
+            result = stepper.forward(batch, carry)
+            stepper.update(result)
+            carry = result.carry
+            done += 1
+            if done >= steps:
+                break
+        epoch += 1
+    after = score()
+    if not after["loss"] < before["loss"]:
+        raise AssertionError(f"check_task({name}): {steps} training steps did not lower the validation loss "
+                             f"({before['loss']:.4f} -> {after['loss']:.4f})")
+    passed.append("training lowers the loss")
+    if sample is not None:
+        net.eval()
+        with torch.no_grad():
+            out = as_samples(task.sample(net, data.fields, **sample))
+        if "inputs" in sample and len(out.lines) != len(sample["inputs"]):
+            raise AssertionError(f"check_task({name}): sample() gave {len(out.lines)} lines for "
+                                 f"{len(sample['inputs'])} inputs")
+        passed.append("sample")
+    state = _roundtrip(net.state_dict())
+    torch.manual_seed(1)
+    rebuilt = construct(task.build_model, {"data": data, "cell": spec, **(model or {})})
+    rebuilt.load_state_dict(state)
+    if abs(evaluate(task, rebuilt, data, "valid", config)["loss"] - after["loss"]) > 1e-5:
+        raise AssertionError(f"check_task({name}): a model restored from its state_dict scores differently")
+    passed.append("serialisation")
+    passed.model, passed.metrics = net.eval(), after
+    return passed
+
+
+def cli(*args, ok: bool = True):
+    """Run `seqcli ARGS...` in this process (as a plugin's own tests use it); returns Click's
+    Result with `.exit_code`, `.stdout` and `.stderr`. With `ok`, a non-zero exit raises
+    AssertionError showing both streams."""
+    from typer.testing import CliRunner
+
+    from seqcli.cli import app
+
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    if ok and result.exit_code != 0:
+        raise AssertionError(f"seqcli {' '.join(map(str, args))}: exit {result.exit_code}\n"
+                             f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}")
+    return result

@@ -1,0 +1,265 @@
+"""Using a trained model: load it from a checkpoint alone, sample, predict, evaluate.
+
+`seqcli sample`, `seqcli evaluate`, the sample at the end of training and the Python API all
+come through here:
+
+    import seqcli
+    model = seqcli.load("runs/reverse")            # a run directory or a checkpoint file
+    model.predict(["abc", "hello"])                # -> ['cba', 'olleh']
+    model.sample(prime="The ", length=100).lines   # language models
+    model.evaluate(split="test")                   # -> {'loss': ..., 'exact_match': ...}
+
+Options are a task's own: the keyword arguments of its `sample` (after `fields`) and of its
+`evaluate` (after `config`), checked against their signatures like recipe keys. Pictures a
+task offers (`Samples.figures`) are written here, and only here, never replacing a file
+unless asked to.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from seqcli import build, registry
+from seqcli.api import Data, Samples, Task
+from seqcli.errors import CheckpointError, ConfigError, DataError, SeqcliError
+from seqcli.recipe.resolve import Recipe
+from seqcli.schema import Output, check_args, parameters
+from seqcli.train import checkpoint as ckpt_io
+from seqcli.train.checkpoint import Checkpoint
+
+SAMPLE_SKIP = ("self", "model", "fields")
+EVALUATE_SKIP = ("self", "model", "data", "split", "config")
+
+
+def sample_parameters(task_cls) -> dict:
+    """name -> (type hint, default) of the options a task's `sample` takes."""
+    return parameters(task_cls.sample, SAMPLE_SKIP)
+
+
+def evaluate_parameters(task_cls) -> dict:
+    """name -> (type hint, default) of the options a task's `evaluate` declares."""
+    return parameters(task_cls.evaluate, EVALUATE_SKIP)
+
+
+def outputs(params: dict) -> dict[str, Output]:
+    """The options that name a file to write (`Annotated[..., Output(".png")]`)."""
+    import typing
+
+    found = {}
+    for name, (hint, _) in params.items():
+        for arg in [hint, *typing.get_args(hint)]:
+            if typing.get_origin(arg) is typing.Annotated:
+                for meta in typing.get_args(arg)[1:]:
+                    if isinstance(meta, Output):
+                        found[name] = meta
+    return found
+
+
+def sample_options(task: Task, recipe: Recipe, given: dict, base: str | None = None) -> dict:
+    """The recipe's `sample:` values with `given` on top, checked against the task's `sample`
+    signature and its `check_sample`. A problem is a ConfigError naming the option."""
+    accepted = sample_parameters(type(task))
+    for key in given:
+        if key not in accepted:
+            raise ConfigError(key, f"the {recipe.task.name} task does not take this option "
+                                   f"(it takes: {', '.join(accepted) or 'none'})")
+    options = {k: v for k, v in recipe.sample.items() if k not in outputs(accepted)}
+    options.update(given)
+    values, problems = check_args(task.sample, options, skip=SAMPLE_SKIP, base=base)
+    if problems:
+        raise ConfigError(*problems[0])
+    task.check_sample(**values)
+    return values
+
+
+def check_figures(values: dict, params: dict, force: bool) -> dict[str, Path]:
+    """The pictures asked for, checked before any work: option -> path (and its .json)."""
+    from seqcli import plots
+
+    wanted = {}
+    for name in outputs(params):
+        if values.get(name) is not None:
+            flag = f"--{name.replace('_', '-')}"
+            path = plots.output_file(values[name], force, flag)
+            numbers = path.with_suffix(".json")
+            if numbers.exists() and not force:
+                raise SeqcliError(f"{flag} {numbers} already exists; pass --force to replace it")
+            wanted[name] = path
+    if wanted:
+        plots.pyplot()  # matplotlib missing: say so now, not after the work
+    return wanted
+
+
+def write_figures(samples: Samples, wanted: dict[str, Path]) -> list[Path]:
+    """Draw each picture asked for, and write its numbers as JSON beside it."""
+    written = []
+    for name, path in wanted.items():
+        figure = samples.figures.get(name)
+        if figure is None:
+            continue
+        figure.draw(str(path))
+        if figure.data is not None:
+            write_text(path.with_suffix(".json"), json.dumps(figure.data))
+        written.append(path)
+    return written
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write a whole file or nothing: a temporary file renamed into place."""
+    import os
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def task_class(ckpt: Checkpoint):
+    """The task class a checkpoint was trained with (imports no model code beyond it)."""
+    name, package = ckpt.plugin_name("task")
+    return registry.load("task", name, package)
+
+
+def as_samples(result) -> Samples:
+    if isinstance(result, Samples):
+        return result
+    if isinstance(result, (list, tuple)) and all(isinstance(line, str) for line in result):
+        return Samples(list(result))
+    raise SeqcliError(f"the task's sample() returned {type(result).__name__}, not a list of lines or Samples")
+
+
+def run_sample(task: Task, model: torch.nn.Module, fields: dict, values: dict) -> Samples:
+    """`task.sample` with checked options, in eval mode without gradients."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            return as_samples(task.sample(model, fields, **values))
+    finally:
+        model.train(was_training)
+
+
+@dataclass
+class Model:
+    """A trained model, rebuilt from its checkpoint alone (no recipe file, no data)."""
+
+    checkpoint: Checkpoint
+    task: Task
+    model: torch.nn.Module
+    fields: dict
+
+    @property
+    def recipe(self) -> Recipe:
+        return self.checkpoint.recipe
+
+    @property
+    def path(self) -> str:
+        return self.checkpoint.path
+
+    def sample(self, **options) -> Samples:
+        """The task's sampling, with its own options (unset ones from the recipe's `sample:`)."""
+        return run_sample(self.task, self.model, self.fields, sample_options(self.task, self.recipe, options))
+
+    def predict(self, inputs: list[str], **options) -> list[str]:
+        """One output per input, for tasks that take inputs (all but language models)."""
+        if "inputs" not in sample_parameters(type(self.task)):
+            raise ConfigError("inputs", f"the {self.recipe.task.name} task takes no inputs; use sample()")
+        return self.sample(inputs=list(inputs), **options).lines
+
+    def evaluate(self, split: str = "test", file: str | None = None, **options) -> dict[str, float]:
+        """Metrics on a split of the dataset the recipe names (re-read from its files), or on
+        another file in the dataset's format."""
+        values, problems = check_args(self.task.evaluate, options, skip=EVALUATE_SKIP)
+        if problems:
+            raise ConfigError(*problems[0])
+        dataset_cls = build.plugin_class("dataset", self.recipe, self.packages)
+        if file is None:  # the stored recipe's files are read again: they must be there, and be files
+            _, missing = check_args(dataset_cls, self.recipe.dataset.options)
+            if missing:
+                key, message = missing[0]
+                raise DataError(f"the run's dataset cannot be read again: dataset.{key}: {message}; "
+                                f"score another file with --file")
+        dataset = build.dataset(self.recipe, self.packages)
+        if file is not None:
+            from seqcli.schema import File, Problem
+
+            try:
+                path = File().apply(file)
+            except Problem as exc:
+                raise DataError(f"--file: {exc.message}") from None
+            data = Data(splits={"file": dataset.load_file(path, self.fields)}, fields=self.fields)
+            split = "file"
+        else:
+            data = dataset.load()
+            changed = [k for k in self.fields if k in data.fields and data.fields[k] != self.fields[k]]
+            if changed:
+                raise DataError(f"the dataset's {', '.join(changed)} vocabulary differs from the checkpoint's: "
+                                f"its files changed since training; score a file with --file instead")
+        from seqcli.train.trainer import evaluate
+
+        return evaluate(self.task, self.model, data, split, self.recipe.train, values)
+
+    @property
+    def packages(self) -> dict:
+        return {kind: record.package for kind, record in self.checkpoint.plugins.items()}
+
+
+def load(path, which: str = "best", device: str = "cpu") -> Model:
+    """A run directory (its `which` checkpoint: 'best' or 'last') or a checkpoint file."""
+    return from_checkpoint(ckpt_io.load(path, which), device)
+
+
+def from_checkpoint(ckpt: Checkpoint, device: str = "cpu") -> Model:
+    """The model a checkpoint describes, with its weights, on `device`."""
+    from seqcli.train.trainer import pick_device
+
+    packages = {kind: record.package for kind, record in ckpt.plugins.items()}
+    task = build.task(ckpt.recipe, packages)
+    model = build.model(task, Data(splits={}, fields=ckpt.fields, info=ckpt.data_info), ckpt.recipe, packages)
+    load_weights(model, ckpt)
+    model.to(pick_device(device)).eval()
+    return Model(ckpt, task, model, ckpt.fields)
+
+
+def load_weights(model: torch.nn.Module, ckpt: Checkpoint) -> None:
+    """The checkpoint's weights into a model built from its recipe; a mismatch names the
+    plugin versions recorded and installed, and every missing and unexpected key."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in ckpt.model]
+    unexpected = [k for k in ckpt.model if k not in expected]
+    shapes = [f"{k} {tuple(ckpt.model[k].shape)} (the model has {tuple(v.shape)})"
+              for k, v in expected.items() if k in ckpt.model and ckpt.model[k].shape != v.shape]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"missing keys: {', '.join(missing)}")
+        if unexpected:
+            parts.append(f"unexpected keys: {', '.join(unexpected)}")
+        if shapes:
+            parts.append(f"shapes differ: {'; '.join(shapes)}")
+        raise CheckpointError(f"{ckpt.path}: the weights do not fit the model its recipe describes"
+                              f"{version_changes(ckpt)}: {'; '.join(parts)}")
+    model.load_state_dict(ckpt.model)
+
+
+def version_changes(ckpt: Checkpoint) -> str:
+    """' (cell mypkg was 0.1.0 when saved, 0.2.0 now)', or '' when every version is the same."""
+    changes = []
+    for kind, record in ckpt.plugins.items():
+        try:
+            now = registry.info(kind, record.name, record.package).version
+        except SeqcliError:
+            continue
+        if now != record.version:
+            changes.append(f"{kind} '{record.name}' from {record.package} was {record.version} when saved, {now} now")
+    if not changes:
+        return ""
+    return f" ({'; '.join(changes)}: the plugin's parameters changed between these versions)"
