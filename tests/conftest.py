@@ -1,3 +1,4 @@
+import os
 import random
 
 import pytest
@@ -9,18 +10,6 @@ from seqcli.cli import app
 TINY = ["model.embedding_size=16", "model.hidden_size=32", "model.num_layers=1", "train.batch_size=8",
         "train.seq_len=16", "train.max_steps=20", "train.eval_every=10", "train.log_every=5",
         "sample.length=20"]
-
-
-def skip_without_plugins(recipe_name: str) -> None:
-    """Bundled recipes that use the example plugins need them installed (the README's test
-    command and .ci/run install them)."""
-    from seqcli.recipe.load import bundled
-
-    text = bundled()[recipe_name].read_text()
-    for plugin, package in (("mingru", "seqcli-mingru"), ("python_tokens", "seqcli-pytokens")):
-        registry.forget()
-        if f"name: {plugin}" in text and plugin not in registry.names("cell") + registry.names("dataset"):
-            pytest.skip(f"needs the example plugin {package}: pip install -e plugins/{package}")
 
 
 def poison_losses(monkeypatch, calls: set[int], value: float) -> None:
@@ -47,6 +36,8 @@ def _isolated(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     registry.forget()
     yield
+    for name in ("SEQCLI_NO_PLUGINS", "SEQCLI_DISABLE_PLUGINS"):  # set by --no-plugins / --disable-plugin
+        os.environ.pop(name, None)
     registry.forget()
 
 

@@ -89,12 +89,9 @@ SHRINK = ["model.embedding_size=16", "model.hidden_size=16", "model.num_layers=1
 def test_bundled_recipes_run_with_tiny_overrides(cli, name, tmp_path):
     from seqcli.recipe.resolve import load_recipe
 
-    from conftest import skip_without_plugins
-
-    skip_without_plugins(name)
     if name.startswith("digits"):
         pytest.importorskip("sklearn")
-    resolved = load_recipe(name).data
+    resolved = load_recipe(name).to_data()
 
     def has(key):
         section, _, rest = key.partition(".")

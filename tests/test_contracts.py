@@ -47,3 +47,77 @@ def test_the_checks_catch_a_broken_cell():
 
     with pytest.raises(AssertionError, match="no finite, non-zero gradient reaches parameter .*unused"):
         check_cell(Stateless)
+
+
+SMALL = {"train_size": 300, "valid_size": 40, "test_size": 20, "max_length": 5}
+TASKS = [  # task, dataset options, sample options
+    ("seq2seq", {"problem": "reverse", **SMALL}, {"inputs": ["abc", "ba"], "beam_size": 2}),
+    ("generate", {"problem": "spell", "max_number": 99, **{k: v for k, v in SMALL.items() if k != "max_length"}},
+     {"inputs": ["42"]}),
+    ("tag", {"problem": "copy_memory", "delay": 3, **SMALL}, None),
+    ("forecast", {"problem": "adding", **SMALL}, None),
+]
+
+
+@pytest.mark.parametrize("task,dataset,sample", TASKS, ids=[t[0] for t in TASKS])
+def test_builtin_tasks_and_datasets_pass_the_kits(task, dataset, sample):
+    from seqcli.testing import check_dataset, check_task
+
+    synthetic = registry.load("dataset", "synthetic")
+    assert {"splits", "fields serialisable", "deterministic"} <= set(check_dataset(synthetic, dataset))
+    data = synthetic(**dataset).load()
+    passed = check_task(registry.load("task", task), data, model={"hidden_size": 32}, sample=sample, steps=40)
+    assert {"training lowers the loss", "batching independence and eval_batches", "serialisation"} <= set(passed)
+    assert "shard covers a batch once" in passed and ("sample" in passed) == (sample is not None)
+
+
+def test_the_text_dataset_passes_the_kit(tmp_path):
+    from seqcli.testing import check_dataset
+
+    (tmp_path / "t.txt").write_text("the cat sat on the mat.\n" * 50)
+    assert "fields serialisable" in check_dataset(registry.load("dataset", "text"), {"path": str(tmp_path / "t.txt")})
+
+
+def test_the_kits_catch_a_broken_dataset_and_task():
+    from seqcli.api import Data, Dataset, Labels
+    from seqcli.testing import check_dataset, check_task
+
+    class NoValid(Dataset):
+        def load(self):
+            return Data(splits={"train": [1]}, fields={})
+
+    with pytest.raises(AssertionError, match="check_dataset\\(NoValid\\): no 'valid' split"):
+        check_dataset(NoValid)
+
+    class Unstable(Dataset):
+        calls = 0
+
+        def load(self):
+            Unstable.calls += 1
+            return Data(splits={"train": [1], "valid": [2]}, fields={"label": Labels(["a", str(Unstable.calls)])})
+
+    with pytest.raises(AssertionError, match="loading twice gives different splits or fields"):
+        check_dataset(Unstable)
+
+    Classify = registry.load("task", "classify")
+
+    class Unmasked(Classify):
+        """Pools over the padding too: an example's loss depends on its batch."""
+
+        def build_model(self, data, cell, hidden_size: int = 16):
+            model = super().build_model(data, cell, hidden_size=hidden_size, pooling="mean")
+            forward = model.forward
+            model.forward = lambda x, lengths: forward(x, torch.full_like(lengths, x.shape[0]))
+            return model
+
+    from seqcli.api import Vocab
+
+    g = torch.Generator().manual_seed(0)
+    examples = []
+    for _ in range(120):
+        x = torch.randint(1, 4, (int(torch.randint(1, 7, (1,), generator=g)),), generator=g)
+        examples.append({"input": x, "label": torch.tensor(int(x[0] == 1))})
+    data = Data(splits={"train": examples[:100], "valid": examples[100:]},
+                fields={"input": Vocab(["<unk>", "a", "b", "c"], "char"), "label": Labels(["other", "a"])})
+    with pytest.raises(AssertionError, match="depends on how examples are batched"):
+        check_task(Unmasked, data)

@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from seqcli.data import vocab as V
+from seqcli import vocab as V
 from seqcli.data.datasets.text import TextDataset, read_text
 from seqcli.errors import ConfigError, DataError
 

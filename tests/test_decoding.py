@@ -9,7 +9,7 @@ import torch
 
 from seqcli import registry
 from seqcli.api import CellSpec, Data
-from seqcli.data.vocab import BOS, EOS, UNK, Labels, Vocab
+from seqcli.vocab import BOS, EOS, UNK, Labels, Vocab
 from seqcli.decoding.search import beam_search, length_penalty, sample
 from seqcli.tasks.classify import Classify
 from seqcli.tasks.seq2seq import Seq2Seq

@@ -23,7 +23,7 @@ def seqcli(*args):
 
 
 def weights(run_dir):
-    return checkpoint.load(run_dir, "last")["model"]
+    return checkpoint.load(run_dir, "last").model
 
 
 def assert_close(a, b, tol):
@@ -47,7 +47,7 @@ def test_two_processes_train_like_one_with_the_same_global_batch_and_resume(corp
     half = seqcli("run", "char-lm", *data, *SMALL, "train.max_steps=4", "--run-dir", tmp_path / "half",
                   "--nproc-per-node", 2)
     assert half.returncode == 0, half.stderr
-    assert len(checkpoint.load(tmp_path / "half", "last")["ranks"]) == 2
+    assert len(checkpoint.load(tmp_path / "half", "last").ranks) == 2
     more = seqcli("resume", tmp_path / "half", "train.max_steps=8", "--nproc-per-node", 2)
     assert more.returncode == 0, more.stderr
     assert "from step 4" in more.stdout
@@ -66,7 +66,7 @@ def test_every_rank_loads_a_plugin_cell_and_a_shuffled_task_splits_its_batches(c
                  "--run-dir", tmp_path / "r", "--nproc-per-node", 2)
     assert run.returncode == 0, run.stderr
     state = checkpoint.load(tmp_path / "r", "last")
-    assert state["step"] == 6 and state["plugins"]["cell"]["package"] == "seqcli-mingru"
+    assert state.step == 6 and state.plugins["cell"].package == "seqcli-mingru"
 
 
 def test_distributed_errors_are_one_line(corpus, tmp_path):
@@ -100,11 +100,11 @@ def test_ctrl_c_stops_every_rank_at_one_step_and_the_run_resumes(corpus, tmp_pat
     assert proc.returncode == 130, err
     stops = [line for line in err.splitlines() if line.startswith("error: SIGINT: stopped at step")]
     assert len(stops) == 1, err
-    step = checkpoint.load(run_dir, "last")["step"]
+    step = checkpoint.load(run_dir, "last").step
     assert f"stopped at step {step};" in stops[0]
     more = seqcli("resume", run_dir, f"train.max_steps={step + 4}", "--nproc-per-node", 2)
     assert more.returncode == 0, more.stderr
-    assert checkpoint.load(run_dir, "last")["step"] == step + 4
+    assert checkpoint.load(run_dir, "last").step == step + 4
 
 
 def test_resuming_a_missing_run_is_refused_before_starting_workers(tmp_path):

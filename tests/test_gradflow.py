@@ -47,12 +47,14 @@ def test_the_probe_measures_the_true_gradient_wrt_the_hidden_state():
         h.retain_grad()
         hs.append(h)
     hs[-1].sum().backward()
-    probe = Probe()
-    rnn.probe = probe
-    out, _ = rnn(x)
+    plain, _ = rnn(x)
+    with Probe(rnn) as probe:
+        out, _ = rnn(x)
     out[-1].sum().backward()
     for t in range(7):
         assert torch.allclose(probe.eps.grad[t], hs[t].grad, atol=1e-6)
+    assert torch.allclose(out, plain, atol=1e-6)  # the probe adds zeros: the outputs are the layer's own
+    assert "forward" not in vars(rnn)  # and it is gone after the block
 
 
 def test_clipping_keeps_an_exploding_rnn_trainable(cli, tmp_path):

@@ -9,7 +9,7 @@ from seqcli import registry
 from seqcli.api import CellSpec
 from seqcli.data.datasets.text import TextDataset
 from seqcli.tasks.language_model import LanguageModel
-from seqcli.train.config import TrainConfig
+from seqcli.config import TrainConfig
 from seqcli.train.trainer import evaluate, seed_everything
 
 

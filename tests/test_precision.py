@@ -21,7 +21,7 @@ def test_bf16_language_model_learns(cli, corpus, tmp_path, cell):
         "train.eval_every=150", "train.optimizer.lr=0.01", "train.precision=bf16", "sample.prime=the",
         "--run-dir", run)
     assert valid_losses(run)[-1] < 1.5  # untrained: about 3.3 (log of the 26 characters)
-    weights = checkpoint.load(run, "last")["model"]
+    weights = checkpoint.load(run, "last").model
     assert all(w.dtype == torch.float32 for w in weights.values())
 
 

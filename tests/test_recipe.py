@@ -31,22 +31,22 @@ def problems(path, overrides=()):
 
 def test_defaults_are_filled_in(tmp_path):
     recipe = load_recipe(str(write(tmp_path, GOOD)))
-    assert recipe.data["model"]["hidden_size"] == 32
-    assert recipe.data["model"]["num_layers"] == 2  # the task's default
-    assert recipe.data["train"]["optimizer"]["name"] == "adam"
-    assert recipe.data["train"]["optimizer"]["lr"] == 0.002
-    assert recipe.data["sample"]["length"] == 300
+    assert recipe.model["hidden_size"] == 32
+    assert recipe.model["num_layers"] == 2  # the task's default
+    assert recipe.train.optimizer["name"] == "adam"
+    assert recipe.train.optimizer["lr"] == 0.002
+    assert recipe.sample["length"] == 300
 
 
 def test_overrides_are_typed_by_yaml(tmp_path):
     recipe = load_recipe(str(write(tmp_path, GOOD)), [
         "train.max_steps=7", "model.dropout=0.5", "model.cell.name=rnn", "model.cell.nonlinearity=relu",
         "train.optimizer={name: sgd, lr: 1}", "sample.prime=hello world"])
-    assert recipe.data["train"]["max_steps"] == 7
-    assert recipe.data["model"]["dropout"] == 0.5
-    assert recipe.data["model"]["cell"] == {"name": "rnn", "nonlinearity": "relu"}
-    assert recipe.data["train"]["optimizer"]["lr"] == 1.0 and recipe.data["train"]["optimizer"]["momentum"] == 0.0
-    assert recipe.data["sample"]["prime"] == "hello world"
+    assert recipe.train.max_steps == 7
+    assert recipe.model["dropout"] == 0.5
+    assert recipe.cell.as_data() == {"name": "rnn", "nonlinearity": "relu"}
+    assert recipe.train.optimizer["lr"] == 1.0 and recipe.train.optimizer["momentum"] == 0.0
+    assert recipe.sample["prime"] == "hello world"
 
 
 def test_unknown_key_names_file_line_and_suggestion(tmp_path):
@@ -111,7 +111,7 @@ def test_empty_and_non_mapping_recipes(tmp_path):
 
 def test_missing_data_file_is_caught_before_any_work(tmp_path):
     path = write(tmp_path, GOOD.replace("level: char", "path: nowhere.txt"))
-    assert problems(path) == [f"{path}:1: dataset.path: file not found: nowhere.txt"]
+    assert problems(path) == [f"{path}:1: dataset.path: file not found: nowhere.txt (looked in {tmp_path / 'nowhere.txt'})"]
     (tmp_path / "empty.txt").write_text("")
     path = write(tmp_path, GOOD.replace("level: char", "path: empty.txt"))
     assert problems(path) == [f"{path}:1: dataset.path: file is empty: empty.txt"]
@@ -137,8 +137,5 @@ def test_impossible_values(tmp_path):
 
 @pytest.mark.parametrize("name", sorted(bundled()))
 def test_bundled_recipes_validate(name):
-    from conftest import skip_without_plugins
-
-    skip_without_plugins(name)
     recipe = load_recipe(name)
     assert recipe.description

@@ -1,4 +1,6 @@
-from seqcli import registry
+import json
+
+from seqcli.testing import check_dataset, cli
 from seqcli_pytokens import PythonTokens, tag_lines
 
 
@@ -10,24 +12,20 @@ def test_tags_tokens_by_kind():
 
 
 def test_registered_and_loads_real_source():
-    assert registry.info("dataset", "python_tokens").package == "seqcli-pytokens"
+    rows = json.loads(cli("plugins", "list", "--json").stdout)
+    assert {(r["kind"], r["name"], r["status"]) for r in rows if r["package"] == "seqcli-pytokens"} == {
+        ("dataset", "python_tokens", "ok"), ("recipes", "*", "ok (1 recipe)")}
+    assert "splits" in check_dataset(PythonTokens, {"max_files": 20})
     data = PythonTokens(max_files=20).load()
     assert len(data.splits["train"]) > 500 and data.splits["valid"] and data.splits["test"]
     assert {"KEYWORD", "NAME", "OP", "NUMBER", "STRING"} <= set(data.fields["tags"].names)
 
 
 def test_a_tagger_learns_it_through_the_cli(tmp_path):
-    import json
-
-    from typer.testing import CliRunner
-
-    from seqcli.cli import app
-
-    result = CliRunner().invoke(app, ["run", "python-tokens", "dataset.max_files=20", "train.max_steps=120",
-                                      "train.eval_every=120", "--run-dir", str(tmp_path / "run")])
-    assert result.exit_code == 0, result.stdout + result.stderr
+    cli("run", "python-tokens", "dataset.max_files=20", "train.max_steps=120", "train.eval_every=120",
+        "--run-dir", tmp_path / "run")
     valid = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
              if '"valid"' in line][-1]
     assert valid["accuracy"] > 0.9, valid
-    out = CliRunner().invoke(app, ["sample", str(tmp_path / "run"), "--input", "return x + 1"]).stdout.strip()
+    out = cli("sample", tmp_path / "run", "--input", "return x + 1").stdout.strip()
     assert out == "return/KEYWORD x/NAME +/OP 1/NUMBER"

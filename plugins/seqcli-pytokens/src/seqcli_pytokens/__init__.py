@@ -18,7 +18,7 @@ from typing import Annotated
 import torch
 
 from seqcli.api import ConfigError, Data, DataError, Dataset, Range
-from seqcli.data import vocab as V
+from seqcli import vocab as V
 
 SKIP = {tokenize.NEWLINE, tokenize.NL, tokenize.INDENT, tokenize.DEDENT, tokenize.COMMENT, tokenize.ENDMARKER,
         tokenize.ENCODING}
