@@ -198,9 +198,10 @@ class Task:
     `task:` keys; `build_model`'s after `cell` are the `model:` keys; `sample`'s after
     `fields` are the `sample:` keys and, all the same, the options of `seqcli sample` (shown
     by `seqcli sample RUN --help` with their types and defaults); `evaluate`'s after `config`
-    are options of `seqcli evaluate`. seqcli calls these methods with keyword arguments, and
-    new information reaches them as new optional fields of `TrainConfig` and `Data`, never as
-    new positional arguments, so a task written for 1.0 keeps working.
+    are options of `seqcli evaluate`. The positional arguments of every method here are fixed
+    for a major version of the API: new information reaches a plugin as new optional fields
+    of `TrainConfig` and `Data`, never as a new argument, so a task written for 1.0 keeps
+    working with every 1.x.
     """
 
     #: the metric that picks the best checkpoint, and its direction

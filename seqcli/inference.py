@@ -128,6 +128,16 @@ def task_class(ckpt: Checkpoint):
     return registry.load("task", name, package)
 
 
+def task_of(ckpt: Checkpoint) -> Task:
+    """The task a checkpoint was trained with, constructed (cheap: no model, no data)."""
+    return build.task(ckpt.recipe, packages_of(ckpt))
+
+
+def packages_of(ckpt: Checkpoint) -> dict:
+    """kind -> the package the checkpoint recorded for it."""
+    return {kind: record.package for kind, record in ckpt.plugins.items()}
+
+
 def as_samples(result) -> Samples:
     if isinstance(result, Samples):
         return result
@@ -209,7 +219,7 @@ class Model:
 
     @property
     def packages(self) -> dict:
-        return {kind: record.package for kind, record in self.checkpoint.plugins.items()}
+        return packages_of(self.checkpoint)
 
 
 def load(path, which: str = "best", device: str = "cpu") -> Model:
@@ -221,7 +231,7 @@ def from_checkpoint(ckpt: Checkpoint, device: str = "cpu") -> Model:
     """The model a checkpoint describes, with its weights, on `device`."""
     from seqcli.train.trainer import pick_device
 
-    packages = {kind: record.package for kind, record in ckpt.plugins.items()}
+    packages = packages_of(ckpt)
     task = build.task(ckpt.recipe, packages)
     model = build.model(task, Data(splits={}, fields=ckpt.fields, info=ckpt.data_info), ckpt.recipe, packages)
     load_weights(model, ckpt)

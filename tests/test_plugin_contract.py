@@ -4,6 +4,7 @@ the stable API and the layers beneath it."""
 
 import ast
 import json
+import os
 import shutil
 import textwrap
 from pathlib import Path
@@ -151,11 +152,15 @@ class Count(Task):
             yield xs[i:i + config.batch_size]
 
     def train_step(self, model, batch, carry):
+        assert type(model) is torch.nn.Linear, type(model)  # never a DistributedDataParallel wrapper
         x = torch.tensor([[float(len(b))] for b in batch], device=device_of(model))
         return StepResult(((model(x) - x) ** 2).mean(), len(batch))
 
     def evaluate(self, model, data, split, config, tolerance: Annotated[float, Range(0, 10)] = 0.5):
-        x = torch.tensor([[float(len(b))] for b in data.splits[split]])
+        xs = data.splits[split]
+        if config.eval_batches is not None:
+            xs = xs[: config.eval_batches * config.batch_size]
+        x = torch.tensor([[float(len(b))] for b in xs])
         err = (model(x) - x).abs()
         return {"loss": (err ** 2).mean().item(), "within": (err <= tolerance).float().mean().item()}
 
@@ -205,6 +210,38 @@ def test_builtin_task_options_come_from_its_signature(cli, recipe, tmp_path):
     assert "--beam-size" not in helped
     bad = cli("sample", tmp_path / "lm", "--beam-size", "2", ok=False)
     assert "the language_model task does not take this option (it takes: --prime, --length" in bad.stderr
+
+
+# 9. what the contract promises a task's methods ----------------------------------------------
+
+def test_train_step_gets_the_task_s_own_model_in_distributed_training(count_run, site, tmp_path):
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run([sys.executable, "-m", "seqcli", "run", tmp_path / "count.yaml", "train.max_steps=4",
+                             "train.eval_every=4", "--nproc-per-node", "2", "--run-dir", tmp_path / "ddp"],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert checkpoint.load(tmp_path / "ddp").step == 4
+
+
+def test_the_task_kit_catches_an_evaluate_that_ignores_eval_batches(site):
+    install(site, "seqcli-count", {"seqcli.tasks": {"count": "count_mod:Count"},
+                                   "seqcli.datasets": {"const": "count_mod:Const"}}, {"count_mod": REGRESS})
+    from seqcli.testing import check_task
+
+    data = registry.load("dataset", "const")().load()
+    assert "batching independence and eval_batches" in check_task(registry.load("task", "count"), data, lr=0.1)
+    count = registry.load("task", "count")
+
+    class Greedy(count):
+        def evaluate(self, model, data, split, config, tolerance: float = 0.5):
+            config = type(config)(batch_size=config.batch_size)  # drops eval_batches
+            return super().evaluate(model, data, split, config, tolerance)
+
+    with pytest.raises(AssertionError, match="must honour config.eval_batches"):
+        check_task(Greedy, data, lr=0.1)
 
 
 # 3. paths -----------------------------------------------------------------------------------

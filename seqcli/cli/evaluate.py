@@ -24,17 +24,10 @@ def evaluate(
     A task may declare options of its own (`seqcli evaluate RUN --help` lists them)."""
     from seqcli import inference
     from seqcli.cli import options as task_options
-    from seqcli.cli.sample import print_task_options
+    from seqcli.cli.sample import open_run, print_task_options
     from seqcli.errors import ConfigError, SeqcliError
-    from seqcli.train import checkpoint as ckpt_io
 
-    if show_help and checkpoint is None:
-        typer.echo(ctx.get_help())
-        raise typer.Exit()
-    if checkpoint is None:
-        raise SeqcliError("give a run directory or a checkpoint file: seqcli evaluate RUN [options]")
-    ckpt = ckpt_io.load(checkpoint, which)
-    task_cls = inference.task_class(ckpt)
+    ckpt, task_cls = open_run(ctx, checkpoint, which, show_help, "evaluate")
     params = inference.evaluate_parameters(task_cls)
     if show_help:
         typer.echo(ctx.get_help())

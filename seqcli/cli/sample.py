@@ -34,16 +34,8 @@ def sample(
     from seqcli import inference
     from seqcli.cli import options as task_options
     from seqcli.errors import ConfigError, SeqcliError
-    from seqcli.train import checkpoint as ckpt_io
 
-    if show_help and checkpoint is None:
-        typer.echo(ctx.get_help())
-        typer.echo("\nGive a run (seqcli sample RUN --help) to see the options of its task.")
-        raise typer.Exit()
-    if checkpoint is None:
-        raise SeqcliError("give a run directory or a checkpoint file: seqcli sample RUN [options]")
-    ckpt = ckpt_io.load(checkpoint, which)
-    task_cls = inference.task_class(ckpt)
+    ckpt, task_cls = open_run(ctx, checkpoint, which, show_help, "sample")
     params = inference.sample_parameters(task_cls)
     task_name = ckpt.recipe.task.name
     if show_help:
@@ -59,12 +51,12 @@ def sample(
         given["inputs"] = texts
     if output is not None and Path(output).exists() and not force:
         raise SeqcliError(f"--output: {output} already exists; pass --force to replace it")
-    loaded = inference.from_checkpoint(ckpt, device)
-    try:
-        values = inference.sample_options(loaded.task, loaded.recipe, given, base=os.getcwd())
+    try:  # every option and picture is checked before the model is built
+        values = inference.sample_options(inference.task_of(ckpt), ckpt.recipe, given, base=os.getcwd())
     except ConfigError as exc:
         raise SeqcliError(f"{task_options.flag(exc.key) if exc.key != 'inputs' else '--input'}: {exc.message}") from None
     pictures = inference.check_figures(values, params, force)
+    loaded = inference.from_checkpoint(ckpt, device)
     results = inference.run_sample(loaded.task, loaded.model, loaded.fields, values)
     inference.write_figures(results, pictures)
     text = "\n".join(results.lines) if "inputs" in params else "\n\n".join(results.lines)
@@ -72,6 +64,23 @@ def sample(
         inference.write_text(Path(output), text + "\n")
     else:
         typer.echo(text)
+
+
+def open_run(ctx: typer.Context, checkpoint: str | None, which: str, show_help: bool, command: str):
+    """The checkpoint a `sample` or `evaluate` command names, and its task class; without a
+    run, `--help` shows the command's own options and exits."""
+    from seqcli import inference
+    from seqcli.errors import SeqcliError
+    from seqcli.train import checkpoint as ckpt_io
+
+    if checkpoint is None:
+        if show_help:
+            typer.echo(ctx.get_help())
+            typer.echo(f"\nGive a run (seqcli {command} RUN --help) to see the options of its task.")
+            raise typer.Exit()
+        raise SeqcliError(f"give a run directory or a checkpoint file: seqcli {command} RUN [options]")
+    ckpt = ckpt_io.load(checkpoint, which)
+    return ckpt, inference.task_class(ckpt)
 
 
 def print_task_options(title: str, method, params: dict, recipe_values: dict, skip=()) -> None:
