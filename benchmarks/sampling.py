@@ -122,7 +122,7 @@ def main() -> None:
             optimizer.step()
     model.eval()
     inputs = ["".join("abcdefghij"[(i * 7 + j) % 10] for j in range(3 + i % 8)) for i in range(64)]
-    outputs = s2s.sample(model, data.fields, inputs)
+    outputs = s2s.sample(model, data.fields, inputs).lines
     right = sum(o == i[::-1] for i, o in zip(inputs, outputs))
     print(f"seq2seq model: {right}/64 test inputs reversed correctly after {steps} training steps")
     fields = {"source": source, "target": target}

@@ -40,11 +40,11 @@ from torch import Tensor, nn
 
 from seqcli.config import TrainConfig
 from seqcli.errors import ConfigError, DataError, TrainingError
-from seqcli.schema import File, Folder, Output, Range
+from seqcli.schema import File, Folder, Output, Range, Seed
 from seqcli.vocab import Labels, Numeric, Vocab
 
 __all__ = ["API_VERSION", "CONDITION", "Cell", "CellSpec", "ConfigError", "Data", "DataError", "Dataset", "Figure",
-           "File", "Folder", "IMAGE", "INPUT", "LABEL", "Labels", "Numeric", "Output", "Range", "SOURCE", "Samples",
+           "File", "Folder", "IMAGE", "INPUT", "LABEL", "Labels", "Numeric", "Output", "Range", "SOURCE", "Samples", "Seed",
            "StepResult", "TAGS", "TARGET", "TEXT", "Task", "TrainConfig", "TrainingError", "Vocab", "device_of",
            "shard_examples"]
 

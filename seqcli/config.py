@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Annotated, Literal
 
-from seqcli.schema import Range
+from seqcli.schema import Range, Seed
 
 Positive = Annotated[int, Range(1, 10**9)]
 
@@ -28,7 +28,7 @@ class TrainConfig:
     checkpoint_every: Positive | None = None  # also save last.pt between evaluations
     keep_checkpoints: Annotated[int, Range(1, 10_000)] = 1  # the last N are kept as step-N.pt
     nonfinite: Literal["stop", "skip"] = "stop"  # a NaN/Inf loss stops the run, or skips its batch
-    seed: int = 0
+    seed: Seed = 0
     device: str = "auto"
     tensorboard: bool = False  # also log to RUN_DIR/tensorboard (needs the tensorboard package)
     precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast matrix products to bfloat16 (weights stay fp32)

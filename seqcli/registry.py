@@ -235,17 +235,22 @@ def status(plugin: PluginInfo) -> str:
 # -- recipes shipped by plugin packages ---------------------------------------------------------
 
 def recipe_folders() -> list[tuple[str, str, object]]:
-    """(package, version, folder) for each `seqcli.recipes` entry point that names an
-    importable package; one that does not is skipped (`plugins list` reports it)."""
-    from importlib import resources
+    """(package, version, folder) for each `seqcli.recipes` entry point that names a package
+    folder; one that does not is skipped (`plugins list` reports it). The folder is found
+    from the import system's search path alone: no plugin code runs to list recipes."""
+    import importlib.util
+    from pathlib import Path
 
     out = []
     for ep, package, version in _entry_points(RECIPES):
+        top, *rest = ep.value.partition(":")[0].strip().split(".")
         try:
-            folder = resources.files(ep.value.partition(":")[0])
-        except KeyboardInterrupt:
-            raise
-        except BaseException:
-            continue
-        out.append((package, version, folder))
+            spec = importlib.util.find_spec(top)
+        except (ImportError, ValueError):
+            spec = None
+        for base in (spec.submodule_search_locations or []) if spec is not None else []:
+            folder = Path(base, *rest)
+            if folder.is_dir():
+                out.append((package, version, folder))
+                break
     return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import importlib.util
 import os
@@ -25,6 +26,44 @@ SAFE_CHANGES = ("description", "sample.", "train.max_steps", "train.log_every", 
                 "train.device", "train.precision", "train.tensorboard")
 
 
+LOCK = ".lock"
+
+
+def _has_contents(path: Path) -> bool:
+    return path.exists() and (not path.is_dir() or any(p.name != LOCK for p in path.iterdir()))
+
+
+class RunLock:
+    """One writer per run directory: an exclusive lock on RUN_DIR/.lock, held by `run` and
+    `resume` while they train, released by the operating system when the process ends in
+    any way (a SIGKILLed run can be resumed at once). The file holds the holder's PID."""
+
+    def __init__(self, run_dir: Path):
+        self.path = Path(run_dir) / LOCK
+        self.fd: int | None = None
+
+    def __enter__(self) -> RunLock:
+        import fcntl
+
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(self.fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(self.fd)
+            self.fd = None
+            raise SeqcliError(f"run directory {self.path.parent} is in use by process {holder} (a seqcli run or "
+                              f"resume); one process writes a run directory at a time") from None
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, f"{os.getpid()}\n".encode(), 0)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
 def choose_run_dir(run_dir: str | None, recipe: Recipe, root: str = "runs") -> Path:
     """The run directory a new run will write, checked but not yet created: an existing
     non-empty one is refused, never reused."""
@@ -37,7 +76,7 @@ def choose_run_dir(run_dir: str | None, recipe: Recipe, root: str = "runs") -> P
             path = base.with_name(f"{base.name}-{n}")
         return path
     path = Path(run_dir)
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+    if _has_contents(path):
         raise SeqcliError(f"run directory {path} already exists and is not empty; choose another --run-dir, "
                           f"or continue it with --resume (nothing in it was changed)")
     parent = next((p for p in path.absolute().parents if p.exists()), None)
@@ -48,9 +87,9 @@ def choose_run_dir(run_dir: str | None, recipe: Recipe, root: str = "runs") -> P
 
 def make_run_dir(path: Path) -> Path:
     """Create the run directory chosen by `choose_run_dir` (still empty, or made just now)."""
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        raise SeqcliError(f"run directory {path} was filled by something else while this run started; "
-                          f"choose another --run-dir")
+    if _has_contents(path):
+        raise SeqcliError(f"run directory {path} already exists and is not empty; choose another --run-dir "
+                          f"(another process wrote it while this run started)")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -125,34 +164,46 @@ def check_splits(data, recipe: Recipe) -> None:
 
 
 def train(recipe: Recipe, run_dir: Path, console: Console, resume: Checkpoint | None = None,
-          packages: dict | None = None) -> dict:
+          packages: dict | None = None, fresh: bool = False) -> dict:
     """A whole run, stage by stage: check, data and model, the run folder, training, the
-    sample. Nothing is written before the data and the model are ready."""
+    sample. Nothing is written before the data and the model are ready, and the run folder is
+    locked while it is written."""
     import torch
 
-    from seqcli import build
     from seqcli.train import distributed
     from seqcli.train.memory import keep_freed_memory
-    from seqcli.train.progress import reporter_for
-    from seqcli.train.trainer import Trainer
 
     keep_freed_memory()
     started = time.perf_counter()
     check(recipe)
     ready = prepare(recipe, packages)
-    data, task, model = ready.data, ready.task, ready.model
     ranks = distributed.context()
     if ranks.active:
         torch.manual_seed(recipe.train.seed + 1_000_003 * ranks.rank)  # same initial weights, own dropout masks
     if resume is not None:
-        changed = [k for k in data.fields if k not in resume.fields or data.fields[k] != resume.fields[k]]
+        changed = [k for k in ready.data.fields if k not in resume.fields or ready.data.fields[k] != resume.fields[k]]
         if changed:
             raise CheckpointError(f"{run_dir}: the data's {', '.join(changed)} differ from the checkpoint's "
                                   f"(the data files changed since the run started); cannot resume")
-    if ranks.main:
-        if resume is None:
+    with contextlib.ExitStack() as held:
+        if ranks.main and resume is None and not fresh:  # resume and restart hold the lock already
             make_run_dir(run_dir)
-        (run_dir / "recipe.yaml").write_text(recipe.to_yaml(), encoding="utf-8")
+            held.enter_context(RunLock(run_dir))
+            if _has_contents(run_dir):
+                raise SeqcliError(f"run directory {run_dir} already exists and is not empty; choose another --run-dir")
+        return _train(recipe, run_dir, console, resume, packages, ready, started)
+
+
+def _train(recipe: Recipe, run_dir: Path, console: Console, resume, packages, ready: Prepared, started: float) -> dict:
+    from seqcli import build, inference
+    from seqcli.train import distributed
+    from seqcli.train.progress import reporter_for
+    from seqcli.train.trainer import Trainer
+
+    data, task, model = ready.data, ready.task, ready.model
+    ranks = distributed.context()
+    if ranks.main:
+        inference.write_text(run_dir / "recipe.yaml", recipe.to_yaml())
     params = sum(p.numel() for p in model.parameters())
     console.print(f"data: {data.info.get('source', '?')}", highlight=False)
     console.print(f"      {describe_sizes(data)}; ready in {time.perf_counter() - started:.1f}s", highlight=False)
@@ -177,10 +228,17 @@ def final_sample(task, model, fields: dict, recipe: Recipe, run_dir: Path, conso
     """Stage 5: a sample with the recipe's `sample:` settings into samples.txt. An input the
     model cannot take is reported and skipped: it never turns a finished training into a
     failed command. Tasks that need inputs sample only when the recipe gives some."""
+    import torch
+
     from seqcli import inference
 
     options = dict(recipe.sample)
     if "inputs" in options and not options["inputs"]:
+        return
+    broken = [name for name, p in model.named_parameters() if not torch.isfinite(p).all()]
+    if broken:
+        console.print(f"sample skipped: the weights hold NaN or infinite values ({', '.join(broken[:3])}"
+                      f"{' ...' if len(broken) > 3 else ''}); the run diverged", highlight=False)
         return
     if "seed" in options and options["seed"] is None:
         options["seed"] = recipe.train.seed
@@ -216,10 +274,23 @@ def final_sample(task, model, fields: dict, recipe: Recipe, run_dir: Path, conso
 
 def resume(run_dir: Path, recipe: Recipe | None, overrides: list[str], force: bool, console: Console) -> dict | None:
     """Continue a run from its last checkpoint. The recipe is the stored one (plus overrides)
-    or the one given; a difference outside SAFE_CHANGES is refused unless `force`."""
+    or the one given; a difference outside SAFE_CHANGES is refused unless `force`. The run
+    folder is locked first: one process writes it at a time."""
+    from seqcli.train import distributed
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "recipe.yaml").is_file():
+        last_checkpoint(run_dir)  # not a run folder: say so before anything is written into it
+    with RunLock(run_dir) if distributed.context().main else contextlib.nullcontext():
+        return _resume(run_dir, recipe, overrides, force, console)
+
+
+def _resume(run_dir: Path, recipe: Recipe | None, overrides: list[str], force: bool, console: Console) -> dict | None:
     from seqcli.recipe.load import Origins, apply_overrides
     from seqcli.train.checkpoint import stored_recipe
 
+    if not (run_dir / "checkpoints" / "last.pt").exists() and (run_dir / "recipe.yaml").is_file():
+        return restart(run_dir, recipe, overrides, console)
     ckpt = last_checkpoint(run_dir)
     stored = ckpt.recipe.to_data()
     if recipe is None:
@@ -238,9 +309,27 @@ def resume(run_dir: Path, recipe: Recipe | None, overrides: list[str], force: bo
     if ckpt.step >= total:
         console.print(f"run {run_dir} is finished: it has trained {ckpt.step} steps, train.max_steps is {total}; "
                       f"to train further, resume with train.max_steps=N (N > {ckpt.step})", highlight=False)
+        if not (run_dir / "samples.txt").exists():  # stopped between its last checkpoint and its sample
+            from seqcli import inference
+
+            loaded = inference.from_checkpoint(ckpt)
+            final_sample(loaded.task, loaded.model, loaded.fields, recipe, run_dir, console)
         return None
     packages = {kind: r.package for kind, r in ckpt.plugins.items() if getattr(recipe, kind).name == r.name}
     return train(recipe, Path(run_dir), console, resume=ckpt, packages=packages)
+
+
+def restart(run_dir: Path, recipe: Recipe | None, overrides: list[str], console: Console) -> dict:
+    """A run stopped before its first checkpoint: trained again from the start, in place, from
+    the recipe it stored (nothing it wrote before is worth keeping: no step is lost)."""
+    from seqcli.recipe.resolve import load_recipe
+    from seqcli.train.trainer import truncate_metrics
+
+    if recipe is None:
+        recipe = load_recipe(str(run_dir / "recipe.yaml"), overrides)
+    console.print(f"{run_dir} stopped before its first checkpoint: training it from the start", highlight=False)
+    truncate_metrics(run_dir / "metrics.jsonl", 0)
+    return train(recipe, run_dir, console, fresh=True)
 
 
 def last_checkpoint(run_dir: Path) -> Checkpoint:

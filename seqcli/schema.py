@@ -147,6 +147,10 @@ def absolute(value: str, base: str | None = None) -> str:
     return os.path.abspath(path)
 
 
+#: a random seed: bounded so that every generator it seeds (and seed * 1,000,003 + epoch) fits
+Seed = Annotated[int, Range(0, 2**32 - 1)]
+
+
 class Problem(Exception):
     """A value that does not fit its type; `message` says what was expected."""
 

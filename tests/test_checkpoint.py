@@ -5,7 +5,7 @@ import os
 import pytest
 import torch
 
-from seqcli.errors import CheckpointError
+from seqcli.errors import CheckpointError, SeqcliError
 from seqcli.train import checkpoint
 
 
@@ -18,7 +18,7 @@ def test_a_failed_save_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(torch, "save", dies_halfway)
-    with pytest.raises(OSError):
+    with pytest.raises(SeqcliError, match="cannot write checkpoint .*no space left on the device"):
         checkpoint.save({"step": 2, "w": torch.zeros(3)}, path)
     monkeypatch.undo()
     assert torch.load(path, weights_only=True)["step"] == 1
@@ -44,9 +44,11 @@ def test_run_directory_checkpoint_is_self_contained(trained):
 
 
 def rewrite(path, change):
+    """Change a checkpoint as an attacker would: the checksum, unless removed, is made to
+    match again, so that what is checked next is the change itself."""
     obj = torch.load(path, weights_only=True)
     change(obj)
-    torch.save(obj, path)
+    torch.save(checkpoint.seal(obj) if "checksum" in obj else obj, path)
 
 
 def test_format_1_checkpoints_are_migrated(trained, cli):
@@ -54,7 +56,7 @@ def test_format_1_checkpoints_are_migrated(trained, cli):
 
     def to_format_1(obj):
         obj["format_version"] = 1
-        for key in ("position", "window", "ranks", "api_version", "data_info"):
+        for key in ("position", "window", "ranks", "api_version", "data_info", "checksum"):
             obj.pop(key)
 
     rewrite(path, to_format_1)
@@ -73,6 +75,7 @@ CRAFTED = {
     "negative hidden_size": (lambda o: o["recipe"]["model"].update(hidden_size=-4), "model.hidden_size: must be >= 1"),
     "enormous hidden_size": (lambda o: o["recipe"]["model"].update(hidden_size=10**12), "model.hidden_size: must be >= 1 and <= 65536"),
     "NaN weights": (lambda o: next(iter(o["model"].values())).fill_(float("nan")), "hold NaN or infinite values"),
+    "no checksum": (lambda o: o.pop("checksum"), "damaged checkpoint: no checksum"),
     "weights not tensors": (lambda o: o.update(model={"w": [1, 2]}), "model must map parameter names to tensors"),
     "vocabulary of the wrong type": (lambda o: o["fields"].update(text={"kind": "vocab", "tokens": 5}), "damaged checkpoint: fields"),
     "plugins of the wrong type": (lambda o: o["plugins"].update(cell=["lstm"]), "plugins.cell must name"),

@@ -1,9 +1,11 @@
 """The `text` dataset: splits, vocabularies, tokenisation, cache and bad files."""
 
+import json
 import os
 
 import numpy as np
 import pytest
+import torch
 
 from seqcli import vocab as V
 from seqcli.data.datasets.text import TextDataset, read_text
@@ -100,7 +102,7 @@ def test_bad_files_get_one_line_errors(tmp_path):
 
 def test_too_small_to_split(tmp_path):
     (tmp_path / "one.txt").write_text("just one line\n")
-    with pytest.raises(DataError, match="too small to carve a non-empty valid split"):
+    with pytest.raises(DataError, match="too small to carve a non-empty (valid|test) split"):
         TextDataset(path=str(tmp_path / "one.txt")).load()
 
 
@@ -109,3 +111,70 @@ def test_inconsistent_options(corpus):
         TextDataset(valid=str(corpus))
     with pytest.raises(ConfigError, match="valid_fraction"):
         TextDataset(train=str(corpus), valid_fraction=0.0)
+
+
+def cache_entry(tmp_path):
+    [entry] = [p for p in (tmp_path / "cache").iterdir() if not p.name.startswith(".")]
+    return entry
+
+
+def test_the_cache_follows_contents_not_sizes_and_times(tmp_path):
+    from seqcli.data.datasets.text import TextDataset
+
+    path = tmp_path / "t.txt"
+    path.write_text("abcabcabc\n" * 50)
+    first = TextDataset(path=str(path)).load()
+    stat = path.stat()
+    path.write_text("abcabcabd\n" * 50)  # same size ...
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # ... and time restored
+    second = TextDataset(path=str(path)).load()
+    assert "d" in second.fields["text"].tokens and "d" not in first.fields["text"].tokens
+    assert not second.info.get("cached")
+
+
+DAMAGE = {
+    "meta.json as a list": lambda e: (e / "meta.json").write_text("[1, 2]"),
+    "ids out of range": lambda e: _rewrite(e, lambda a: a.__setitem__(0, 10_000)),
+    "ids rewritten in range": lambda e: _rewrite(e, lambda a: a.__setitem__(slice(0, 5), 1)),
+    "a shrunk vocabulary": lambda e: _meta(e, lambda m: m["vocab"].__setitem__("tokens", m["vocab"]["tokens"][:2])),
+    "a truncated array": lambda e: (e / "train.npy").write_bytes((e / "train.npy").read_bytes()[:100]),
+    "a missing array": lambda e: (e / "valid.npy").unlink(),
+    "a float array": lambda e: np.save(e / "train.npy", np.load(e / "train.npy").astype(np.float32)),
+}
+
+
+def _rewrite(entry, change):
+    array = np.load(entry / "train.npy")
+    change(array)
+    np.save(entry / "train.npy", array)
+
+
+def _meta(entry, change):
+    meta = json.loads((entry / "meta.json").read_text())
+    change(meta)
+    (entry / "meta.json").write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_a_damaged_cache_entry_is_rebuilt_and_replaced(tmp_path, damage):
+    from seqcli.data.datasets.text import TextDataset
+
+    path = tmp_path / "t.txt"
+    path.write_text("the cat sat on the mat\n" * 40)
+    fresh = TextDataset(path=str(path)).load()
+    assert TextDataset(path=str(path)).load().info.get("cached")
+    DAMAGE[damage](cache_entry(tmp_path))
+    rebuilt = TextDataset(path=str(path)).load()
+    assert not rebuilt.info.get("cached")
+    assert rebuilt.fields == fresh.fields and all(torch.equal(rebuilt.splits[k], fresh.splits[k]) for k in fresh.splits)
+    again = TextDataset(path=str(path)).load()  # the bad entry was replaced by a good one
+    assert again.info.get("cached") and torch.equal(again.splits["train"], fresh.splits["train"])
+
+
+def test_one_long_line_is_carved_at_spaces(tmp_path):
+    from seqcli.data.datasets.text import TextDataset
+
+    path = tmp_path / "one-line.txt"
+    path.write_text(" ".join(["word"] * 5000))  # no line break anywhere
+    data = TextDataset(path=str(path), level="word").load()
+    assert all(data.splits[k].numel() > 100 for k in ("train", "valid", "test"))

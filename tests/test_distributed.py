@@ -111,3 +111,25 @@ def test_resuming_a_missing_run_is_refused_before_starting_workers(tmp_path):
     result = seqcli("resume", tmp_path / "nothing", "--nproc-per-node", 2)
     assert result.returncode == 2
     assert result.stderr.strip() == f"error: {tmp_path / 'nothing'}: no such checkpoint file or run directory"
+
+
+def test_two_node_launchers_on_the_loopback_train_as_one_two_process_run(corpus, tmp_path):
+    import socket
+
+    with socket.socket() as s:  # a free port on the loopback address
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    data = [f"dataset.path={corpus}"]
+    common = ["run", "char-lm", *data, *SMALL, "train.max_steps=6", "--nnodes", 2, "--nproc-per-node", 1,
+              "--rdzv-endpoint", f"127.0.0.1:{port}"]
+    nodes = [subprocess.Popen([sys.executable, "-m", "seqcli", *map(str, common), "--node-rank", str(rank),
+                               "--run-dir", tmp_path / f"node{rank}"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for rank in (0, 1)]
+    outputs = [node.communicate(timeout=300) for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], outputs
+    assert "in 2 processes" in outputs[0][0]
+    assert not (tmp_path / "node1" / "checkpoints").exists()  # only global rank 0 writes
+    single = seqcli("run", "char-lm", *data, *SMALL, "train.max_steps=6", "--nproc-per-node", 2,
+                    "--run-dir", tmp_path / "single")
+    assert single.returncode == 0, single.stderr
+    assert_close(weights(tmp_path / "node0"), weights(tmp_path / "single"), 1e-6)

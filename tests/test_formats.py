@@ -85,3 +85,27 @@ def test_series_windows_stay_inside_their_split(tmp_path):
     short = write(tmp_path, "short.csv", "v\n" + "1\n" * 20)
     with pytest.raises(DataError, match=r"fewer than window \+ horizon"):
         SeriesDataset(path=short, window=10, horizon=2).load()
+
+
+def test_data_that_is_wrong_in_ways_the_user_cannot_see(tmp_path):
+    """Each of these once trained silently on something the file did not say."""
+    conll = write(tmp_path, "c.conll", "The DT\ncat\n")
+    with pytest.raises(DataError, match=r"c.conll:2: expected a token in column 0 and a tag in column -1, "
+                                        r"found 1 column"):
+        ConllDataset(path=conll).read(conll)
+    jsonl = write(tmp_path, "l.jsonl", '{"input": "a b", "label": "x"}\n{"input": "a", "label": [1]}\n')
+    with pytest.raises(DataError, match=r"l.jsonl:2: a label is a string or an integer, got \[1\]"):
+        LabeledDataset(path=jsonl).read(jsonl)
+    csv = write(tmp_path, "p.csv", "source,target\nab,ba\nabc,cba,extra\n")
+    with pytest.raises(DataError, match=r"p.csv:3: 3 CSV columns, the header has 2"):
+        PairsDataset(path=csv).read(csv)
+    for cell in ("nan", "inf", "-inf", "1e39"):
+        series = write(tmp_path, "s.csv", f"t,v\n1,2\n2,{cell}\n3,4\n")
+        with pytest.raises(DataError, match=rf"s.csv:3: column 'v': '{cell}' is not a finite number"):
+            SeriesDataset(path=series).read(series)
+    wide = write(tmp_path, "w.csv", "t,v\n1,2\n2,3,4\n")
+    with pytest.raises(DataError, match=r"w.csv:3: expected 2 columns \(the header's\), found 3"):
+        SeriesDataset(path=wide).read(wide)
+    (tmp_path / "bom.csv").write_bytes("\ufeffsource,target\nab,ba\n".encode("utf-8"))
+    rows = PairsDataset(path=str(tmp_path / "bom.csv")).read(str(tmp_path / "bom.csv"))
+    assert len(rows) == 1  # the byte-order mark is not part of the first column's name

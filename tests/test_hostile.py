@@ -161,3 +161,93 @@ def test_broken_files_in_every_format(tmp_path, cli, guarded_run, kind, cut, edi
                  "--run-dir", tmp_path / f"runs/f{COUNT['data']}", ok=False)
     assert_clean(result)
     assert guarded_run() == before
+
+
+COUNT.update(yaml=0, checkpoints=0, caches=0)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(levels=st.integers(1, 14), fanout=st.integers(1, 12), depth=st.integers(0, 700), recursive=st.booleans(),
+       where=st.sampled_from(["file", "override"]))
+def test_yaml_anchors_aliases_and_nesting(tmp_path, cli, levels, fanout, depth, recursive, where):
+    import time
+
+    COUNT["yaml"] += 1
+    lines = ['a0: &a0 ["x"]'] + [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * fanout) + "]" for i in range(1, levels)]
+    nested = "[" * depth + "]" * depth
+    value = "&r {b: *r}" if recursive else nested
+    started = time.perf_counter()
+    if where == "file":
+        path = tmp_path / f"y{COUNT['yaml']}.yaml"
+        path.write_text("sample:\n" + "".join(f"  {line}\n" for line in lines) + f"  deep: {value}\n")
+        result = cli("recipes", "validate", path, ok=False)
+    else:
+        result = cli("recipes", "validate", "char-lm", f"sample.deep={value}", ok=False)
+    assert time.perf_counter() - started < 5
+    assert_clean(result)
+    assert result.exit_code == 2  # no recipe of this shape is valid: 'sample' takes no such keys
+
+
+def _paths(value, prefix=()):
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            yield prefix + (key,)
+            yield from _paths(inner, prefix + (key,))
+    elif isinstance(value, list):
+        for i, inner in enumerate(value[:3]):
+            yield prefix + (i,)
+            yield from _paths(inner, prefix + (i,))
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data(), reseal=st.booleans())
+def test_random_mutations_of_a_checkpoint(tmp_path, cli, guarded_run, data, reseal):
+    import torch
+
+    from seqcli.train import checkpoint
+
+    before = guarded_run()
+    COUNT["checkpoints"] += 1
+    obj = torch.load(tmp_path / "precious" / "checkpoints" / "best.pt", weights_only=True)
+    for _ in range(data.draw(st.integers(1, 3))):
+        where = data.draw(st.sampled_from(list(_paths(obj))))
+        parent = obj
+        for key in where[:-1]:
+            parent = parent[key]
+        if isinstance(parent, dict) and data.draw(st.booleans()):
+            parent.pop(where[-1], None)
+        else:
+            parent[where[-1]] = data.draw(st.one_of(values, st.just(torch.full((2,), float("nan")))))
+    if reseal and isinstance(obj, dict):
+        checkpoint.seal(obj)
+    path = tmp_path / f"m{COUNT['checkpoints']}.pt"
+    torch.save(obj, path)
+    for command in ("sample", "evaluate"):
+        assert_clean(cli(command, path, ok=False))
+    assert guarded_run() == before
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(edits=st.lists(st.tuples(st.sampled_from(["meta.json", "train.npy", "valid.npy", "test.npy"]),
+                                st.integers(0, 3000), st.integers(0, 255)), min_size=1, max_size=5),
+       truncate=st.one_of(st.none(), st.integers(0, 3000)))
+def test_random_damage_to_cache_entries(tmp_path, edits, truncate):
+    import torch
+
+    from seqcli.data.datasets.text import TextDataset
+
+    COUNT["caches"] += 1
+    path = tmp_path / f"c{COUNT['caches']}.txt"
+    path.write_text(make_corpus(60, seed=COUNT["caches"]))
+    fresh = TextDataset(path=str(path)).load()
+    for folder in [p for p in (tmp_path / "cache").iterdir() if not p.name.startswith(".")]:
+        for name, position, byte in edits:
+            target = folder / name
+            if target.exists():
+                raw = bytearray(target.read_bytes())
+                if position < len(raw):
+                    raw[position] = byte
+                target.write_bytes(bytes(raw[:truncate] if truncate is not None and name == "train.npy" else raw))
+    again = TextDataset(path=str(path)).load()
+    assert again.fields == fresh.fields
+    assert all(torch.equal(again.splits[k], fresh.splits[k]) for k in fresh.splits)

@@ -139,3 +139,49 @@ def test_impossible_values(tmp_path):
 def test_bundled_recipes_validate(name):
     recipe = load_recipe(name)
     assert recipe.description
+
+
+BOMB = """\
+a: &a ["x", "x", "x", "x", "x", "x", "x", "x", "x"]
+b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]
+c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]
+d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]
+e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]
+f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]
+g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]
+h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g]
+i: &i [*h, *h, *h, *h, *h, *h, *h, *h, *h]
+j: &j [*i, *i, *i, *i, *i, *i, *i, *i, *i]
+k: &k [*j, *j, *j, *j, *j, *j, *j, *j, *j]
+"""
+
+
+def test_yaml_bombs_and_deep_nesting_are_refused_at_once(tmp_path, cli):
+    import time
+
+    cases = {
+        "bomb.yaml": (BOMB, "the YAML expands to more than 20,000 values"),
+        "deep.yaml": ("a: " + "[" * 500 + "]" * 500 + "\n", "nested too deeply"),
+        "recursive.yaml": ("a: &a {b: *a}\n", "a recursive alias"),
+        "huge.yaml": ("a: " + "x" * (2 << 20) + "\n", "a recipe is at most 1,048,576"),
+    }
+    for name, (text, message) in cases.items():
+        (tmp_path / name).write_text(text)
+        started = time.perf_counter()
+        result = cli("recipes", "validate", tmp_path / name, ok=False)
+        assert time.perf_counter() - started < 2, name
+        assert result.exit_code == 2 and message in result.stderr and len(result.stderr.splitlines()) == 1, \
+            (name, result.stderr)
+    for override, message in (("sample.x=&a {b: *a}", "a recursive alias"),
+                              ("sample.x=" + "[" * 500 + "]" * 500, "nested too deeply")):
+        result = cli("recipes", "validate", "char-lm", override, ok=False)
+        assert result.exit_code == 2 and message in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_every_number_is_bounded_where_it_is_checked(cli):
+    for override, message in (("train.seed=99999999999999999999999", "train.seed: must be >= 0 and <= 4294967295"),
+                              ("sample.seed=-1", "sample.seed: must be >= 0"),
+                              ("dataset.valid_fraction=1.0e+400", "dataset.valid_fraction: must be a finite number")):
+        result = cli("recipes", "validate", "char-lm", override, ok=False)
+        assert result.exit_code == 2 and message in result.stderr, (override, result.stderr)

@@ -35,7 +35,8 @@ def _takes(hint, kind) -> bool:
 def parse(args: list[str], params: dict, task: str) -> dict:
     """`--name value` pairs -> {name: value}, for the options in `params` (from
     `seqcli.schema.parameters`). An unknown option is one line listing those the task takes."""
-    import yaml
+    from seqcli.errors import RecipeError
+    from seqcli.recipe.load import parse_yaml
 
     out: dict = {}
     i = 0
@@ -71,9 +72,9 @@ def parse(args: list[str], params: dict, task: str) -> dict:
             out[name] = raw
             continue
         try:
-            out[name] = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
-            raise SeqcliError(f"{flag(name)}: cannot read the value {raw!r}") from None
+            out[name] = parse_yaml(raw, flag(name), lines=False)[1] if raw.strip() else ""
+        except RecipeError as exc:
+            raise SeqcliError(exc.problems[0].replace("invalid YAML", f"cannot read the value {raw!r}")) from None
     return out
 
 

@@ -15,11 +15,11 @@ app = typer.Typer(help="List, show, copy and validate recipes.", no_args_is_help
 @guard
 def list_():
     """The bundled recipes and those plugin packages ship, with one-line descriptions."""
-    import yaml
     from rich.table import Table
     from rich.text import Text
 
-    from seqcli.recipe.load import available
+    from seqcli.errors import RecipeError
+    from seqcli.recipe.load import available, parse_yaml
 
     table = Table(show_edge=False, box=None, pad_edge=False)
     table.add_column("recipe", style="bold")
@@ -30,9 +30,9 @@ def list_():
         if ":" in name and recipes.get(name.partition(":")[2]) == (path, package):
             continue  # listed under its plain name
         try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+            loaded = parse_yaml(path.read_text(encoding="utf-8"), str(path))[1]
             description = loaded.get("description", "") if isinstance(loaded, dict) else "(not a recipe)"
-        except (yaml.YAMLError, OSError, UnicodeDecodeError):
+        except (RecipeError, OSError, UnicodeDecodeError):
             description = "(unreadable)"
         table.add_row(Text(name), Text(package), Text(str(description)))  # no markup: '[digits]' is text
     from rich.console import Console

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from seqcli.api import ConfigError, Data, DataError, Dataset, Range
+from seqcli.api import ConfigError, Data, DataError, Dataset, Range, Seed
 from seqcli.data.batching import order
 from seqcli.schema import File
 
@@ -24,7 +24,7 @@ class FileDataset(Dataset):
 
     def __init__(self, path: FilePath | None = None, train: FilePath | None = None, valid: FilePath | None = None,
                  test: FilePath | None = None, valid_fraction: Fraction = 0.1, test_fraction: Fraction = 0.1,
-                 seed: int = 0):
+                 seed: Seed = 0):
         check_sources(path, train, valid, test, valid_fraction)
         if not (path or train):
             raise ConfigError("path", "give the data: path (one file) or train/valid/test files")

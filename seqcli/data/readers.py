@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 from typing import Iterator
 
@@ -69,9 +70,13 @@ def rows(path: str, fmt: str, fields: dict[str, str | int]) -> Iterator[tuple[in
                                 f"to a column name or a 0-based index")
     else:
         columns = dict(fields)
+    width = len(header) if header_names else None
     for n, record in enumerate(reader, start):
         if not any(cell.strip() for cell in record):
             continue
+        if width is not None and len(record) != width:
+            raise DataError(f"{path}:{n}: {len(record)} {fmt.upper()} columns, the header has {width} "
+                            f"(a value holding the delimiter must be quoted)")
         try:
             yield n, {name: record[i] for name, i in columns.items()}
         except IndexError:
@@ -93,4 +98,9 @@ def numbers(value, where: str) -> list[list[float]]:
         raise DataError(f"{where}: expected a non-empty sequence of numbers or of equal-length number lists")
     if len({len(step) for step in value}) != 1:
         raise DataError(f"{where}: every step of a numeric sequence needs the same number of values")
-    return [[float(x) for x in step] for step in value]
+    out = [[float(x) for x in step] for step in value]
+    for t, step in enumerate(out):
+        for x in step:
+            if not math.isfinite(x):
+                raise DataError(f"{where}: step {t + 1} holds {x}; numbers must be finite")
+    return out

@@ -85,6 +85,71 @@ def locate(name_or_path: str) -> Path:
     )
 
 
+#: bounds on what a recipe may expand to: aliases can make a few bytes stand for millions of
+#: values (a "billion laughs"), and deep nesting exhausts the parser's stack
+MAX_BYTES = 1 << 20
+MAX_VALUES = 20_000
+MAX_DEPTH = 40
+
+
+def parse_yaml(text: str, where: str, lines: bool = True):
+    """(node, data) of one YAML document, refusing alias bombs, recursive aliases and deep
+    nesting before anything is built from them. Problems are RecipeError lines naming
+    `where` (a file, then `:LINE` when `lines`)."""
+    def at(mark) -> str:
+        return f"{where}:{mark.line + 1}" if lines and mark is not None else where
+
+    if len(text) > MAX_BYTES:
+        raise RecipeError([f"{where}: {len(text):,} characters; a recipe is at most {MAX_BYTES:,}"])
+    loader = None
+    try:
+        loader = yaml.SafeLoader(text)  # its reader already refuses control characters
+        node = loader.get_single_node()
+        if node is None:
+            return None, None
+        check_expansion(node, at)
+        return node, loader.construct_document(node)
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or getattr(exc, "reason", None) or str(exc).splitlines()[0]
+        raise RecipeError([f"{at(getattr(exc, 'problem_mark', None))}: invalid YAML: {problem}"]) from None
+    except RecursionError:
+        raise RecipeError([f"{where}: the YAML is nested too deeply (more than {MAX_DEPTH} levels)"]) from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+
+
+def check_expansion(root, at) -> None:
+    """Count the values `root` stands for once every alias is expanded, without expanding."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+
+    def size(node, depth: int) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        line = at(node.start_mark)
+        if key in open_nodes:
+            raise RecipeError([f"{line}: a recursive alias (a value that contains itself)"])
+        if depth > MAX_DEPTH:
+            raise RecipeError([f"{line}: the YAML is nested too deeply (more than {MAX_DEPTH} levels)"])
+        open_nodes.add(key)
+        if isinstance(node, yaml.MappingNode):
+            total = 1 + sum(size(k, depth + 1) + size(v, depth + 1) for k, v in node.value)
+        elif isinstance(node, yaml.SequenceNode):
+            total = 1 + sum(size(v, depth + 1) for v in node.value)
+        else:
+            total = 1
+        open_nodes.discard(key)
+        if total > MAX_VALUES:
+            raise RecipeError([f"{line}: the YAML expands to more than {MAX_VALUES:,} values (through aliases?); "
+                               f"a recipe is far smaller"])
+        sizes[key] = total
+        return total
+
+    size(root, 0)
+
+
 def read(path: Path) -> tuple[dict, Origins]:
     """Parse a recipe file; every key's line goes into Origins. YAML errors name file:line."""
     name = str(path)
@@ -95,17 +160,7 @@ def read(path: Path) -> tuple[dict, Origins]:
     except OSError as exc:
         raise RecipeError([f"{name}: cannot read ({exc.strerror})"]) from None
     origins = Origins(name)
-    loader = yaml.SafeLoader(text)
-    try:
-        node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{name}:{mark.line + 1}" if mark is not None else name
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise RecipeError([f"{where}: invalid YAML: {problem}"]) from None
-    finally:
-        loader.dispose()
+    node, data = parse_yaml(text, name)
     if data is None:
         raise RecipeError([f"{name}: the recipe is empty"])
     if not isinstance(data, dict):
@@ -143,9 +198,9 @@ def apply_overrides(data: dict, origins: Origins, overrides: list[str]) -> None:
             problems.append(f"{where}: expected key=value, for example train.max_steps=100")
             continue
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError as exc:
-            problems.append(f"{where}: the value is not valid YAML ({getattr(exc, 'problem', exc)})")
+            value = parse_yaml(raw, where, lines=False)[1] if raw.strip() else ""
+        except RecipeError as exc:
+            problems.append(exc.problems[0].replace(f"{where}: invalid YAML: ", f"{where}: the value is not valid YAML: "))
             continue
         *parents, last = key.split(".")
         target = data

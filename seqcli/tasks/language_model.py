@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from seqcli.api import CellSpec, Data, DataError, Range, StepResult, Task, TrainConfig, device_of
+from seqcli.api import CellSpec, Data, DataError, Range, Seed, StepResult, Task, TrainConfig, device_of
 from seqcli.cells import Recurrent
 from seqcli.decoding.sampling import next_token
 
@@ -111,7 +111,7 @@ class LanguageModel(Task):
         top_k: Annotated[int, Range(1, 10**9)] | None = None,
         top_p: Annotated[float, Range(0, 1, lo_open=True)] | None = None,
         num_samples: Annotated[int, Range(1, 10000)] = 1,
-        seed: int | None = None,
+        seed: Seed | None = None,
     ) -> list[str]:
         """`num_samples` continuations of `prime`, `length` tokens each. Temperature 0 is
         greedy. The recurrent state is carried step by step; the prime is read once."""

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqcli.api import CellSpec, ConfigError, Data, DataError, Figure, Output, Range, Samples, device_of
+from seqcli.api import CellSpec, ConfigError, Data, DataError, Figure, Output, Range, Samples, Seed, device_of
 from seqcli.data import batching
 from seqcli.vocab import Labels, Numeric, Vocab
 from seqcli.decoding.search import beam_search, sample
@@ -116,7 +116,7 @@ class SequenceWriter(ExampleTask):
                n_best: Annotated[int, Range(1, 1000)] = 1, max_length: MaxLength = 100,
                length_penalty: Annotated[float, Range(0, 10)] = 0.0, temperature: Annotated[float, Range(0, 100)] = 0.0,
                top_k: Annotated[int, Range(1, 10**9)] | None = None,
-               top_p: Annotated[float, Range(0, 1, lo_open=True)] | None = None, seed: int | None = None) -> list[str]:
+               top_p: Annotated[float, Range(0, 1, lo_open=True)] | None = None, seed: Seed | None = None) -> list[str]:
         """One output line per input: greedy (temperature 0), sampled, or the best of a beam;
         with n_best > 1, the n best as `text<TAB>score` lines, inputs separated by a blank line."""
         self.check_sample(beam_size, n_best)
@@ -161,7 +161,7 @@ class Seq2Seq(SequenceWriter):
                n_best: Annotated[int, Range(1, 1000)] = 1, max_length: MaxLength = 100,
                length_penalty: Annotated[float, Range(0, 10)] = 0.0, temperature: Annotated[float, Range(0, 100)] = 0.0,
                top_k: Annotated[int, Range(1, 10**9)] | None = None,
-               top_p: Annotated[float, Range(0, 1, lo_open=True)] | None = None, seed: int | None = None,
+               top_p: Annotated[float, Range(0, 1, lo_open=True)] | None = None, seed: Seed | None = None,
                attention_plot: Annotated[str | None, Output(".png")] = None) -> Samples:
         """As for every sequence writer; `attention_plot: out.png` also draws, for each input,
         the attention weights of every output token over the input tokens (and writes the

@@ -9,7 +9,8 @@ through the same validation as a recipe file, so a damaged or crafted file is on
 
 Format history: 1 (seqcli 0.1): keys added over time (`position`, `window`, `ranks`,
 `plugins`, `data_info`) may be missing; they are filled with what their absence meant.
-2 (seqcli 0.2): every key present; `api_version` records the plugin API.
+2 (seqcli 0.2): every key present; `api_version` records the plugin API; `checksum`, a
+SHA-256 of everything else, is verified on load, so flipped bits are caught.
 """
 
 from __future__ import annotations
@@ -90,6 +91,12 @@ class Checkpoint:
             raise bad(f"format_version must be a positive integer, got {version!r}")
         if version > FORMAT_VERSION:
             raise CheckpointError(f"{file}: written by a newer seqcli (format {version}); upgrade seqcli")
+        if version >= 2:
+            if not isinstance(obj.get("checksum"), str):
+                raise bad("no checksum")
+            if checksum(obj) != obj["checksum"]:
+                raise CheckpointError(f"{file}: damaged checkpoint: its contents do not match the checksum stored "
+                                      f"with them (changed or corrupted since it was written)")
         if version == 1:
             obj = {"position": 0, "window": [0.0, 0], "ranks": None, "plugins": {}, "data_info": {},
                    "api_version": "1.0", **obj}
@@ -198,11 +205,49 @@ def stored_recipe(data, records: dict[str, PluginRecord], file: str):
     return recipe
 
 
+def checksum(obj: dict) -> str:
+    """A SHA-256 of everything in a checkpoint but the checksum itself: every tensor's bytes,
+    dtype and shape, and the plain data, in a fixed order."""
+    import hashlib
+    import json
+
+    digest = hashlib.sha256()
+
+    def feed(value) -> None:
+        if isinstance(value, torch.Tensor):
+            digest.update(f"T{value.dtype}{tuple(value.shape)}".encode())
+            t = value.detach().cpu().contiguous().reshape(-1)
+            digest.update(t.view(torch.uint8).numpy().data if t.numel() else b"")
+        elif isinstance(value, dict):
+            digest.update(b"{")
+            for key in sorted(value, key=str):
+                if key != "checksum":
+                    digest.update(json.dumps(str(key)).encode())
+                    feed(value[key])
+            digest.update(b"}")
+        elif isinstance(value, (list, tuple)):
+            digest.update(b"[")
+            for item in value:
+                feed(item)
+            digest.update(b"]")
+        else:
+            digest.update(json.dumps(value, default=repr).encode())
+
+    feed(obj)
+    return digest.hexdigest()
+
+
+def seal(obj: dict) -> dict:
+    """`obj` with its checksum, ready to save."""
+    obj["checksum"] = checksum(obj)
+    return obj
+
+
 def save(ckpt: Checkpoint | dict, path: Path) -> None:
     """Write to a temporary file beside `path`, flush it to disk, then rename it into place:
     a crash mid-save leaves the previous file intact."""
     path = Path(path)
-    state = ckpt.to_state() if isinstance(ckpt, Checkpoint) else ckpt
+    state = seal(ckpt.to_state()) if isinstance(ckpt, Checkpoint) else ckpt
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with open(tmp, "wb") as f:
@@ -210,6 +255,9 @@ def save(ckpt: Checkpoint | dict, path: Path) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as exc:  # torch reports a failed write as RuntimeError
+        tmp.unlink(missing_ok=True)
+        raise write_error(exc, path, state) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -223,6 +271,70 @@ def save(ckpt: Checkpoint | dict, path: Path) -> None:
         pass
 
 
+def write_error(exc: BaseException, path: Path, state: dict) -> SeqcliError:
+    """A failed checkpoint write as one line: what happened, where, and how much it needed.
+    The previous checkpoint is untouched (the write went to a temporary file)."""
+    import errno
+
+    from seqcli.errors import TrainingError
+
+    need = sum(t.numel() * t.element_size() for t in _tensors(state))
+    try:
+        info = os.statvfs(path.parent)
+        free = info.f_bavail * info.f_frsize
+    except OSError:
+        free = None
+    if getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or (free is not None and free < need):
+        what = "no space left on the device"
+    else:
+        what = getattr(exc, "strerror", None) or str(exc).strip().splitlines()[0]
+    room = f", {free / 2**20:,.1f} MB free" if free is not None else ""
+    return TrainingError(f"cannot write checkpoint {path}: {what} (it needs about {need / 2**20:,.1f} MB in "
+                         f"{path.parent}{room}); the previous checkpoint is kept")
+
+
+def _tensors(value):
+    if isinstance(value, torch.Tensor):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _tensors(v)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _tensors(v)
+
+
+def clean_stale(folder: Path) -> list[Path]:
+    """Remove the temporary files (`.NAME.tmp-PID`) that a killed process left in `folder`;
+    a process that is still running keeps its own."""
+    removed = []
+    for tmp in Path(folder).glob(".*.tmp-*"):
+        pid = tmp.name.rpartition("-")[2]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        try:
+            if tmp.is_dir():
+                import shutil
+
+                shutil.rmtree(tmp)
+            else:
+                tmp.unlink()
+            removed.append(tmp)
+        except OSError:
+            pass
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def find(path: str | Path, which: str = "best") -> Path:
     """A checkpoint file, or the `which` ('best' or 'last') checkpoint of a run directory."""
     import stat
@@ -230,6 +342,8 @@ def find(path: str | Path, which: str = "best") -> Path:
     path = Path(path)
     if path.is_dir():
         folder = path / "checkpoints"
+        clean_stale(folder)
+        clean_stale(path)
         for name in (which, "last") if which == "best" else (which,):
             if (folder / f"{name}.pt").is_file():
                 return folder / f"{name}.pt"

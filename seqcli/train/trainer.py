@@ -214,18 +214,21 @@ class Trainer:
             best=self.best, rng=rng, ranks=ranks)
 
     def _save(self, state: Checkpoint, best: bool) -> None:
-        """last.pt always; best.pt when the model improved; step-N.pt for the last N."""
+        """best.pt when the model improved, step-N.pt for the last N, then last.pt. last.pt is
+        what a run resumes from, so it is written last: a kill before it leaves the previous
+        one, and the resumed run writes the others again, the same."""
         if not self.dist.main:
             return
-        checkpoint.save(state, self.folder / "last.pt")
+        payload = checkpoint.seal(state.to_state())
         if best:
-            checkpoint.save(state, self.folder / "best.pt")
+            checkpoint.save(payload, self.folder / "best.pt")
         keep = self.config.keep_checkpoints
         if keep > 1:
-            checkpoint.save(state, self.folder / f"step-{self.step:08d}.pt")
+            checkpoint.save(payload, self.folder / f"step-{self.step:08d}.pt")
             numbered = sorted(self.folder.glob("step-*.pt"))
             for old in numbered[:-keep]:
                 old.unlink(missing_ok=True)
+        checkpoint.save(payload, self.folder / "last.pt")
 
     def _restore(self, ckpt: Checkpoint) -> None:
         if ckpt.optimizer is None or ckpt.rng is None:

@@ -38,6 +38,8 @@ class ConllDataset(FileDataset):
             cols = line.split()
             try:
                 token, tag = cols[self.token_column], cols[self.tag_column]
+                if (self.token_column % len(cols)) == (self.tag_column % len(cols)):  # one column read twice
+                    raise IndexError
             except IndexError:
                 raise DataError(f"{path}:{n}: expected a token in column {self.token_column} and a tag in column "
                                 f"{self.tag_column}, found {len(cols)} column(s)") from None

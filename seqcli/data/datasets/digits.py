@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 import numpy as np
 import torch
 
-from seqcli.api import ConfigError, Data, Dataset, Range
+from seqcli.api import ConfigError, Data, Dataset, Range, Seed
 from seqcli import vocab as V
 from seqcli.data.datasets.synthetic import spell
 from seqcli.data.examples import carve
@@ -22,7 +22,7 @@ class DigitsDataset(Dataset):
 
     def __init__(self, read: Literal["rows", "columns"] = "rows", caption: bool = False,
                  valid_fraction: Annotated[float, Range(0.01, 0.5)] = 0.15,
-                 test_fraction: Annotated[float, Range(0, 0.5)] = 0.15, seed: int = 0):
+                 test_fraction: Annotated[float, Range(0, 0.5)] = 0.15, seed: Seed = 0):
         if importlib.util.find_spec("sklearn") is None:
             raise ConfigError("name", "dataset 'digits' needs scikit-learn: pip install 'seqcli[digits]'")
         self.read, self.caption = read, caption

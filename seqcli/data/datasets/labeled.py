@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from typing import Annotated, Literal
 
 import numpy as np
@@ -43,6 +45,8 @@ class LabeledDataset(FileDataset):
                 value = V.split(text.lower() if self.lowercase else text, self.tokenize)
                 if not value:
                     raise DataError(f"{where}: the input is empty")
+            if not isinstance(row["label"], str | int) or isinstance(row["label"], bool):
+                raise DataError(f"{where}: a label is a string or an integer, got {json.dumps(row['label'])}")
             label = str(row["label"]).strip()
             if not label:
                 raise DataError(f"{where}: the label is empty")

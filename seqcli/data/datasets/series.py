@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 from typing import Annotated
 
 import numpy as np
@@ -14,6 +15,9 @@ from seqcli.data.examples import FileDataset
 from seqcli.data.readers import text_lines
 
 Steps = Annotated[int, Range(1, 100_000)]
+
+
+FLOAT32_MAX = 3.4028234663852886e38  # series are trained in float32
 
 
 class SeriesDataset(FileDataset):
@@ -47,16 +51,21 @@ class SeriesDataset(FileDataset):
         for n, record in enumerate(reader, 2):
             if not any(c.strip() for c in record):
                 continue
+            if len(record) != len(header):
+                raise DataError(f"{path}:{n}: expected {len(header)} columns (the header's), found {len(record)}")
             row = []
-            for i, cell in enumerate(record[: len(header)]):
+            for i, cell in enumerate(record):
+                used = self.columns is None or header[i] in wanted
                 try:
-                    row.append(float(cell))
+                    value = float(cell)
                 except ValueError:
-                    if self.columns is None or header[i] in wanted:
+                    if used:
                         raise DataError(f"{path}:{n}: column '{header[i]}': not a number: {cell!r}") from None
-                    row.append(float("nan"))
-            if len(row) != len(header):
-                raise DataError(f"{path}:{n}: expected {len(header)} columns, found {len(record)}")
+                    value = float("nan")
+                if used and not (math.isfinite(value) and abs(value) <= FLOAT32_MAX):
+                    raise DataError(f"{path}:{n}: column '{header[i]}': {cell.strip()!r} is not a finite number "
+                                    f"(missing values must be filled in before training)")
+                row.append(value)
             rows.append(row)
         return rows
 

@@ -21,7 +21,7 @@ from typing import Annotated, Literal
 import numpy as np
 import torch
 
-from seqcli.api import ConfigError, Data, Dataset, Range
+from seqcli.api import ConfigError, Data, Dataset, Range, Seed
 from seqcli import vocab as V
 
 Problem = Literal["copy", "reverse", "sort", "addition", "spell", "copy_memory", "adding", "seasonal"]
@@ -50,7 +50,7 @@ class SyntheticDataset(Dataset):
                  max_length: Annotated[int, Range(1, 10_000)] = 10, symbols: Annotated[int, Range(2, 26)] = 10,
                  delay: Annotated[int, Range(1, 100_000)] = 20, max_number: Annotated[int, Range(1, 999_999)] = 99,
                  window: Annotated[int, Range(1, 100_000)] = 48, horizon: Annotated[int, Range(1, 100_000)] = 6,
-                 seed: int = 0):
+                 seed: Seed = 0):
         if min_length > max_length:
             raise ConfigError("min_length", f"must be <= max_length ({max_length})")
         self.problem, self.sizes = problem, {"train": train_size, "valid": valid_size, "test": test_size}

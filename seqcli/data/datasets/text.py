@@ -22,7 +22,7 @@ from seqcli.schema import File
 
 FilePath = Annotated[str, File()]
 Fraction = Annotated[float, Range(0, 0.5)]
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 
 
 class TextDataset(Dataset):
@@ -99,24 +99,43 @@ class TextDataset(Dataset):
             return torch.from_numpy(V.encode_chars(V.char_codes(text), vocab))
         return torch.from_numpy(V.encode_words(V.words(text), vocab))
 
-    # -- cache: token arrays and the vocabulary, keyed by the files and the options ---------
+    # -- cache: token arrays and the vocabulary, keyed by the files' contents and the options --
 
     def _cache_key(self, files: dict[str, str]) -> str:
-        stats = {k: [p, os.stat(p).st_size, os.stat(p).st_mtime_ns] for k, p in files.items()}
+        contents = {k: file_digest(p) for k, p in files.items()}
         options = [self.level, self.lowercase, self.valid_fraction, self.test_fraction,
                    self.min_freq, self.max_vocab, CACHE_FORMAT]
-        return hashlib.sha256(json.dumps([stats, options]).encode()).hexdigest()[:24]
+        return hashlib.sha256(json.dumps([contents, options]).encode()).hexdigest()[:24]
 
     def _read_cache(self, key: str) -> Data | None:
+        """The cached entry, verified (its metadata's shape, each array's type, size, checksum
+        and ids), or None: a damaged entry is removed and rebuilt, never trained on."""
         folder = cache_dir() / key
-        if not self.cache or not (folder / "meta.json").is_file():
+        if not self.cache or not folder.exists():
             return None
         try:
             meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
-            splits = {k: mapped(folder / f"{k}.npy") for k in meta["splits"]}
+            if not (isinstance(meta, dict) and meta.get("format") == CACHE_FORMAT and isinstance(meta.get("info"), dict)
+                    and isinstance(meta.get("splits"), dict) and {"train", "valid"} <= set(meta["splits"])):
+                raise ValueError("metadata of the wrong shape")
+            if meta.get("digest") != meta_digest(meta):
+                raise ValueError("metadata changed since it was written")
             vocab = V.Vocab.from_state(meta["vocab"])
-        except (OSError, ValueError, KeyError):
-            return None  # a damaged cache entry is rebuilt
+            if vocab.level != self.level or len(vocab) < 2:
+                raise ValueError("a vocabulary of the wrong kind")
+            splits = {}
+            for name, expected in meta["splits"].items():
+                array = np.load(folder / f"{name}.npy", mmap_mode="r")
+                if array.dtype != np.int32 or array.ndim != 1 or array.size != expected.get("size"):
+                    raise ValueError(f"{name}: an array of the wrong type or size")
+                if array.size and (int(array.min()) < 0 or int(array.max()) >= len(vocab)):
+                    raise ValueError(f"{name}: ids outside the vocabulary")
+                if array_digest(array) != expected.get("digest"):
+                    raise ValueError(f"{name}: contents changed since they were written")
+                splits[name] = mapped(array)
+        except Exception:  # noqa: BLE001 - any damage at all means: rebuild
+            shutil.rmtree(folder, ignore_errors=True)
+            return None
         return Data(splits=splits, fields={"text": vocab}, info={**meta["info"], "cached": True})
 
     def _write_cache(self, key: str, data: Data) -> None:
@@ -125,20 +144,47 @@ class TextDataset(Dataset):
         root, tmp = cache_dir(), None
         try:
             root.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(dir=root, prefix=".tmp-"))
+            tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".tmp-{os.getpid()}-"))
+            splits = {}
             for k, t in data.splits.items():
-                np.save(tmp / f"{k}.npy", t.numpy())
-            meta = {"splits": list(data.splits), "vocab": data.fields["text"].to_state(), "info": data.info}
+                array = t.numpy().astype(np.int32, copy=False)
+                np.save(tmp / f"{k}.npy", array)
+                splits[k] = {"size": int(array.size), "digest": array_digest(array)}
+            meta = {"format": CACHE_FORMAT, "splits": splits, "vocab": data.fields["text"].to_state(),
+                    "info": data.info}
+            meta["digest"] = meta_digest(meta)
             (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+            shutil.rmtree(root / key, ignore_errors=True)  # a damaged entry is replaced
             os.replace(tmp, root / key)  # atomic: a reader sees the whole entry or none
         except OSError:  # caching is an optimisation; a read-only or full disk only costs time
             if tmp is not None:
                 shutil.rmtree(tmp, ignore_errors=True)
 
 
-def mapped(path: Path) -> torch.Tensor:
+def file_digest(path: str) -> str:
+    """A hash of a file's bytes: the cache follows contents, not sizes and times (a same-size
+    edit with its time restored is a new entry)."""
+    digest = hashlib.blake2b(digest_size=20)
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 22):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def meta_digest(meta: dict) -> str:
+    """A hash of an entry's metadata (its vocabulary above all), but the hash itself."""
+    plain = json.dumps({k: v for k, v in meta.items() if k != "digest"}, sort_keys=True)
+    return hashlib.blake2b(plain.encode(), digest_size=20).hexdigest()
+
+
+def array_digest(array: np.ndarray) -> str:
+    digest = hashlib.blake2b(digest_size=20)
+    digest.update(np.ascontiguousarray(array).data)
+    return digest.hexdigest()
+
+
+def mapped(array: np.ndarray) -> torch.Tensor:
     """A cached token array, memory-mapped: pages are read on use and shared between runs."""
-    array = np.load(path, mmap_mode="r")
     with warnings.catch_warnings():  # read-only is the point: nothing writes to token arrays
         warnings.simplefilter("ignore", UserWarning)
         return torch.from_numpy(array)
@@ -162,7 +208,7 @@ def read_text(path: str) -> str:
     if b"\x00" in raw[:65536]:
         raise DataError(f"{path}: looks like a binary file (it contains NUL bytes), not text")
     try:
-        return raw.decode("utf-8")
+        return raw.decode("utf-8").removeprefix("\ufeff")  # a byte-order mark is an encoding, not text
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise DataError(f"{path}:{line}: not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})") from None
@@ -170,13 +216,18 @@ def read_text(path: str) -> str:
 
 def carve(text: str, valid_fraction: float, test_fraction: float, source: str) -> dict[str, str]:
     """Split text into train/valid/test by fraction, at line boundaries: the last lines are test,
-    the ones before them valid."""
+    the ones before them valid. Text with no line break near the cut (one long line) is cut
+    at the next space, or at the character itself."""
     n = len(text)
+    near = max(1, n // 100)  # how far past the fraction a cut may move to find a boundary
 
     def cut(at: float) -> int:
         i = int(n * at)
-        j = text.find("\n", i)
-        return n if j < 0 else j + 1
+        for boundary in ("\n", " "):
+            j = text.find(boundary, i, i + near)
+            if j >= 0:
+                return j + 1
+        return i
 
     a = cut(1 - valid_fraction - test_fraction) if valid_fraction + test_fraction else n
     b = cut(1 - test_fraction) if test_fraction else n

@@ -19,7 +19,7 @@ from typing import Annotated
 import numpy as np
 import torch
 
-from seqcli.api import INPUT, TARGET, ConfigError, Data, DataError, Dataset, File, Numeric, Range, Vocab
+from seqcli.api import INPUT, TARGET, ConfigError, Data, DataError, Dataset, File, Numeric, Range, Seed, Vocab
 
 Fraction = Annotated[float, Range(0, 0.5, lo_open=True)]
 
@@ -77,7 +77,7 @@ class Fasta(Dataset):
     api_version = "1.0"
 
     def __init__(self, path: Annotated[Path, File()], target: str = "value", valid_fraction: Fraction = 0.1,
-                 test_fraction: Fraction = 0.1, seed: int = 0):
+                 test_fraction: Fraction = 0.1, seed: Seed = 0):
         if valid_fraction + test_fraction >= 0.9:
             raise ConfigError("valid_fraction", "with test_fraction, must leave at least 10% for training")
         if not target or "=" in target or " " in target:
