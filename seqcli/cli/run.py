@@ -112,6 +112,8 @@ def resume(
     from seqcli import runs
     from seqcli.train import distributed
 
+    if run_dir and "=" in run_dir and not Path(run_dir).exists():  # `seqcli resume train.max_steps=N`
+        overrides, run_dir = [run_dir, *(overrides or [])], None
     path = Path(run_dir) if run_dir else runs.latest_run()
     if distributed.launching(nproc_per_node, nnodes):  # checked here, once, rather than by every worker
         runs.last_checkpoint(path)
