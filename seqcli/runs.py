@@ -312,7 +312,7 @@ def _resume(run_dir: Path, recipe: Recipe | None, overrides: list[str], force: b
         if not (run_dir / "samples.txt").exists():  # stopped between its last checkpoint and its sample
             from seqcli import inference
 
-            loaded = inference.from_checkpoint(ckpt)
+            loaded = inference.from_checkpoint(ckpt, recipe.train.device)  # where training sampled
             final_sample(loaded.task, loaded.model, loaded.fields, recipe, run_dir, console)
         return None
     packages = {kind: r.package for kind, r in ckpt.plugins.items() if getattr(recipe, kind).name == r.name}

@@ -133,3 +133,14 @@ def test_two_node_launchers_on_the_loopback_train_as_one_two_process_run(corpus,
                     "--run-dir", tmp_path / "single")
     assert single.returncode == 0, single.stderr
     assert_close(weights(tmp_path / "node0"), weights(tmp_path / "single"), 1e-6)
+
+
+def test_more_gpu_workers_than_gpus_is_refused_before_any_starts(cli, corpus, tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    result = cli("run", "char-lm", f"dataset.path={corpus}", "--nproc-per-node", 2, "--run-dir", tmp_path / "r",
+                 ok=False)
+    assert result.exit_code == 2 and result.stderr == (
+        "error: --nproc-per-node 2: each process on a GPU takes one, and this machine has 1; use --nproc-per-node 1, "
+        "or train.device=cpu\n")
+    assert not (tmp_path / "r").exists()

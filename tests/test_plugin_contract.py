@@ -160,14 +160,14 @@ class Count(Task):
         xs = data.splits[split]
         if config.eval_batches is not None:
             xs = xs[: config.eval_batches * config.batch_size]
-        x = torch.tensor([[float(len(b))] for b in xs])
+        x = torch.tensor([[float(len(b))] for b in xs], device=device_of(model))
         err = (model(x) - x).abs()
         return {"loss": (err ** 2).mean().item(), "within": (err <= tolerance).float().mean().item()}
 
     def sample(self, model, fields, inputs: list[str] = (), precision: Annotated[int, Range(0, 8)] = 2,
                shout: bool = False):
         """Predict each input's length."""
-        out = [f"{model(torch.tensor([[float(len(t))]])).item():.{precision}f}" for t in inputs]
+        out = [f"{model(torch.tensor([[float(len(t))]], device=device_of(model))).item():.{precision}f}" for t in inputs]
         return Samples([o + ("!" if shout else "") for o in out])
 '''
 
@@ -220,7 +220,8 @@ def test_train_step_gets_the_task_s_own_model_in_distributed_training(count_run,
 
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
     result = subprocess.run([sys.executable, "-m", "seqcli", "run", tmp_path / "count.yaml", "train.max_steps=4",
-                             "train.eval_every=4", "--nproc-per-node", "2", "--run-dir", tmp_path / "ddp"],
+                             "train.eval_every=4", "train.device=cpu", "--nproc-per-node", "2", "--run-dir",
+                             tmp_path / "ddp"],
                             capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     assert checkpoint.load(tmp_path / "ddp").step == 4

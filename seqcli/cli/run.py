@@ -66,6 +66,7 @@ def run(
     launching = distributed.launching(nproc_per_node, nnodes)
     if launching:
         distributed.check_options(nproc_per_node, nnodes, node_rank, rdzv_endpoint)
+        distributed.check_devices(nproc_per_node, checked.train.device)
     if resume and run_dir is None:
         raise SeqcliError("--resume needs --run-dir (or use `seqcli resume` for the latest run)")
     if resume:
@@ -116,7 +117,9 @@ def resume(
         overrides, run_dir = [run_dir, *(overrides or [])], None
     path = Path(run_dir) if run_dir else runs.latest_run()
     if distributed.launching(nproc_per_node, nnodes):  # checked here, once, rather than by every worker
-        runs.last_checkpoint(path)
+        device = runs.last_checkpoint(path).recipe.train.device
+        device = next((o.partition("=")[2] for o in overrides or [] if o.startswith("train.device=")), device)
+        distributed.check_devices(nproc_per_node, device)
     argv = ["resume", str(path), *(overrides or [])] + (["--force"] if force else [])
     if distributed_launch(argv, nproc_per_node, nnodes, node_rank, rdzv_endpoint):
         return

@@ -126,6 +126,19 @@ def check_options(nproc_per_node: int | None, nnodes: int, node_rank: int | None
             raise SeqcliError(f"--rdzv-endpoint {rdzv_endpoint!r}: expected HOST:PORT")
 
 
+def check_devices(nproc_per_node: int | None, device_name: str) -> None:
+    """Each worker on a GPU takes the GPU of its local rank: refuse, before any starts, more
+    workers per node than this machine has GPUs (CPU workers may be any number)."""
+    if device_name == "cpu" or not nproc_per_node:
+        return
+    import torch
+
+    if torch.cuda.is_available() and nproc_per_node > torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        raise SeqcliError(f"--nproc-per-node {nproc_per_node}: each process on a GPU takes one, and this machine has "
+                          f"{count}; use --nproc-per-node {count}, or train.device=cpu")
+
+
 def launch(argv: list[str], nproc_per_node: int, nnodes: int = 1, node_rank: int | None = None,
            rdzv_endpoint: str | None = None) -> None:
     """Run `seqcli ARGV` in nproc_per_node worker processes on this node (times nnodes), with
