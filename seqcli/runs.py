@@ -99,6 +99,18 @@ def make_run_dir(path: Path) -> Path:
     return path
 
 
+def unmake_run_dir(path: Path, created: bool) -> None:
+    """Remove what a run that failed before its first checkpoint wrote, and its folder if this
+    command made it, so that the same command can be given again. Nothing else is touched."""
+    for name in ("recipe.yaml", "metrics.jsonl", LOCK):
+        (path / name).unlink(missing_ok=True)
+    for folder in (path / "checkpoints", path) if created else (path / "checkpoints",):
+        try:
+            folder.rmdir()  # only when empty
+        except OSError:
+            pass
+
+
 def new_run_dir(run_dir: str | None, recipe: Recipe, root: str = "runs") -> Path:
     """`choose_run_dir` and `make_run_dir` at once (for callers that know the run can start)."""
     return make_run_dir(choose_run_dir(run_dir, recipe, root))
@@ -186,12 +198,19 @@ def train(recipe: Recipe, run_dir: Path, console: Console, resume: Checkpoint | 
             raise CheckpointError(f"{run_dir}: the data's {', '.join(changed)} differ from the checkpoint's "
                                   f"(the data files changed since the run started); cannot resume")
     with contextlib.ExitStack() as held:
+        created = False
         if ranks.main and resume is None and not fresh:  # resume and restart hold the lock already
+            created = not run_dir.exists()
             make_run_dir(run_dir)
             held.enter_context(RunLock(run_dir))
             if _has_contents(run_dir):
                 raise SeqcliError(f"run directory {run_dir} already exists and is not empty; choose another --run-dir")
-        return _train(recipe, run_dir, console, resume, packages, ready, started)
+        try:
+            return _train(recipe, run_dir, console, resume, packages, ready, started)
+        except Exception:
+            if ranks.main and resume is None and not (run_dir / "checkpoints" / "last.pt").exists():
+                unmake_run_dir(run_dir, created)  # failed before its first checkpoint: nothing worth keeping
+            raise
 
 
 def _train(recipe: Recipe, run_dir: Path, console: Console, resume, packages, ready: Prepared, started: float) -> dict:

@@ -210,3 +210,41 @@ def test_a_diverging_run_skips_what_it_cannot_train_on(cli, tmp_path):
     assert "batch skipped, weights unchanged" in result.stdout
     ckpt = checkpoint.load(tmp_path / "run")
     assert all(torch.isfinite(t).all() for t in ckpt.model.values())  # a non-finite update is never taken
+
+
+def test_a_run_that_fails_at_its_first_step_leaves_nothing(cli, recipe, tmp_path, monkeypatch):
+    from seqcli.errors import DataError
+    from seqcli.tasks.language_model import LanguageModel
+
+    def broken(self, model, batch, carry):
+        raise DataError("a batch the task cannot read")
+
+    monkeypatch.setattr(LanguageModel, "train_step", broken)
+    result = cli("run", recipe, *TINY, "--run-dir", tmp_path / "run", ok=False)
+    assert result.exit_code == 2 and result.stderr == "error: a batch the task cannot read\n"
+    assert not (tmp_path / "run").exists()  # the same command can be given again
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("mine")
+    result = cli("run", recipe, *TINY, "--run-dir", tmp_path / "mine", ok=False)
+    assert "already exists and is not empty" in result.stderr  # a user's folder is never touched
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "mine"
+
+
+def test_sample_output_is_whole_or_absent_after_an_interruption(cli, recipe, tmp_path, monkeypatch):
+    from pathlib import Path
+
+    cli("run", recipe, *TINY, "--run-dir", tmp_path / "run")
+    out = tmp_path / "out.txt"
+    out.write_text("the previous output\n")
+    real = Path.write_text
+
+    def dies_halfway(self, text, *args, **kwargs):
+        real(self, text[: len(text) // 2], *args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Path, "write_text", dies_halfway)
+    result = cli("sample", tmp_path / "run", "--length", "30", "--output", out, "--force", ok=False)
+    monkeypatch.setattr(Path, "write_text", real)
+    assert result.exit_code == 130
+    assert out.read_text() == "the previous output\n"
+    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
