@@ -322,10 +322,10 @@ class Stepper:
         max_norm = self.config.clip_grad_norm if clip is True else clip or None
         self.optimizer.zero_grad(set_to_none=True)
         result.loss.backward()
-        grads = [p.grad for p in self.params if p.grad is not None]
         if max_norm is not None:
             norm = torch.nn.utils.clip_grad_norm_(self.params, max_norm).item()
         else:
+            grads = [p.grad for p in self.params if p.grad is not None]
             norm = torch.nn.utils.get_total_norm(grads).item() if grads else 0.0
         if math.isfinite(norm):
             self.optimizer.step()
