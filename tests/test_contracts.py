@@ -121,3 +121,23 @@ def test_the_kits_catch_a_broken_dataset_and_task():
                 fields={"input": Vocab(["<unk>", "a", "b", "c"], "char"), "label": Labels(["other", "a"])})
     with pytest.raises(AssertionError, match="depends on how examples are batched"):
         check_task(Unmasked, data)
+
+
+FILES = {  # dataset: (file name, contents, options)
+    "pairs": ("p.tsv", "source\ttarget\n" + "".join(f"{w}\t{w[::-1]}\n" for w in ["abc", "hello", "cab", "olleh"] * 15),
+              {}),
+    "labeled": ("l.jsonl", "".join(f'{{"input": "{t}", "label": "{l}"}}\n' for t, l in [("good film", "pos"),
+                                                                                      ("bad film", "neg")] * 30), {}),
+    "conll": ("c.conll", "the DT\ncat NN\n\na DT\ndog NN\n\n" * 30, {}),
+    "series": ("s.csv", "t,v\n" + "".join(f"{i},{i % 7}\n" for i in range(200)), {"window": 5, "horizon": 2}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FILES))
+def test_file_datasets_pass_the_dataset_kit(name, tmp_path):
+    from seqcli.testing import check_dataset
+
+    file, text, options = FILES[name]
+    (tmp_path / file).write_text(text)
+    passed = check_dataset(registry.load("dataset", name), {"path": str(tmp_path / file), **options})
+    assert {"splits", "fields serialisable", "info is plain data", "deterministic"} <= set(passed)
