@@ -208,7 +208,7 @@ def train(recipe: Recipe, run_dir: Path, console: Console, resume: Checkpoint | 
         try:
             return _train(recipe, run_dir, console, resume, packages, ready, started)
         except Exception:
-            if ranks.main and resume is None and not (run_dir / "checkpoints" / "last.pt").exists():
+            if ranks.main and resume is None and not fresh and not (run_dir / "checkpoints" / "last.pt").exists():
                 unmake_run_dir(run_dir, created)  # failed before its first checkpoint: nothing worth keeping
             raise
 
@@ -251,23 +251,20 @@ def final_sample(task, model, fields: dict, recipe: Recipe, run_dir: Path, conso
 
     from seqcli import inference
 
-    options = dict(recipe.sample)
-    if "inputs" in options and not options["inputs"]:
+    if "inputs" in recipe.sample and not recipe.sample["inputs"]:
         return
     broken = [name for name, p in model.named_parameters() if not torch.isfinite(p).all()]
     if broken:
         console.print(f"sample skipped: the weights hold NaN or infinite values ({', '.join(broken[:3])}"
                       f"{' ...' if len(broken) > 3 else ''}); the run diverged", highlight=False)
         return
-    if "seed" in options and options["seed"] is None:
-        options["seed"] = recipe.train.seed
+    # the recipe's settings (pictures left to `seqcli sample`), seeded by the run when unseeded
+    given = {"seed": recipe.train.seed} if "seed" in recipe.sample and recipe.sample["seed"] is None else {}
     try:
-        values = inference.sample_options(task, recipe, {k: v for k, v in options.items() if k in recipe.sample})
+        values = inference.sample_options(task, recipe, given)
     except SeqcliError as exc:
         console.print(f"sample skipped: {exc}", highlight=False)
         return
-    for name in inference.outputs(inference.sample_parameters(type(task))):
-        values[name] = None  # pictures are drawn by `seqcli sample`, not at the end of training
     inputs = values.get("inputs")
     try:
         lines = inference.run_sample(task, model, fields, values).lines
