@@ -50,8 +50,10 @@ __all__ = ["API_VERSION", "CONDITION", "Cell", "CellSpec", "ConfigError", "Data"
 
 #: The version of these contracts, "major.minor". A new minor version only adds (optional
 #: arguments, new names); a new major version may break plugins written for an older one.
-#: History: 1.0 (seqcli 0.2): the first stable contract.
-API_VERSION = "1.0"
+#: History: 1.0 (seqcli 0.2): the first stable contract. 1.1 (seqcli 0.3): `Cell.gates`,
+#: `Cell.forget_gate` and `Cell.recurrent_weights` for `model.init`; `Data.tokenizers`;
+#: `TrainConfig` gains epochs, early stopping and the loss reduction.
+API_VERSION = "1.1"
 
 # Field names: the keys of `Data.fields` and of each example that the built-in tasks read.
 #
@@ -96,6 +98,13 @@ class Cell(nn.Module):
     """
 
     num_states: ClassVar[int] = 1
+    #: For `model.init` (API 1.1): the parameters that multiply the state (initialised
+    #: orthogonally by `init: orthogonal`), how many gates are stacked in each weight's rows
+    #: (each block is initialised on its own), and which of those blocks is a forget gate
+    #: (`init.forget_bias` sets its share of every bias vector), if any.
+    recurrent_weights: ClassVar[tuple[str, ...]] = ("weight_hh",)
+    gates: ClassVar[int] = 1
+    forget_gate: ClassVar[int | None] = None
 
     def __init__(self, input_size: int, hidden_size: int):
         super().__init__()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from seqcli import registry
 from seqcli.api import CellSpec, Data, Dataset, Task
+from seqcli.cells.init import initialise
 from seqcli.errors import ConfigError
 from seqcli.recipe.resolve import Recipe
 from seqcli.schema import construct
@@ -28,11 +29,16 @@ def task(recipe: Recipe, packages: dict | None = None) -> Task:
 def model(task_: Task, data: Data, recipe: Recipe, packages: dict | None = None):
     cell = CellSpec(plugin_class("cell", recipe, packages), dict(recipe.cell.options))
     try:
-        return construct(task_.build_model, {"data": data, "cell": cell, **recipe.model})
+        built = construct(task_.build_model, {"data": data, "cell": cell, **recipe.model})
     except ConfigError as exc:  # a cell's check of its options, raised with the task's sizes
         if exc.key in recipe.cell.options:
             raise ConfigError(f"model.cell.{exc.key}", exc.message) from None
         raise ConfigError(f"model.{exc.key}" if exc.key in recipe.model else exc.key, exc.message) from None
+    try:
+        initialise(built, recipe.init)
+    except ConfigError as exc:
+        raise ConfigError(f"model.init.{exc.key}", exc.message) from None
+    return built
 
 
 def plugin_versions(recipe: Recipe, packages: dict | None = None) -> dict:

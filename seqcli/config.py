@@ -71,5 +71,29 @@ def cosine(min_lr: Annotated[float, Range(0)] = 0.0, warmup_steps: Annotated[int
     """Linear warm-up, then cosine decay to `min_lr` at `train.max_steps`."""
 
 
+ForgetBias = Annotated[float, Range(-100, 100)] | None
+Gain = Annotated[float, Range(0, 100, lo_open=True)]
+
+
+def default(forget_bias: ForgetBias = None):
+    """Each layer's own initialisation (recurrent layers: PyTorch's U(-1/sqrt(H), 1/sqrt(H)))."""
+
+
+def uniform(scale: Annotated[float, Range(0, 100, lo_open=True)] = 0.1, forget_bias: ForgetBias = None):
+    """Every parameter drawn from U(-scale, scale), as in Zaremba et al. (2014)."""
+
+
+def xavier(gain: Gain = 1.0, forget_bias: ForgetBias = None):
+    """Weight matrices Xavier-uniform (Glorot & Bengio, 2010), each gate's block on its own;
+    biases zero."""
+
+
+def orthogonal(gain: Gain = 1.0, forget_bias: ForgetBias = None):
+    """Recurrent (state-to-state) weights orthogonal, each gate's block on its own (Saxe et
+    al., 2014); the other weight matrices Xavier-uniform; biases zero."""
+
+
+# `forget_bias` in any scheme sets the LSTM forget gate's bias (Jozefowicz et al., 2015 use 1).
+INITS = {"default": default, "uniform": uniform, "xavier": xavier, "orthogonal": orthogonal}
 OPTIMIZERS = {"sgd": sgd, "adam": adam, "adamw": adamw}
 SCHEDULERS = {"step": step, "plateau": plateau, "cosine": cosine}

@@ -12,6 +12,8 @@ from seqcli.cells.init import add_weights
 class GRU(Cell):
     """GRU cell; runs on the fused nn.GRU kernel when built by seqcli."""
 
+    gates = 3
+
     def __init__(self, input_size: int, hidden_size: int):
         super().__init__(input_size, hidden_size)
         add_weights(self, 3, input_size, hidden_size)

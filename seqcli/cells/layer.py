@@ -50,6 +50,23 @@ class Recurrent(nn.Module):
                 for _ in range(self.num_directions)
             )
 
+    def roles(self):
+        """(parameter, role, gates, forget_gate, unit) for each weight of the stack; role is
+        'recurrent' (multiplies the state), 'input' (another matrix) or 'bias'; `unit` numbers
+        the layer-and-direction the weight belongs to."""
+        if self.kernel is not None:
+            gates = {"lstm": 4, "gru": 3}.get(self.kernel, 1)
+            forget = 1 if self.kernel == "lstm" else None
+            for name, p in self.fused.named_parameters():
+                role = "recurrent" if name.startswith("weight_hh") else "input" if p.dim() > 1 else "bias"
+                yield p, role, gates, forget, name.split("_", 2)[2]  # l0, l0_reverse, ...
+            return
+        for unit, cell in enumerate(self.cells):
+            kind = type(cell)
+            for name, p in cell.named_parameters():
+                role = "recurrent" if name in kind.recurrent_weights else "input" if p.dim() > 1 else "bias"
+                yield p, role, kind.gates, kind.forget_gate, unit
+
     def initial_state(self, batch: int, like: Tensor) -> State:
         zeros = like.new_zeros(self.num_layers * self.num_directions, batch, self.hidden_size)
         return tuple(zeros for _ in range(self.num_states))

@@ -18,6 +18,8 @@ class LSTM(Cell):
     """LSTM cell; runs on the fused nn.LSTM kernel when built by seqcli."""
 
     num_states = 2
+    gates = 4
+    forget_gate = 1  # gates i, f, g, o
 
     def __init__(self, input_size: int, hidden_size: int):
         super().__init__(input_size, hidden_size)

@@ -16,7 +16,7 @@ from seqcli.config import TrainConfig
 from seqcli.errors import ConfigError, PluginError, RecipeError, SeqcliError, did_you_mean
 from seqcli.recipe.load import Origins, apply_overrides, locate, read
 from seqcli.schema import check_args, construct
-from seqcli.config import OPTIMIZERS, SCHEDULERS
+from seqcli.config import INITS, OPTIMIZERS, SCHEDULERS
 
 SECTIONS = ("description", "dataset", "task", "model", "train", "sample")
 REQUIRED = ("dataset", "task", "model")
@@ -47,13 +47,15 @@ class Recipe:
     model: dict  # the task's build_model keys (sizes, dropout, ...)
     train: TrainConfig
     sample: dict
+    init: dict | None = None  # model.init: {name, **options} (None: each layer's own)
     description: str = ""
     source: str = "?"
 
     def to_data(self) -> dict:
         data = {"description": self.description} if self.description else {}
         data.update({"dataset": self.dataset.as_data(), "task": self.task.as_data(),
-                     "model": {"cell": self.cell.as_data(), **copy.deepcopy(self.model)},
+                     "model": {"cell": self.cell.as_data(), **({"init": dict(self.init)} if self.init else {}),
+                               **copy.deepcopy(self.model)},
                      "train": self.train.to_dict(), "sample": copy.deepcopy(self.sample)})
         return data
 
@@ -102,7 +104,7 @@ def resolve(data: dict, origins: Origins) -> Recipe:
     task = _plugin(data, "task", "task", report, origins)
     task_cls = task[1] if task else None
 
-    cell, model_keys = None, {}
+    cell, model_keys, init = None, {}, None
     model = data.get("model")
     if "model" in data and not isinstance(model, dict):
         report("model", "must be a mapping (with a 'cell' and the model's size)")
@@ -111,7 +113,9 @@ def resolve(data: dict, origins: Origins) -> Recipe:
             report("model", "missing key 'cell' (for example cell: {name: lstm})")
         else:
             cell = _plugin(model, "cell", "cell", report, origins, prefix="model.")
-        rest = {k: v for k, v in model.items() if k != "cell"}
+        if model.get("init") is not None:
+            init = _named(model["init"], INITS, "model.init", report)
+        rest = {k: v for k, v in model.items() if k not in ("cell", "init")}
         if task_cls is not None:
             model_keys, errors = check_args(task_cls.build_model, rest, skip=("self", "data", "cell"),
                                             base=lambda k: origins.base(f"model.{k}"))
@@ -151,7 +155,7 @@ def resolve(data: dict, origins: Origins) -> Recipe:
     if problems:
         raise RecipeError(problems)
     return Recipe(dataset=dataset[0], task=task[0], cell=cell[0], model=model_keys, train=config,
-                  sample=sample_keys, description=description, source=origins.source)
+                  sample=sample_keys, init=init, description=description, source=origins.source)
 
 
 def _plugin(section_holder: dict, key: str, kind: str, report, origins: Origins, prefix: str = ""):
