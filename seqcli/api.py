@@ -178,6 +178,7 @@ class StepResult:
     loss: Tensor  # scalar, mean over the batch's targets; backward() is called on it
     targets: int  # how many targets the loss averaged over (for tokens/s)
     carry: Any = None  # handed to the next train_step (e.g. a carried hidden state)
+    sequences: int | None = None  # how many sequences they belong to (for train.loss_reduction=sequence_sum)
 
 
 @dataclass

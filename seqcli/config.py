@@ -18,7 +18,8 @@ class TrainConfig:
 
     batch_size: Annotated[int, Range(1, 65536)] = 32
     seq_len: Annotated[int, Range(1, 65536)] = 64  # tokens per truncated-BPTT chunk (streaming tasks)
-    max_steps: Positive = 1000
+    max_steps: Positive | None = 1000  # the run's total steps (None: max_epochs alone decides)
+    max_epochs: Positive | None = None  # also stop after this many passes over the training split
     optimizer: dict = field(default_factory=lambda: {"name": "adam", "lr": 0.002})
     scheduler: dict | None = None
     clip_grad_norm: Annotated[float, Range(0, lo_open=True)] | None = 5.0
@@ -28,6 +29,10 @@ class TrainConfig:
     checkpoint_every: Positive | None = None  # also save last.pt between evaluations
     keep_checkpoints: Annotated[int, Range(1, 10_000)] = 1  # the last N are kept as step-N.pt
     nonfinite: Literal["stop", "skip"] = "stop"  # a NaN/Inf loss stops the run, or skips its batch
+    patience: Positive | None = None  # stop after this many evaluations without a better main metric
+    # the loss a step's gradient comes from: the mean over its targets, or each sequence's
+    # summed loss averaged over the batch (Zaremba et al.'s code: the mean times seq_len)
+    loss_reduction: Literal["token_mean", "sequence_sum"] = "token_mean"
     seed: Seed = 0
     device: str = "auto"
     tensorboard: bool = False  # also log to RUN_DIR/tensorboard (needs the tensorboard package)
@@ -56,8 +61,22 @@ def adamw(lr: Rate = 0.001, betas: list[Annotated[float, Range(0, 1, hi_open=Tru
     """Adam with decoupled weight decay."""
 
 
-def step(step_size: Annotated[int, Range(1, 10**9)] = 1000, gamma: Annotated[float, Range(0, 1, lo_open=True)] = 0.5):
-    """Multiply the learning rate by `gamma` every `step_size` steps."""
+Gamma = Annotated[float, Range(0, 1, lo_open=True)]
+Start = Annotated[int, Range(1, 10**9)]
+
+
+def step(step_size: Positive | None = None, every_epochs: Positive | None = None, start_step: Start | None = None,
+         start_epoch: Start | None = None, gamma: Gamma = 0.5):
+    """Multiply the learning rate by `gamma` every `step_size` steps or every `every_epochs`
+    epochs (1000 steps when neither is given). The first decay comes after the first period,
+    or at `start_step` / at the start of epoch `start_epoch` (epochs count from 1):
+    `{start_epoch: 5, every_epochs: 1, gamma: 0.5}` trains epochs 1-4 at the full rate, then
+    halves it at the start of every epoch from the 5th on."""
+
+
+def milestones(steps: list[Start] | None = None, epochs: list[Start] | None = None, gamma: Gamma = 0.1):
+    """Multiply the learning rate by `gamma` at each of the given steps, or at the start of
+    each of the given epochs (counting from 1)."""
 
 
 def plateau(factor: Annotated[float, Range(0, 1, lo_open=True, hi_open=True)] = 0.5,
@@ -68,7 +87,8 @@ def plateau(factor: Annotated[float, Range(0, 1, lo_open=True, hi_open=True)] = 
 
 
 def cosine(min_lr: Annotated[float, Range(0)] = 0.0, warmup_steps: Annotated[int, Range(0, 10**9)] = 0):
-    """Linear warm-up, then cosine decay to `min_lr` at `train.max_steps`."""
+    """Linear warm-up, then cosine decay to `min_lr` at the run's last step (train.max_steps,
+    or max_epochs times the batches per epoch)."""
 
 
 ForgetBias = Annotated[float, Range(-100, 100)] | None
@@ -96,4 +116,4 @@ def orthogonal(gain: Gain = 1.0, forget_bias: ForgetBias = None):
 # `forget_bias` in any scheme sets the LSTM forget gate's bias (Jozefowicz et al., 2015 use 1).
 INITS = {"default": default, "uniform": uniform, "xavier": xavier, "orthogonal": orthogonal}
 OPTIMIZERS = {"sgd": sgd, "adam": adam, "adamw": adamw}
-SCHEDULERS = {"step": step, "plateau": plateau, "cosine": cosine}
+SCHEDULERS = {"step": step, "milestones": milestones, "plateau": plateau, "cosine": cosine}

@@ -12,6 +12,7 @@ class SeqcliError(Exception):
     """Base class of every error caused by user input. `exit_code` is what the CLI exits with."""
 
     exit_code = 2
+    label = "error"  # how the command line prefixes its message
 
 
 class RecipeError(SeqcliError):

@@ -21,7 +21,7 @@ from seqcli.recipe.resolve import Recipe
 from seqcli.train.checkpoint import Checkpoint
 
 # Keys a resumed run may change without --force: they do not change what is being learnt.
-SAFE_CHANGES = ("description", "sample.", "train.max_steps", "train.log_every", "train.eval_every",
+SAFE_CHANGES = ("description", "sample.", "train.max_steps", "train.max_epochs", "train.patience", "train.log_every", "train.eval_every",
                 "train.eval_batches", "train.checkpoint_every", "train.keep_checkpoints", "train.nonfinite",
                 "train.device", "train.precision", "train.tensorboard")
 
@@ -234,7 +234,8 @@ def _train(recipe: Recipe, run_dir: Path, console: Console, resume, packages, re
                       resume)
     where = f"from step {trainer.step} " if resume is not None else ""
     processes = f" in {ranks.world} processes" if ranks.active else ""
-    console.print(f"training on {trainer.device}{processes} {where}to step {recipe.train.max_steps}", highlight=False)
+    epochs = f" ({recipe.train.max_epochs} epochs of {trainer.per_epoch} steps)" if recipe.train.max_epochs else ""
+    console.print(f"training on {trainer.device}{processes} {where}to step {trainer.total}{epochs}", highlight=False)
     metrics = trainer.fit()
     if ranks.main:
         final_sample(task, trainer.model, data.fields, recipe, run_dir, console)
@@ -321,10 +322,9 @@ def _resume(run_dir: Path, recipe: Recipe | None, overrides: list[str], force: b
         listed = "; ".join(f"{k}: {o!r} -> {n!r}" for k, o, n in unsafe)
         raise SeqcliError(f"the recipe differs from the one {run_dir} was trained with ({listed}); "
                           f"resume with the same recipe, or pass --force to continue with the new one")
-    total = recipe.train.max_steps
-    if ckpt.step >= total:
-        console.print(f"run {run_dir} is finished: it has trained {ckpt.step} steps, train.max_steps is {total}; "
-                      f"to train further, resume with train.max_steps=N (N > {ckpt.step})", highlight=False)
+    done = finished(ckpt, recipe.train)
+    if done:
+        console.print(f"run {run_dir} is finished: {done}", highlight=False)
         if not (run_dir / "samples.txt").exists():  # stopped between its last checkpoint and its sample
             from seqcli import inference
 
@@ -333,6 +333,21 @@ def _resume(run_dir: Path, recipe: Recipe | None, overrides: list[str], force: b
         return None
     packages = {kind: r.package for kind, r in ckpt.plugins.items() if getattr(recipe, kind).name == r.name}
     return train(recipe, Path(run_dir), console, resume=ckpt, packages=packages)
+
+
+def finished(ckpt: Checkpoint, train) -> str | None:
+    """Why a checkpoint's run needs no more training under the settings `train`, or None."""
+    if train.max_steps is not None and ckpt.step >= train.max_steps:
+        return (f"it has trained {ckpt.step} steps, train.max_steps is {train.max_steps}; "
+                f"to train further, resume with train.max_steps=N (N > {ckpt.step})")
+    if train.max_epochs is not None and ckpt.epoch >= train.max_epochs:
+        return (f"it has trained {ckpt.epoch} epochs, train.max_epochs is {train.max_epochs}; "
+                f"to train further, resume with train.max_epochs=N (N > {ckpt.epoch})")
+    best = ckpt.best or {}
+    if train.patience is not None and best.get("stale", 0) >= train.patience:
+        return (f"it stopped early at step {ckpt.step}: no better valid {best.get('metric')} in {best['stale']} "
+                f"evaluations (train.patience is {train.patience}); to train further, raise train.patience")
+    return None
 
 
 def restart(run_dir: Path, recipe: Recipe | None, overrides: list[str], console: Console) -> dict:

@@ -13,11 +13,15 @@ import dataclasses
 import inspect
 import math
 import pathlib
+import re
 import types
 import typing
 from typing import Annotated, Any, Literal, Union
 
 from seqcli.errors import did_you_mean
+
+#: a number in exponent notation without a decimal point (1e-4), which YAML 1.1 reads as a string
+EXPONENT = re.compile(r"[-+]?[0-9]+[eE][-+]?[0-9]+")
 
 
 class Range:
@@ -246,6 +250,8 @@ def coerce(value, hint, base: str | None = None):
             return value
     elif hint is float:
         if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str) and EXPONENT.fullmatch(value.strip()):  # YAML 1.1 reads 1e-4 as a string
             return float(value)
     elif hint is str:
         if isinstance(value, str):

@@ -98,7 +98,7 @@ def test_ctrl_c_stops_every_rank_at_one_step_and_the_run_resumes(corpus, tmp_pat
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: every process gets it
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
-    stops = [line for line in err.splitlines() if line.startswith("error: SIGINT: stopped at step")]
+    stops = [line for line in err.splitlines() if line.startswith("stopped: SIGINT at step")]
     assert len(stops) == 1, err
     step = checkpoint.load(run_dir, "last").step
     assert f"stopped at step {step};" in stops[0]

@@ -91,7 +91,7 @@ def test_ctrl_c_saves_prints_how_to_resume_and_resumes_exactly(recipe, tmp_path)
     proc.send_signal(signal.SIGINT)
     code, out, err = finished(proc)
     assert code == 130, err
-    assert "SIGINT: stopped at step" in err and f"continue with: seqcli resume {tmp_path / 'stopped'}" in err
+    assert "stopped: SIGINT at step" in err and f"continue with: seqcli resume {tmp_path / 'stopped'}" in err
     assert "Traceback" not in err
     assert checkpoint.load(tmp_path / "stopped", "last").step < 150
     code, _, err = finished(seqcli("run", recipe, *LM, "--run-dir", tmp_path / "stopped", "--resume"))
@@ -106,7 +106,7 @@ def test_sigterm_also_saves(recipe, tmp_path):
     wait_for_checkpoint(tmp_path / "run", proc)
     proc.send_signal(signal.SIGTERM)
     code, _, err = finished(proc)
-    assert code == 143 and "SIGTERM: stopped at step" in err
+    assert code == 143 and "stopped: SIGTERM at step" in err
 
 
 def test_a_second_ctrl_c_stops_at_once_and_leaves_whole_checkpoints(recipe, tmp_path):

@@ -17,9 +17,9 @@ def console() -> Console:
     return Console(highlight=False, soft_wrap=True)
 
 
-def fail(message: str, code: int = 2):
+def fail(message: str, code: int = 2, label: str = "error"):
     for line in message.splitlines() or [""]:
-        typer.echo(f"error: {line}", err=True)
+        typer.echo(f"{label}: {line}", err=True)
     raise typer.Exit(code)
 
 
@@ -38,7 +38,7 @@ def guard(fn):
 
             if distributed.context().rank > 0:  # rank 0 says it (every rank meets the same errors)
                 raise typer.Exit(exc.exit_code) from None
-            fail(str(exc), exc.exit_code)
+            fail(str(exc), exc.exit_code, exc.label)
         except KeyboardInterrupt:
             if state["debug"]:
                 raise

@@ -129,10 +129,15 @@ def resolve(data: dict, origins: Origins) -> Recipe:
     values, errors = check_args(TrainConfig, train)
     for key, message in errors:
         report(f"train.{key}", message)
+    if "max_epochs" in train and "max_steps" not in train:  # an epoch budget alone
+        values["max_steps"] = None
+    if not errors and values.get("max_steps") is None and values.get("max_epochs") is None:
+        report("train.max_steps", "give train.max_steps or train.max_epochs (the run needs a budget)")
     if "optimizer" in values:
         values["optimizer"] = _named(values["optimizer"], OPTIMIZERS, "train.optimizer", report, default="adam")
     if values.get("scheduler") is not None:
         values["scheduler"] = _named(values["scheduler"], SCHEDULERS, "train.scheduler", report)
+        _check_schedule(values["scheduler"], report)
     if "device" in values:
         _check_device(values["device"], report)
     config = TrainConfig(**values) if not errors else None
@@ -219,6 +224,30 @@ def _named(spec, table: dict, path: str, report, default: str | None = None) -> 
     for k, message in errors:
         report(f"{path}.{k}", message)
     return {"name": name, **values}
+
+
+def _check_schedule(spec, report) -> None:
+    """What the scheduler's signature cannot say: steps or epochs, not both."""
+    if not isinstance(spec, dict):
+        return
+    name = spec.get("name")
+    if name == "step":
+        if spec.get("step_size") is not None and spec.get("every_epochs") is not None:
+            report("train.scheduler.every_epochs", "give step_size (steps) or every_epochs, not both")
+        elif spec.get("every_epochs") is not None and spec.get("start_step") is not None:
+            report("train.scheduler.start_step", "an every_epochs schedule starts at an epoch: use start_epoch")
+        elif spec.get("step_size") is not None and spec.get("start_epoch") is not None:
+            report("train.scheduler.start_epoch", "a step_size schedule starts at a step: use start_step, "
+                                                  "or every_epochs with start_epoch")
+        elif spec.get("every_epochs") is None and spec.get("step_size") is None:
+            spec["every_epochs" if spec.get("start_epoch") is not None else "step_size"] = \
+                1 if spec.get("start_epoch") is not None else 1000
+    elif name == "milestones":
+        given = [k for k in ("steps", "epochs") if spec.get(k) is not None]
+        if len(given) != 1:
+            report("train.scheduler", "give the milestones as steps: [...] or as epochs: [...] (one of them)")
+        elif list(spec[given[0]]) != sorted(set(spec[given[0]])) or not spec[given[0]]:
+            report(f"train.scheduler.{given[0]}", f"must be increasing, without repeats, got {spec[given[0]]}")
 
 
 def _check_device(device: str, report) -> None:

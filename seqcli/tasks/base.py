@@ -42,7 +42,7 @@ class ExampleTask(Task):
 
     def train_step(self, model, examples, carry) -> StepResult:
         loss, count, _ = self.loss(model, self.collate(examples, device_of(model)))
-        return StepResult(loss, count)
+        return StepResult(loss, count, sequences=len(examples))
 
     def evaluate(self, model, data: Data, split: str, config: TrainConfig) -> dict[str, float]:
         examples = data.splits[split]

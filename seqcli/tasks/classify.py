@@ -60,6 +60,8 @@ def label_metrics(parts, n_labels: int) -> dict[str, float]:
 class Classify(ExampleTask):
     """Sequence classification. Metrics: loss, accuracy, macro_f1."""
 
+    unit = "examples"
+
     main_metric = "loss"
 
     def build_model(self, data: Data, cell: CellSpec, embedding_size: Size = 64, hidden_size: Size = 128,

@@ -41,6 +41,8 @@ class Forecast(ExampleTask):
     units, and the same for a naive forecast (the last observed value where the target is an
     input column, else the training mean) as baseline_mae and baseline_rmse."""
 
+    unit = "values"
+
     def build_model(self, data: Data, cell: CellSpec, hidden_size: Size = 64,
                     num_layers: Annotated[int, Range(1, 64)] = 1, dropout: Dropout = 0.0,
                     bidirectional: bool = False) -> Forecaster:

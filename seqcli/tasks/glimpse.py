@@ -102,6 +102,8 @@ class DrawWriter(nn.Module):
 class Glimpse(ExampleTask):
     """Classify an image from a few glimpses. Metrics: loss, accuracy, macro_f1."""
 
+    unit = "examples"
+
     def build_model(self, data: Data, cell: CellSpec, hidden_size: Size = 128, num_layers: Layers = 1,
                     glimpses: Glimpses = 4, grid: Grid = 4) -> GlimpseClassifier:
         size = image_size(data, "glimpse")
@@ -146,6 +148,8 @@ class Glimpse(ExampleTask):
 class Draw(ExampleTask):
     """Write an image of a class onto a canvas, one attended patch per step. Metrics: loss
     (binary cross-entropy per pixel) and mse."""
+
+    unit = "examples"
 
     def build_model(self, data: Data, cell: CellSpec, embedding_size: Size = 16, hidden_size: Size = 128,
                     num_layers: Layers = 1, steps: Glimpses = 8, grid: Grid = 3) -> DrawWriter:

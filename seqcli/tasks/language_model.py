@@ -76,7 +76,7 @@ class LanguageModel(Task):
         x, y = (t.to(device, torch.long) for t in batch)
         logits, state = model(x, carry)
         loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
-        return StepResult(loss, y.numel(), tuple(s.detach() for s in state))
+        return StepResult(loss, y.numel(), tuple(s.detach() for s in state), sequences=y.shape[1])
 
     def evaluate(self, model: RNNLanguageModel, data: Data, split: str, config: TrainConfig) -> dict[str, float]:
         return self.score(model, data.splits[split], _vocab(data.fields), config, split)

@@ -1,7 +1,8 @@
 """Progress reporting. The trainer emits events; a reporter shows them.
 
-On a terminal: a rich progress bar with loss, tokens/s and ETA, evaluations printed above
-it. Anywhere else (CI logs, pipes, files): plain lines every `log_every` steps.
+On a terminal: a rich progress bar with loss, throughput and ETA, evaluations printed above
+it. Anywhere else (CI logs, pipes, files): plain lines every `log_every` steps, showing the
+record written to metrics.jsonl at that step (the same numbers).
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ def format_duration(seconds: float) -> str:
 
 
 class Reporter:
-    """Receives the trainer's events; keeps a smoothed tokens/s."""
+    """Receives the trainer's events; keeps a smoothed rate (the task's unit per second) for
+    the live bar."""
 
     def __init__(self, console: Console, log_every: int = 50):
         self.console = console
@@ -33,10 +35,14 @@ class Reporter:
         self._last = None
         self.total = 0
         self.first_step = 0
+        self.unit = "tokens"
 
-    def start(self, total_steps: int, first_step: int = 0, **info) -> None:
-        self.total, self.first_step = total_steps, first_step
+    def start(self, total_steps: int, first_step: int = 0, unit: str = "tokens", **info) -> None:
+        self.total, self.first_step, self.unit = total_steps, first_step, unit
         self.started = time.perf_counter()
+
+    def logged(self, record: dict) -> None:
+        """A training record, as metrics.jsonl has it."""
 
     def step(self, step: int, loss: float, targets: int, lr: float) -> None:
         now = time.perf_counter()
@@ -61,27 +67,27 @@ class Reporter:
 
 
 class PlainReporter(Reporter):
-    def step(self, step: int, loss: float, targets: int, lr: float) -> None:
-        super().step(step, loss, targets, lr)
-        if step % self.log_every == 0 or step == self.total:
-            self.console.print(
-                f"step {step}/{self.total}  loss {loss:.4f}  lr {lr:.3g}  "
-                f"{self.tokens_per_s:,.0f} tok/s  eta {format_duration(self.eta(step))}",
-                highlight=False,
-            )
+    def logged(self, record: dict) -> None:
+        step = record["step"]
+        rate = record[f"{self.unit}_per_s"]
+        self.console.print(
+            f"step {step}/{self.total}  loss {record['loss']:.4f}  lr {record['lr']:.3g}  "
+            f"{rate:,.0f} {self.unit}/s  epoch {record['epoch']:.2f}  eta {format_duration(self.eta(step))}",
+            highlight=False,
+        )
 
 
 class RichReporter(Reporter):
     """A live bar; lines printed to the same console while it runs appear above it."""
 
-    def start(self, total_steps: int, first_step: int = 0, **info) -> None:
-        super().start(total_steps, first_step)
+    def start(self, total_steps: int, first_step: int = 0, unit: str = "tokens", **info) -> None:
+        super().start(total_steps, first_step, unit)
         self.progress = Progress(
             TextColumn("[bold blue]train"),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("loss {task.fields[loss]:.4f}"),
-            TextColumn("{task.fields[tps]:,.0f} tok/s"),
+            TextColumn("{task.fields[tps]:,.0f} " + unit + "/s"),
             TimeRemainingColumn(),
             console=self.console,
         )

@@ -24,7 +24,10 @@ from seqcli.train.progress import Reporter
 
 
 class Interrupted(SeqcliError):
-    """Ctrl-C or SIGTERM: a checkpoint was saved at the step boundary."""
+    """Ctrl-C or SIGTERM: a checkpoint was saved at the step boundary. A clean stop, not a
+    failure: the command line says 'stopped:' and exits 128 + the signal's number."""
+
+    label = "stopped"
 
     def __init__(self, message: str, signum: int):
         super().__init__(message)
@@ -80,12 +83,17 @@ class Trainer:
 
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.replicas = DistributedDataParallel(_TrainStep(task, self.model), device_ids=ids)
-        self.stepper = Stepper(task, self.model, config, self.device, self.replicas)
+        self.per_epoch = count_batches(task, data, config)
+        self.total = total_steps(config, self.per_epoch)
+        self.stepper = Stepper(task, self.model, config, self.device, self.replicas, total=self.total)
         self.optimizer, self.scheduler = self.stepper.optimizer, self.stepper.scheduler
         self.plateau = self.stepper.plateau
         self.step = 0
-        self.epoch = 0
+        self.epoch = 0  # epochs completed
         self.position = 0  # batches of the current epoch already trained on
+        self.seen = 0  # targets trained on by this process (for the rate in the log)
+        self.paused = 0.0  # seconds spent evaluating and saving since the last log record
+        self.lr = self.optimizer.param_groups[0]["lr"]
         self.carry = None  # what the task hands from one batch to the next
         self.window = [0.0, 0]  # training loss summed since the last log line, and its steps
         self.best: dict | None = None
@@ -100,11 +108,13 @@ class Trainer:
     # -- the loop -------------------------------------------------------------------------
 
     def fit(self) -> dict:
-        """Train to `max_steps`; returns the last evaluation's metrics."""
+        """Train to the run's budget (train.max_steps, train.max_epochs, or an early stop on
+        train.patience); returns the last evaluation's metrics."""
         cfg = self.config
-        self.reporter.start(cfg.max_steps, self.step)
+        self.reporter.start(self.total, self.step, unit=self.task.unit)
         last_metrics: dict = {}
-        started = time.perf_counter()
+        self.started = time.perf_counter()
+        self.mark = (self.started, self.seen)  # the clock and the targets at the last log record
         self.log = open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") if self.dist.main else None
         self.board = None
         if cfg.tensorboard and self.dist.main:
@@ -113,33 +123,30 @@ class Trainer:
             self.board = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=self.step + 1 if self.step else None)
         previous = self._catch_signals()
         try:
-            while self.step < cfg.max_steps:
-                for index, batch in enumerate(self.task.batches(self.data, cfg, self.epoch)):
+            while not self.finished():
+                for index, batch, last in _marking_last(self.task.batches(self.data, cfg, self.epoch)):
                     if index < self.position:  # resuming mid-epoch: these were trained on already
                         continue
                     if self.dist.active:
                         batch = self.task.shard(batch, self.dist.rank, self.dist.world)
                     self._train_on(batch)
                     self.position = index + 1
+                    if last:  # the epoch is complete: what is saved from here on resumes in the next one
+                        self.epoch, self.position, self.carry = self.epoch + 1, 0, None
                     if self.step % cfg.log_every == 0:
-                        loss, steps = self.window
-                        self._write({"step": self.step, "split": "train", "loss": loss / max(steps, 1),
-                                     "lr": self.optimizer.param_groups[0]["lr"],
-                                     "tokens_per_s": round(self.reporter.tokens_per_s, 1),
-                                     "elapsed_s": round(time.perf_counter() - started, 3)})
-                        self.window = [0.0, 0]
-                    if self.step % cfg.eval_every == 0 or self.step == cfg.max_steps:
+                        self._log_training()
+                    if self.step % cfg.eval_every == 0 or self.finished():
                         last_metrics = self._evaluate_and_save()
                     elif cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
                         self._save(self._checkpoint(None), best=False)
                     if (self.agreed_stop if self.dist.active else self.stop_signal) is not None:
                         self._stop()
-                    if self.step >= cfg.max_steps:
+                    if self.finished() or last:
                         break
-                else:
-                    self.epoch += 1
-                    self.position = 0
-                    self.carry = None
+                else:  # every batch skipped: a checkpoint from the end of an epoch, or an empty epoch
+                    if self.position == 0:
+                        raise TrainingError(f"epoch {self.epoch + 1}: the task gave no training batches")
+                    self.epoch, self.position, self.carry = self.epoch + 1, 0, None
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
@@ -148,7 +155,35 @@ class Trainer:
                 self.log.close()
             if self.board is not None:
                 self.board.close()
+        if self.stopped_early():
+            self.reporter.message(f"early stop at step {self.step}: no better valid {self.best['metric']} in "
+                                  f"{self.best['stale']} evaluations (best {self.best['value']:.4f} at step "
+                                  f"{self.best['step']}; train.patience is {cfg.patience})")
         return last_metrics
+
+    def finished(self) -> bool:
+        cfg = self.config
+        return ((cfg.max_steps is not None and self.step >= cfg.max_steps)
+                or (cfg.max_epochs is not None and self.epoch >= cfg.max_epochs) or self.stopped_early())
+
+    def stopped_early(self) -> bool:
+        return bool(self.config.patience and self.best and self.best.get("stale", 0) >= self.config.patience)
+
+    def _log_training(self) -> None:
+        """One training record: the same numbers go to metrics.jsonl, TensorBoard and the
+        plain console line."""
+        now = time.perf_counter()
+        loss, steps = self.window
+        then, seen_then = self.mark
+        record = {"step": self.step, "split": "train", "epoch": self.epoch + self.position / max(self.per_epoch, 1),
+                  "loss": loss / max(steps, 1), "lr": self.lr,
+                  f"{self.task.unit}_per_s": round((self.seen - seen_then) / max(now - then - self.paused, 1e-9), 1),
+                  "elapsed_s": round(now - self.started, 3)}
+        record["epoch"] = round(record["epoch"], 3)
+        self._write(record)
+        self.reporter.logged(record)
+        self.window = [0.0, 0]
+        self.mark, self.paused = (now, self.seen), 0.0
 
     def _train_on(self, batch) -> None:
         cfg = self.config
@@ -157,8 +192,10 @@ class Trainer:
             loss, targets = result.loss.item(), result.targets
         else:
             loss, targets = self._agree(result)
+        self.stepper.step, self.stepper.epoch = self.step, self.epoch  # where the schedule is
         self.step += 1
         norm = self.stepper.update(result) if math.isfinite(loss) else math.nan
+        self.lr = self.optimizer.param_groups[0]["lr"]
         if not math.isfinite(norm):
             what = f"the loss is {loss}" if not math.isfinite(loss) else f"the gradient norm is {norm} (the loss was {loss:.4g})"
             if cfg.nonfinite == "stop":
@@ -171,7 +208,8 @@ class Trainer:
         self.carry = result.carry
         self.window[0] += loss
         self.window[1] += 1
-        self.reporter.step(self.step, loss, targets, self.optimizer.param_groups[0]["lr"])
+        self.seen += targets
+        self.reporter.step(self.step, loss, targets, self.lr)
 
     def _agree(self, result) -> tuple[float, int]:
         """Distributed: the mean loss over all ranks' targets, their total, and a stop signal
@@ -184,18 +222,22 @@ class Trainer:
         return total / max(targets, 1), int(targets)
 
     def _evaluate_and_save(self) -> dict:
+        began = time.perf_counter()
         metrics = evaluate(self.task, self.model, self.data, "valid", self.config)
         name = self.task.main_metric
         value = metrics[name]
         improved = math.isfinite(value) and (self.best is None or (
             value > self.best["value"] if self.task.higher_is_better else value < self.best["value"]))
         if improved:
-            self.best = {"metric": name, "value": value, "step": self.step}
+            self.best = {"metric": name, "value": value, "step": self.step, "stale": 0}
+        elif self.best is not None:
+            self.best = {**self.best, "stale": self.best.get("stale", 0) + 1}
         if self.plateau:
             self.scheduler.step(metrics["loss"])
         self._write({"step": self.step, "split": "valid", **metrics})
         self.reporter.evaluation(self.step, "valid", metrics, improved)
         self._save(self._checkpoint(metrics), best=improved)
+        self.paused += time.perf_counter() - began
         return metrics
 
     # -- checkpoints ------------------------------------------------------------------------
@@ -282,7 +324,7 @@ class Trainer:
         self._save(self._checkpoint(None), best=False)
         signum = self.agreed_stop or self.stop_signal
         name = signal.Signals(signum).name
-        raise Interrupted(f"{name}: stopped at step {self.step}; saved {self.folder / 'last.pt'}; "
+        raise Interrupted(f"{name} at step {self.step}; saved {self.folder / 'last.pt'}; "
                           f"continue with: seqcli resume {self.run_dir}", signum)
 
     def _write(self, record: dict) -> None:
@@ -298,16 +340,19 @@ class Trainer:
 class Stepper:
     """The one training step, for every loop that trains (the trainer, `seqcli gradflow`, the
     contract kits): the task's forward under autocast, then backward, the gradient norm,
-    clipping, and the optimizer and scheduler steps, taken only when the gradient is finite."""
+    clipping, and the optimizer step, taken only when the gradient is finite. The learning
+    rate follows the schedule at (`step`, `epoch`): steps taken before this one, epochs
+    completed; the trainer sets them, other loops leave them counting steps."""
 
     def __init__(self, task: Task, model: torch.nn.Module, config: TrainConfig, device: torch.device | None = None,
-                 replicas: torch.nn.Module | None = None):
+                 replicas: torch.nn.Module | None = None, total: int | None = None):
         self.task, self.model, self.config, self.replicas = task, model, config, replicas
         self.device = device if device is not None else device_of(model)
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = build_optimizer(self.params, config.optimizer)
-        self.scheduler = build_scheduler(self.optimizer, config.scheduler, config.max_steps)
+        self.scheduler = build_scheduler(self.optimizer, config.scheduler, total or config.max_steps or 1)
         self.plateau = isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+        self.step, self.epoch = 0, 0
 
     def forward(self, batch, carry) -> StepResult:
         self.model.train()
@@ -321,7 +366,15 @@ class Stepper:
         total gradient norm before clipping. `clip` overrides train.clip_grad_norm."""
         max_norm = self.config.clip_grad_norm if clip is True else clip or None
         self.optimizer.zero_grad(set_to_none=True)
-        result.loss.backward()
+        loss = result.loss
+        if self.config.loss_reduction == "sequence_sum":  # each sequence's summed loss, averaged over the batch
+            if not result.sequences:
+                raise TrainingError(f"train.loss_reduction=sequence_sum: task {type(self.task).__name__} does not "
+                                    f"say how many sequences its loss averages over (StepResult.sequences)")
+            loss = loss * (result.targets / result.sequences)
+        if self.scheduler is not None and not self.plateau:
+            self.scheduler.apply(self.step, self.epoch)
+        loss.backward()
         if max_norm is not None:
             norm = torch.nn.utils.clip_grad_norm_(self.params, max_norm).item()
         else:
@@ -329,8 +382,7 @@ class Stepper:
             norm = torch.nn.utils.get_total_norm(grads).item() if grads else 0.0
         if math.isfinite(norm):
             self.optimizer.step()
-            if self.scheduler is not None and not self.plateau:
-                self.scheduler.step()
+        self.step += 1
         return norm
 
 
@@ -345,6 +397,31 @@ class _TrainStep(torch.nn.Module):
 
     def forward(self, batch, carry):
         return self.task.train_step(self.model, batch, carry)
+
+
+def count_batches(task: Task, data: Data, config: TrainConfig) -> int:
+    """Training batches in one epoch (the first; every built-in task's epochs are equal)."""
+    return sum(1 for _ in task.batches(data, config, 0))
+
+
+def total_steps(config: TrainConfig, per_epoch: int) -> int:
+    """The run's last step: train.max_steps, or max_epochs full epochs, whichever comes first."""
+    budgets = [b for b in (config.max_steps, config.max_epochs and config.max_epochs * per_epoch) if b]
+    return min(budgets)
+
+
+def _marking_last(batches):
+    """(index, batch, is_last) for each batch: the end of an epoch is known as it is trained."""
+    iterator = iter(batches)
+    try:
+        current = next(iterator)
+    except StopIteration:
+        return
+    index = 0
+    for following in iterator:
+        yield index, current, False
+        current, index = following, index + 1
+    yield index, current, True
 
 
 def _to_cpu(carry):

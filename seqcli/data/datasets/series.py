@@ -36,6 +36,10 @@ class SeriesDataset(FileDataset):
         self.columns, self.target_columns = columns, target_columns
         self.window, self.horizon, self.stride = window, horizon, stride
 
+    def items_for(self, examples: int) -> int:
+        """Rows holding `examples` windows (sizes of series splits count windows, not rows)."""
+        return self.window + self.horizon + (examples - 1) * self.stride
+
     def read(self, path: str) -> list[list[float]]:
         lines = text_lines(path)
         reader = csv.reader(lines)

@@ -23,6 +23,7 @@ from seqcli.schema import File
 
 FilePath = Annotated[str, File()]
 Fraction = Annotated[float, Range(0, 0.5)]
+Lines = Annotated[int, Range(1, 10**9)]  # valid_size, test_size: the last lines of the text
 CACHE_FORMAT = 2
 
 
@@ -40,15 +41,18 @@ class TextDataset(Dataset):
         level: Literal["char", "word"] = "char",
         valid_fraction: Fraction = 0.05,
         test_fraction: Fraction = 0.05,
+        valid_size: Lines | None = None,
+        test_size: Lines | None = None,
         lowercase: bool = False,
         min_freq: Annotated[int, Range(1, 10**9)] = 1,
         max_vocab: Annotated[int, Range(2, 10**8)] | None = None,
         cache: bool = True,
     ):
-        check_sources(path, train, valid, test, valid_fraction)
+        check_sources(path, train, valid, test, valid_fraction, valid_size, test_size)
         self.path, self.train, self.valid, self.test = path, train, valid, test
         self.level, self.lowercase = level, lowercase
         self.valid_fraction, self.test_fraction = valid_fraction, test_fraction
+        self.valid_size, self.test_size = valid_size, test_size
         self.min_freq, self.max_vocab, self.cache = min_freq, max_vocab, cache
 
     # -- public ---------------------------------------------------------------------------
@@ -75,9 +79,9 @@ class TextDataset(Dataset):
 
     def _build(self, texts: dict[str, str], source: str) -> Data:
         if "all" in texts:
-            texts = carve(texts["all"], self.valid_fraction, self.test_fraction, source)
+            texts = carve(texts["all"], self.valid_fraction, self.test_fraction, source, self.valid_size, self.test_size)
         elif "valid" not in texts:
-            texts = {**carve(texts["train"], self.valid_fraction, 0.0, self.train), **{
+            texts = {**carve(texts["train"], self.valid_fraction, 0.0, self.train, self.valid_size), **{
                 k: v for k, v in texts.items() if k != "train"}}
         if self.lowercase:
             texts = {k: t.lower() for k, t in texts.items()}
@@ -106,6 +110,8 @@ class TextDataset(Dataset):
         contents = {k: file_digest(p) for k, p in files.items()}
         options = [self.level, self.lowercase, self.valid_fraction, self.test_fraction,
                    self.min_freq, self.max_vocab, CACHE_FORMAT]
+        if self.valid_size or self.test_size:
+            options.append([self.valid_size, self.test_size])
         return hashlib.sha256(json.dumps([contents, options]).encode()).hexdigest()[:24]
 
     def _read_cache(self, key: str) -> Data | None:
@@ -215,10 +221,13 @@ def read_text(path: str) -> str:
         raise DataError(f"{path}:{line}: not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})") from None
 
 
-def carve(text: str, valid_fraction: float, test_fraction: float, source: str) -> dict[str, str]:
+def carve(text: str, valid_fraction: float, test_fraction: float, source: str, valid_size: int | None = None,
+          test_size: int | None = None) -> dict[str, str]:
     """Split text into train/valid/test by fraction, at line boundaries: the last lines are test,
     the ones before them valid. Text with no line break near the cut (one long line) is cut
-    at the next space, or at the character itself."""
+    at the next space, or at the character itself. Sizes, where given, count lines."""
+    if valid_size or test_size:
+        return carve_lines(text, valid_fraction, test_fraction, source, valid_size, test_size)
     n = len(text)
     near = max(1, n // 100)  # how far past the fraction a cut may move to find a boundary
 
@@ -239,4 +248,23 @@ def carve(text: str, valid_fraction: float, test_fraction: float, source: str) -
         if not part.strip():
             raise DataError(f"{source}: too small to carve a non-empty {name} split "
                             f"({n} characters); use a larger file or give separate files")
+    return parts
+
+
+def carve_lines(text: str, valid_fraction: float, test_fraction: float, source: str, valid_size: int | None,
+                test_size: int | None) -> dict[str, str]:
+    """`carve` with a size in lines for valid and/or test (a fraction, of the lines, for the other)."""
+    lines = text.splitlines(keepends=True)
+    n = len(lines)
+    n_test = test_size if test_size is not None else round(n * test_fraction)
+    n_valid = valid_size if valid_size is not None else round(n * valid_fraction)
+    if n_valid + n_test >= n:
+        raise DataError(f"{source}: {n} lines, too few to carve {n_valid} for valid and {n_test} for test "
+                        f"and keep some for training")
+    parts = {"train": "".join(lines[: n - n_valid - n_test]), "valid": "".join(lines[n - n_valid - n_test : n - n_test])}
+    if n_test:
+        parts["test"] = "".join(lines[n - n_test :])
+    for name, part in parts.items():
+        if not part.strip():
+            raise DataError(f"{source}: the {name} split would hold only blank lines; use larger sizes")
     return parts
