@@ -5,6 +5,7 @@ import os
 import pytest
 import torch
 
+from seqcli import api
 from seqcli.errors import CheckpointError, SeqcliError
 from seqcli.train import checkpoint
 
@@ -39,7 +40,7 @@ def test_run_directory_checkpoint_is_self_contained(trained):
     assert ckpt.plugins["task"] == checkpoint.PluginRecord("language_model", "seqcli", ckpt.plugins["task"].version)
     assert ckpt.optimizer is not None and ckpt.rng is not None and ckpt.best["step"] == ckpt.step
     raw = torch.load(trained / "checkpoints" / "best.pt", weights_only=True)
-    assert raw["format_version"] == checkpoint.FORMAT_VERSION and raw["api_version"] == "1.0"
+    assert raw["format_version"] == checkpoint.FORMAT_VERSION and raw["api_version"] == api.API_VERSION
     assert checkpoint.load(trained, "last").step == 20
 
 

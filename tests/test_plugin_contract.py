@@ -371,7 +371,7 @@ def test_the_api_sits_beneath_everything_that_implements_it():
 def test_api_version_and_typed_marker():
     from seqcli import api
 
-    assert api.API_VERSION == "1.0" and (ROOT / "seqcli" / "py.typed").exists()
+    assert api.API_VERSION == "1.1" and (ROOT / "seqcli" / "py.typed").exists()
     for name in api.__all__:
         assert hasattr(api, name), name
     assert api.INPUT == "input" and api.TARGET == "target" and api.TAGS == "tags"
