@@ -179,6 +179,7 @@ class StepResult:
     targets: int  # how many targets the loss averaged over (for tokens/s)
     carry: Any = None  # handed to the next train_step (e.g. a carried hidden state)
     sequences: int | None = None  # how many sequences they belong to (for train.loss_reduction=sequence_sum)
+    penalty: Tensor | None = None  # a regulariser added to the loss for backward(), not logged as loss
 
 
 @dataclass

@@ -115,5 +115,11 @@ def orthogonal(gain: Gain = 1.0, forget_bias: ForgetBias = None):
 
 # `forget_bias` in any scheme sets the LSTM forget gate's bias (Jozefowicz et al., 2015 use 1).
 INITS = {"default": default, "uniform": uniform, "xavier": xavier, "orthogonal": orthogonal}
-OPTIMIZERS = {"sgd": sgd, "adam": adam, "adamw": adamw}
+def ntasgd(lr: Rate = 30.0, weight_decay: Decay = 0.0, nonmono: Annotated[int, Range(1, 10**6)] = 5):
+    """Non-monotonically triggered averaged SGD (AWD-LSTM): SGD until the validation loss is
+    worse than the best of all but the last `nonmono` evaluations, then SGD with the weights
+    averaged from there on; the average is evaluated, saved for sampling and kept."""
+
+
+OPTIMIZERS = {"sgd": sgd, "adam": adam, "adamw": adamw, "ntasgd": ntasgd}
 SCHEDULERS = {"step": step, "milestones": milestones, "plateau": plateau, "cosine": cosine}

@@ -101,7 +101,7 @@ def test_ctrl_c_stops_every_rank_at_one_step_and_the_run_resumes(corpus, tmp_pat
     stops = [line for line in err.splitlines() if line.startswith("stopped: SIGINT at step")]
     assert len(stops) == 1, err
     step = checkpoint.load(run_dir, "last").step
-    assert f"stopped at step {step};" in stops[0]
+    assert f"SIGINT at step {step};" in stops[0]
     more = seqcli("resume", run_dir, f"train.max_steps={step + 4}", "--nproc-per-node", 2)
     assert more.returncode == 0, more.stderr
     assert checkpoint.load(run_dir, "last").step == step + 4

@@ -390,9 +390,9 @@ def test_sys_exit_while_importing_is_isolated(site, cli):
 def test_plugin_written_for_another_api_version_is_failed(site):
     install(site, "seqcli-future", {"seqcli.cells": {"future": "future_mod:Elman", "newer": "newer_mod:Elman"}},
             {"future_mod": ELMAN + "\nElman.api_version = 2\n", "newer_mod": ELMAN + "\nElman.api_version = '1.7'\n"})
-    with pytest.raises(PluginError, match=r"written for seqcli plugin API 2.x; this seqcli provides 1.0"):
+    with pytest.raises(PluginError, match=r"written for seqcli plugin API 2.x; this seqcli provides 1.1"):
         registry.load("cell", "future")
-    with pytest.raises(PluginError, match=r"needs seqcli plugin API 1.7; this seqcli provides 1.0 \(upgrade seqcli\)"):
+    with pytest.raises(PluginError, match=r"needs seqcli plugin API 1.7; this seqcli provides 1.1 \(upgrade seqcli\)"):
         registry.load("cell", "newer")
 
 

@@ -13,8 +13,12 @@ from torch import Tensor, nn
 
 from seqcli.api import CellSpec
 from seqcli.data import batching
+from seqcli.nn.regularise import locked_dropout
 
 FUSED = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn_tanh": nn.RNN, "rnn_relu": nn.RNN}
+# the fused kernels as functions of their weights: weight drop and locked dropout between
+# layers run on them (the same kernels nn.LSTM/GRU/RNN call), never on a per-step loop
+FUNCTIONAL = {"lstm": torch.lstm, "gru": torch.gru, "rnn_tanh": torch.rnn_tanh, "rnn_relu": torch.rnn_relu}
 FUSED_STEP = {
     "lstm": torch.lstm_cell,
     "gru": torch.gru_cell,
@@ -29,12 +33,19 @@ class Recurrent(nn.Module):
     """A stack of recurrent layers. Time-major: inputs are (T, B, input_size)."""
 
     def __init__(self, cell: CellSpec, input_size: int, hidden_size: int, num_layers: int = 1,
-                 dropout: float = 0.0, bidirectional: bool = False):
+                 dropout: float = 0.0, bidirectional: bool = False, locked_dropout: float = 0.0,
+                 weight_drop: float = 0.0):
+        """`dropout` between layers draws a new mask at every step; `locked_dropout` one mask
+        per sequence, the same at every step (variational dropout, Gal & Ghahramani, 2016);
+        `weight_drop` drops recurrent (state-to-state) weights for each batch (DropConnect,
+        Wan et al., 2013, as AWD-LSTM uses it). All three act only in training."""
         super().__init__()
         self.hidden_size = hidden_size
         self.num_layers = num_layers
         self.num_directions = 2 if bidirectional else 1
         self.dropout = dropout
+        self.locked_dropout = locked_dropout if num_layers > 1 else 0.0
+        self.weight_drop = weight_drop
         self.num_states = cell.cls.num_states
         self.kernel = cell.cls.fused_kernel(**cell.options)
         self.output_size = hidden_size * self.num_directions
@@ -44,6 +55,11 @@ class Recurrent(nn.Module):
                                             dropout=dropout if num_layers > 1 else 0.0,
                                             bidirectional=bidirectional, **extra)
         else:
+            if weight_drop:
+                from seqcli.errors import ConfigError
+
+                raise ConfigError("weight_drop", f"needs a cell with a fused kernel (lstm, gru, rnn); "
+                                                 f"{cell.cls.__name__} runs step by step")
             self.cells = nn.ModuleList(
                 cell.cls(input_size if layer == 0 else self.output_size, hidden_size, **cell.options)
                 for layer in range(num_layers)
@@ -78,6 +94,8 @@ class Recurrent(nn.Module):
             state = self.initial_state(x.shape[1], x)
         if self.kernel is None:
             return self._loop(x, state, lengths)
+        if self.training and (self.weight_drop or self.locked_dropout):
+            return self._functional(x, state, lengths)
         hx = state if self.kernel == "lstm" else state[0]
         if lengths is None:
             out, hx = self.fused(x, hx)
@@ -86,6 +104,27 @@ class Recurrent(nn.Module):
             out, hx = self.fused(packed, hx)
             out, _ = nn.utils.rnn.pad_packed_sequence(out, total_length=x.shape[0])
         return out, (tuple(hx) if self.kernel == "lstm" else (hx,))
+
+    def _functional(self, x: Tensor, state: State, lengths: Tensor | None):
+        """The fused kernel called with the weights as arguments: the recurrent weights
+        dropped (weight drop), and layer by layer when a locked mask goes between them."""
+        weights = [w for unit in self.fused.all_weights for w in unit]  # w_ih, w_hh, b_ih, b_hh per unit
+        if self.weight_drop:
+            weights = [F.dropout(w, self.weight_drop, True) if i % 4 == 1 else w for i, w in enumerate(weights)]
+        D = self.num_directions
+        per_layer = self.locked_dropout > 0
+        groups = [(layer, layer + 1) for layer in range(self.num_layers)] if per_layer else [(0, self.num_layers)]
+        finals: list[list[Tensor]] = [[] for _ in range(self.num_states)]
+        between = 0.0 if per_layer else self.dropout
+        for first, last in groups:
+            if first > 0:
+                x = locked_dropout(x, self.locked_dropout, True)
+            hx = [s[first * D : last * D] for s in state]
+            w = weights[first * D * 4 : last * D * 4]
+            x, out_state = _call(self.kernel, x, hx, w, last - first, between, D == 2, lengths)
+            for k in range(self.num_states):
+                finals[k].append(out_state[k])
+        return x, tuple(torch.cat(f) for f in finals)
 
     def step(self, x: Tensor, state: State) -> tuple[Tensor, State]:
         """One time step of a unidirectional stack: x (B, I) -> output (B, H), new state.
@@ -140,9 +179,29 @@ class Recurrent(nn.Module):
                 for k in range(self.num_states):
                     finals[k].append(s[k])
             x = outs[0] if len(outs) == 1 else torch.cat(outs, -1)
-            if self.training and self.dropout and layer < self.num_layers - 1:
-                x = F.dropout(x, self.dropout, True)
+            if self.training and layer < self.num_layers - 1:
+                if self.locked_dropout:
+                    x = locked_dropout(x, self.locked_dropout, True)
+                elif self.dropout:
+                    x = F.dropout(x, self.dropout, True)
         return x, tuple(torch.stack(f) for f in finals)
+
+
+def _call(kernel: str, x: Tensor, hx: list[Tensor], weights: list[Tensor], num_layers: int, dropout: float,
+          bidirectional: bool, lengths: Tensor | None) -> tuple[Tensor, list[Tensor]]:
+    """One call of a fused kernel function (torch.lstm, ...), packed when there are lengths."""
+    run, lstm = FUNCTIONAL[kernel], kernel == "lstm"
+    if lengths is None:
+        result = run(x, hx if lstm else hx[0], weights, True, num_layers, dropout, True, bidirectional, False)
+        return result[0], list(result[1:])
+    packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), enforce_sorted=False)
+    order, back = packed.sorted_indices, packed.unsorted_indices
+    hx = [h.index_select(1, order) for h in hx]
+    result = run(packed.data, packed.batch_sizes, hx if lstm else hx[0], weights, True, num_layers, dropout, True,
+                 bidirectional)
+    out = nn.utils.rnn.PackedSequence(result[0], packed.batch_sizes, order, back)
+    out, _ = nn.utils.rnn.pad_packed_sequence(out, total_length=x.shape[0])
+    return out, [h.index_select(1, back) for h in result[1:]]
 
 
 def scan(cell, x: Tensor, state: State, mask: Tensor | None):

@@ -18,30 +18,41 @@ from torch import Tensor, nn
 from seqcli.api import CellSpec, Data, DataError, Range, Seed, StepResult, Task, TrainConfig, device_of
 from seqcli.cells import Recurrent
 from seqcli.decoding.sampling import next_token
+from seqcli.nn.regularise import embedding_dropout, locked_dropout
 
 Size = Annotated[int, Range(1, 65536)]
 Dropout = Annotated[float, Range(0, 1, hi_open=True)]
 
 
 class RNNLanguageModel(nn.Module):
-    """Embedding -> recurrent stack -> (projection) -> softmax over the vocabulary."""
+    """Embedding -> recurrent stack -> (projection) -> softmax over the vocabulary, with the
+    regularisers of AWD-LSTM (Merity et al., 2017) available: embedding dropout, locked
+    dropout on the inputs, between layers and on the outputs, and weight drop."""
 
     def __init__(self, vocab_size: int, cell: CellSpec, embedding_size: int, hidden_size: int,
-                 num_layers: int, dropout: float, tie_weights: bool):
+                 num_layers: int, dropout: float, tie_weights: bool, embedding_dropout: float = 0.0,
+                 input_dropout: float = 0.0, hidden_dropout: float = 0.0, output_dropout: float = 0.0,
+                 weight_drop: float = 0.0):
         super().__init__()
         self.embed = nn.Embedding(vocab_size, embedding_size)
         self.drop = nn.Dropout(dropout)
-        self.rnn = Recurrent(cell, embedding_size, hidden_size, num_layers, dropout)
+        self.embedding_dropout, self.input_dropout, self.output_dropout = embedding_dropout, input_dropout, output_dropout
+        self.rnn = Recurrent(cell, embedding_size, hidden_size, num_layers, dropout, locked_dropout=hidden_dropout,
+                             weight_drop=weight_drop)
         # tying the output to the embedding needs outputs of the embedding's size
         self.proj = nn.Linear(hidden_size, embedding_size) if tie_weights and hidden_size != embedding_size else None
         self.out = nn.Linear(embedding_size if tie_weights else hidden_size, vocab_size)
         if tie_weights:
             self.out.weight = self.embed.weight
 
-    def forward(self, x: Tensor, state=None):
-        """x (T, B) token ids -> logits (T, B, V), final state."""
-        h, state = self.rnn(self.drop(self.embed(x)), state)  # (T, B, H)
-        return self._logits(self.drop(h)), state
+    def forward(self, x: Tensor, state=None, hidden: bool = False):
+        """x (T, B) token ids -> logits (T, B, V), final state; with `hidden`, also the top
+        layer's outputs before and after the output dropout (for AR and TAR)."""
+        e = embedding_dropout(self.embed, x, self.embedding_dropout, self.training)
+        h, state = self.rnn(locked_dropout(self.drop(e), self.input_dropout, self.training), state)  # (T, B, H)
+        dropped = locked_dropout(self.drop(h), self.output_dropout, self.training)
+        logits = self._logits(dropped)
+        return (logits, state, h, dropped) if hidden else (logits, state)
 
     def step(self, tokens: Tensor, state):
         """tokens (B,) -> logits (B, V), new state: one step, for sampling."""
@@ -54,13 +65,26 @@ class RNNLanguageModel(nn.Module):
 
 class LanguageModel(Task):
     """Next-token prediction over text. Metrics: loss (nats/token), perplexity, and bits per
-    character at character level."""
+    character at character level. `ar` and `tar` add AWD-LSTM's activation regularisation
+    (ar * mean of the squared dropped top-layer outputs) and temporal activation
+    regularisation (tar * mean squared change of the top layer's outputs between steps) to
+    the training loss; the logged loss is the cross-entropy alone."""
+
+    def __init__(self, ar: Annotated[float, Range(0, 1000)] = 0.0, tar: Annotated[float, Range(0, 1000)] = 0.0):
+        self.ar, self.tar = ar, tar
 
     def build_model(self, data: Data, cell: CellSpec, embedding_size: Size = 64, hidden_size: Size = 256,
                     num_layers: Annotated[int, Range(1, 64)] = 2, dropout: Dropout = 0.0,
-                    tie_weights: bool = False) -> RNNLanguageModel:
+                    tie_weights: bool = False, embedding_dropout: Dropout = 0.0, input_dropout: Dropout = 0.0,
+                    hidden_dropout: Dropout = 0.0, output_dropout: Dropout = 0.0,
+                    weight_drop: Dropout = 0.0) -> RNNLanguageModel:
+        """`dropout`: standard dropout on the embeddings, between layers and on the outputs.
+        AWD-LSTM's: `embedding_dropout` (whole words), locked (one mask per sequence)
+        `input_dropout`, `hidden_dropout` (between layers, in place of `dropout` there) and
+        `output_dropout`, and `weight_drop` on the recurrent weights (fused cells only)."""
         vocab = _vocab(data.fields)
-        return RNNLanguageModel(len(vocab), cell, embedding_size, hidden_size, num_layers, dropout, tie_weights)
+        return RNNLanguageModel(len(vocab), cell, embedding_size, hidden_size, num_layers, dropout, tie_weights,
+                                embedding_dropout, input_dropout, hidden_dropout, output_dropout, weight_drop)
 
     def batches(self, data: Data, config: TrainConfig, epoch: int):
         columns = batchify(data.splits["train"], config.batch_size, "train")
@@ -74,9 +98,14 @@ class LanguageModel(Task):
     def train_step(self, model: RNNLanguageModel, batch, carry) -> StepResult:
         device = device_of(model)
         x, y = (t.to(device, torch.long) for t in batch)
-        logits, state = model(x, carry)
+        logits, state, h, dropped = model(x, carry, hidden=True)
         loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
-        return StepResult(loss, y.numel(), tuple(s.detach() for s in state), sequences=y.shape[1])
+        penalty = None
+        if self.ar:
+            penalty = self.ar * dropped.pow(2).mean()
+        if self.tar and h.shape[0] > 1:
+            penalty = (penalty or 0) + self.tar * (h[1:] - h[:-1]).pow(2).mean()
+        return StepResult(loss, y.numel(), tuple(s.detach() for s in state), sequences=y.shape[1], penalty=penalty)
 
     def evaluate(self, model: RNNLanguageModel, data: Data, split: str, config: TrainConfig) -> dict[str, float]:
         return self.score(model, data.splits[split], _vocab(data.fields), config, split)

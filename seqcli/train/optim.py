@@ -4,14 +4,112 @@ and `train.scheduler` specs (their schemas are in `seqcli.config`)."""
 from __future__ import annotations
 
 
-def build_optimizer(params, spec: dict):
-    import torch
+import contextlib
 
+import torch
+
+
+def build_optimizer(params, spec: dict):
     options = {k: v for k, v in spec.items() if k != "name"}
     if "betas" in options:
         options["betas"] = tuple(options["betas"])
-    cls = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[spec["name"]]
+    cls = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "ntasgd": NTASGD}[spec["name"]]
     return cls(params, **options)
+
+
+class NTASGD(torch.optim.Optimizer):
+    """Non-monotonically triggered averaged SGD (Merity et al., 2017): plain SGD until the
+    validation loss is worse than the best of all but the last `nonmono` evaluations, then
+    SGD whose weights are averaged from that step on; the average is what is evaluated,
+    saved for sampling and left in the model when training ends (`averaged()`, `finish()`).
+
+    Its state (in `state_dict`) holds each weight's average and, while averaging, a copy of
+    the weights training continues from: a checkpoint's model holds the average."""
+
+    def __init__(self, params, lr: float = 30.0, weight_decay: float = 0.0, nonmono: int = 5):
+        super().__init__(params, {"lr": lr, "weight_decay": weight_decay})
+        self.nonmono = nonmono
+        self.history: list[float] = []  # validation losses, one per evaluation
+        self.averaging_since: int | None = None  # the optimizer step averaging began after
+        self.steps = 0
+
+    @property
+    def averaging(self) -> bool:
+        return self.averaging_since is not None
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        self.steps += 1
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                grad = p.grad if not group["weight_decay"] else p.grad.add(p, alpha=group["weight_decay"])
+                p.add_(grad, alpha=-group["lr"])
+                if self.averaging:
+                    state = self.state[p]
+                    count = self.steps - self.averaging_since
+                    if "average" not in state:
+                        state["average"] = p.detach().clone()
+                    else:
+                        state["average"].add_(p - state["average"], alpha=1 / count)
+
+    def observe(self, valid_loss: float) -> bool:
+        """Record an evaluation; True when it starts the averaging."""
+        self.history.append(float(valid_loss))
+        if not self.averaging and len(self.history) > self.nonmono and \
+                self.history[-1] > min(self.history[: -self.nonmono]):
+            self.averaging_since = self.steps
+            return True
+        return False
+
+    def _pairs(self):
+        for group in self.param_groups:
+            for p in group["params"]:
+                average = self.state[p].get("average")
+                if average is not None:
+                    yield p, average
+
+    @contextlib.contextmanager
+    def averaged(self):
+        """The averaged weights in the model for the block (nothing changes before averaging)."""
+        saved = [(p, p.detach().clone()) for p, _ in self._pairs()]
+        with torch.no_grad():
+            for p, average in self._pairs():
+                p.copy_(average)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for p, weights in saved:
+                    p.copy_(weights)
+
+    def finish(self) -> None:
+        """Training is over: the model keeps the averaged weights."""
+        with torch.no_grad():
+            for p, average in self._pairs():
+                p.copy_(average)
+
+    def state_dict(self) -> dict:
+        state = super().state_dict()
+        state["ntasgd"] = {"history": list(self.history), "averaging_since": self.averaging_since,
+                           "steps": self.steps, "weights": [p.detach().clone() for p, _ in self._pairs()]}
+        return state
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """After the model was loaded (with the average): the training weights come back."""
+        state_dict = dict(state_dict)
+        extra = state_dict.pop("ntasgd", None) or {}
+        super().load_state_dict(state_dict)
+        self.history = [float(v) for v in extra.get("history", [])]
+        self.averaging_since, self.steps = extra.get("averaging_since"), int(extra.get("steps", 0))
+        pairs = list(self._pairs())
+        weights = extra.get("weights", [])
+        if len(weights) != len(pairs):
+            raise ValueError("the averaged SGD state does not fit this model")
+        with torch.no_grad():
+            for (p, _), w in zip(pairs, weights):
+                p.copy_(w)
 
 
 class Schedule:
@@ -43,8 +141,6 @@ class Schedule:
 def build_scheduler(optimizer, spec: dict | None, total_steps: int):
     """A `Schedule`, torch's ReduceLROnPlateau (stepped on evaluations), or None."""
     import math
-
-    import torch
 
     if not spec:
         return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -155,6 +156,8 @@ class Trainer:
                 self.log.close()
             if self.board is not None:
                 self.board.close()
+        if hasattr(self.optimizer, "finish"):
+            self.optimizer.finish()  # NT-ASGD: the model keeps the averaged weights
         if self.stopped_early():
             self.reporter.message(f"early stop at step {self.step}: no better valid {self.best['metric']} in "
                                   f"{self.best['stale']} evaluations (best {self.best['value']:.4f} at step "
@@ -221,9 +224,19 @@ class Trainer:
             self.agreed_stop = round(signums / stopping)
         return total / max(targets, 1), int(targets)
 
+    def _averaged(self):
+        """NT-ASGD: the averaged weights in the model for the block; else nothing changes."""
+        averaged = getattr(self.optimizer, "averaged", None)
+        return averaged() if averaged is not None else contextlib.nullcontext()
+
     def _evaluate_and_save(self) -> dict:
         began = time.perf_counter()
-        metrics = evaluate(self.task, self.model, self.data, "valid", self.config)
+        with self._averaged():
+            metrics = evaluate(self.task, self.model, self.data, "valid", self.config)
+        if hasattr(self.optimizer, "observe") and self.optimizer.observe(metrics["loss"]):
+            self.reporter.message(f"step {self.step}: valid loss {metrics['loss']:.4f} is worse than the best before "
+                                  f"the last {self.optimizer.nonmono} evaluations: averaging the weights from here on "
+                                  f"(NT-ASGD)")
         name = self.task.main_metric
         value = metrics[name]
         improved = math.isfinite(value) and (self.best is None or (
@@ -249,8 +262,11 @@ class Trainer:
         ranks = None
         if self.dist.active:  # each rank's own carried state and random numbers, for resuming
             ranks = distributed.gather({"carry": _to_cpu(self.carry), "rng": rng})
+        with self._averaged():  # NT-ASGD: the checkpoint's model is the average; its optimizer state the rest
+            weights = {k: v.clone() for k, v in self.model.state_dict().items()} \
+                if getattr(self.optimizer, "averaging", False) else self.model.state_dict()
         return dataclasses.replace(
-            self.record, model=self.model.state_dict(), optimizer=self.optimizer.state_dict(),
+            self.record, model=weights, optimizer=self.optimizer.state_dict(),
             scheduler=self.scheduler.state_dict() if self.scheduler is not None else None, step=self.step,
             epoch=self.epoch, position=self.position, carry=self.carry, window=list(self.window), metrics=metrics,
             best=self.best, rng=rng, ranks=ranks)
@@ -372,6 +388,8 @@ class Stepper:
                 raise TrainingError(f"train.loss_reduction=sequence_sum: task {type(self.task).__name__} does not "
                                     f"say how many sequences its loss averages over (StepResult.sequences)")
             loss = loss * (result.targets / result.sequences)
+        if result.penalty is not None:
+            loss = loss + result.penalty
         if self.scheduler is not None and not self.plateau:
             self.scheduler.apply(self.step, self.epoch)
         loss.backward()
