@@ -93,27 +93,31 @@ def cosine(min_lr: Annotated[float, Range(0)] = 0.0, warmup_steps: Annotated[int
 
 ForgetBias = Annotated[float, Range(-100, 100)] | None
 Gain = Annotated[float, Range(0, 100, lo_open=True)]
+Scale = Annotated[float, Range(0, 100, lo_open=True)]
 
 
-def default(forget_bias: ForgetBias = None):
-    """Each layer's own initialisation (recurrent layers: PyTorch's U(-1/sqrt(H), 1/sqrt(H)))."""
+def default(forget_bias: ForgetBias = None, embedding_scale: Scale | None = None):
+    """Each layer's own initialisation (recurrent layers: PyTorch's U(-1/sqrt(H), 1/sqrt(H));
+    embeddings N(0, 1))."""
 
 
-def uniform(scale: Annotated[float, Range(0, 100, lo_open=True)] = 0.1, forget_bias: ForgetBias = None):
+def uniform(scale: Scale = 0.1, forget_bias: ForgetBias = None, embedding_scale: Scale | None = None):
     """Every parameter drawn from U(-scale, scale), as in Zaremba et al. (2014)."""
 
 
-def xavier(gain: Gain = 1.0, forget_bias: ForgetBias = None):
+def xavier(gain: Gain = 1.0, forget_bias: ForgetBias = None, embedding_scale: Scale | None = None):
     """Weight matrices Xavier-uniform (Glorot & Bengio, 2010), each gate's block on its own;
     biases zero."""
 
 
-def orthogonal(gain: Gain = 1.0, forget_bias: ForgetBias = None):
+def orthogonal(gain: Gain = 1.0, forget_bias: ForgetBias = None, embedding_scale: Scale | None = None):
     """Recurrent (state-to-state) weights orthogonal, each gate's block on its own (Saxe et
     al., 2014); the other weight matrices Xavier-uniform; biases zero."""
 
 
-# `forget_bias` in any scheme sets the LSTM forget gate's bias (Jozefowicz et al., 2015 use 1).
+# In any scheme, `forget_bias` sets the LSTM forget gate's bias (Jozefowicz et al., 2015 use
+# 1), and `embedding_scale` draws every embedding (and an output layer tied to it) from
+# U(-s, s), as PyTorch's word_language_model and AWD-LSTM do with 0.1.
 INITS = {"default": default, "uniform": uniform, "xavier": xavier, "orthogonal": orthogonal}
 def ntasgd(lr: Rate = 30.0, weight_decay: Decay = 0.0, nonmono: Annotated[int, Range(1, 10**6)] = 5):
     """Non-monotonically triggered averaged SGD (AWD-LSTM): SGD until the validation loss is

@@ -26,3 +26,33 @@ def edit_distance(a: list, b: list) -> int:
             current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x != y)))
         previous = current
     return previous[-1]
+
+
+def text_scores(hyps: list[str], refs: list[list[str]]) -> dict:
+    """Scores of detokenised outputs, each against one or more references (a hypothesis is
+    scored against the reference it is closest to): exact match, WER and CER (edit
+    distances over words and characters, divided by the reference lengths), and BLEU and
+    chrF as sacrebleu computes them, with their signatures, where sacrebleu is installed."""
+    exact = words = word_errors = chars = char_errors = 0
+    for hyp, options in zip(hyps, refs):
+        exact += hyp in options
+        best = min(options, key=lambda r: (edit_distance(hyp.split(), r.split()), len(r)))
+        word_errors += edit_distance(hyp.split(), best.split())
+        words += len(best.split())
+        best = min(options, key=lambda r: (edit_distance(list(hyp), list(r)), len(r)))
+        char_errors += edit_distance(list(hyp), list(best))
+        chars += len(best)
+    scores = {"exact_match": exact / max(len(hyps), 1), "wer": word_errors / max(words, 1),
+              "cer": char_errors / max(chars, 1)}
+    most = max((len(r) for r in refs), default=1)
+    if most > 1:
+        scores["references"] = f"up to {most} per source; an output matching any of them is right"
+    try:
+        from sacrebleu.metrics import BLEU, CHRF
+    except ImportError:
+        return scores
+    streams = [[r[k] if k < len(r) else None for r in refs] for k in range(most)]
+    for name, metric in (("bleu", BLEU()), ("chrf", CHRF())):
+        scores[name] = metric.corpus_score(hyps, streams).score
+        scores[f"{name}_signature"] = metric.get_signature().format()
+    return scores

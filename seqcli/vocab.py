@@ -11,6 +11,7 @@ UNK = "<unk>"
 EOS = "<eos>"
 BOS = "<bos>"
 LEVELS = ("char", "whitespace", "word")
+SUBWORD = ("bpe", "unigram")  # learned vocabularies (the `tokenizers` library, the `subword` extra)
 _WORD = re.compile(r"\w+|[^\w\s]")
 
 
@@ -81,6 +82,143 @@ class Vocab:
         return isinstance(other, Vocab) and (self.tokens, self.level, self.lines) == (other.tokens, other.level, other.lines)
 
 
+class Subword(Vocab):
+    """A subword vocabulary learned from the training split: byte-pair encoding (Sennrich et
+    al., 2016) or a unigram language model (Kudo, 2018), trained by the Hugging Face
+    `tokenizers` library. Its ids are the tokenizer's; the tokenizer itself (`model`, JSON) is
+    part of the vocabulary, so a checkpoint holds everything sampling needs. Pieces mark a
+    preceding space with '▁', so decoding gives back the text exactly (characters never
+    seen in training become `<unk>`)."""
+
+    def __init__(self, tokens: list[str], level: str, model: str, lines: bool = False):
+        super().__init__(tokens, level, lines)
+        self.model = model
+        self._tokenizer = None
+
+    @property
+    def tokenizer(self):
+        if self._tokenizer is None:
+            tokenizers = require_tokenizers()
+            try:
+                self._tokenizer = tokenizers.Tokenizer.from_str(self.model)
+            except Exception as exc:  # a damaged or hand-edited tokenizer
+                from seqcli.errors import DataError
+
+                raise DataError(f"the {self.level} tokenizer stored with this vocabulary cannot be read: {exc}") from None
+        return self._tokenizer
+
+    def split(self, text: str) -> list[str]:
+        return [self.tokens[i] for i in self.encode(text)]
+
+    def encode(self, text: str) -> list[int]:
+        if self.lines:
+            ids: list[int] = []
+            for line in text.split("\n")[:-1] if text.endswith("\n") else text.split("\n"):
+                ids += self._encode_line(line) + [self.eos]
+            return ids[:-1] if not text.endswith("\n") and ids else ids
+        return self._encode_line(text)
+
+    def encode_lines(self, lines: list[str]) -> list[list[int]]:
+        """Many lines at once (the tokenizer works through them in parallel)."""
+        return [e.ids for e in self.tokenizer.encode_batch([" " + line for line in lines], add_special_tokens=False)]
+
+    def _encode_line(self, line: str) -> list[int]:
+        return self.tokenizer.encode(" " + line, add_special_tokens=False).ids if line else []
+
+    def unknown(self, text: str) -> list[str]:
+        """The characters of `text` the tokenizer has no piece for."""
+        out = []
+        for line in text.split("\n"):
+            encoding = self.tokenizer.encode(" " + line, add_special_tokens=False)
+            out += [(" " + line)[a:b] for i, (a, b) in zip(encoding.ids, encoding.offsets) if i == 0]
+        return list(dict.fromkeys(out))
+
+    def decode(self, ids) -> str:
+        ids = [int(i) for i in ids]
+        if self.lines and self.eos is not None:
+            parts, current = [], []
+            for i in ids:
+                if i == self.eos:
+                    parts.append(current)
+                    current = []
+                else:
+                    current.append(i)
+            return "\n".join(self._decode_line(p) for p in parts + [current])
+        return self._decode_line(ids)
+
+    def _decode_line(self, ids: list[int]) -> str:
+        text = self.tokenizer.decode(ids, skip_special_tokens=False)
+        return text[1:] if text.startswith(" ") else text
+
+    def to_state(self) -> dict:
+        return {**super().to_state(), "kind": "subword", "model": self.model}
+
+    @classmethod
+    def from_state(cls, state: dict) -> Subword:
+        return cls(state["tokens"], state["level"], state["model"], state.get("lines", False))
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Subword) and super().__eq__(other) and self.model == other.model
+
+    __hash__ = None
+
+
+def require_tokenizers():
+    try:
+        import tokenizers
+    except ImportError:
+        from seqcli.errors import SeqcliError
+
+        raise SeqcliError("subword vocabularies (bpe, unigram) need the tokenizers package: "
+                          "pip install 'seqcli[subword]'") from None
+    return tokenizers
+
+
+def train_subword(texts, level: str, vocab_size: int, specials: tuple[str, ...] = (UNK,), lines: bool = False) -> Subword:
+    """Learn a BPE or unigram vocabulary of at most `vocab_size` pieces (specials first,
+    with ids 0, 1, ...) from an iterable of lines of the training split."""
+    tokenizers = require_tokenizers()
+    from tokenizers import decoders, models, pre_tokenizers, trainers
+
+    specials = list(specials) + ([EOS] if lines and EOS not in specials else [])
+    if level == "bpe":
+        tokenizer = tokenizers.Tokenizer(models.BPE(unk_token=UNK))
+        trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False)
+    else:
+        tokenizer = tokenizers.Tokenizer(models.Unigram())
+        trainer = trainers.UnigramTrainer(vocab_size=vocab_size, special_tokens=specials, unk_token=UNK,
+                                          show_progress=False)
+    # spaces are kept as '▁' and never dropped: a line is encoded with one space in front
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(prepend_scheme="never")
+    tokenizer.decoder = decoders.Metaspace(prepend_scheme="never")
+    tokenizer.train_from_iterator((" " + t for t in texts), trainer)
+    table = tokenizer.get_vocab()
+    tokens = sorted(table, key=table.__getitem__)
+    if [table[t] for t in tokens] != list(range(len(tokens))) or tokens[: len(specials)] != specials:
+        raise AssertionError("the tokenizer's ids are not 0..n-1 with the specials first")
+    return Subword(tokens, level, tokenizer.to_str(), lines)
+
+
+def make_vocab(values, level: str, min_freq: int = 1, max_vocab: int | None = None,
+               specials: tuple[str, ...] = (UNK,), vocab_size: int = 8000) -> Vocab:
+    """A vocabulary for one side of a dataset: `values` are token lists (char, whitespace,
+    word) or, for a subword level, the texts themselves."""
+    if level in SUBWORD:
+        return train_subword(values, level, vocab_size, specials)
+    return build(values, level, min_freq, max_vocab, specials)
+
+
+def tokens_of(text: str, level: str):
+    """What a dataset keeps of one text before the vocabulary exists: its tokens, or for a
+    subword level the text (the pieces are learned from the training split)."""
+    return text if level in SUBWORD else split(text, level)
+
+
+def ids_of(value, field: Vocab) -> list[int]:
+    """A value kept by `tokens_of`, encoded with the vocabulary."""
+    return field.encode(value) if isinstance(value, str) else [field.index[t] for t in value]
+
+
 class Labels:
     """A closed set of class labels (no unknown): names <-> ids."""
 
@@ -136,7 +274,7 @@ class Numeric:
         return isinstance(other, Numeric) and self.to_state() == other.to_state()
 
 
-FIELD_TYPES = {"vocab": Vocab, "labels": Labels, "numeric": Numeric}
+FIELD_TYPES = {"vocab": Vocab, "subword": Subword, "labels": Labels, "numeric": Numeric}
 
 
 def field_to_state(value):

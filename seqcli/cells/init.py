@@ -53,6 +53,12 @@ def initialise(model: nn.Module, spec: dict | None) -> None:
                         nn.init.orthogonal_(block, spec["gain"])
                     else:
                         nn.init.xavier_uniform_(block, spec["gain"])
+        if spec.get("embedding_scale") is not None:
+            embeddings = [m for m in model.modules() if isinstance(m, nn.Embedding)]
+            if not embeddings:
+                raise ConfigError("embedding_scale", "this model has no embedding")
+            for m in embeddings:
+                m.weight.uniform_(-spec["embedding_scale"], spec["embedding_scale"])
         value = spec.get("forget_bias")
         if value is not None:
             if not forget:

@@ -46,9 +46,16 @@ def evaluate(
         return
     from rich.table import Table
 
+    from rich.text import Text
+
     table = Table(title=f"step {step}, {file or split}")
     table.add_column("metric")
     table.add_column("value", justify="right")
+    notes = {k: v for k, v in metrics.items() if isinstance(v, str)}
     for k, v in metrics.items():
-        table.add_row(k, f"{v:.4f}")
-    console().print(table)
+        if k not in notes:
+            table.add_row(k, f"{v:.4f}" if isinstance(v, float) else str(v))
+    out = console()
+    out.print(table)
+    for k, v in notes.items():  # sacrebleu's signatures, how references were counted
+        out.print(Text(f"{k}: {v}"))

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from seqcli.api import CellSpec, Data, DataError, Range, Seed, StepResult, Task, TrainConfig, device_of
+from seqcli.api import CellSpec, ConfigError, Data, DataError, Range, Seed, StepResult, Task, TrainConfig, device_of
 from seqcli.cells import Recurrent
 from seqcli.decoding.sampling import next_token
 from seqcli.nn.regularise import embedding_dropout, locked_dropout
@@ -32,16 +32,20 @@ class RNNLanguageModel(nn.Module):
     def __init__(self, vocab_size: int, cell: CellSpec, embedding_size: int, hidden_size: int,
                  num_layers: int, dropout: float, tie_weights: bool, embedding_dropout: float = 0.0,
                  input_dropout: float = 0.0, hidden_dropout: float = 0.0, output_dropout: float = 0.0,
-                 weight_drop: float = 0.0):
+                 weight_drop: float = 0.0, last_layer_size: int | None = None):
         super().__init__()
         self.embed = nn.Embedding(vocab_size, embedding_size)
         self.drop = nn.Dropout(dropout)
         self.embedding_dropout, self.input_dropout, self.output_dropout = embedding_dropout, input_dropout, output_dropout
-        self.rnn = Recurrent(cell, embedding_size, hidden_size, num_layers, dropout, locked_dropout=hidden_dropout,
-                             weight_drop=weight_drop)
+        options = {"dropout": dropout, "locked_dropout": hidden_dropout, "weight_drop": weight_drop}
+        if last_layer_size is None or last_layer_size == hidden_size:
+            self.rnn = Recurrent(cell, embedding_size, hidden_size, num_layers, **options)
+        else:
+            self.rnn = Resized(cell, embedding_size, hidden_size, num_layers, last_layer_size, **options)
+        top = self.rnn.hidden_size if last_layer_size is None else last_layer_size
         # tying the output to the embedding needs outputs of the embedding's size
-        self.proj = nn.Linear(hidden_size, embedding_size) if tie_weights and hidden_size != embedding_size else None
-        self.out = nn.Linear(embedding_size if tie_weights else hidden_size, vocab_size)
+        self.proj = nn.Linear(top, embedding_size) if tie_weights and top != embedding_size else None
+        self.out = nn.Linear(embedding_size if tie_weights else top, vocab_size)
         if tie_weights:
             self.out.weight = self.embed.weight
 
@@ -63,6 +67,53 @@ class RNNLanguageModel(nn.Module):
         return self.out(self.proj(h) if self.proj is not None else h)
 
 
+class Resized(nn.Module):
+    """A recurrent stack whose top layer has its own size: `num_layers - 1` layers of
+    `hidden_size`, then one of `top_size` (two `Recurrent`s with a dropout between them,
+    locked when `locked_dropout` is set). It answers what the language model asks of a
+    `Recurrent`; its state is the lower stack's tensors followed by the top layer's."""
+
+    def __init__(self, cell: CellSpec, input_size: int, hidden_size: int, num_layers: int, top_size: int,
+                 dropout: float = 0.0, locked_dropout: float = 0.0, weight_drop: float = 0.0):
+        super().__init__()
+        self.lower = Recurrent(cell, input_size, hidden_size, num_layers - 1, dropout, locked_dropout=locked_dropout,
+                               weight_drop=weight_drop)
+        self.top = Recurrent(cell, hidden_size, top_size, 1, weight_drop=weight_drop)
+        self.dropout, self.locked_dropout = dropout, locked_dropout
+        self.hidden_size, self.num_layers, self.num_states = top_size, num_layers, self.lower.num_states
+
+    def _between(self, x: Tensor) -> Tensor:
+        if self.locked_dropout:
+            return locked_dropout(x, self.locked_dropout, self.training)
+        return F.dropout(x, self.dropout, self.training) if self.dropout else x
+
+    def forward(self, x: Tensor, state=None):
+        k = self.num_states
+        low, high = (None, None) if state is None else (state[:k], state[k:])
+        x, low = self.lower(x, low)
+        x, high = self.top(self._between(x), high)
+        return x, tuple(low) + tuple(high)
+
+    def unstack(self, state) -> list:
+        k = self.num_states
+        return self.lower.unstack(state[:k]) + self.top.unstack(state[k:])
+
+    def step_weights(self):
+        return self.lower.step_weights(), self.top.step_weights()
+
+    def step_layers(self, x: Tensor, layers: list, weights=None):
+        low, high = weights if weights is not None else (None, None)
+        x, below = self.lower.step_layers(x, layers[:-1], low)
+        x, above = self.top.step_layers(self._between(x), layers[-1:], high)
+        return x, below + above
+
+    def step(self, x: Tensor, state):
+        x, layers = self.step_layers(x, self.unstack(state))
+        k = self.num_states
+        low, high = layers[:-1], layers[-1:]
+        return x, tuple(self.lower.stack(low)) + tuple(self.top.stack(high))
+
+
 class LanguageModel(Task):
     """Next-token prediction over text. Metrics: loss (nats/token), perplexity, and bits per
     character at character level. `ar` and `tar` add AWD-LSTM's activation regularisation
@@ -77,14 +128,20 @@ class LanguageModel(Task):
                     num_layers: Annotated[int, Range(1, 64)] = 2, dropout: Dropout = 0.0,
                     tie_weights: bool = False, embedding_dropout: Dropout = 0.0, input_dropout: Dropout = 0.0,
                     hidden_dropout: Dropout = 0.0, output_dropout: Dropout = 0.0,
-                    weight_drop: Dropout = 0.0) -> RNNLanguageModel:
+                    weight_drop: Dropout = 0.0, last_layer_size: Size | None = None) -> RNNLanguageModel:
         """`dropout`: standard dropout on the embeddings, between layers and on the outputs.
         AWD-LSTM's: `embedding_dropout` (whole words), locked (one mask per sequence)
         `input_dropout`, `hidden_dropout` (between layers, in place of `dropout` there) and
-        `output_dropout`, and `weight_drop` on the recurrent weights (fused cells only)."""
+        `output_dropout`, and `weight_drop` on the recurrent weights (fused cells only).
+        `last_layer_size`: the top layer's size when it differs from `hidden_size`; AWD-LSTM
+        makes it `embedding_size` so that tied weights need no projection (with tied weights
+        and a top layer of another size, a linear projection maps it to the embedding)."""
         vocab = _vocab(data.fields)
+        if last_layer_size is not None and last_layer_size != hidden_size and num_layers < 2:
+            raise ConfigError("last_layer_size", "differs from hidden_size, which needs num_layers >= 2")
         return RNNLanguageModel(len(vocab), cell, embedding_size, hidden_size, num_layers, dropout, tie_weights,
-                                embedding_dropout, input_dropout, hidden_dropout, output_dropout, weight_drop)
+                                embedding_dropout, input_dropout, hidden_dropout, output_dropout, weight_drop,
+                                last_layer_size)
 
     def batches(self, data: Data, config: TrainConfig, epoch: int):
         columns = batchify(data.splits["train"], config.batch_size, "train")
@@ -147,7 +204,7 @@ class LanguageModel(Task):
         vocab = _vocab(fields)
         unknown = vocab.unknown(prime)
         if unknown:
-            what = "characters" if vocab.level == "char" else "words"
+            what = "words" if vocab.level == "word" else "characters"
             shown = ", ".join(repr(t) for t in unknown[:10]) + (" ..." if len(unknown) > 10 else "")
             raise DataError(f"the prime has {what} the model never saw in training: {shown}")
         device = device_of(model)
@@ -186,6 +243,6 @@ def _vocab(fields: dict):
 
 def _start_token(vocab) -> int:
     """Where sampling starts without a prime: a new line."""
-    if vocab.level == "word":
+    if vocab.lines and vocab.eos is not None:  # words, subword pieces: the end of a line
         return vocab.eos
     return vocab.index.get("\n", 1)

@@ -21,7 +21,7 @@ from seqcli.api import CellSpec, ConfigError, Data, DataError, Figure, Output, R
 from seqcli.data import batching
 from seqcli.vocab import Labels, Numeric, Vocab
 from seqcli.decoding.search import beam_search, sample
-from seqcli.metrics import edit_distance
+from seqcli.metrics import edit_distance, text_scores
 from seqcli.nn.attention import Kind
 from seqcli.nn.decoder import Bridge, Decoder, DecoderState
 from seqcli.nn.encoder import Encoder, Scale
@@ -86,22 +86,42 @@ class SequenceWriter(ExampleTask):
         return loss, int((y != batching.IGNORE).sum()), logits
 
     def metrics(self, model, parts, fields):
+        """Token accuracy (teacher-forced), then the greedy outputs scored: exact match and
+        token error rate on the ids, and on the detokenised text WER, CER, BLEU and chrF
+        (`seqcli.metrics.text_scores`). Examples with the same input are one source with
+        several references."""
         eos, bos = self._specials
-        right = total = exact = errors = ref_tokens = 0
+        target = fields["target"]
+        right = total = 0
+        outputs: dict[tuple, list[int]] = {}  # source -> the greedy output
+        references: dict[tuple, list[list[int]]] = {}  # source -> its targets
         for batch, logits in parts:
             real = batch["y_out"] != batching.IGNORE
             right += ((logits.argmax(-1) == batch["y_out"]) & real).sum().item()
             total += real.sum().item()
             longest = max(len(t) for t in batch["targets"])
             hyps = sample(model.decoder, model.start(batch), len(batch["targets"]), bos, eos, 2 * longest + 10)
-            for hyp, ref in zip(hyps, batch["targets"]):
-                ref = ref.tolist()
-                exact += hyp.tokens == ref
-                errors += edit_distance(hyp.tokens, ref)
-                ref_tokens += len(ref)
-        n = sum(len(b["targets"]) for b, _ in parts)
-        return {"token_accuracy": right / max(total, 1), "exact_match": exact / max(n, 1),
-                "ter": errors / max(ref_tokens, 1)}
+            for i, (hyp, ref) in enumerate(zip(hyps, batch["targets"])):
+                key = self.source_key(batch, i)
+                outputs.setdefault(key, hyp.tokens)
+                known = references.setdefault(key, [])
+                if ref.tolist() not in known:
+                    known.append(ref.tolist())
+        errors = ref_tokens = 0
+        for key, hyp in outputs.items():
+            best = min(references[key], key=lambda r: (edit_distance(hyp, r), len(r)))
+            errors += edit_distance(hyp, best)
+            ref_tokens += len(best)
+        scores = text_scores([target.decode(h) for h in outputs.values()],
+                             [[target.decode(r) for r in references[k]] for k in outputs])
+        return {"token_accuracy": right / max(total, 1), "ter": errors / max(ref_tokens, 1), **scores}
+
+    def source_key(self, batch: dict, i: int) -> tuple:
+        """Example i's input, as a key: the examples that share it are one source."""
+        x = batch["x"]
+        if "lengths" in batch:
+            return tuple(x[: int(batch["lengths"][i]), i].flatten().tolist())
+        return tuple(x[i].flatten().tolist())
 
     def _prepare(self, fields) -> None:
         target = fields["target"]

@@ -14,7 +14,7 @@ from seqcli import vocab as V
 from seqcli.data.examples import FileDataset
 from seqcli.data.readers import numbers, rows
 
-Level = Literal["char", "whitespace", "word"]
+Level = Literal["char", "whitespace", "word", "bpe", "unigram"]
 
 
 class LabeledDataset(FileDataset):
@@ -26,8 +26,12 @@ class LabeledDataset(FileDataset):
     def __init__(self, format: Literal["auto", "tsv", "csv", "jsonl"] = "auto", input: str | int = "input",
                  label: str | int = "label", input_type: Literal["text", "numbers"] = "text",
                  tokenize: Level = "whitespace", lowercase: bool = False, min_freq: Annotated[int, Range(1, 10**9)] = 1,
-                 max_vocab: Annotated[int, Range(2, 10**8)] | None = None, condition: bool = False, **options):
+                 max_vocab: Annotated[int, Range(2, 10**8)] | None = None, condition: bool = False,
+                 vocab_size: Annotated[int, Range(8, 10**6)] = 8000, **options):
         super().__init__(**options)
+        self.vocab_size = vocab_size
+        if tokenize in V.SUBWORD:
+            V.require_tokenizers()
         if condition and input_type != "text":
             raise ConfigError("condition", "generating from a label needs text inputs (input_type: text)")
         self.format, self.input, self.label, self.input_type = format, input, label, input_type
@@ -42,7 +46,7 @@ class LabeledDataset(FileDataset):
                 value = numbers(row["input"], where)
             else:
                 text = str(row["input"]).strip()
-                value = V.split(text.lower() if self.lowercase else text, self.tokenize)
+                value = V.tokens_of(text.lower() if self.lowercase else text, self.tokenize)
                 if not value:
                     raise DataError(f"{where}: the input is empty")
             if not isinstance(row["label"], str | int) or isinstance(row["label"], bool):
@@ -56,8 +60,8 @@ class LabeledDataset(FileDataset):
     def make_fields(self, train) -> dict:
         labels = V.Labels(sorted({label for _, _, label in train}))
         if self.condition:
-            target = V.build((x for _, x, _ in train), self.tokenize, self.min_freq, self.max_vocab,
-                             specials=(V.UNK, V.EOS, V.BOS))
+            target = V.make_vocab((x for _, x, _ in train), self.tokenize, self.min_freq, self.max_vocab,
+                                  specials=(V.UNK, V.EOS, V.BOS), vocab_size=self.vocab_size)
             return {"condition": labels, "target": target}
         if self.input_type == "numbers":
             dims = {len(x[0]) for _, x, _ in train}
@@ -65,7 +69,8 @@ class LabeledDataset(FileDataset):
                 raise DataError(f"{self.train or self.path}: numeric inputs have different widths {sorted(dims)}")
             source = V.Numeric.fit(np.concatenate([np.asarray(x) for _, x, _ in train]))
         else:
-            source = V.build((x for _, x, _ in train), self.tokenize, self.min_freq, self.max_vocab)
+            source = V.make_vocab((x for _, x, _ in train), self.tokenize, self.min_freq, self.max_vocab,
+                                  vocab_size=self.vocab_size)
         return {"input": source, "label": labels}
 
     def encode(self, raw, fields) -> dict:
@@ -76,11 +81,11 @@ class LabeledDataset(FileDataset):
                             f"(labels: {', '.join(labels.names[:20])})")
         if self.condition:
             return {"condition": torch.tensor(labels.index[label]),
-                    "target": torch.tensor([fields["target"].index[t] for t in value])}
+                    "target": torch.tensor(V.ids_of(value, fields["target"]), dtype=torch.long)}
         if self.input_type == "numbers":
             x = torch.tensor(value, dtype=torch.float32)
             if x.shape[1] != fields["input"].dim:
                 raise DataError(f"{where}: {x.shape[1]} values per step, the training data has {fields['input'].dim}")
         else:
-            x = torch.tensor([fields["input"].index[t] for t in value])
+            x = torch.tensor(V.ids_of(value, fields["input"]), dtype=torch.long)
         return {"input": x, "label": torch.tensor(labels.index[label])}

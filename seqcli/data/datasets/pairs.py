@@ -11,24 +11,28 @@ from seqcli import vocab as V
 from seqcli.data.examples import FileDataset
 from seqcli.data.readers import rows
 
-Level = Literal["char", "whitespace", "word"]
+Level = Literal["char", "whitespace", "word", "bpe", "unigram"]
 Format = Literal["auto", "tsv", "csv", "jsonl"]
 
 
 class PairsDataset(FileDataset):
     """Pairs from TSV, CSV or JSONL. `source`/`target` name a JSON key or CSV/TSV header
     column, or give a 0-based column index (for files without a header). Each side is split
-    by `tokenize` (or `source_tokenize`/`target_tokenize`): characters, whitespace, or words
-    and punctuation. The same source may appear with several targets."""
+    by `tokenize` (or `source_tokenize`/`target_tokenize`): characters, whitespace, words
+    and punctuation, or subword pieces learned from the training split (`bpe`, `unigram`,
+    up to `vocab_size` pieces per side). The same source may appear with several targets."""
 
     def __init__(self, format: Format = "auto", source: str | int = "source", target: str | int = "target",
                  tokenize: Level = "char", source_tokenize: Level | None = None, target_tokenize: Level | None = None,
                  lowercase: bool = False, min_freq: Annotated[int, Range(1, 10**9)] = 1,
-                 max_vocab: Annotated[int, Range(4, 10**8)] | None = None, **options):
+                 max_vocab: Annotated[int, Range(4, 10**8)] | None = None,
+                 vocab_size: Annotated[int, Range(8, 10**6)] = 8000, **options):
         super().__init__(**options)
         self.format, self.source, self.target = format, source, target
         self.levels = (source_tokenize or tokenize, target_tokenize or tokenize)
-        self.lowercase, self.min_freq, self.max_vocab = lowercase, min_freq, max_vocab
+        self.lowercase, self.min_freq, self.max_vocab, self.vocab_size = lowercase, min_freq, max_vocab, vocab_size
+        if any(level in V.SUBWORD for level in self.levels):
+            V.require_tokenizers()
 
     def read(self, path: str) -> list[tuple[list[str], list[str]]]:
         out = []
@@ -37,7 +41,7 @@ class PairsDataset(FileDataset):
             for name, level in zip(("source", "target"), self.levels):
                 text = str(row[name]).strip()
                 text = text.lower() if self.lowercase else text
-                tokens = V.split(text, level)
+                tokens = V.tokens_of(text, level)
                 if not tokens:
                     raise DataError(f"{path}:{n}: the {name} is empty")
                 sides.append(tokens)
@@ -46,12 +50,13 @@ class PairsDataset(FileDataset):
 
     def make_fields(self, train) -> dict:
         return {
-            "source": V.build((s for s, _ in train), self.levels[0], self.min_freq, self.max_vocab),
-            "target": V.build((t for _, t in train), self.levels[1], self.min_freq, self.max_vocab,
-                              specials=(V.UNK, V.EOS, V.BOS)),
+            "source": V.make_vocab((s for s, _ in train), self.levels[0], self.min_freq, self.max_vocab,
+                                   vocab_size=self.vocab_size),
+            "target": V.make_vocab((t for _, t in train), self.levels[1], self.min_freq, self.max_vocab,
+                                   specials=(V.UNK, V.EOS, V.BOS), vocab_size=self.vocab_size),
         }
 
     def encode(self, raw, fields) -> dict:
         source, target = raw
-        return {"source": torch.tensor([fields["source"].index[t] for t in source]),
-                "target": torch.tensor([fields["target"].index[t] for t in target])}
+        return {"source": torch.tensor(V.ids_of(source, fields["source"]), dtype=torch.long),
+                "target": torch.tensor(V.ids_of(target, fields["target"]), dtype=torch.long)}

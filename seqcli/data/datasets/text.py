@@ -38,7 +38,8 @@ class TextDataset(Dataset):
         train: FilePath | None = None,
         valid: FilePath | None = None,
         test: FilePath | None = None,
-        level: Literal["char", "word"] = "char",
+        level: Literal["char", "word", "bpe", "unigram"] = "char",
+        vocab_size: Annotated[int, Range(8, 10**6)] = 8000,
         valid_fraction: Fraction = 0.05,
         test_fraction: Fraction = 0.05,
         valid_size: Lines | None = None,
@@ -50,7 +51,9 @@ class TextDataset(Dataset):
     ):
         check_sources(path, train, valid, test, valid_fraction, valid_size, test_size)
         self.path, self.train, self.valid, self.test = path, train, valid, test
-        self.level, self.lowercase = level, lowercase
+        self.level, self.lowercase, self.vocab_size = level, lowercase, vocab_size
+        if level in V.SUBWORD:
+            V.require_tokenizers()
         self.valid_fraction, self.test_fraction = valid_fraction, test_fraction
         self.valid_size, self.test_size = valid_size, test_size
         self.min_freq, self.max_vocab, self.cache = min_freq, max_vocab, cache
@@ -85,7 +88,10 @@ class TextDataset(Dataset):
                 k: v for k, v in texts.items() if k != "train"}}
         if self.lowercase:
             texts = {k: t.lower() for k, t in texts.items()}
-        if self.level == "char":
+        if self.level in V.SUBWORD:  # learned from the training split's lines; <eos> ends each line
+            vocab = V.train_subword(texts["train"].splitlines(), self.level, self.vocab_size, lines=True)
+            splits = {k: torch.from_numpy(encode_subword(t, vocab)) for k, t in texts.items()}
+        elif self.level == "char":
             codes = {k: V.char_codes(t) for k, t in texts.items()}
             vocab = V.char_vocab(codes["train"], self.min_freq, self.max_vocab)
             splits = {k: torch.from_numpy(V.encode_chars(c, vocab)) for k, c in codes.items()}
@@ -100,6 +106,8 @@ class TextDataset(Dataset):
     def _encode(self, text: str, vocab: V.Vocab) -> torch.Tensor:
         if self.lowercase:
             text = text.lower()
+        if vocab.level in V.SUBWORD:
+            return torch.from_numpy(encode_subword(text, vocab))
         if vocab.level == "char":
             return torch.from_numpy(V.encode_chars(V.char_codes(text), vocab))
         return torch.from_numpy(V.encode_words(V.words(text), vocab))
@@ -112,6 +120,8 @@ class TextDataset(Dataset):
                    self.min_freq, self.max_vocab, CACHE_FORMAT]
         if self.valid_size or self.test_size:
             options.append([self.valid_size, self.test_size])
+        if self.level in V.SUBWORD:
+            options.append(self.vocab_size)
         return hashlib.sha256(json.dumps([contents, options]).encode()).hexdigest()[:24]
 
     def _read_cache(self, key: str) -> Data | None:
@@ -127,8 +137,8 @@ class TextDataset(Dataset):
                 raise ValueError("metadata of the wrong shape")
             if meta.get("digest") != meta_digest(meta):
                 raise ValueError("metadata changed since it was written")
-            vocab = V.Vocab.from_state(meta["vocab"])
-            if vocab.level != self.level or len(vocab) < 2:
+            vocab = V.field_from_state(meta["vocab"])
+            if not isinstance(vocab, V.Vocab) or vocab.level != self.level or len(vocab) < 2:
                 raise ValueError("a vocabulary of the wrong kind")
             splits = {}
             for name, expected in meta["splits"].items():
@@ -166,6 +176,21 @@ class TextDataset(Dataset):
         except OSError:  # caching is an optimisation; a read-only or full disk only costs time
             if tmp is not None:
                 shutil.rmtree(tmp, ignore_errors=True)
+
+
+def encode_subword(text: str, vocab: V.Subword) -> np.ndarray:
+    """Text -> the ids of its pieces, line by line, `<eos>` after every line."""
+    lines = text.splitlines()
+    encoded = vocab.encode_lines(lines)
+    total = sum(map(len, encoded)) + len(lines)
+    out = np.empty(total, dtype=np.int32)
+    at = 0
+    for ids in encoded:
+        out[at : at + len(ids)] = ids
+        at += len(ids)
+        out[at] = vocab.eos
+        at += 1
+    return out
 
 
 def file_digest(path: str) -> str:
