@@ -192,11 +192,29 @@ def train_subword(texts, level: str, vocab_size: int, specials: tuple[str, ...] 
     tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(prepend_scheme="never")
     tokenizer.decoder = decoders.Metaspace(prepend_scheme="never")
     tokenizer.train_from_iterator((" " + t for t in texts), trainer)
+    if level == "unigram":
+        tokenizer = _canonical_unigram(tokenizers, tokenizer, len(specials))
     table = tokenizer.get_vocab()
     tokens = sorted(table, key=table.__getitem__)
     if [table[t] for t in tokens] != list(range(len(tokens))) or tokens[: len(specials)] != specials:
         raise AssertionError("the tokenizer's ids are not 0..n-1 with the specials first")
-    return Subword(tokens, level, tokenizer.to_str(), lines)
+    import json
+
+    canonical = json.dumps(json.loads(tokenizer.to_str()), sort_keys=True, separators=(",", ":"))
+    return Subword(tokens, level, canonical, lines)
+
+
+def _canonical_unigram(tokenizers, tokenizer, n_specials: int):
+    """The trainer lists pieces of equal score in no fixed order: sort them (specials first,
+    then by score, then by piece) so the same data always gives the same ids."""
+    import json
+
+    spec = json.loads(tokenizer.to_str())
+    pieces = spec["model"]["vocab"]
+    pieces = pieces[:n_specials] + sorted(pieces[n_specials:], key=lambda p: (-p[1], p[0]))
+    spec["model"]["vocab"] = pieces
+    spec["model"]["unk_id"] = [p[0] for p in pieces].index(UNK)
+    return tokenizers.Tokenizer.from_str(json.dumps(spec))
 
 
 def make_vocab(values, level: str, min_freq: int = 1, max_vocab: int | None = None,
