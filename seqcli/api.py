@@ -51,8 +51,8 @@ __all__ = ["API_VERSION", "CONDITION", "Cell", "CellSpec", "ConfigError", "Data"
 #: The version of these contracts, "major.minor". A new minor version only adds (optional
 #: arguments, new names); a new major version may break plugins written for an older one.
 #: History: 1.0 (seqcli 0.2): the first stable contract. 1.1 (seqcli 0.3): `Cell.gates`,
-#: `Cell.forget_gate` and `Cell.recurrent_weights` for `model.init`; `Data.tokenizers`;
-#: `TrainConfig` gains epochs, early stopping and the loss reduction.
+#: `Cell.forget_gate` and `Cell.recurrent_weights` for `model.init`; `StepResult.sequences`
+#: and `StepResult.penalty`; `TrainConfig` gains max_epochs, patience and loss_reduction.
 API_VERSION = "1.1"
 
 # Field names: the keys of `Data.fields` and of each example that the built-in tasks read.

@@ -157,6 +157,43 @@ def run_sample(task: Task, model: torch.nn.Module, fields: dict, values: dict) -
         model.train(was_training)
 
 
+def predict_stream(task: Task, model: torch.nn.Module, fields: dict, values: dict, inputs, batch_size: int = 64,
+                   chunk: int = 8):
+    """Outputs for an iterable of (where, text) inputs, yielded in input order as each group
+    of `batch_size * chunk` inputs is done; memory holds one group. Inside a group inputs are
+    decoded in batches of similar length (less padding), then put back in order. An input the
+    model cannot take is a DataError naming its `where` (for a file, `path:line`)."""
+    group: list = []
+    for item in inputs:
+        group.append(item)
+        if len(group) == batch_size * chunk:
+            yield from _predict_group(task, model, fields, values, group, batch_size)
+            group = []
+    if group:
+        yield from _predict_group(task, model, fields, values, group, batch_size)
+
+
+def _predict_group(task, model, fields, values, group: list, batch_size: int) -> list[str]:
+    import re
+
+    order = sorted(range(len(group)), key=lambda i: len(group[i][1]))
+    out: list = [None] * len(group)
+    for start in range(0, len(order), batch_size):
+        part = order[start : start + batch_size]
+        try:
+            lines = run_sample(task, model, fields, {**values, "inputs": [group[i][1] for i in part]}).lines
+        except DataError:
+            for i in part:  # find the input it was about, and say where it is
+                try:
+                    run_sample(task, model, fields, {**values, "inputs": [group[i][1]]})
+                except DataError as exc:
+                    raise DataError(f"{group[i][0]}: {re.sub(r'^input 1:? ?', '', str(exc))}") from None
+            raise
+        for i, line in zip(part, lines):
+            out[i] = line
+    return out
+
+
 @dataclass
 class Model:
     """A trained model, rebuilt from its checkpoint alone (no recipe file, no data)."""

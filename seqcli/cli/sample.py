@@ -18,6 +18,8 @@ def sample(
     input_file: Optional[str] = typer.Option(None, "--input-file", help="One input per line ('-' for stdin)."),
     output: Optional[str] = typer.Option(None, "--output", "-o", help="Write the outputs here instead of stdout."),
     force: bool = typer.Option(False, "--force", help="Replace --output, and pictures, if they exist."),
+    resume: bool = typer.Option(False, "--continue", help="Append to --output after the inputs it already has outputs for."),
+    batch_size: int = typer.Option(64, "--batch-size", min=1, max=65536, help="Inputs decoded together (--input-file)."),
     which: str = typer.Option("best", "--checkpoint", help="In a run directory: the best or the last checkpoint."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N."),
     show_help: bool = typer.Option(False, "--help", "-h", help="Show this message; with a run, its task's options too."),
@@ -44,19 +46,34 @@ def sample(
                            skip=("inputs",))
         raise typer.Exit()
     given = task_options.parse(list(ctx.args), {k: v for k, v in params.items() if k != "inputs"}, task_name)
-    texts = list(inputs or []) + (read_inputs(input_file) if input_file else [])
     if inputs is not None or input_file is not None:
         if "inputs" not in params:
             raise SeqcliError(f"--input/--input-file: the {task_name} task does not take this option (it takes no inputs)")
-        given["inputs"] = texts
-    if output is not None and Path(output).exists() and not force:
-        raise SeqcliError(f"--output: {output} already exists; pass --force to replace it")
+        given["inputs"] = list(inputs or [])
+    if input_file is not None:
+        check_input_file(input_file)
+    if resume and (output is None or input_file is None):
+        raise SeqcliError("--continue: needs --input-file and --output (it appends to the output)")
+    if resume and force:
+        raise SeqcliError("--continue and --force: choose one (append to the output, or replace it)")
+    if output is not None and Path(output).exists() and not (force or resume):
+        raise SeqcliError(f"--output: {output} already exists; pass --force to replace it, or --continue to "
+                          f"append the outputs it lacks")
     try:  # every option and picture is checked before the model is built
         values = inference.sample_options(inference.task_of(ckpt), ckpt.recipe, given, base=os.getcwd())
     except ConfigError as exc:
         raise SeqcliError(f"{task_options.flag(exc.key) if exc.key != 'inputs' else '--input'}: {exc.message}") from None
     pictures = inference.check_figures(values, params, force)
+    if resume and values.get("n_best", 1) > 1:
+        raise SeqcliError("--continue: needs one output line per input (n_best 1)")
     loaded = inference.from_checkpoint(ckpt, device)
+    if input_file is not None and not pictures:  # streamed: in batches, written as they are done
+        from seqcli.cli.bulk import predict_file
+
+        predict_file(loaded, values, list(inputs or []), input_file, output, resume, batch_size)
+        return
+    if input_file is not None:
+        values["inputs"] = list(inputs or []) + [text for _, text in read_inputs(input_file)]
     results = inference.run_sample(loaded.task, loaded.model, loaded.fields, values)
     inference.write_figures(results, pictures)
     text = "\n".join(results.lines) if "inputs" in params else "\n\n".join(results.lines)
@@ -106,17 +123,52 @@ def print_task_options(title: str, method, params: dict, recipe_values: dict, sk
         out.print(doc, markup=False)
 
 
-def read_inputs(path: str) -> list[str]:
-    import sys
-
-    from seqcli.data.datasets.text import read_text
+def check_input_file(path: str) -> None:
     from seqcli.errors import DataError
     from seqcli.schema import File, Problem
 
     if path == "-":
-        return [line for line in sys.stdin.read().splitlines() if line.strip()]
+        return
     try:
         File().apply(path)
     except Problem as exc:
         raise DataError(f"--input-file: {exc.message}") from None
-    return [line for line in read_text(path).splitlines() if line.strip()]
+
+
+def read_inputs(path: str):
+    """(where, text) for each non-blank line of a file ('-': stdin), read as it is used."""
+    import sys
+
+    from seqcli.errors import DataError
+
+    stream = sys.stdin if path == "-" else open(path, encoding="utf-8", newline="")
+    name = "<stdin>" if path == "-" else path
+    number = 0
+    try:
+        with stream if path != "-" else _kept_open(stream):
+            try:
+                for number, line in enumerate(stream, 1):
+                    if "\0" in line:
+                        raise DataError(f"{name}:{number}: a NUL byte: this looks like a binary file, not text")
+                    text = line.rstrip("\r\n")
+                    if number == 1:
+                        text = text.removeprefix("\ufeff")
+                    if text.strip():
+                        yield f"{name}:{number}", text
+            except UnicodeDecodeError as exc:
+                raise DataError(f"{name}:{number + 1}: not valid UTF-8 (byte 0x{exc.object[exc.start]:02x})") from None
+    except OSError as exc:
+        raise DataError(f"--input-file: {name}: {exc.strerror or exc}") from None
+
+
+class _kept_open:
+    """A context for stdin: used, never closed."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def __enter__(self):
+        return self.stream
+
+    def __exit__(self, *exc):
+        return False

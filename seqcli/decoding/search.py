@@ -58,62 +58,60 @@ def beam_search(decoder, state, batch: int, bos: int, eos: int, max_length: int,
                 n_best: int = 1, alpha: float = 0.0) -> list[list[Hypothesis]]:
     """The `n_best` best sequences per batch row, by log-probability / length_penalty.
 
-    All rows and beams advance together as one batch of batch * beam_size. A row stops when
-    its n_best-th finished score beats anything its live beams could still reach."""
+    All rows and beams advance together as one batch of rows * beam_size, chosen with tensor
+    operations (only finished hypotheses reach Python). A row stops when its n_best-th
+    finished score beats anything its live beams could still reach, and leaves the batch:
+    later steps run only the rows still searching."""
     K = beam_size
+    inf = float("-inf")
     device = state.rnn[0].device
     state = state.select(torch.arange(batch, device=device).repeat_interleave(K))
-    scores = torch.full((batch, K), float("-inf"), device=device)
+    scores = torch.full((batch, K), inf, device=device)
     scores[:, 0] = 0.0  # all beams start identical: keep one
     history = torch.empty(batch, K, 0, dtype=torch.long, device=device)
     tokens = torch.full((batch * K,), bos, dtype=torch.long, device=device)
+    rows = list(range(batch))  # the input row of each row still searching
     finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
-    done = [False] * batch
-    for t in range(max_length):
+    bar = [inf] * batch  # each input row's n_best-th best finished score
+    kindest = length_penalty(max_length + 1, alpha)  # live beams only lose log-probability
+    for _ in range(max_length):
         logits, state, _ = decoder.step(tokens, state)
-        V = logits.shape[-1]
-        candidates = scores.unsqueeze(-1) + logits.log_softmax(-1).view(batch, K, V)  # (B, K, V)
-        top_scores, top_index = candidates.view(batch, -1).topk(min(2 * K, K * V), dim=-1)
-        top_scores, top_index = top_scores.tolist(), top_index.tolist()
-        new_scores = torch.full((batch, K), float("-inf"), device=device)
-        new_beam = torch.zeros(batch, K, dtype=torch.long)
-        new_token = torch.full((batch, K), eos, dtype=torch.long)
-        for b in range(batch):
-            if done[b]:
-                continue
-            k = 0
-            for s, index in zip(top_scores[b], top_index[b]):
-                if s == float("-inf") or k == K:
-                    break
-                beam, token = divmod(index, V)
-                if token == eos:
-                    seq = history[b, beam].tolist()
-                    finished[b].append(Hypothesis(seq, s / length_penalty(len(seq) + 1, alpha), s))
-                else:
-                    new_scores[b, k], new_beam[b, k], new_token[b, k] = s, beam, token
-                    k += 1
-            best_alive = new_scores[b].max().item()
-            ranked = sorted(h.score for h in finished[b])[::-1]
-            # live beams only lose log-probability; the longest length gives the kindest penalty
-            if len(ranked) >= n_best and (best_alive == float("-inf") or
-                                          ranked[n_best - 1] >= best_alive / length_penalty(max_length + 1, alpha)):
-                done[b] = True
-                new_scores[b] = float("-inf")
-        if all(done):
+        A, V = scores.shape[0], logits.shape[-1]
+        candidates = scores.unsqueeze(-1) + logits.log_softmax(-1).view(A, K, V)  # (A, K, V)
+        top_scores, top_index = candidates.view(A, -1).topk(min(2 * K, K * V), dim=-1)  # sorted, best first
+        beam, token = top_index // V, top_index % V
+        real = top_scores > inf
+        live = real & (token != eos)
+        live_above = live.cumsum(-1) - live.long()  # live candidates ranked above each one
+        ending = real & (token == eos) & (live_above < K)  # an <eos> ranked among the K best live ones
+        if ending.any():
+            for a, j in ending.nonzero().tolist():
+                b, s = rows[a], top_scores[a, j].item()
+                seq = history[a, beam[a, j]].tolist()
+                finished[b].append(Hypothesis(seq, s / length_penalty(len(seq) + 1, alpha), s))
+                if len(finished[b]) >= n_best:
+                    bar[b] = sorted((h.score for h in finished[b]), reverse=True)[n_best - 1]
+        new_scores, pick = top_scores.masked_fill(~live, inf).topk(K, dim=-1)  # the K best live, in order
+        best_alive = (new_scores[:, 0] / kindest).tolist()
+        searching = [a for a in range(A) if best_alive[a] > inf and bar[rows[a]] < best_alive[a]]
+        if not searching:
+            scores = scores[:0]
             break
-        flat = (torch.arange(batch)[:, None] * K + new_beam).view(-1).to(device)
+        keep = torch.tensor(searching, device=device)
+        new_scores, pick, beam, token = new_scores[keep], pick[keep], beam[keep], token[keep]
+        rows = [rows[a] for a in searching]
+        flat = (keep[:, None] * K + beam.gather(1, pick)).view(-1)
         state = state.select(flat)
-        kept = history.reshape(batch * K, history.shape[-1])[flat].view(batch, K, -1)
-        history = torch.cat([kept, new_token.to(device)[..., None]], -1)
+        new_token = token.gather(1, pick)
+        history = torch.cat([history.reshape(A * K, history.shape[-1])[flat].view(len(rows), K, -1), new_token[..., None]], -1)
         scores = new_scores
-        tokens = new_token.view(-1).to(device)
+        tokens = new_token.view(-1)
+    for a, b in enumerate(rows[: scores.shape[0]]):  # out of steps: live beams count as they are
+        for k, s in enumerate(scores[a].tolist()):
+            if s > inf:
+                seq = history[a, k].tolist()
+                finished[b].append(Hypothesis(seq, s / length_penalty(len(seq), alpha), s))
     for b in range(batch):
-        if not done[b]:  # out of steps: live beams count as they are
-            for k in range(K):
-                s = scores[b, k].item()
-                if s > float("-inf"):
-                    seq = history[b, k].tolist()
-                    finished[b].append(Hypothesis(seq, s / length_penalty(len(seq), alpha), s))
         finished[b].sort(key=lambda h: -h.score)
         finished[b] = finished[b][:n_best]
     return finished
