@@ -31,6 +31,7 @@ def suite(quick: bool) -> list[list[str]]:
         ["cli_startup.py", "--runs", "5" if quick else "10"],
         ["data_prep.py", "--mb", "20" if quick else "100"],
         ["plugin_cell.py", "--steps", "3" if quick else "10"],
+        ["bulk.py", "--inputs", "10000" if quick else "100000"],
     ]
 
 

@@ -32,7 +32,7 @@ def predict_file(loaded, values: dict, given: list[str], input_file: str, output
         out = open(path, "a" if resume else "w", encoding="utf-8")
     else:
         out = sys.stdout
-    stderr = Console(stderr=True, highlight=False)
+    stderr = Console(stderr=True, highlight=False, soft_wrap=True)
     meter = Meter(stderr, total, done)
     try:
         lines = inference.predict_stream(loaded.task, loaded.model, loaded.fields, values,

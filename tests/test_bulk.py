@@ -1,0 +1,95 @@
+"""`seqcli sample --input-file`: batches, input order, progress, a kill and `--continue`."""
+
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from typer.testing import CliRunner
+
+from seqcli.cli import app
+
+
+@pytest.fixture(scope="module")
+def reverser(tmp_path_factory):
+    run = tmp_path_factory.mktemp("bulk") / "run"
+    result = CliRunner().invoke(app, ["run", "reverse", "train.max_steps=150", "train.eval_every=150",
+                                      "train.batch_size=32", "model.hidden_size=32", "dataset.train_size=2000",
+                                      "--run-dir", str(run)])
+    assert result.exit_code == 0, result.output
+    return run
+
+
+def words(n, seed=0):
+    rng = random.Random(seed)
+    return ["".join(rng.choice("abcdefghij") for _ in range(rng.randint(2, 9))) for _ in range(n)]
+
+
+def test_streamed_outputs_are_in_input_order_and_match_one_at_a_time(cli, reverser, tmp_path):
+    inputs = words(50)
+    path = tmp_path / "in.txt"
+    path.write_text("\n".join(inputs[:20]) + "\n\n" + "\n".join(inputs[20:]) + "\n")  # a blank line is skipped
+    out = tmp_path / "out.txt"
+    result = cli("sample", reverser, "--input-file", path, "-o", out, "--beam-size", "3", "--batch-size", "4")
+    streamed = out.read_text().splitlines()
+    assert len(streamed) == 50 and "wrote 50 outputs" in result.stderr
+    direct = cli("sample", reverser, *[a for text in inputs[:7] for a in ("--input", text)], "--beam-size", "3")
+    assert direct.stdout.splitlines() == streamed[:7]
+    to_stdout = cli("sample", reverser, "--input-file", path, "--beam-size", "3", "--batch-size", "64")
+    assert to_stdout.stdout.splitlines() == streamed  # batch size and grouping change nothing
+
+
+def test_a_killed_prediction_continues_to_the_same_file(reverser, tmp_path):
+    path = tmp_path / "in.txt"
+    path.write_text("\n".join(words(4000, seed=1)) + "\n")
+    whole, cut = tmp_path / "whole.txt", tmp_path / "cut.txt"
+    args = [sys.executable, "-m", "seqcli", "sample", str(reverser), "--input-file", str(path), "--beam-size", "2",
+            "--batch-size", "16"]
+    subprocess.run(args + ["-o", str(whole)], check=True, capture_output=True, timeout=600)
+    proc = subprocess.Popen(args + ["-o", str(cut)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 300
+    while time.time() < deadline and (not cut.exists() or cut.stat().st_size < 500):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    written = cut.read_text().count("\n")
+    assert 0 < written < 4000  # killed part-way: the lines already written are kept
+    with open(cut, "a") as f:
+        f.write("partial ou")  # as if killed in the middle of a line
+    result = subprocess.run(args + ["-o", str(cut), "--continue"], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert f"after the {written:,} it had" in result.stderr
+    assert cut.read_text() == whole.read_text()
+
+
+def test_bulk_mistakes_are_one_line(cli, reverser, tmp_path):
+    path = tmp_path / "in.txt"
+    path.write_text("abc\ndef\nab#c\n")
+    result = cli("sample", reverser, "--input-file", path, "-o", tmp_path / "o.txt", ok=False)
+    assert result.exit_code == 2 and f"{path}:3: has tokens the model never saw in training: '#'" in result.stderr
+    assert cli("sample", reverser, "--input-file", path, "--continue", ok=False).exit_code == 2
+    out = tmp_path / "o2.txt"
+    out.write_text("x\n")
+    result = cli("sample", reverser, "--input-file", path, "-o", out, ok=False)
+    assert "already exists; pass --force to replace it, or --continue" in result.stderr
+    result = cli("sample", reverser, "--input-file", path, "-o", out, "--continue", "--force", ok=False)
+    assert "choose one" in result.stderr
+    result = cli("sample", reverser, "--input-file", path, "-o", out, "--continue", "--beam-size", "2",
+                 "--n-best", "2", ok=False)
+    assert "--continue: needs one output line per input" in result.stderr
+    binary = tmp_path / "bin.txt"
+    binary.write_bytes(b"abc\n\xff\xfe\n")
+    result = cli("sample", reverser, "--input-file", binary, ok=False)
+    assert result.exit_code == 2 and f"{binary}:2: not valid UTF-8" in result.stderr
+
+
+def test_progress_in_a_pipe_is_a_plain_line(cli, reverser, tmp_path, monkeypatch):
+    from seqcli.cli import bulk
+
+    monkeypatch.setattr(bulk, "PLAIN_EVERY_S", 0.0)
+    path = tmp_path / "in.txt"
+    path.write_text("\n".join(words(30)) + "\n")
+    result = cli("sample", reverser, "--input-file", path, "-o", tmp_path / "o.txt", "--batch-size", "8")
+    assert "sample: 30/30 inputs," in result.stderr and "inputs/s" in result.stderr
