@@ -5,7 +5,9 @@
 `Recurrent(cell_spec, input_size, hidden_size, num_layers, dropout, bidirectional)` runs any
 cell (a recipe's `CellSpec`), stacked and optionally bidirectional, masking padded steps
 (`lengths`) and taking the fused kernel where the cell names one; `.step(x_t, state)` runs one
-time step of a unidirectional stack (for sampling). `Encoder(field, cell_spec, ...)` adds the
+time step of a unidirectional stack (for sampling); `locked_dropout=` (one mask per sequence
+between layers) and `weight_drop=` (DropConnect on the recurrent weights, on the fused kernel)
+are AWD-LSTM's regularisers, for any task. `Encoder(field, cell_spec, ...)` adds the
 input layer for a `Vocab` (embedding) or `Numeric` field (scaled by the training statistics).
 `pad` and `mask` turn variable-length sequences into time-major padded batches. All tensors
 are time-major: (T, B, ...).

@@ -125,3 +125,20 @@ def test_ntasgd_runs_save_the_average_and_resume_exactly(cli, recipe, tmp_path):
     assert json.loads(result.stdout)["loss"] == pytest.approx(valid["loss"], rel=1e-5)
     raw = whole.optimizer["ntasgd"]["weights"]
     assert any(not torch.equal(a, b) for a, b in zip(raw, [whole.model[k] for k in whole.model]))
+
+
+def test_classify_and_tag_take_weight_drop(cli, tmp_path):
+    for task in ("classify", "tag"):
+        data = ("dataset={name: labeled, path: l.tsv}" if task == "classify" else
+                "dataset={name: synthetic, problem: copy_memory, max_length: 3, delay: 4, train_size: 200, valid_size: 40}")
+        if task == "classify":
+            (tmp_path / "l.tsv").write_text("input\tlabel\n" + "".join(f"a b {'c' if i % 2 else 'd'}\t{i % 2}\n"
+                                                                       for i in range(120)))
+        run = tmp_path / task
+        cli("run", "copy-memory", f"task.name={task}", data,
+            "model={cell: {name: lstm}, hidden_size: 16, embedding_size: 8, weight_drop: 0.3}",
+            "train.max_steps=20", "train.eval_every=20", "train.batch_size=16", "sample={}", "--run-dir", run)
+        from seqcli import load
+
+        model = load(run).model
+        assert model.encoder.rnn.weight_drop == 0.3 and model.encoder.rnn.kernel == "lstm"

@@ -38,11 +38,11 @@ class Encoder(nn.Module):
     """inputs (T, B) ids or (T, B, D) values, lengths (B,) -> outputs (T, B, D*H), final state."""
 
     def __init__(self, field, cell: CellSpec, embedding_size: int, hidden_size: int, num_layers: int,
-                 dropout: float, bidirectional: bool):
+                 dropout: float, bidirectional: bool, weight_drop: float = 0.0):
         super().__init__()
         self.inputs, size = input_layer(field, embedding_size)
         self.drop = nn.Dropout(dropout)
-        self.rnn = Recurrent(cell, size, hidden_size, num_layers, dropout, bidirectional)
+        self.rnn = Recurrent(cell, size, hidden_size, num_layers, dropout, bidirectional, weight_drop=weight_drop)
         self.output_size = self.rnn.output_size
 
     def forward(self, x: Tensor, lengths: Tensor):

@@ -26,9 +26,10 @@ Dropout = Annotated[float, Range(0, 1, hi_open=True)]
 
 class Classifier(nn.Module):
     def __init__(self, field, n_labels: int, cell: CellSpec, embedding_size: int, hidden_size: int,
-                 num_layers: int, dropout: float, bidirectional: bool, pooling: str):
+                 num_layers: int, dropout: float, bidirectional: bool, pooling: str, weight_drop: float = 0.0):
         super().__init__()
-        self.encoder = Encoder(field, cell, embedding_size, hidden_size, num_layers, dropout, bidirectional)
+        self.encoder = Encoder(field, cell, embedding_size, hidden_size, num_layers, dropout, bidirectional,
+                               weight_drop)
         size = self.encoder.output_size
         self.pooling = pooling
         if pooling == "attention":
@@ -66,10 +67,11 @@ class Classify(ExampleTask):
 
     def build_model(self, data: Data, cell: CellSpec, embedding_size: Size = 64, hidden_size: Size = 128,
                     num_layers: Annotated[int, Range(1, 64)] = 1, dropout: Dropout = 0.0, bidirectional: bool = True,
-                    pooling: Literal["last", "mean", "attention"] = "last") -> Classifier:
+                    pooling: Literal["last", "mean", "attention"] = "last", weight_drop: Dropout = 0.0) -> Classifier:
+        """`weight_drop`: DropConnect on the recurrent weights (AWD-LSTM's; fused cells)."""
         require(data.fields, "classify", input=(Vocab, Numeric), label=Labels)
         return Classifier(data.fields["input"], len(data.fields["label"]), cell, embedding_size, hidden_size,
-                          num_layers, dropout, bidirectional, pooling)
+                          num_layers, dropout, bidirectional, pooling, weight_drop)
 
     def collate(self, examples, device):
         x, lengths = stack_inputs([e["input"] for e in examples], device)

@@ -22,9 +22,10 @@ from seqcli.tasks.classify import Dropout, Size
 
 class Tagger(nn.Module):
     def __init__(self, field, n_tags: int, cell: CellSpec, embedding_size: int, hidden_size: int,
-                 num_layers: int, dropout: float, bidirectional: bool):
+                 num_layers: int, dropout: float, bidirectional: bool, weight_drop: float = 0.0):
         super().__init__()
-        self.encoder = Encoder(field, cell, embedding_size, hidden_size, num_layers, dropout, bidirectional)
+        self.encoder = Encoder(field, cell, embedding_size, hidden_size, num_layers, dropout, bidirectional,
+                               weight_drop)
         self.out = nn.Sequential(nn.Dropout(dropout), nn.Linear(self.encoder.output_size, n_tags))
 
     def forward(self, x, lengths):
@@ -38,10 +39,11 @@ class Tag(ExampleTask):
 
     def build_model(self, data: Data, cell: CellSpec, embedding_size: Size = 64, hidden_size: Size = 128,
                     num_layers: Annotated[int, Range(1, 64)] = 1, dropout: Dropout = 0.0,
-                    bidirectional: bool = True) -> Tagger:
+                    bidirectional: bool = True, weight_drop: Dropout = 0.0) -> Tagger:
+        """`weight_drop`: DropConnect on the recurrent weights (AWD-LSTM's; fused cells)."""
         require(data.fields, "tag", input=(Vocab, Numeric), tags=Labels)
         return Tagger(data.fields["input"], len(data.fields["tags"]), cell, embedding_size, hidden_size,
-                      num_layers, dropout, bidirectional)
+                      num_layers, dropout, bidirectional, weight_drop)
 
     def collate(self, examples, device):
         x, lengths = stack_inputs([e["input"] for e in examples], device)
