@@ -37,6 +37,7 @@ class TrainConfig:
     device: str = "auto"
     tensorboard: bool = False  # also log to RUN_DIR/tensorboard (needs the tensorboard package)
     precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast matrix products to bfloat16 (weights stay fp32)
+    threads: Annotated[int, Range(1, 1024)] | None = None  # compute threads (None: the cores, shared among local processes)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -23,7 +23,7 @@ from seqcli.train.checkpoint import Checkpoint
 # Keys a resumed run may change without --force: they do not change what is being learnt.
 SAFE_CHANGES = ("description", "sample.", "train.max_steps", "train.max_epochs", "train.patience", "train.log_every", "train.eval_every",
                 "train.eval_batches", "train.checkpoint_every", "train.keep_checkpoints", "train.nonfinite",
-                "train.device", "train.precision", "train.tensorboard")
+                "train.device", "train.precision", "train.tensorboard", "train.threads")
 
 
 LOCK = ".lock"
@@ -176,7 +176,7 @@ def check_splits(data, recipe: Recipe) -> None:
 
 
 def train(recipe: Recipe, run_dir: Path, console: Console, resume: Checkpoint | None = None,
-          packages: dict | None = None, fresh: bool = False) -> dict:
+          packages: dict | None = None, fresh: bool = False, on_evaluation=None) -> dict:
     """A whole run, stage by stage: check, data and model, the run folder, training, the
     sample. Nothing is written before the data and the model are ready, and the run folder is
     locked while it is written."""
@@ -186,6 +186,9 @@ def train(recipe: Recipe, run_dir: Path, console: Console, resume: Checkpoint | 
     from seqcli.train.memory import keep_freed_memory
 
     keep_freed_memory()
+    from seqcli.train.threads import use_threads
+
+    use_threads(recipe.train.threads)
     started = time.perf_counter()
     check(recipe)
     ready = prepare(recipe, packages)
@@ -206,14 +209,15 @@ def train(recipe: Recipe, run_dir: Path, console: Console, resume: Checkpoint | 
             if _has_contents(run_dir):
                 raise SeqcliError(f"run directory {run_dir} already exists and is not empty; choose another --run-dir")
         try:
-            return _train(recipe, run_dir, console, resume, packages, ready, started)
+            return _train(recipe, run_dir, console, resume, packages, ready, started, on_evaluation)
         except Exception:
             if ranks.main and resume is None and not fresh and not (run_dir / "checkpoints" / "last.pt").exists():
                 unmake_run_dir(run_dir, created)  # failed before its first checkpoint: nothing worth keeping
             raise
 
 
-def _train(recipe: Recipe, run_dir: Path, console: Console, resume, packages, ready: Prepared, started: float) -> dict:
+def _train(recipe: Recipe, run_dir: Path, console: Console, resume, packages, ready: Prepared, started: float,
+           on_evaluation=None) -> dict:
     from seqcli import build, inference
     from seqcli.train import distributed
     from seqcli.train.progress import reporter_for
@@ -231,7 +235,7 @@ def _train(recipe: Recipe, run_dir: Path, console: Console, resume, packages, re
     record = Checkpoint(recipe=recipe, plugins=build.plugin_versions(recipe, packages), fields=data.fields, model={},
                         data_info=data.info, seqcli_version=__version__, api_version=API_VERSION)
     trainer = Trainer(task, model, data, recipe.train, run_dir, record, reporter_for(console, recipe.train.log_every),
-                      resume)
+                      resume, on_evaluation)
     where = f"from step {trainer.step} " if resume is not None else ""
     processes = f" in {ranks.world} processes" if ranks.active else ""
     epochs = f" ({recipe.train.max_epochs} epochs of {trainer.per_epoch} steps)" if recipe.train.max_epochs else ""
@@ -289,7 +293,8 @@ def final_sample(task, model, fields: dict, recipe: Recipe, run_dir: Path, conso
     console.rule()
 
 
-def resume(run_dir: Path, recipe: Recipe | None, overrides: list[str], force: bool, console: Console) -> dict | None:
+def resume(run_dir: Path, recipe: Recipe | None, overrides: list[str], force: bool, console: Console,
+           on_evaluation=None) -> dict | None:
     """Continue a run from its last checkpoint. The recipe is the stored one (plus overrides)
     or the one given; a difference outside SAFE_CHANGES is refused unless `force`. The run
     folder is locked first: one process writes it at a time."""
@@ -299,15 +304,16 @@ def resume(run_dir: Path, recipe: Recipe | None, overrides: list[str], force: bo
     if not (run_dir / "recipe.yaml").is_file():
         last_checkpoint(run_dir)  # not a run folder: say so before anything is written into it
     with RunLock(run_dir) if distributed.context().main else contextlib.nullcontext():
-        return _resume(run_dir, recipe, overrides, force, console)
+        return _resume(run_dir, recipe, overrides, force, console, on_evaluation)
 
 
-def _resume(run_dir: Path, recipe: Recipe | None, overrides: list[str], force: bool, console: Console) -> dict | None:
+def _resume(run_dir: Path, recipe: Recipe | None, overrides: list[str], force: bool, console: Console,
+            on_evaluation=None) -> dict | None:
     from seqcli.recipe.load import Origins, apply_overrides
     from seqcli.train.checkpoint import stored_recipe
 
     if not (run_dir / "checkpoints" / "last.pt").exists() and (run_dir / "recipe.yaml").is_file():
-        return restart(run_dir, recipe, overrides, console)
+        return restart(run_dir, recipe, overrides, console, on_evaluation)
     ckpt = last_checkpoint(run_dir)
     stored = ckpt.recipe.to_data()
     if recipe is None:
@@ -332,7 +338,7 @@ def _resume(run_dir: Path, recipe: Recipe | None, overrides: list[str], force: b
             final_sample(loaded.task, loaded.model, loaded.fields, recipe, run_dir, console)
         return None
     packages = {kind: r.package for kind, r in ckpt.plugins.items() if getattr(recipe, kind).name == r.name}
-    return train(recipe, Path(run_dir), console, resume=ckpt, packages=packages)
+    return train(recipe, Path(run_dir), console, resume=ckpt, packages=packages, on_evaluation=on_evaluation)
 
 
 def finished(ckpt: Checkpoint, train) -> str | None:
@@ -350,7 +356,7 @@ def finished(ckpt: Checkpoint, train) -> str | None:
     return None
 
 
-def restart(run_dir: Path, recipe: Recipe | None, overrides: list[str], console: Console) -> dict:
+def restart(run_dir: Path, recipe: Recipe | None, overrides: list[str], console: Console, on_evaluation=None) -> dict:
     """A run stopped before its first checkpoint: trained again from the start, in place, from
     the recipe it stored (nothing it wrote before is worth keeping: no step is lost)."""
     from seqcli.recipe.resolve import load_recipe
@@ -360,7 +366,7 @@ def restart(run_dir: Path, recipe: Recipe | None, overrides: list[str], console:
         recipe = load_recipe(str(run_dir / "recipe.yaml"), overrides)
     console.print(f"{run_dir} stopped before its first checkpoint: training it from the start", highlight=False)
     truncate_metrics(run_dir / "metrics.jsonl", 0)
-    return train(recipe, run_dir, console, fresh=True)
+    return train(recipe, run_dir, console, fresh=True, on_evaluation=on_evaluation)
 
 
 def last_checkpoint(run_dir: Path) -> Checkpoint:

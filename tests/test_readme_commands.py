@@ -69,7 +69,7 @@ def test_every_readme_command_runs(cli, tmp_path, monkeypatch):
         if "oligo-tm" in text and "regress" not in registry.names("task"):
             continue  # the example plugin seqcli-fasta is not installed here
         if "inputs.txt" in text:  # a file of inputs for the bulk-prediction block
-            (folder / "inputs.txt").write_text("abc\nhello\n\nseqcli\n")
+            (folder / "inputs.txt").write_text("abc\nhigh\n\nbead\n")
         if "words.tsv" in text:
             continue  # the user's own files: test_readme_examples.py writes them and runs this block
         for command in commands:

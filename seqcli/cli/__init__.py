@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 
 from seqcli import __version__
-from seqcli.cli import evaluate, gradflow, plot, plugins, recipes, run, sample
+from seqcli.cli import evaluate, gradflow, plot, plugins, recipes, run, sample, sweep
 from seqcli.cli.common import state
 
 app = typer.Typer(
@@ -53,6 +53,7 @@ app.command("sample", context_settings=sample.TASK_OPTIONS, add_help_option=Fals
 app.command("evaluate", context_settings=sample.TASK_OPTIONS, add_help_option=False)(evaluate.evaluate)
 app.command("plot")(plot.plot)
 app.command("gradflow")(gradflow.gradflow)
+app.command("sweep")(sweep.sweep)
 app.add_typer(recipes.app, name="recipes")
 app.add_typer(plugins.app, name="plugins")
 

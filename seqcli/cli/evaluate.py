@@ -17,6 +17,7 @@ def evaluate(
     which: str = typer.Option("best", "--checkpoint", help="In a run directory: the best or the last checkpoint."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, max=1024, help="Compute threads (default: the cores)."),
     show_help: bool = typer.Option(False, "--help", "-h", help="Show this message; with a run, its task's options too."),
 ):
     """Score a checkpoint on a split of its dataset (re-read from the recipe stored in it).
@@ -35,6 +36,9 @@ def evaluate(
             print_task_options(f"Options of the {ckpt.recipe.task.name} task's evaluation", task_cls.evaluate, params, {})
         raise typer.Exit()
     given = task_options.parse(list(ctx.args), params, ckpt.recipe.task.name)
+    from seqcli.train.threads import use_threads
+
+    use_threads(threads)
     loaded = inference.from_checkpoint(ckpt, device)
     try:
         metrics = loaded.evaluate(split=split, file=file, **given)

@@ -8,6 +8,7 @@ from seqcli.cli.common import console, guard
 
 NPROC = typer.Option(None, "--nproc-per-node", help="Train data-parallel in N processes on this machine (torch.distributed: gloo on CPU, NCCL on GPU).")
 NNODES = typer.Option(1, "--nnodes", help="Machines taking part (each runs the same command with its --node-rank).")
+THREADS = typer.Option(None, "--threads", min=1, max=1024, help="Compute threads (train.threads; default: the cores, shared among processes started together).")
 NODE_RANK = typer.Option(None, "--node-rank", help="This machine's number, 0 to nnodes-1 (with --nnodes > 1).")
 ENDPOINT = typer.Option(None, "--rdzv-endpoint", help="HOST:PORT of node 0, where the processes meet (with --nnodes > 1).")
 
@@ -44,6 +45,7 @@ def run(
     run_dir: Optional[str] = typer.Option(None, "--run-dir", "-o", help="Where to write the run (default: runs/RECIPE-TIME). Never overwritten."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --run-dir from its last checkpoint."),
     force: bool = typer.Option(False, "--force", help="With --resume: continue even if the recipe changed what is learnt."),
+    threads: Optional[int] = THREADS,
     nproc_per_node: Optional[int] = NPROC,
     nnodes: int = NNODES,
     node_rank: Optional[int] = NODE_RANK,
@@ -62,7 +64,8 @@ def run(
     from seqcli.recipe.resolve import load_recipe
     from seqcli.train import distributed
 
-    checked = load_recipe(recipe, overrides or [])
+    overrides = list(overrides or []) + ([f"train.threads={threads}"] if threads else [])
+    checked = load_recipe(recipe, overrides)
     launching = distributed.launching(nproc_per_node, nnodes)
     if launching:
         distributed.check_options(nproc_per_node, nnodes, node_rank, rdzv_endpoint)
@@ -98,6 +101,7 @@ def resume(
     run_dir: Optional[str] = typer.Argument(None, help="The run directory (default: the latest run under runs/)."),
     overrides: Optional[List[str]] = typer.Argument(None, help="key=value changes, e.g. train.max_steps=4000 to train longer."),
     force: bool = typer.Option(False, "--force", help="Continue even if the overrides change what is learnt."),
+    threads: Optional[int] = THREADS,
     nproc_per_node: Optional[int] = NPROC,
     nnodes: int = NNODES,
     node_rank: Optional[int] = NODE_RANK,
@@ -115,6 +119,7 @@ def resume(
 
     if run_dir and "=" in run_dir and not Path(run_dir).exists():  # `seqcli resume train.max_steps=N`
         overrides, run_dir = [run_dir, *(overrides or [])], None
+    overrides = list(overrides or []) + ([f"train.threads={threads}"] if threads else [])
     path = Path(run_dir) if run_dir else runs.latest_run()
     if distributed.launching(nproc_per_node, nnodes):  # checked here, once, rather than by every worker
         device = runs.last_checkpoint(path).recipe.train.device

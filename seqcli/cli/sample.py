@@ -22,6 +22,7 @@ def sample(
     batch_size: int = typer.Option(64, "--batch-size", min=1, max=65536, help="Inputs decoded together (--input-file)."),
     which: str = typer.Option("best", "--checkpoint", help="In a run directory: the best or the last checkpoint."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, max=1024, help="Compute threads (default: the cores)."),
     show_help: bool = typer.Option(False, "--help", "-h", help="Show this message; with a run, its task's options too."),
 ):
     """Generate, label, tag, translate or forecast with a trained model.
@@ -66,6 +67,9 @@ def sample(
     pictures = inference.check_figures(values, params, force)
     if resume and values.get("n_best", 1) > 1:
         raise SeqcliError("--continue: needs one output line per input (n_best 1)")
+    from seqcli.train.threads import use_threads
+
+    use_threads(threads)
     loaded = inference.from_checkpoint(ckpt, device)
     if input_file is not None and not pictures:  # streamed: in batches, written as they are done
         from seqcli.cli.bulk import predict_file

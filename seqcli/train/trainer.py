@@ -66,8 +66,9 @@ class Trainer:
     where that checkpoint left off: same batches, same random numbers, same carried state."""
 
     def __init__(self, task: Task, model: torch.nn.Module, data: Data, config: TrainConfig, run_dir: Path,
-                 record: Checkpoint, reporter: Reporter, resume: Checkpoint | None = None):
+                 record: Checkpoint, reporter: Reporter, resume: Checkpoint | None = None, on_evaluation=None):
         self.task, self.data, self.config = task, data, config
+        self.on_evaluation = on_evaluation  # called (step, metrics) after each evaluation is saved
         self.run_dir = Path(run_dir)
         self.folder = self.run_dir / "checkpoints"
         self.record = record  # recipe, plugins, fields, data info: the same in every checkpoint
@@ -251,6 +252,8 @@ class Trainer:
         self.reporter.evaluation(self.step, "valid", metrics, improved)
         self._save(self._checkpoint(metrics), best=improved)
         self.paused += time.perf_counter() - began
+        if self.on_evaluation is not None:  # a sweep reports to its study, and may stop the run here
+            self.on_evaluation(self.step, metrics)
         return metrics
 
     # -- checkpoints ------------------------------------------------------------------------
