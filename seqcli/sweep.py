@@ -263,15 +263,29 @@ def _engine_options(url: str) -> dict:
     return {"pool_pre_ping": True}
 
 
+def lock_path(spec: Spec, folder: Path) -> Path:
+    """Workers of one folder, or of any folders sharing one SQLite file, take the same lock
+    (workers on other machines sharing a server database each take their own: the study may
+    then get up to one extra trial per machine)."""
+    url = spec.storage_url(folder)
+    if url.startswith("sqlite:///"):
+        return Path(url.removeprefix("sqlite:///") + ".seqcli-lock")
+    return folder / ".sweep.lock"
+
+
 @contextlib.contextmanager
-def sweep_lock(folder: Path):
-    """Trials are asked for one worker at a time, so their count is exact."""
-    with open(folder / ".sweep.lock", "a+") as handle:
+def locked(path: Path):
+    with open(path, "a+") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def sweep_lock(folder: Path):
+    """Trials are asked for one worker at a time, so their count is exact."""
+    return locked(lock_path(Spec.load(folder), folder))
 
 
 def trial_dir(folder: Path, number: int) -> Path:

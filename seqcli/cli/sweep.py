@@ -86,7 +86,11 @@ def sweep(
                   threads=threads)
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        S.open_study(spec, folder, create=True)
+        if spec.storage_url(folder).startswith("sqlite:///") and not Path(spec.storage_url(folder)[10:]).parent.is_dir():
+            raise SeqcliError(f"--storage {spec.storage_url(folder)}: cannot use it (no folder "
+                              f"{Path(spec.storage_url(folder)[10:]).parent})")
+        with S.locked(S.lock_path(spec, folder)):  # two sweeps creating one SQLite study
+            S.open_study(spec, folder, create=True)
     except SeqcliError:
         import shutil
 

@@ -1,0 +1,139 @@
+"""`seqcli sweep`: spaces checked like recipes, trials as run folders, pruning, a kill and
+`sweep resume`, two workers on one study, and the mistakes a user makes."""
+
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+optuna = pytest.importorskip("optuna")
+
+FAST = ["train.max_steps=30", "train.eval_every=10", "train.log_every=10"]
+
+
+def study_of(folder):
+    from seqcli import sweep as S
+
+    spec = S.Spec.load(folder)
+    return S.open_study(spec, folder, create=False)
+
+
+def test_a_sweep_trains_run_folders_and_keeps_the_best_recipe(cli, recipe, tmp_path):
+    space = tmp_path / "space.yaml"
+    space.write_text("train.optimizer.lr: loguniform(1e-3, 3e-2)\nmodel.hidden_size: choice(16, 32)\n")
+    result = cli("sweep", recipe, "--space", space, *FAST, "--trials", "4", "--pruner", "none", "--out", tmp_path / "s")
+    lines = [line for line in result.stdout.splitlines() if line.startswith("trial ")]
+    assert len(lines) == 4 and all("complete: loss" in line for line in lines), result.stdout
+    assert "finished 4, pruned 0, failed 0, running 0" in result.stdout and "importance:" in result.stdout
+    trials = study_of(tmp_path / "s").get_trials()
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 4
+    best = min(trials, key=lambda t: t.value)
+    stored = yaml.safe_load((tmp_path / "s" / "best.yaml").read_text())
+    assert stored == yaml.safe_load((tmp_path / "s" / f"trial-{best.number:04d}" / "recipe.yaml").read_text())
+    assert stored["model"]["hidden_size"] in (16, 32) and 1e-3 <= stored["train"]["optimizer"]["lr"] <= 3e-2
+    cli("sample", tmp_path / "s" / "trial-0002", "--length", "10")  # every trial is an ordinary run
+    cli("run", tmp_path / "s" / "best.yaml", "train.max_steps=5", "--run-dir", tmp_path / "longer")
+    shown = cli("sweep", "show", tmp_path / "s", "-o", tmp_path / "sweep.png").stdout
+    assert f"best: trial {best.number}" in shown and (tmp_path / "sweep.png").stat().st_size > 10_000
+
+
+def test_pruning_stops_bad_trials_early(cli, recipe, tmp_path):
+    result = cli("sweep", recipe, "train.optimizer.lr=choice(0.02, 0.00001)", *FAST, "--trials", "6",
+                 "--sampler", "random", "--seed", "0", "--out", tmp_path / "s")
+    trials = study_of(tmp_path / "s").get_trials()
+    pruned = [t for t in trials if t.state.name == "PRUNED"]
+    assert pruned and all(t.last_step < 30 for t in pruned), result.stdout
+    assert all(t.params["train.optimizer.lr"] == 1 for t in pruned)  # the tiny rate (choice index 1)
+    assert f"pruned {len(pruned)}" in result.stdout
+
+
+def test_a_killed_sweep_resumes_with_every_trial_finished_once(recipe, tmp_path):
+    folder = tmp_path / "s"
+    args = [sys.executable, "-m", "seqcli", "sweep", str(recipe), "train.optimizer.lr=loguniform(1e-3, 3e-2)",
+            "train.max_steps=60", "train.eval_every=10", "train.checkpoint_every=5", "--trials", "4",
+            "--pruner", "none", "--out", str(folder)]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not (folder / "trial-0001" / "checkpoints" / "last.pt").exists():
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert any(t.state.name == "RUNNING" for t in study_of(folder).get_trials())
+    result = subprocess.run([sys.executable, "-m", "seqcli", "sweep", "resume", str(folder)], capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "trial 1: left running by a stopped sweep; resuming it" in result.stdout
+    trials = study_of(folder).get_trials()
+    assert [t.number for t in trials] == [0, 1, 2, 3] and all(t.state.name == "COMPLETE" for t in trials)
+    import json
+
+    steps = [json.loads(line)["step"] for line in (folder / "trial-0001" / "metrics.jsonl").read_text().splitlines()
+             if json.loads(line)["split"] == "valid"]
+    assert steps == [10, 20, 30, 40, 50, 60]  # resumed, not started again: each evaluation once
+
+
+def test_two_workers_share_one_sqlite_study(recipe, tmp_path):
+    db = f"sqlite:///{tmp_path / 'shared.db'}"
+    procs = [subprocess.Popen([sys.executable, "-m", "seqcli", "sweep", str(recipe),
+                               "train.optimizer.lr=loguniform(1e-3, 3e-2)", *FAST, "--trials", "5", "--pruner", "none",
+                               "--storage", db, "--study", "lr", "--out", str(tmp_path / name), "--threads", "1"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for name in ("a", "b")]
+    for p in procs:
+        out, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err
+    study = optuna.load_study(study_name="lr", storage=db)
+    trials = study.get_trials()
+    assert len(trials) == 5 and all(t.state.name == "COMPLETE" for t in trials)
+    folders = [p.name for name in ("a", "b") for p in (tmp_path / name).glob("trial-*")]
+    assert sorted(folders) == [f"trial-{n:04d}" for n in range(5)]  # each trial once, in one of the folders
+
+
+def test_parallel_trials_share_the_cores(cli, recipe, tmp_path):
+    result = cli("sweep", recipe, "train.optimizer.lr=loguniform(1e-3, 3e-2)", *FAST, "--trials", "2",
+                 "--parallel", "2", "--pruner", "none", "--out", tmp_path / "s")
+    assert "finished 2," in result.stdout
+    from seqcli.train.threads import default_threads
+
+    import os
+
+    os.environ["SEQCLI_PARALLEL"] = "2"
+    try:
+        assert default_threads() == max(1, len(os.sched_getaffinity(0)) // 2)
+    finally:
+        del os.environ["SEQCLI_PARALLEL"]
+
+
+@pytest.mark.parametrize("argument, message", [
+    ("model.dropout=uniform(1)", "uniform(low, high): a number between low and high; got 1 value"),
+    ("model.dropout=normal(0, 1)", "unknown distribution 'normal'"),
+    ("model.hiden_size=choice(16, 32)", "did you mean 'hidden_size'"),
+    ("model.hidden_size=choice(a, b)", "model.hidden_size=a"),
+    ("model.dropout=uniform(0, 1.5)", "model.dropout=1.5"),
+    ("train.optimizer.lr=loguniform(0, 1)", "low must be > 0"),
+])
+def test_a_bad_space_is_one_line(cli, recipe, tmp_path, argument, message):
+    result = cli("sweep", recipe, argument, "--out", tmp_path / "s", ok=False)
+    assert result.exit_code == 2 and message in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert not (tmp_path / "s").exists()  # nothing was made
+
+
+def test_a_space_file_names_its_line_and_storage_problems_are_one_line(cli, recipe, tmp_path):
+    space = tmp_path / "space.yaml"
+    space.write_text("model.dropout: uniform(0, 0.5)\nmodel.cells: choice(1, 2)\n")
+    result = cli("sweep", recipe, "--space", space, ok=False)
+    assert f"{space}:2: model.cells" in result.stderr
+    result = cli("sweep", recipe, "model.dropout=uniform(0, 0.5)", "--storage", "sqlite:////no/such/dir/x.db",
+                 "--out", tmp_path / "s", ok=False)
+    assert result.exit_code == 2 and "--storage sqlite:////no/such/dir/x.db: cannot use it" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_without_optuna_it_says_which_extra(cli, recipe, monkeypatch):
+    monkeypatch.setitem(sys.modules, "optuna", None)
+    result = cli("sweep", recipe, "model.dropout=uniform(0, 0.5)", ok=False)
+    assert result.exit_code == 2 and "pip install 'seqcli[sweep]'" in result.stderr
