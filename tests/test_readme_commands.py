@@ -39,6 +39,11 @@ def adapt(command: str) -> list[str]:
         args += SHRINK
     if args[:1] == ["resume"]:
         args = [a for a in args if not a.startswith("train.max_steps=")] + ["train.max_steps=6"]
+    if args[:1] == ["sweep"] and args[1:2] not in (["resume"], ["show"]):
+        searched = {a.partition("=")[0] for a in args if "(" in a}
+        args += [o for o in SHRINK if o.partition("=")[0] not in searched]
+        if "--trials" in args:
+            args[args.index("--trials") + 1] = "2"
     if args[:1] == ["gradflow"]:
         args += ["--steps", "3"]
     if args[:1] == ["sample"] and "--length" in args:
@@ -68,6 +73,8 @@ def test_every_readme_command_runs(cli, tmp_path, monkeypatch):
                 for image in load_digits().images[-3:]))
         if "oligo-tm" in text and "regress" not in registry.names("task"):
             continue  # the example plugin seqcli-fasta is not installed here
+        if "space.yaml" in text:  # the sweep block's space file
+            (folder / "space.yaml").write_text("train.optimizer.lr: loguniform(1e-4, 1e-2)\n")
         if "inputs.txt" in text:  # a file of inputs for the bulk-prediction block
             (folder / "inputs.txt").write_text("abc\nhigh\n\nbead\n")
         if "words.tsv" in text:
