@@ -123,7 +123,14 @@ def run_workers(folder, spec, out_console) -> None:
     from seqcli.errors import SeqcliError
 
     if spec.parallel == 1:
-        S.work(folder, out_console)
+        try:
+            S.work(folder, out_console)
+        except SeqcliError as exc:
+            if getattr(exc, "label", "") != "stopped":  # Ctrl-C: the trial saved a checkpoint
+                raise
+            exc.args = (f"{str(exc).split('; continue with')[0]}; continue the sweep with: "
+                        f"seqcli sweep resume {folder}",)
+            raise
         return
     env = {**os.environ, "SEQCLI_PARALLEL": str(spec.parallel)}
     procs = [subprocess.Popen([sys.executable, "-m", "seqcli", "sweep", str(folder), "--worker", str(i)], env=env)
