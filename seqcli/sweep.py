@@ -275,6 +275,7 @@ def lock_path(spec: Spec, folder: Path) -> Path:
 
 @contextlib.contextmanager
 def locked(path: Path):
+    """Hold the lock on `path` for the block (released by the OS if the process dies)."""
     with open(path, "a+") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
@@ -307,18 +308,6 @@ def is_held(path: Path) -> bool:
             return True
         fcntl.flock(handle, fcntl.LOCK_UN)
         return False
-
-
-@contextlib.contextmanager
-def hold(path: Path):
-    """Hold the lock on `path` for the block: this process works on that trial."""
-    with open(path, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-    path.unlink(missing_ok=True)
 
 
 class Reporter:
@@ -459,7 +448,7 @@ def work(folder: Path, console, worker: int = 0) -> None:
                     trial.set_user_attr("folder", here)
                 else:
                     return
-                stack.enter_context(hold(trial_lock(folder, trial.number)))
+                stack.enter_context(locked(trial_lock(folder, trial.number)))
             if orphan is not None and not resume:  # stopped before its values were chosen: replaced
                 with sweep_lock(folder):
                     trial.set_user_attr("replaced", True)

@@ -107,11 +107,7 @@ def carve(examples: list, valid_fraction: float, test_fraction: float, seed: int
     ones are test, those before them valid). A size, where given, overrides its fraction."""
     idx = order(len(examples), seed, 0, shuffle)
     n = len(examples)
-    n_test = test_size if test_size is not None else round(n * test_fraction)
-    n_valid = valid_size if valid_size is not None else round(n * valid_fraction)
-    if n_valid + n_test >= n:
-        raise DataError(f"{source}: {n} examples, too few to carve {n_valid} for valid and {n_test} for test "
-                        f"and keep some for training")
+    n_valid, n_test = split_counts(n, valid_fraction, test_fraction, valid_size, test_size, source, "examples")
     parts = {"train": idx[: n - n_valid - n_test], "valid": idx[n - n_valid - n_test : n - n_test]}
     if n_test or (test_size is None and test_fraction):
         parts["test"] = idx[n - n_test :]
@@ -120,3 +116,14 @@ def carve(examples: list, valid_fraction: float, test_fraction: float, seed: int
             raise DataError(f"{source}: too few examples ({n}) to carve a non-empty {name} split; "
                             f"use more data or give separate files")
     return {k: [examples[i] for i in v] for k, v in parts.items()}
+
+
+def split_counts(n: int, valid_fraction: float, test_fraction: float, valid_size: int | None,
+                 test_size: int | None, source: str, unit: str) -> tuple[int, int]:
+    """How many of `n` items go to valid and to test: a size where given, else a fraction."""
+    n_test = test_size if test_size is not None else round(n * test_fraction)
+    n_valid = valid_size if valid_size is not None else round(n * valid_fraction)
+    if n_valid + n_test >= n:
+        raise DataError(f"{source}: {n} {unit}, too few to carve {n_valid} for valid and {n_test} for test "
+                        f"and keep some for training")
+    return n_valid, n_test

@@ -18,7 +18,7 @@ import torch
 from seqcli.api import Data, DataError, Dataset, Range
 from seqcli import vocab as V
 from seqcli.data.corpus import default_corpus
-from seqcli.data.examples import check_sources
+from seqcli.data.examples import check_sources, split_counts
 from seqcli.schema import File
 
 FilePath = Annotated[str, File()]
@@ -281,11 +281,7 @@ def carve_lines(text: str, valid_fraction: float, test_fraction: float, source: 
     """`carve` with a size in lines for valid and/or test (a fraction, of the lines, for the other)."""
     lines = text.splitlines(keepends=True)
     n = len(lines)
-    n_test = test_size if test_size is not None else round(n * test_fraction)
-    n_valid = valid_size if valid_size is not None else round(n * valid_fraction)
-    if n_valid + n_test >= n:
-        raise DataError(f"{source}: {n} lines, too few to carve {n_valid} for valid and {n_test} for test "
-                        f"and keep some for training")
+    n_valid, n_test = split_counts(n, valid_fraction, test_fraction, valid_size, test_size, source, "lines")
     parts = {"train": "".join(lines[: n - n_valid - n_test]), "valid": "".join(lines[n - n_valid - n_test : n - n_test])}
     if n_test:
         parts["test"] = "".join(lines[n - n_test :])
