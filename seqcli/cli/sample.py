@@ -140,29 +140,29 @@ def check_input_file(path: str) -> None:
 
 
 def read_inputs(path: str):
-    """(where, text) for each non-blank line of a file ('-': stdin), read as it is used."""
+    """(where, text) for each non-blank line of a file ('-': stdin), read as it is used;
+    each line is decoded on its own, so a problem names its line."""
     import sys
 
     from seqcli.errors import DataError
 
-    stream = sys.stdin if path == "-" else open(path, encoding="utf-8", newline="")
     name = "<stdin>" if path == "-" else path
-    number = 0
     try:
-        with stream if path != "-" else _kept_open(stream):
-            try:
-                for number, line in enumerate(stream, 1):
-                    if "\0" in line:
-                        raise DataError(f"{name}:{number}: a NUL byte: this looks like a binary file, not text")
-                    text = line.rstrip("\r\n")
-                    if number == 1:
-                        text = text.removeprefix("\ufeff")
-                    if text.strip():
-                        yield f"{name}:{number}", text
-            except UnicodeDecodeError as exc:
-                raise DataError(f"{name}:{number + 1}: not valid UTF-8 (byte 0x{exc.object[exc.start]:02x})") from None
+        stream = sys.stdin.buffer if path == "-" else open(path, "rb")
     except OSError as exc:
         raise DataError(f"--input-file: {name}: {exc.strerror or exc}") from None
+    with stream if path != "-" else _kept_open(stream):
+        for number, raw in enumerate(stream, 1):
+            if b"\0" in raw:
+                raise DataError(f"{name}:{number}: a NUL byte: this looks like a binary file, not text")
+            try:
+                text = raw.decode("utf-8").rstrip("\r\n")
+            except UnicodeDecodeError as exc:
+                raise DataError(f"{name}:{number}: not valid UTF-8 (byte 0x{raw[exc.start]:02x})") from None
+            if number == 1:
+                text = text.removeprefix("\ufeff")
+            if text.strip():
+                yield f"{name}:{number}", text
 
 
 class _kept_open:

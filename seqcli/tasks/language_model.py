@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from seqcli.api import CellSpec, ConfigError, Data, DataError, Range, Seed, StepResult, Task, TrainConfig, device_of
+from seqcli.api import CellSpec, Data, DataError, Range, Seed, StepResult, Task, TrainConfig, device_of
 from seqcli.cells import Recurrent
 from seqcli.decoding.sampling import next_token
 from seqcli.nn.regularise import embedding_dropout, locked_dropout
@@ -38,8 +38,9 @@ class RNNLanguageModel(nn.Module):
         self.drop = nn.Dropout(dropout)
         self.embedding_dropout, self.input_dropout, self.output_dropout = embedding_dropout, input_dropout, output_dropout
         options = {"dropout": dropout, "locked_dropout": hidden_dropout, "weight_drop": weight_drop}
-        if last_layer_size is None or last_layer_size == hidden_size:
-            self.rnn = Recurrent(cell, embedding_size, hidden_size, num_layers, **options)
+        if last_layer_size is None or last_layer_size == hidden_size or num_layers == 1:
+            self.rnn = Recurrent(cell, embedding_size, last_layer_size if num_layers == 1 and last_layer_size
+                                 else hidden_size, num_layers, **options)
         else:
             self.rnn = Resized(cell, embedding_size, hidden_size, num_layers, last_layer_size, **options)
         top = self.rnn.hidden_size if last_layer_size is None else last_layer_size
@@ -133,12 +134,11 @@ class LanguageModel(Task):
         AWD-LSTM's: `embedding_dropout` (whole words), locked (one mask per sequence)
         `input_dropout`, `hidden_dropout` (between layers, in place of `dropout` there) and
         `output_dropout`, and `weight_drop` on the recurrent weights (fused cells only).
-        `last_layer_size`: the top layer's size when it differs from `hidden_size`; AWD-LSTM
-        makes it `embedding_size` so that tied weights need no projection (with tied weights
+        `last_layer_size`: the top layer's size when it differs from `hidden_size` (the
+        layers below it have `hidden_size`; one layer alone has this size); AWD-LSTM makes it
+        `embedding_size` so that tied weights need no projection (with tied weights
         and a top layer of another size, a linear projection maps it to the embedding)."""
         vocab = _vocab(data.fields)
-        if last_layer_size is not None and last_layer_size != hidden_size and num_layers < 2:
-            raise ConfigError("last_layer_size", "differs from hidden_size, which needs num_layers >= 2")
         return RNNLanguageModel(len(vocab), cell, embedding_size, hidden_size, num_layers, dropout, tie_weights,
                                 embedding_dropout, input_dropout, hidden_dropout, output_dropout, weight_drop,
                                 last_layer_size)
