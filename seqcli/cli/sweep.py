@@ -29,9 +29,10 @@ def sweep(
 ):
     """Search hyperparameters with Optuna; every trial is an ordinary run folder.
 
+    \b
     seqcli sweep RECIPE [key=value ...] [key=loguniform(1e-4, 1e-2) ...] [--space FILE]
-    seqcli sweep resume DIR      finishes what a stopped sweep left (finished trials are kept)
-    seqcli sweep show DIR        a table of trials, the best, the importance of each key
+    seqcli sweep resume DIR    finish what a stopped sweep left (finished trials are kept)
+    seqcli sweep show DIR      the trials, the best, each key's importance (-o: a picture)
     """
     from pathlib import Path
 
