@@ -32,7 +32,7 @@ def suite(quick: bool) -> list[list[str]]:
         ["data_prep.py", "--mb", "20" if quick else "100"],
         ["plugin_cell.py", "--steps", "3" if quick else "10"],
         ["bulk.py", "--inputs", "10000" if quick else "100000"],
-        ["concurrent.py", "--steps", "50" if quick else "150"],
+        ["shared_cores.py", "--steps", "50" if quick else "150"],
     ]
 
 

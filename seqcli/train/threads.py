@@ -4,7 +4,7 @@ does not oversubscribe the machine.
 torch starts one compute thread per core. Two processes that each do so on the same cores
 wait on each other's threads: on a 2-core machine one LSTM step measured 10.7 ms alone with 2
 threads, 259 ms with 2 threads beside another training, 42 ms with 1 thread beside it
-(`benchmarks/concurrent.py`). So the default is the cores this process may use, divided by
+(`benchmarks/shared_cores.py`). So the default is the cores this process may use, divided by
 the processes started on this machine together: the local processes of a distributed run
 (`LOCAL_WORLD_SIZE`, which torchrun and `--nproc-per-node` set) or the parallel trials of a
 sweep (`SEQCLI_PARALLEL`). An `OMP_NUM_THREADS` set by the user is respected as a request.

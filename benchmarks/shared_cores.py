@@ -7,7 +7,7 @@ same time, the two processes are started as a sweep's `--parallel 2` workers sta
 the core count (torch's own default in every process). Prints each arrangement's wall time
 for both trainings and its ratio to one after the other.
 
-    python benchmarks/concurrent.py [--steps 150]
+    python benchmarks/shared_cores.py [--steps 150]
 """
 
 from __future__ import annotations
