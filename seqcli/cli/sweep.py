@@ -176,7 +176,11 @@ def show(folder, output: str | None, force: bool) -> None:
         value = f"{t.value:.4f}" if t.value is not None else ""
         mark = " *" if best is not None and t.number == best.number else ""
         table.add_row(*(Text(c) for c in [f"{t.number}{mark}", t.state.name.lower(), value, steps, *values, seconds]))
-    out = console()
+    import sys
+
+    from rich.console import Console
+
+    out = console() if sys.stdout.isatty() else Console(highlight=False, width=100_000)  # whole rows in a pipe
     out.print(table)
     states = [t.state.name.lower() for t in trials]
     out.print(Text(f"finished {states.count('complete')}, pruned {states.count('pruned')}, "

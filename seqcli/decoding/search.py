@@ -1,7 +1,8 @@
 """Writing output sequences with a decoder: greedy, sampling, and batched beam search.
 
 A decoder here is anything with `step(tokens (B,), state) -> (logits (B, V), state, weights)`
-whose state has `select(index)` (see seqcli.nn.decoder).
+whose state has `select(index)` (see seqcli.nn.decoder), and optionally `select_carried(index)`
+for a reordering among rows that share everything but what each step changes.
 """
 
 from __future__ import annotations
@@ -101,7 +102,9 @@ def beam_search(decoder, state, batch: int, bos: int, eos: int, max_length: int,
         new_scores, pick, beam, token = new_scores[keep], pick[keep], beam[keep], token[keep]
         rows = [rows[a] for a in searching]
         flat = (keep[:, None] * K + beam.gather(1, pick)).view(-1)
-        state = state.select(flat)
+        # a row's beams share its source: the memory moves only when rows leave the search
+        moved = len(searching) < A
+        state = state.select(flat) if moved or not hasattr(state, "select_carried") else state.select_carried(flat)
         new_token = token.gather(1, pick)
         history = torch.cat([history.reshape(A * K, history.shape[-1])[flat].view(len(rows), K, -1), new_token[..., None]], -1)
         scores = new_scores

@@ -25,18 +25,23 @@ class DecoderState:
     keys: Tensor | None = None  # (S, B, Q) projected once
     mask: Tensor | None = None  # (S, B) True on real source positions
 
-    def select(self, index: Tensor) -> DecoderState:
-        """Reorder or repeat the batch (beam search)."""
+    def select(self, index: Tensor, carried_only: bool = False) -> DecoderState:
+        """Reorder or repeat the batch (beam search). `carried_only`: only what changes from
+        step to step (the recurrent state and the fed vector); the memory, its keys and mask
+        stay, for a reordering among rows that share them (a source's beams)."""
         out = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if value is None:
-                out[f.name] = None
+            if value is None or (carried_only and f.name not in ("rnn", "feed")):
+                out[f.name] = value
             elif f.name == "rnn":
                 out[f.name] = tuple(s.index_select(1, index) for s in value)
             else:
                 out[f.name] = value.index_select(0 if f.name == "feed" else 1, index)
         return replace(self, **out)
+
+    def select_carried(self, index: Tensor) -> DecoderState:
+        return self.select(index, carried_only=True)
 
 
 class Bridge(nn.Module):
