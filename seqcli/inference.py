@@ -159,18 +159,18 @@ def run_sample(task: Task, model: torch.nn.Module, fields: dict, values: dict) -
 
 def predict_stream(task: Task, model: torch.nn.Module, fields: dict, values: dict, inputs, batch_size: int = 64,
                    chunk: int = 8):
-    """Outputs for an iterable of (where, text) inputs, yielded in input order as each group
-    of `batch_size * chunk` inputs is done; memory holds one group. Inside a group inputs are
+    """Outputs for an iterable of (where, text) inputs: a list per group of `batch_size *
+    chunk` inputs, in input order, yielded as each group is done; memory holds one group. Inside a group inputs are
     decoded in batches of similar length (less padding), then put back in order. An input the
     model cannot take is a DataError naming its `where` (for a file, `path:line`)."""
     group: list = []
     for item in inputs:
         group.append(item)
         if len(group) == batch_size * chunk:
-            yield from _predict_group(task, model, fields, values, group, batch_size)
+            yield _predict_group(task, model, fields, values, group, batch_size)
             group = []
     if group:
-        yield from _predict_group(task, model, fields, values, group, batch_size)
+        yield _predict_group(task, model, fields, values, group, batch_size)
 
 
 def _predict_group(task, model, fields, values, group: list, batch_size: int) -> list[str]:

@@ -28,6 +28,11 @@ def edit_distance(a: list, b: list) -> int:
     return previous[-1]
 
 
+def nearest(hyp: list, refs: list[list]) -> tuple[int, int]:
+    """(edit distance, length) of the reference nearest to `hyp` (the shorter one on a tie)."""
+    return min((edit_distance(hyp, r), len(r)) for r in refs)
+
+
 def text_scores(hyps: list[str], refs: list[list[str]]) -> dict:
     """Scores of detokenised outputs, each against one or more references (a hypothesis is
     scored against the reference it is closest to): exact match, WER and CER (edit
@@ -36,12 +41,10 @@ def text_scores(hyps: list[str], refs: list[list[str]]) -> dict:
     exact = words = word_errors = chars = char_errors = 0
     for hyp, options in zip(hyps, refs):
         exact += hyp in options
-        best = min(options, key=lambda r: (edit_distance(hyp.split(), r.split()), len(r)))
-        word_errors += edit_distance(hyp.split(), best.split())
-        words += len(best.split())
-        best = min(options, key=lambda r: (edit_distance(list(hyp), list(r)), len(r)))
-        char_errors += edit_distance(list(hyp), list(best))
-        chars += len(best)
+        errors, length = nearest(hyp.split(), [r.split() for r in options])
+        word_errors, words = word_errors + errors, words + length
+        errors, length = nearest(list(hyp), [list(r) for r in options])
+        char_errors, chars = char_errors + errors, chars + length
     scores = {"exact_match": exact / max(len(hyps), 1), "wer": word_errors / max(words, 1),
               "cer": char_errors / max(chars, 1)}
     most = max((len(r) for r in refs), default=1)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import math
-import os
 import re
 import shutil
 from dataclasses import asdict, dataclass
@@ -62,9 +61,7 @@ class Param:
     def candidates(self) -> list:
         """The values to check against the recipe's schema before anything runs: every
         choice, or both bounds."""
-        if self.kind in ("int", "logint"):
-            return [int(a) for a in self.args]
-        return list(self.args)
+        return [int(a) for a in self.args] if self.kind in ("int", "logint") else list(self.args)
 
     def suggest(self, trial):
         low, high = (self.args + [None, None])[:2]
@@ -132,10 +129,8 @@ def split_arguments(arguments: list[str]) -> tuple[list[str], list[Param]]:
     overrides, params = [], []
     for item in arguments:
         key, sep, value = item.partition("=")
-        if sep and re.fullmatch(r"\s*(" + "|".join(KINDS) + r")\s*\(.*\)\s*", value, re.S):
+        if sep and re.fullmatch(r"\s*[A-Za-z_]\w*\s*\(.*\)\s*", value, re.S):  # name(...): searched (or a typo)
             params.append(parse(key.strip(), value, f"override '{item}'"))
-        elif sep and re.fullmatch(r"\s*[A-Za-z_]\w*\s*\(.*\)\s*", value, re.S) and not value.strip().startswith("{"):
-            params.append(parse(key.strip(), value, f"override '{item}'"))  # an unknown distribution: say so
         else:
             overrides.append(item)
     return overrides, params
@@ -179,7 +174,7 @@ def check_space(recipe: str, overrides: list[str], params: list[Param]) -> None:
             try:
                 load_recipe(recipe, overrides + [f"{p.key}={dump(value)}"])
             except RecipeError as exc:
-                problem = exc.problems[0] if hasattr(exc, "problems") else str(exc)
+                problem = exc.problems[0]
                 raise RecipeError([f"{p.origin}: {p.key}={dump(value)}: {problem.split(': ', 1)[-1]}"]) from None
 
 
@@ -372,7 +367,9 @@ def run_trial(spec: Spec, folder: Path, study, trial, console, resume: bool = Fa
     if spec.threads:
         overrides.append(f"train.threads={spec.threads}")
     reporter = Reporter(trial, spec.metric, optuna)
-    quiet = _quiet(console)
+    from rich.console import Console
+
+    quiet = Console(quiet=True)  # a trial's own progress stays in its run folder; the sweep prints a line
     state, note = "complete", ""
     try:
         if resume and (run_dir / "recipe.yaml").is_file():
@@ -419,12 +416,6 @@ def _best(study):
         return None
 
 
-def _quiet(console):
-    from rich.console import Console
-
-    return Console(quiet=True) if not os.environ.get("SEQCLI_SWEEP_VERBOSE") else console
-
-
 def work(folder: Path, console, worker: int = 0) -> None:
     """A worker: finish trials a stopped sweep left running, then take new ones until the
     study has `trials` of them. Each trial is taken under the sweep lock and worked on
@@ -459,19 +450,16 @@ def work(folder: Path, console, worker: int = 0) -> None:
             run_trial(spec, folder, study, trial, console, resume=resume)
 
 
-def summary(folder: Path) -> tuple[Spec, list, object]:
-    optuna = require_optuna()
+def summary(folder: Path) -> tuple[Spec, object]:
     spec = Spec.load(folder)
-    study = open_study(spec, folder, create=False)
-    return spec, study.get_trials(deepcopy=False), _best(study)
+    return spec, open_study(spec, folder, create=False)
 
 
-def importances(folder: Path) -> dict:
+def importances(study) -> dict:
+    """Each searched key's importance, once two trials have finished."""
     optuna = require_optuna()
-    spec = Spec.load(folder)
-    study = open_study(spec, folder, create=False)
     complete = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
-    if len(complete) < 2 or len(spec.params) < 1:
+    if len(complete) < 2:
         return {}
     try:
         return optuna.importance.get_param_importances(study)

@@ -111,12 +111,12 @@ class Subword(Vocab):
         return [self.tokens[i] for i in self.encode(text)]
 
     def encode(self, text: str) -> list[int]:
-        if self.lines:
-            ids: list[int] = []
-            for line in text.split("\n")[:-1] if text.endswith("\n") else text.split("\n"):
-                ids += self._encode_line(line) + [self.eos]
-            return ids[:-1] if not text.endswith("\n") and ids else ids
-        return self._encode_line(text)
+        if not self.lines:
+            return self._encode_line(text)
+        ids: list[int] = []
+        for i, line in enumerate(text.split("\n")):  # <eos> where each line break was
+            ids += ([self.eos] if i else []) + self._encode_line(line)
+        return ids
 
     def encode_lines(self, lines: list[str]) -> list[list[int]]:
         """Many lines at once (the tokenizer works through them in parallel)."""
@@ -205,12 +205,14 @@ def train_subword(texts, level: str, vocab_size: int, specials: tuple[str, ...] 
 
 
 def _canonical_unigram(tokenizers, tokenizer, n_specials: int):
-    """The trainer lists pieces of equal score in no fixed order: sort them (specials first,
-    then by score, then by piece) so the same data always gives the same ids."""
+    """The trainer's scores vary in their last digits from run to run (its sums run in
+    parallel threads), and it lists pieces of equal score in no fixed order: round the scores
+    to 8 decimals and sort the pieces (specials first, then by score, then by piece), so the
+    same data gives the same vocabulary and ids."""
     import json
 
     spec = json.loads(tokenizer.to_str())
-    pieces = spec["model"]["vocab"]
+    pieces = [[piece, round(score, 8)] for piece, score in spec["model"]["vocab"]]
     pieces = pieces[:n_specials] + sorted(pieces[n_specials:], key=lambda p: (-p[1], p[0]))
     spec["model"]["vocab"] = pieces
     spec["model"]["unk_id"] = [p[0] for p in pieces].index(UNK)

@@ -35,12 +35,12 @@ def predict_file(loaded, values: dict, given: list[str], input_file: str, output
     stderr = Console(stderr=True, highlight=False, soft_wrap=True)
     meter = Meter(stderr, total, done)
     try:
-        lines = inference.predict_stream(loaded.task, loaded.model, loaded.fields, values,
-                                         itertools.islice(items, done, None), batch_size)
-        for line in lines:
-            out.write(line + "\n")
+        groups = inference.predict_stream(loaded.task, loaded.model, loaded.fields, values,
+                                          itertools.islice(items, done, None), batch_size)
+        for lines in groups:  # a group's lines at once: whole lines reach the file as they are done
+            out.write("".join(line + "\n" for line in lines))
             out.flush()
-            meter.advance()
+            meter.advance(len(lines))
     finally:
         meter.close()
         if out is not sys.stdout:
@@ -85,8 +85,8 @@ class Meter:
     def rate(self) -> float:
         return self.count / max(self.elapsed(), 1e-9)
 
-    def advance(self) -> None:
-        self.count += 1
+    def advance(self, n: int) -> None:
+        self.count += n
         if self.bar is not None:
             self.bar.update(self.task, completed=self.done + self.count, rate=self.rate())
         elif time.perf_counter() - self.last_line >= PLAIN_EVERY_S:

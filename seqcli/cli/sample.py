@@ -142,6 +142,7 @@ def check_input_file(path: str) -> None:
 def read_inputs(path: str):
     """(where, text) for each non-blank line of a file ('-': stdin), read as it is used;
     each line is decoded on its own, so a problem names its line."""
+    import contextlib
     import sys
 
     from seqcli.errors import DataError
@@ -151,7 +152,7 @@ def read_inputs(path: str):
         stream = sys.stdin.buffer if path == "-" else open(path, "rb")
     except OSError as exc:
         raise DataError(f"--input-file: {name}: {exc.strerror or exc}") from None
-    with stream if path != "-" else _kept_open(stream):
+    with stream if path != "-" else contextlib.nullcontext(stream):  # stdin is used, never closed
         for number, raw in enumerate(stream, 1):
             if b"\0" in raw:
                 raise DataError(f"{name}:{number}: a NUL byte: this looks like a binary file, not text")
@@ -163,16 +164,3 @@ def read_inputs(path: str):
                 text = text.removeprefix("\ufeff")
             if text.strip():
                 yield f"{name}:{number}", text
-
-
-class _kept_open:
-    """A context for stdin: used, never closed."""
-
-    def __init__(self, stream):
-        self.stream = stream
-
-    def __enter__(self):
-        return self.stream
-
-    def __exit__(self, *exc):
-        return False

@@ -155,7 +155,8 @@ def show(folder, output: str | None, force: bool) -> None:
     from seqcli import sweep as S
 
     folder = Path(folder)
-    spec, trials, best = S.summary(folder)
+    spec, study = S.summary(folder)
+    trials, best = study.get_trials(deepcopy=False), S._best(study)
     keys = [p["key"] for p in spec.params]
     table = Table(title=f"{folder}: {len(trials)} of {spec.trials} trials, valid {spec.metric} "
                         f"({'higher' if spec.maximize else 'lower'} is better)")
@@ -188,7 +189,7 @@ def show(folder, output: str | None, force: bool) -> None:
     if best is not None:
         out.print(Text(f"best: trial {best.number}, valid {spec.metric} {best.value:.4f}; its recipe: "
                        f"{folder / 'best.yaml'} (train it longer: seqcli run {folder / 'best.yaml'} train.max_steps=N)"))
-    importance = S.importances(folder)
+    importance = S.importances(study)
     if importance:
         out.print(Text("importance: " + ", ".join(f"{k} {v:.2f}" for k, v in importance.items())))
     if output is not None:

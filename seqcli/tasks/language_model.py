@@ -38,12 +38,11 @@ class RNNLanguageModel(nn.Module):
         self.drop = nn.Dropout(dropout)
         self.embedding_dropout, self.input_dropout, self.output_dropout = embedding_dropout, input_dropout, output_dropout
         options = {"dropout": dropout, "locked_dropout": hidden_dropout, "weight_drop": weight_drop}
-        if last_layer_size is None or last_layer_size == hidden_size or num_layers == 1:
-            self.rnn = Recurrent(cell, embedding_size, last_layer_size if num_layers == 1 and last_layer_size
-                                 else hidden_size, num_layers, **options)
+        top = last_layer_size or hidden_size
+        if num_layers == 1 or top == hidden_size:  # one size throughout
+            self.rnn = Recurrent(cell, embedding_size, top, num_layers, **options)
         else:
-            self.rnn = Resized(cell, embedding_size, hidden_size, num_layers, last_layer_size, **options)
-        top = self.rnn.hidden_size if last_layer_size is None else last_layer_size
+            self.rnn = Resized(cell, embedding_size, hidden_size, num_layers, top, **options)
         # tying the output to the embedding needs outputs of the embedding's size
         self.proj = nn.Linear(top, embedding_size) if tie_weights and top != embedding_size else None
         self.out = nn.Linear(embedding_size if tie_weights else top, vocab_size)
@@ -110,9 +109,7 @@ class Resized(nn.Module):
 
     def step(self, x: Tensor, state):
         x, layers = self.step_layers(x, self.unstack(state))
-        k = self.num_states
-        low, high = layers[:-1], layers[-1:]
-        return x, tuple(self.lower.stack(low)) + tuple(self.top.stack(high))
+        return x, tuple(self.lower.stack(layers[:-1])) + tuple(self.top.stack(layers[-1:]))
 
 
 class LanguageModel(Task):

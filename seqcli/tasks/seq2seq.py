@@ -21,7 +21,7 @@ from seqcli.api import CellSpec, ConfigError, Data, DataError, Figure, Output, R
 from seqcli.data import batching
 from seqcli.vocab import Labels, Numeric, Vocab
 from seqcli.decoding.search import beam_search, sample
-from seqcli.metrics import edit_distance, text_scores
+from seqcli.metrics import nearest, text_scores
 from seqcli.nn.attention import Kind
 from seqcli.nn.decoder import Bridge, Decoder, DecoderState
 from seqcli.nn.encoder import Encoder, Scale
@@ -109,9 +109,8 @@ class SequenceWriter(ExampleTask):
                     known.append(ref.tolist())
         errors = ref_tokens = 0
         for key, hyp in outputs.items():
-            best = min(references[key], key=lambda r: (edit_distance(hyp, r), len(r)))
-            errors += edit_distance(hyp, best)
-            ref_tokens += len(best)
+            e, n = nearest(hyp, references[key])
+            errors, ref_tokens = errors + e, ref_tokens + n
         scores = text_scores([target.decode(h) for h in outputs.values()],
                              [[target.decode(r) for r in references[k]] for k in outputs])
         return {"token_accuracy": right / max(total, 1), "ter": errors / max(ref_tokens, 1), **scores}

@@ -265,9 +265,10 @@ class Trainer:
         ranks = None
         if self.dist.active:  # each rank's own carried state and random numbers, for resuming
             ranks = distributed.gather({"carry": _to_cpu(self.carry), "rng": rng})
-        with self._averaged():  # NT-ASGD: the checkpoint's model is the average; its optimizer state the rest
-            weights = {k: v.clone() for k, v in self.model.state_dict().items()} \
-                if getattr(self.optimizer, "averaging", False) else self.model.state_dict()
+        weights = self.model.state_dict()
+        if getattr(self.optimizer, "averaging", False):  # NT-ASGD: the model saved is the average
+            with self.optimizer.averaged():  # (the training weights are in the optimizer's state)
+                weights = {k: v.clone() for k, v in self.model.state_dict().items()}
         return dataclasses.replace(
             self.record, model=weights, optimizer=self.optimizer.state_dict(),
             scheduler=self.scheduler.state_dict() if self.scheduler is not None else None, step=self.step,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import shutil
@@ -180,17 +181,9 @@ class TextDataset(Dataset):
 
 def encode_subword(text: str, vocab: V.Subword) -> np.ndarray:
     """Text -> the ids of its pieces, line by line, `<eos>` after every line."""
-    lines = text.splitlines()
-    encoded = vocab.encode_lines(lines)
-    total = sum(map(len, encoded)) + len(lines)
-    out = np.empty(total, dtype=np.int32)
-    at = 0
-    for ids in encoded:
-        out[at : at + len(ids)] = ids
-        at += len(ids)
-        out[at] = vocab.eos
-        at += 1
-    return out
+    eos = [vocab.eos]
+    ids = itertools.chain.from_iterable(line + eos for line in vocab.encode_lines(text.splitlines()))
+    return np.fromiter(ids, dtype=np.int32)
 
 
 def file_digest(path: str) -> str:
