@@ -5,7 +5,7 @@
     model.predict(["abc"])                   # see seqcli.inference.Model
 """
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 
 def load(path, which: str = "best", device: str = "cpu"):

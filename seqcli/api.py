@@ -53,7 +53,8 @@ __all__ = ["API_VERSION", "CONDITION", "Cell", "CellSpec", "ConfigError", "Data"
 #: History: 1.0 (seqcli 0.2): the first stable contract. 1.1 (seqcli 0.3): `Cell.gates`,
 #: `Cell.forget_gate` and `Cell.recurrent_weights` for `model.init`; `StepResult.sequences`
 #: and `StepResult.penalty`; `TrainConfig` gains max_epochs, patience and loss_reduction.
-API_VERSION = "1.1"
+#: 1.2 (seqcli 0.4): `Dataset.load_with` (encode with given vocabularies, for resume).
+API_VERSION = "1.2"
 
 # Field names: the keys of `Data.fields` and of each example that the built-in tasks read.
 #
@@ -166,6 +167,13 @@ class Dataset:
 
     def load(self) -> Data:
         raise NotImplementedError
+
+    def load_with(self, fields: dict) -> Data:
+        """Optional (API 1.2): what `load()` gives, but encoded with `fields` instead of
+        fields learnt from the training split: a resumed run keeps the vocabularies it
+        started with. The default returns NotImplemented; a resumed run whose re-learned
+        fields differ from its checkpoint's is then refused."""
+        return NotImplemented
 
     def load_file(self, path: str, fields: dict) -> Any:
         """Examples from one more file in this dataset's format, encoded with `fields`

@@ -22,6 +22,38 @@ def dataset(recipe: Recipe, packages: dict | None = None) -> Dataset:
     return construct(plugin_class("dataset", recipe, packages), recipe.dataset.options)
 
 
+def data_digest(recipe: Recipe, packages: dict | None = None) -> str | None:
+    """A SHA-256 over the data files a recipe names (its dataset's File options), or None when
+    it names none: what a resumed run checks before it keeps its own vocabularies."""
+    import hashlib
+    import typing
+
+    from seqcli.files import sha256_of
+    from seqcli.schema import File, parameters
+
+    files = []
+    for key, (hint, _) in parameters(plugin_class("dataset", recipe, packages)).items():
+        value = recipe.dataset.options.get(key)
+        marks = [m for a in [hint, *typing.get_args(hint)] if typing.get_origin(a) is typing.Annotated
+                 for m in typing.get_args(a)[1:]]
+        if value is not None and any(type(m) is File for m in marks):
+            files.append(f"{key}={sha256_of(value)}")
+    return hashlib.sha256("\n".join(files).encode()).hexdigest() if files else None
+
+
+def check_stored_data(recipe: Recipe, packages: dict | None = None) -> None:
+    """A stored recipe (a run's, a checkpoint's) names data files that may have gone or
+    changed kind since: each is checked again (a regular, readable, non-empty file), so a
+    path that is now a folder, a FIFO or a device is one line, never a hang."""
+    from seqcli.errors import DataError
+    from seqcli.schema import check_args
+
+    _, problems = check_args(plugin_class("dataset", recipe, packages), recipe.dataset.options)
+    if problems:
+        key, message = problems[0]
+        raise DataError(f"the run's dataset cannot be read again: dataset.{key}: {message}")
+
+
 def task(recipe: Recipe, packages: dict | None = None) -> Task:
     return construct(plugin_class("task", recipe, packages), recipe.task.options)
 

@@ -52,12 +52,15 @@ def sgd(lr: Rate = 0.1, momentum: Annotated[float, Range(0, 1, hi_open=True)] = 
     """Stochastic gradient descent, optionally with (Nesterov) momentum."""
 
 
-def adam(lr: Rate = 0.001, betas: list[Annotated[float, Range(0, 1, hi_open=True)]] = (0.9, 0.999),
+Beta = Annotated[float, Range(0, 1, hi_open=True)]
+
+
+def adam(lr: Rate = 0.001, betas: tuple[Beta, Beta] = (0.9, 0.999),
          eps: Annotated[float, Range(0, 1, lo_open=True)] = 1e-8, weight_decay: Decay = 0.0):
     """Adam."""
 
 
-def adamw(lr: Rate = 0.001, betas: list[Annotated[float, Range(0, 1, hi_open=True)]] = (0.9, 0.999),
+def adamw(lr: Rate = 0.001, betas: tuple[Beta, Beta] = (0.9, 0.999),
           eps: Annotated[float, Range(0, 1, lo_open=True)] = 1e-8, weight_decay: Decay = 0.01):
     """Adam with decoupled weight decay."""
 

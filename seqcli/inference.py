@@ -76,18 +76,19 @@ def sample_options(task: Task, recipe: Recipe, given: dict, base: str | None = N
     return values
 
 
-def check_figures(values: dict, params: dict, force: bool) -> dict[str, Path]:
+def check_figures(values: dict, params: dict, force: bool, inputs: tuple = ()) -> dict[str, Path]:
     """The pictures asked for, checked before any work: option -> path (and its .json)."""
     from seqcli import plots
+    from seqcli.files import check_output
 
     wanted = {}
     for name in outputs(params):
         if values.get(name) is not None:
             flag = f"--{name.replace('_', '-')}"
-            path = plots.output_file(values[name], force, flag)
-            numbers = path.with_suffix(".json")
-            if numbers.exists() and not force:
-                raise SeqcliError(f"{flag} {numbers} already exists; pass --force to replace it")
+            path = plots.output_file(values[name], force, flag, inputs)
+            check_output(path.with_suffix(".json"), flag, replace=force, inputs=inputs)
+            if path in wanted.values():
+                raise SeqcliError(f"{flag} {values[name]}: another picture is written there too")
             wanted[name] = path
     if wanted:
         plots.pyplot()  # matplotlib missing: say so now, not after the work
@@ -101,25 +102,37 @@ def write_figures(samples: Samples, wanted: dict[str, Path]) -> list[Path]:
         figure = samples.figures.get(name)
         if figure is None:
             continue
-        figure.draw(str(path))
+        draw_into(path, figure.draw)
         if figure.data is not None:
             write_text(path.with_suffix(".json"), json.dumps(figure.data))
         written.append(path)
     return written
 
 
+def draw_into(path: Path, draw) -> None:
+    """A task's `Figure.draw(path)`, made whole-or-nothing: it draws into a temporary folder
+    beside `path` (the file keeps its name, so its format too), then the file is renamed in."""
+    import os
+    import shutil
+
+    from seqcli.files import check_replaceable, temporary
+
+    check_replaceable(path)
+    folder = temporary(Path(path))
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
+    try:
+        draw(str(folder / Path(path).name))
+        os.replace(folder / Path(path).name, path)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def write_text(path: Path, text: str) -> None:
     """Write a whole file or nothing: a temporary file renamed into place."""
-    import os
+    from seqcli.files import write_atomic
 
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_atomic(path, text)
 
 
 def task_class(ckpt: Checkpoint):
@@ -227,13 +240,11 @@ class Model:
         values, problems = check_args(self.task.evaluate, options, skip=EVALUATE_SKIP)
         if problems:
             raise ConfigError(*problems[0])
-        dataset_cls = build.plugin_class("dataset", self.recipe, self.packages)
         if file is None:  # the stored recipe's files are read again: they must be there, and be files
-            _, missing = check_args(dataset_cls, self.recipe.dataset.options)
-            if missing:
-                key, message = missing[0]
-                raise DataError(f"the run's dataset cannot be read again: dataset.{key}: {message}; "
-                                f"score another file with --file")
+            try:
+                build.check_stored_data(self.recipe, self.packages)
+            except DataError as exc:
+                raise DataError(f"{exc}; score another file with --file") from None
         dataset = build.dataset(self.recipe, self.packages)
         if file is not None:
             from seqcli.schema import File, Problem
@@ -270,43 +281,14 @@ def from_checkpoint(ckpt: Checkpoint, device: str = "cpu") -> Model:
 
     packages = packages_of(ckpt)
     task = build.task(ckpt.recipe, packages)
-    model = build.model(task, Data(splits={}, fields=ckpt.fields, info=ckpt.data_info), ckpt.recipe, packages)
-    load_weights(model, ckpt)
+    try:
+        model = build.model(task, Data(splits={}, fields=ckpt.fields, info=ckpt.data_info), ckpt.recipe, packages)
+    except SeqcliError:
+        raise
+    except Exception as exc:  # fields that do not describe what the task needs (a damaged file)
+        raise CheckpointError(f"{ckpt.path}: damaged checkpoint: the model cannot be built from its fields "
+                              f"({', '.join(ckpt.fields)}): {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                              ) from None
+    ckpt_io.load_weights(model, ckpt)
     model.to(pick_device(device)).eval()
     return Model(ckpt, task, model, ckpt.fields)
-
-
-def load_weights(model: torch.nn.Module, ckpt: Checkpoint) -> None:
-    """The checkpoint's weights into a model built from its recipe; a mismatch names the
-    plugin versions recorded and installed, and every missing and unexpected key."""
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in ckpt.model]
-    unexpected = [k for k in ckpt.model if k not in expected]
-    shapes = [f"{k} {tuple(ckpt.model[k].shape)} (the model has {tuple(v.shape)})"
-              for k, v in expected.items() if k in ckpt.model and ckpt.model[k].shape != v.shape]
-    if missing or unexpected or shapes:
-        parts = []
-        if missing:
-            parts.append(f"missing keys: {', '.join(missing)}")
-        if unexpected:
-            parts.append(f"unexpected keys: {', '.join(unexpected)}")
-        if shapes:
-            parts.append(f"shapes differ: {'; '.join(shapes)}")
-        raise CheckpointError(f"{ckpt.path}: the weights do not fit the model its recipe describes"
-                              f"{version_changes(ckpt)}: {'; '.join(parts)}")
-    model.load_state_dict(ckpt.model)
-
-
-def version_changes(ckpt: Checkpoint) -> str:
-    """' (cell mypkg was 0.1.0 when saved, 0.2.0 now)', or '' when every version is the same."""
-    changes = []
-    for kind, record in ckpt.plugins.items():
-        try:
-            now = registry.info(kind, record.name, record.package).version
-        except SeqcliError:
-            continue
-        if now != record.version:
-            changes.append(f"{kind} '{record.name}' from {record.package} was {record.version} when saved, {now} now")
-    if not changes:
-        return ""
-    return f" ({'; '.join(changes)}: the plugin's parameters changed between these versions)"

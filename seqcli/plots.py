@@ -24,21 +24,26 @@ def pyplot():
     return plt
 
 
-def output_file(path: str | Path, force: bool, what: str = "--output") -> Path:
-    """Where a picture goes: a .png path whose folder exists; an existing file only with --force."""
+def output_file(path: str | Path, force: bool, what: str = "--output", inputs: tuple = ()) -> Path:
+    """Where a picture goes: a .png path whose folder exists; an existing regular file only
+    with --force (never a folder, device or FIFO, never one of `inputs`)."""
+    from seqcli.files import check_output
+
     path = Path(path)
     if path.suffix.lower() != ".png":
         raise SeqcliError(f"{what} {path}: the picture is written as PNG; give a name ending in .png")
-    if path.exists() and not force:
-        raise SeqcliError(f"{what} {path} already exists; pass --force to replace it")
-    if not path.parent.is_dir():
-        raise SeqcliError(f"{what} {path}: folder {path.parent} does not exist")
-    return path
+    return check_output(path, what, replace=force, inputs=inputs)
 
 
-def save(fig, path: Path) -> None:
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    pyplot().close(fig)
+def save(fig, path: Path, **options) -> None:
+    """Write a figure as PNG, whole or not at all."""
+    from seqcli.files import write_atomic
+
+    try:
+        write_atomic(path, writer=lambda f: fig.savefig(f, format="png", **{"dpi": 110, "bbox_inches": "tight",
+                                                                              **options}))
+    finally:
+        pyplot().close(fig)
 
 
 # -- training curves ------------------------------------------------------------------------

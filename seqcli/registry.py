@@ -141,7 +141,7 @@ def _off_hint(package: str) -> str:
     if normalize(package) != OWN and third_party_disabled():
         return " (third-party plugins are switched off: --no-plugins / SEQCLI_NO_PLUGINS)"
     if normalize(package) in disabled_packages():
-        return f" (the package is switched off: --disable-plugin / SEQCLI_DISABLE_PLUGINS)"
+        return " (the package is switched off: --disable-plugin / SEQCLI_DISABLE_PLUGINS)"
     return ""
 
 

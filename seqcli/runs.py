@@ -23,20 +23,44 @@ from seqcli.train.checkpoint import Checkpoint
 # Keys a resumed run may change without --force: they do not change what is being learnt.
 SAFE_CHANGES = ("description", "sample.", "train.max_steps", "train.max_epochs", "train.patience", "train.log_every", "train.eval_every",
                 "train.eval_batches", "train.checkpoint_every", "train.keep_checkpoints", "train.nonfinite",
-                "train.device", "train.precision", "train.tensorboard", "train.threads")
+                "train.device", "train.tensorboard", "train.threads")
 
 
 LOCK = ".lock"
+#: what a run writes into its folder, besides temporary files: all that a failed start removes
+RUN_FILES = ("recipe.yaml", "metrics.jsonl", "samples.txt", "checkpoints", "tensorboard", LOCK)
 
 
 def _has_contents(path: Path) -> bool:
-    return path.exists() and (not path.is_dir() or any(p.name != LOCK for p in path.iterdir()))
+    """Anything in `path` but its lock and what killed processes left (temporary files)."""
+    from seqcli.files import is_stale
+
+    return path.exists() and (not path.is_dir() or any(p.name != LOCK and not is_stale(p) for p in path.iterdir()))
+
+
+def unstarted(path: Path) -> bool:
+    """A run folder whose run stopped before its first checkpoint (killed, failed, or out of
+    disk inside its first checkpoint's writes): its lock and recipe, no last.pt, and nothing
+    but what a run writes. It is trained again from the start by `resume`, or by `run` with
+    the very same recipe."""
+    from seqcli.files import is_stale
+
+    def only(folder: Path, allowed) -> bool:
+        return all(p.name in allowed or is_stale(p) or (p.name.startswith("step-") and p.suffix == ".pt")
+                   for p in folder.iterdir())
+
+    folder = path / "checkpoints"
+    return ((path / LOCK).is_file() and not (path / LOCK).is_symlink() and (path / "recipe.yaml").is_file()
+            and not (folder / "last.pt").exists() and only(path, RUN_FILES)
+            and (not folder.is_dir() or only(folder, ("best.pt",))))
 
 
 class RunLock:
     """One writer per run directory: an exclusive lock on RUN_DIR/.lock, held by `run` and
     `resume` while they train, released by the operating system when the process ends in
-    any way (a SIGKILLed run can be resumed at once). The file holds the holder's PID."""
+    any way (a SIGKILLed run can be resumed at once). The file holds the holder's PID. A lock
+    that is a symlink, a folder, a FIFO or a device is refused, never written through. The
+    holder removes the temporary files that killed processes left in the folder."""
 
     def __init__(self, run_dir: Path):
         self.path = Path(run_dir) / LOCK
@@ -45,7 +69,9 @@ class RunLock:
     def __enter__(self) -> RunLock:
         import fcntl
 
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        from seqcli.files import clean_stale, open_own
+
+        self.fd = open_own(self.path, "run directory's lock")
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -56,6 +82,8 @@ class RunLock:
                               f"resume); one process writes a run directory at a time") from None
         os.ftruncate(self.fd, 0)
         os.pwrite(self.fd, f"{os.getpid()}\n".encode(), 0)
+        clean_stale(self.path.parent)
+        clean_stale(self.path.parent / "checkpoints")
         return self
 
     def __exit__(self, *exc) -> None:
@@ -66,7 +94,8 @@ class RunLock:
 
 def choose_run_dir(run_dir: str | None, recipe: Recipe, root: str = "runs") -> Path:
     """The run directory a new run will write, checked but not yet created: an existing
-    non-empty one is refused, never reused."""
+    non-empty one is refused, never reused, unless it holds a run that stopped before its
+    first checkpoint with this very recipe (then `start` trains it again from the start)."""
     if run_dir is None:
         stem = Path(recipe.source).stem.replace(" (stored recipe)", "")
         base = Path(root) / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -77,12 +106,28 @@ def choose_run_dir(run_dir: str | None, recipe: Recipe, root: str = "runs") -> P
         return path
     path = Path(run_dir)
     if _has_contents(path):
+        if unstarted(path):
+            if (path / "recipe.yaml").read_text(encoding="utf-8", errors="replace") == recipe.to_yaml():
+                return path
+            raise SeqcliError(f"run directory {path} holds a run that stopped before its first checkpoint, with "
+                              f"another recipe; train it again with: seqcli resume {path} (its own recipe), or "
+                              f"choose another --run-dir (nothing in it was changed)")
         raise SeqcliError(f"run directory {path} already exists and is not empty; choose another --run-dir, "
                           f"or continue it with --resume (nothing in it was changed)")
     parent = next((p for p in path.absolute().parents if p.exists()), None)
     if parent is not None and not os.access(parent, os.W_OK):
         raise SeqcliError(f"cannot create run directory {path}: {parent} is not writable")
     return path
+
+
+def start(recipe: Recipe, run_dir: Path, console: Console, on_evaluation=None, restart: bool | None = None
+          ) -> dict | None:
+    """A new run into `run_dir` (from `choose_run_dir`), or, where a run with this recipe
+    stopped before its first checkpoint (`restart`; found out when None), that run trained
+    again from the start."""
+    if unstarted(run_dir) if restart is None else restart:
+        return resume(run_dir, recipe, [], False, console, on_evaluation)
+    return train(recipe, run_dir, console, on_evaluation=on_evaluation)
 
 
 def make_run_dir(path: Path) -> Path:
@@ -100,13 +145,27 @@ def make_run_dir(path: Path) -> Path:
 
 
 def unmake_run_dir(path: Path, created: bool) -> None:
-    """Remove what a run that failed before its first checkpoint wrote, and its folder if this
-    command made it, so that the same command can be given again. Nothing else is touched."""
-    for name in ("recipe.yaml", "metrics.jsonl", LOCK):
+    """Remove what a run that failed before its first checkpoint wrote (the folder was empty
+    when it started), and the folder if this command made it, so that the same command can be
+    given again. Only the names a run writes are touched."""
+    import shutil
+
+    from seqcli.files import clean_stale
+
+    folder = path / "checkpoints"
+    if folder.is_dir() and not folder.is_symlink():
+        for name in ["best.pt", *(p.name for p in folder.glob("step-*.pt"))]:
+            (folder / name).unlink(missing_ok=True)
+        clean_stale(folder)
+    board = path / "tensorboard"
+    if board.is_dir() and not board.is_symlink():
+        shutil.rmtree(board, ignore_errors=True)
+    for name in ("recipe.yaml", "metrics.jsonl", "samples.txt", LOCK):
         (path / name).unlink(missing_ok=True)
-    for folder in (path / "checkpoints", path) if created else (path / "checkpoints",):
+    clean_stale(path)
+    for empty in (folder, path) if created else (folder,):
         try:
-            folder.rmdir()  # only when empty
+            empty.rmdir()  # only when empty
         except OSError:
             pass
 
@@ -153,17 +212,43 @@ def check(recipe: Recipe) -> None:
         raise SeqcliError("train.tensorboard: needs the tensorboard package: pip install 'seqcli[tensorboard]'")
 
 
-def prepare(recipe: Recipe, packages: dict | None = None) -> Prepared:
-    """Stages 2 and 3: the dataset's splits and fields, checked; the task; the model."""
+def prepare(recipe: Recipe, packages: dict | None = None, fields: dict | None = None) -> Prepared:
+    """Stages 2 and 3: the dataset's splits and fields, checked; the task; the model. With
+    `fields`, the dataset encodes with those instead of learning its own (`Dataset.load_with`)."""
     from seqcli import build
     from seqcli.train.trainer import seed_everything
 
     seed_everything(recipe.train.seed)
-    data = build.dataset(recipe, packages).load()
+    dataset = build.dataset(recipe, packages)
+    data = dataset.load() if fields is None else dataset.load_with(fields)
+    if data is NotImplemented:
+        data = dataset.load()
     check_splits(data, recipe)
     task = build.task(recipe, packages)
     check_model_size(task, data, recipe, packages)
     return Prepared(recipe, data, task, build.model(task, data, recipe, packages))
+
+
+def own_fields(ready: Prepared, resume: Checkpoint, recipe: Recipe, packages: dict | None, run_dir: Path) -> Prepared:
+    """A resumed run trains with the vocabularies it started with. Learnt again from the same
+    files, a subword vocabulary may come out otherwise (the unigram trainer is not
+    deterministic): then the data is encoded with the checkpoint's own. Any other difference
+    means the data files changed: refused."""
+    from seqcli import build
+    from seqcli.vocab import Subword
+
+    def changed(data) -> list[str]:
+        return [k for k in data.fields if k not in resume.fields or data.fields[k] != resume.fields[k]]
+
+    differ = changed(ready.data)
+    if differ and all(isinstance(resume.fields.get(k), Subword) for k in differ) and \
+            resume.data_info.get("files_sha256") == build.data_digest(recipe, packages) is not None:
+        ready = prepare(recipe, packages, fields=resume.fields)
+        differ = changed(ready.data)
+    if differ:
+        raise CheckpointError(f"{run_dir}: the data's {', '.join(differ)} differ from the checkpoint's "
+                              f"(the data files changed since the run started); cannot resume")
+    return ready
 
 
 def check_splits(data, recipe: Recipe) -> None:
@@ -196,10 +281,7 @@ def train(recipe: Recipe, run_dir: Path, console: Console, resume: Checkpoint | 
     if ranks.active:
         torch.manual_seed(recipe.train.seed + 1_000_003 * ranks.rank)  # same initial weights, own dropout masks
     if resume is not None:
-        changed = [k for k in ready.data.fields if k not in resume.fields or ready.data.fields[k] != resume.fields[k]]
-        if changed:
-            raise CheckpointError(f"{run_dir}: the data's {', '.join(changed)} differ from the checkpoint's "
-                                  f"(the data files changed since the run started); cannot resume")
+        ready = own_fields(ready, resume, recipe, packages, run_dir)
     with contextlib.ExitStack() as held:
         created = False
         if ranks.main and resume is None and not fresh:  # resume and restart hold the lock already
@@ -232,8 +314,9 @@ def _train(recipe: Recipe, run_dir: Path, console: Console, resume, packages, re
     console.print(f"      {describe_sizes(data)}; ready in {time.perf_counter() - started:.1f}s", highlight=False)
     console.print(f"model: {type(model).__name__} with {params:,} parameters; run directory {run_dir}",
                   highlight=False)
+    info = {**data.info, "files_sha256": build.data_digest(recipe, packages)}  # what resume compares
     record = Checkpoint(recipe=recipe, plugins=build.plugin_versions(recipe, packages), fields=data.fields, model={},
-                        data_info=data.info, seqcli_version=__version__, api_version=API_VERSION)
+                        data_info=info, seqcli_version=__version__, api_version=API_VERSION)
     trainer = Trainer(task, model, data, recipe.train, run_dir, record, reporter_for(console, recipe.train.log_every),
                       resume, on_evaluation)
     where = f"from step {trainer.step} " if resume is not None else ""
@@ -294,7 +377,7 @@ def final_sample(task, model, fields: dict, recipe: Recipe, run_dir: Path, conso
 
 
 def resume(run_dir: Path, recipe: Recipe | None, overrides: list[str], force: bool, console: Console,
-           on_evaluation=None) -> dict | None:
+           on_evaluation=None, threads: int | None = None) -> dict | None:
     """Continue a run from its last checkpoint. The recipe is the stored one (plus overrides)
     or the one given; a difference outside SAFE_CHANGES is refused unless `force`. The run
     folder is locked first: one process writes it at a time."""
@@ -302,24 +385,29 @@ def resume(run_dir: Path, recipe: Recipe | None, overrides: list[str], force: bo
 
     run_dir = Path(run_dir)
     if not (run_dir / "recipe.yaml").is_file():
+        if run_dir.is_dir() and (run_dir / LOCK).is_file() and not _has_contents(run_dir):
+            raise CheckpointError(f"{run_dir}: the run stopped before it wrote its recipe; start it again with the "
+                                  f"same seqcli run command")
         last_checkpoint(run_dir)  # not a run folder: say so before anything is written into it
     with RunLock(run_dir) if distributed.context().main else contextlib.nullcontext():
-        return _resume(run_dir, recipe, overrides, force, console, on_evaluation)
+        return _resume(run_dir, recipe, overrides, force, console, on_evaluation, threads)
 
 
 def _resume(run_dir: Path, recipe: Recipe | None, overrides: list[str], force: bool, console: Console,
-            on_evaluation=None) -> dict | None:
+            on_evaluation=None, threads: int | None = None) -> dict | None:
     from seqcli.recipe.load import Origins, apply_overrides
     from seqcli.train.checkpoint import stored_recipe
 
     if not (run_dir / "checkpoints" / "last.pt").exists() and (run_dir / "recipe.yaml").is_file():
-        return restart(run_dir, recipe, overrides, console, on_evaluation)
+        return restart(run_dir, recipe, overrides, console, on_evaluation, threads)
     ckpt = last_checkpoint(run_dir)
     stored = ckpt.recipe.to_data()
     if recipe is None:
         data = copy.deepcopy(stored)
         apply_overrides(data, Origins(str(run_dir / "recipe.yaml")), overrides)
         recipe = stored_recipe(data, ckpt.plugins, str(run_dir / "recipe.yaml"))
+    if threads:
+        recipe.train.threads = threads
     changes = differences(stored, recipe.to_data())
     unsafe = [c for c in changes if not any(c[0] == s or (s.endswith(".") and c[0].startswith(s)) for s in SAFE_CHANGES)]
     for key, old, new in changes:
@@ -338,6 +426,9 @@ def _resume(run_dir: Path, recipe: Recipe | None, overrides: list[str], force: b
             final_sample(loaded.task, loaded.model, loaded.fields, recipe, run_dir, console)
         return None
     packages = {kind: r.package for kind, r in ckpt.plugins.items() if getattr(recipe, kind).name == r.name}
+    from seqcli import build
+
+    build.check_stored_data(recipe, packages)  # its files may have gone, or be a FIFO now: one line, no hang
     return train(recipe, Path(run_dir), console, resume=ckpt, packages=packages, on_evaluation=on_evaluation)
 
 
@@ -356,7 +447,8 @@ def finished(ckpt: Checkpoint, train) -> str | None:
     return None
 
 
-def restart(run_dir: Path, recipe: Recipe | None, overrides: list[str], console: Console, on_evaluation=None) -> dict:
+def restart(run_dir: Path, recipe: Recipe | None, overrides: list[str], console: Console, on_evaluation=None,
+            threads: int | None = None) -> dict:
     """A run stopped before its first checkpoint: trained again from the start, in place, from
     the recipe it stored (nothing it wrote before is worth keeping: no step is lost)."""
     from seqcli.recipe.resolve import load_recipe
@@ -364,6 +456,8 @@ def restart(run_dir: Path, recipe: Recipe | None, overrides: list[str], console:
 
     if recipe is None:
         recipe = load_recipe(str(run_dir / "recipe.yaml"), overrides)
+    if threads:
+        recipe.train.threads = threads
     console.print(f"{run_dir} stopped before its first checkpoint: training it from the start", highlight=False)
     truncate_metrics(run_dir / "metrics.jsonl", 0)
     return train(recipe, run_dir, console, fresh=True, on_evaluation=on_evaluation)

@@ -180,6 +180,8 @@ def type_name(hint) -> str:
         return "one of " + ", ".join(repr(a) for a in typing.get_args(hint))
     if origin in (list, tuple):
         args = [a for a in typing.get_args(hint) if a is not Ellipsis]
+        if origin is tuple and len(args) > 1 and Ellipsis not in typing.get_args(hint):
+            return f"a list of {len(args)} values ({', '.join(type_name(a) for a in args)})"
         return f"a list of {type_name(args[0])}" if args else "a list"
     if origin is dict or hint is dict:
         return "a mapping"
@@ -237,6 +239,10 @@ def coerce(value, hint, base: str | None = None):
         if not isinstance(value, list | tuple):
             raise Problem(f"must be {type_name(hint)}, got {value!r}")
         args = [a for a in typing.get_args(hint) if a is not Ellipsis]
+        if origin is tuple and len(args) > 1 and Ellipsis not in typing.get_args(hint):  # a fixed length
+            if len(value) != len(args):
+                raise Problem(f"must be {type_name(hint)}, got {len(value)} value{'s' if len(value) != 1 else ''}")
+            return [coerce(v, a, base) for v, a in zip(value, args)]
         return [coerce(v, args[0], base) for v in value] if args else list(value)
     if origin is dict or hint is dict:
         if not isinstance(value, dict):

@@ -26,7 +26,10 @@ from pathlib import Path
 
 import yaml
 
+from typing import Annotated, Literal
+
 from seqcli.errors import ConfigError, RecipeError, SeqcliError, did_you_mean
+from seqcli.schema import Range, Seed
 
 KINDS = {
     "uniform": "uniform(low, high): a number between low and high",
@@ -38,6 +41,7 @@ KINDS = {
 SAMPLERS = ("tpe", "random", "grid")
 PRUNERS = ("median", "hyperband", "none")
 SWEEP_FILE = "sweep.yaml"
+MAX_CHOICES = 1000
 
 
 def require_optuna():
@@ -97,13 +101,19 @@ def parse(key: str, text, origin: str) -> Param:
     kind, inner = match.groups()
     if kind not in KINDS:
         raise bad(f"unknown distribution '{kind}'{did_you_mean(kind, KINDS)}; one of: {', '.join(KINDS)}")
+    from seqcli.recipe.load import parse_yaml
+
     try:
-        args = yaml.safe_load(f"[{inner}]")
-    except yaml.YAMLError as exc:
-        raise bad(f"{kind}(...): its values do not parse ({str(exc).splitlines()[0]})") from None
+        args = parse_yaml(f"[{inner}]", origin, lines=False)[1]
+    except RecipeError as exc:
+        problem = exc.problems[0].removeprefix(f"{origin}: ").removeprefix("invalid YAML: ")
+        raise bad(f"{kind}(...): its values do not parse ({problem})") from None
     if kind == "choice":
         if not args:
             raise bad("choice() needs at least one value")
+        if len(args) > MAX_CHOICES:
+            raise bad(f"choice() of {len(args):,} values; a search takes at most {MAX_CHOICES:,} (every one is "
+                      f"checked against the recipe before the sweep starts)")
         return Param(key, kind, args, origin)
     if len(args) != 2:
         raise bad(f"{KINDS[kind]}; got {len(args)} value{'s' if len(args) != 1 else ''}")
@@ -138,20 +148,30 @@ def split_arguments(arguments: list[str]) -> tuple[list[str], list[Param]]:
 
 def read_space(path: str) -> list[Param]:
     """A space file: a mapping of dotted recipe keys to distributions, with their lines."""
-    from seqcli.recipe.load import parse_yaml
+    from seqcli.files import read_regular
+    from seqcli.recipe.load import MAX_BYTES, parse_yaml
 
-    file = Path(path)
-    if not file.is_file():
-        raise SeqcliError(f"--space: {path}: no such file")
     try:
-        text = file.read_text(encoding="utf-8")
+        raw = read_regular(path, MAX_BYTES)
+    except FileNotFoundError:
+        raise SeqcliError(f"--space: {path}: no such file") from None
+    except (OSError, ValueError) as exc:
+        raise SeqcliError(f"--space: {path}: cannot read it ({getattr(exc, 'strerror', None) or exc}); a space "
+                          f"is a YAML file") from None
+    try:
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise SeqcliError(f"--space: {path}: not valid UTF-8") from None
     node, data = parse_yaml(text, path)
     if not isinstance(data, dict) or not data:
         raise RecipeError([f"{path}: a space file maps recipe keys to distributions, e.g. "
                            f"'train.optimizer.lr: loguniform(1e-4, 1e-2)'"])
-    lines = {str(k.value): k.start_mark.line + 1 for k, _ in node.value}
+    lines: dict[str, int] = {}
+    for k, _ in node.value:
+        if str(k.value) in lines:
+            raise RecipeError([f"{path}:{k.start_mark.line + 1}: {k.value}: duplicate key (also on line "
+                               f"{lines[str(k.value)]})"])
+        lines[str(k.value)] = k.start_mark.line + 1
     return [parse(str(key), value, f"{path}:{lines.get(str(key), '?')}") for key, value in data.items()]
 
 
@@ -186,21 +206,22 @@ def dump(value) -> str:
 
 @dataclass
 class Spec:
-    """What a sweep searches, stored in its folder as sweep.yaml."""
+    """What a sweep searches, stored in its folder as sweep.yaml (checked like a recipe when
+    read back: a damaged file is one line)."""
 
     recipe: str
-    overrides: list
-    params: list  # of Param as dicts
-    trials: int
+    overrides: list[str]
+    params: list[dict]  # of Param as dicts
+    trials: Annotated[int, Range(1, 100_000)]
     metric: str = "loss"
     maximize: bool = False
-    sampler: str = "tpe"
-    pruner: str = "median"
+    sampler: Literal["tpe", "random", "grid"] = "tpe"
+    pruner: Literal["median", "hyperband", "none"] = "median"
     storage: str | None = None
     study: str = "sweep"
-    seed: int = 0
-    parallel: int = 1
-    threads: int | None = None
+    seed: Seed = 0
+    parallel: Annotated[int, Range(1, 256)] = 1
+    threads: Annotated[int, Range(1, 1024)] | None = None
 
     @property
     def space(self) -> list[Param]:
@@ -209,47 +230,125 @@ class Spec:
     def storage_url(self, folder: Path) -> str:
         return self.storage or f"sqlite:///{(folder / 'study.db').resolve()}"
 
-    def save(self, folder: Path) -> None:
-        from seqcli.inference import write_text
+    def sqlite_file(self, folder: Path) -> Path | None:
+        """The SQLite file the study is in, or None for a database server."""
+        url = self.storage_url(folder)
+        return Path(url.removeprefix("sqlite:///").partition("?")[0]) if url.startswith("sqlite:///") else None
 
-        write_text(folder / SWEEP_FILE, yaml.safe_dump(asdict(self), sort_keys=False, allow_unicode=True))
+    def save(self, folder: Path) -> None:
+        from seqcli.files import write_atomic
+
+        write_atomic(folder / SWEEP_FILE, yaml.safe_dump(asdict(self), sort_keys=False, allow_unicode=True))
 
     @classmethod
     def load(cls, folder: Path) -> Spec:
+        from seqcli.files import read_regular
+        from seqcli.recipe.load import parse_yaml
+        from seqcli.schema import check_args
+
         path = Path(folder) / SWEEP_FILE
         if not path.is_file():
             raise SeqcliError(f"{folder}: not a sweep folder (no {SWEEP_FILE})")
         try:
-            return cls(**yaml.safe_load(path.read_text(encoding="utf-8")))
-        except (TypeError, yaml.YAMLError) as exc:
-            raise SeqcliError(f"{path}: damaged ({str(exc).splitlines()[0]})") from None
+            data = parse_yaml(read_regular(path, 1 << 20).decode("utf-8"), str(path))[1]
+        except (OSError, ValueError) as exc:
+            raise SeqcliError(f"{path}: damaged ({exc})") from None
+        except RecipeError as exc:
+            raise SeqcliError(f"{path}: damaged ({exc.problems[0]})") from None
+        if not isinstance(data, dict):
+            raise SeqcliError(f"{path}: damaged (not a mapping)")
+        values, problems = check_args(cls, data)
+        if problems:
+            raise SeqcliError(f"{path}: damaged ({problems[0][0]}: {problems[0][1]})")
+        spec = cls(**values)
+        for i, p in enumerate(spec.params):  # each searched key as `parse` would have made it
+            try:
+                if not isinstance(p, dict) or set(p) != {"key", "kind", "args", "origin"} or \
+                        not isinstance(p["args"], list) or not isinstance(p["key"], str):
+                    raise RecipeError(["must be {key, kind, args, origin}"])
+                again = parse(p["key"], f"{p['kind']}({', '.join(dump(a) for a in p['args'])})", str(p["origin"]))
+                if again.args != p["args"] and p["kind"] != "choice":
+                    raise RecipeError([f"bounds {p['args']}"])
+            except RecipeError as exc:
+                raise SeqcliError(f"{path}: damaged (params.{i}: {exc.problems[0]})") from None
+        return spec
 
 
-def open_study(spec: Spec, folder: Path, create: bool, worker: int = 0):
-    """The study, with the spec's sampler and pruner; an unreachable storage is one line."""
+def storage_url(url: str | None) -> str | None:
+    """A `--storage` URL as stored: a relative SQLite path made absolute (workers may start
+    elsewhere); a study in memory refused (it is lost when its worker stops)."""
+    if url is None or not url.startswith("sqlite:"):
+        return url
+    if not url.startswith("sqlite:///") or url.partition("?")[0] in ("sqlite:///", "sqlite:///:memory:") \
+            or "mode=memory" in url:
+        raise SeqcliError(f"--storage {url}: a study in memory is lost when its worker stops and cannot be "
+                          f"shared; give a file, e.g. sqlite:///study.db")
+    path, sep, query = url.removeprefix("sqlite:///").partition("?")
+    return f"sqlite:///{Path(path).expanduser().resolve()}{sep}{query}"
+
+
+def sampler_for(spec: Spec, seed: int):
+    """The spec's sampler, seeded with `seed`: the sweep gives each new trial its own seed (the
+    study's seed and the trial's number), so a resumed sweep or a second worker never repeats
+    the values an earlier trial was given."""
     optuna = require_optuna()
-    seed = spec.seed + 7919 * worker  # each worker its own stream of suggestions
     if spec.sampler == "grid":
-        sampler = optuna.samplers.GridSampler({p.key: p.grid() for p in spec.space}, seed=seed)
-    elif spec.sampler == "random":
-        sampler = optuna.samplers.RandomSampler(seed=seed)
-    else:
-        sampler = optuna.samplers.TPESampler(seed=seed)
+        return optuna.samplers.GridSampler({p.key: p.grid() for p in spec.space}, seed=seed)
+    if spec.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed)
+
+
+def trial_seed(spec: Spec, number: int) -> int:
+    return (spec.seed * 1_000_003 + 7919 * number) % 2**32
+
+
+def open_study(spec: Spec, folder: Path, create: bool):
+    """The study, with the spec's sampler and pruner; an unreachable storage is one line. A
+    study that exists already is joined only when it searches the same space of the same
+    recipe for the same metric: a study records what it searches (its user attribute
+    `seqcli`)."""
+    optuna = require_optuna()
     pruner = {"median": lambda: optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0),
               "hyperband": lambda: optuna.pruners.HyperbandPruner(),
               "none": lambda: optuna.pruners.NopPruner()}[spec.pruner]()
     url = spec.storage_url(folder)
     try:
         storage = optuna.storages.RDBStorage(url, engine_kwargs=_engine_options(url))
-        if create:
-            return optuna.create_study(storage=storage, study_name=spec.study, sampler=sampler, pruner=pruner,
-                                       direction="maximize" if spec.maximize else "minimize", load_if_exists=True)
-        return optuna.load_study(storage=storage, study_name=spec.study, sampler=sampler, pruner=pruner)
+        sampler = sampler_for(spec, trial_seed(spec, 0))
+        if not create:
+            return optuna.load_study(storage=storage, study_name=spec.study, sampler=sampler, pruner=pruner)
+        study = optuna.create_study(storage=storage, study_name=spec.study, sampler=sampler, pruner=pruner,
+                                    direction="maximize" if spec.maximize else "minimize", load_if_exists=True)
     except ImportError as exc:
         raise SeqcliError(f"--storage {url}: a driver is missing ({exc})") from None
+    except SeqcliError:
+        raise
     except Exception as exc:  # noqa: BLE001 - sqlalchemy's and optuna's errors, in one line
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SeqcliError(f"--storage {url}: cannot use it ({first})") from None
+    searched = identity(spec)
+    known = study.user_attrs.get("seqcli")
+    if known is None and not study.get_trials(deepcopy=False):
+        study.set_user_attr("seqcli", searched)
+    elif known != searched:
+        what = [k for k in searched if not isinstance(known, dict) or known.get(k) != searched[k]]
+        raise SeqcliError(f"--storage {url}: study '{spec.study}' exists there and searches something else "
+                          f"(its {', '.join(what) or 'origin'} differ{'s' if len(what) == 1 else ''}); join it with "
+                          f"the same recipe, overrides and space, or give another --study name")
+    return study
+
+
+def identity(spec: Spec) -> dict:
+    """What a study searches: the recipe resolved with the overrides, the space, the metric."""
+    import json
+
+    from seqcli.recipe.resolve import load_recipe
+
+    recipe = load_recipe(spec.recipe, spec.overrides).to_data()
+    space = [{"key": p.key, "kind": p.kind, "args": p.args} for p in spec.space]
+    return json.loads(json.dumps({"recipe": recipe, "space": space, "metric": spec.metric,
+                                  "maximize": spec.maximize}, default=str))
 
 
 def _engine_options(url: str) -> dict:
@@ -262,21 +361,24 @@ def lock_path(spec: Spec, folder: Path) -> Path:
     """Workers of one folder, or of any folders sharing one SQLite file, take the same lock
     (workers on other machines sharing a server database each take their own: the study may
     then get up to one extra trial per machine)."""
-    url = spec.storage_url(folder)
-    if url.startswith("sqlite:///"):
-        return Path(url.removeprefix("sqlite:///") + ".seqcli-lock")
-    return folder / ".sweep.lock"
+    file = spec.sqlite_file(folder)
+    return Path(f"{file}.seqcli-lock") if file is not None else folder / ".sweep.lock"
 
 
 @contextlib.contextmanager
 def locked(path: Path):
-    """Hold the lock on `path` for the block (released by the OS if the process dies)."""
-    with open(path, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    """Hold the lock on `path` for the block (released by the OS if the process dies); a lock
+    that is a symlink or not a regular file is refused, never written through."""
+    import os
+
+    from seqcli.files import open_own
+
+    fd = open_own(path, "sweep lock")
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def sweep_lock(folder: Path):
@@ -294,15 +396,20 @@ def trial_lock(folder: Path, number: int) -> Path:
 
 def is_held(path: Path) -> bool:
     """Whether a live process holds the lock on `path` (the OS frees it when a process dies)."""
+    import os
+
+    from seqcli.files import open_own
+
     if not path.exists():
         return False
-    with open(path, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return True
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        return False
+    fd = open_own(path, "trial lock")
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+    return False
 
 
 class Reporter:
@@ -350,22 +457,15 @@ def trial_value(run_dir: Path, metric: str, maximize: bool) -> float | None:
     return max(values) if maximize else min(values)
 
 
-def run_trial(spec: Spec, folder: Path, study, trial, console, resume: bool = False) -> str:
-    """Train one trial's run folder (or resume it); tell the study how it ended."""
+def run_trial(spec: Spec, folder: Path, study, trial, values: dict, console, resume: bool = False) -> str:
+    """Train one trial's run folder with its `values` (or resume it); tell the study how it
+    ended. Whatever the trial does (fails, diverges, reports NaN, raises), the worker goes on."""
     optuna = require_optuna()
     from seqcli import runs
     from seqcli.recipe.resolve import load_recipe
 
-    space = spec.space
     run_dir = trial_dir(folder, trial.number)
-    if resume:
-        stored = trial.params
-        values = {p.key: p.args[stored[p.key]] if p.kind == "choice" else stored[p.key] for p in space}
-    else:
-        values = {p.key: p.suggest(trial) for p in space}
     overrides = spec.overrides + [f"{k}={dump(v)}" for k, v in values.items()]
-    if spec.threads:
-        overrides.append(f"train.threads={spec.threads}")
     reporter = Reporter(trial, spec.metric, optuna)
     from rich.console import Console
 
@@ -373,36 +473,57 @@ def run_trial(spec: Spec, folder: Path, study, trial, console, resume: bool = Fa
     state, note = "complete", ""
     try:
         if resume and (run_dir / "recipe.yaml").is_file():
-            runs.resume(run_dir, None, [], False, quiet, on_evaluation=reporter)
+            runs.resume(run_dir, None, [], False, quiet, on_evaluation=reporter, threads=spec.threads)
         else:
             if resume and run_dir.exists():
                 shutil.rmtree(run_dir)  # killed before it wrote anything worth keeping
-            runs.train(load_recipe(spec.recipe, overrides), run_dir, quiet, on_evaluation=reporter)
+            recipe = load_recipe(spec.recipe, overrides)
+            recipe.train.threads = spec.threads or recipe.train.threads
+            runs.train(recipe, run_dir, quiet, on_evaluation=reporter)
     except Pruned as exc:
         state, note = "pruned", f" at step {exc.step}"
     except SeqcliError as exc:
         if getattr(exc, "label", "") == "stopped":  # Ctrl-C: the trial stays running, for `sweep resume`
             raise
-        state, note = "failed", f": {exc}"
+        state, note = "failed", f": {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+    except Exception as exc:  # noqa: BLE001 - a plugin's bug fails its trial, not the sweep
+        state, note = "failed", f": {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
     value = trial_value(run_dir, spec.metric, spec.maximize)
     if state == "complete" and value is None:
-        state, note = "failed", ": no finite validation value"
+        state, note = "failed", f": no finite validation {spec.metric} (NaN or infinite at every evaluation)"
     with sweep_lock(folder):
         if state == "complete":
             study.tell(trial, value)
-        elif state == "pruned":
-            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
         else:
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
-        best = _best(study)
-        if best is not None and best.number == trial.number:
-            shutil.copyfile(run_dir / "recipe.yaml", folder / "best.yaml")
+            trial.set_user_attr("note", note.removeprefix(": ").strip())
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED if state == "pruned"
+                       else optuna.trial.TrialState.FAIL)
+        best = sync_best(folder, study)
     shown = ", ".join(f"{k.rpartition('.')[2]} {_short(v)}" for k, v in values.items())
     measured = f"{spec.metric} {value:.4f}" if value is not None else "no value"
     best_text = f"best: trial {best.number} ({best.value:.4f})" if best is not None else "best: none yet"
     console.print(f"trial {trial.number} {state}{note}: {measured} ({shown}); {best_text}", highlight=False,
                   markup=False)
     return state
+
+
+def sync_best(folder: Path, study):
+    """best.yaml is the best trial's recipe: rewritten from the study whenever it differs (a
+    kill between the study's update and the copy leaves it stale only until the next worker
+    or `sweep show`). Returns the best trial, or None."""
+    from seqcli.files import write_atomic
+
+    best = _best(study)
+    if best is None:
+        return None
+    source = Path(best.user_attrs.get("folder", folder)) / trial_dir(Path(""), best.number) / "recipe.yaml"
+    try:
+        text = source.read_bytes()
+        if not (folder / "best.yaml").is_file() or (folder / "best.yaml").read_bytes() != text:
+            write_atomic(folder / "best.yaml", text)
+    except OSError:  # the best trial's folder is on another machine, or gone
+        pass
+    return best
 
 
 def _short(value) -> str:
@@ -416,38 +537,64 @@ def _best(study):
         return None
 
 
-def work(folder: Path, console, worker: int = 0) -> None:
+def work(folder: Path, console) -> None:
     """A worker: finish trials a stopped sweep left running, then take new ones until the
-    study has `trials` of them. Each trial is taken under the sweep lock and worked on
-    holding its own lock, so no trial is taken twice and a dead worker's trial is seen."""
+    study has `trials` of them (or a grid is exhausted). Each trial is taken, tagged with its
+    folder and given its values under the sweep lock, and worked on holding its own lock, so
+    no trial is taken twice, no two trials are given values at the same time, and a dead
+    worker's trial is seen: one left running is resumed, one it asked for but never tagged is
+    replaced."""
+    import time
+
     optuna = require_optuna()
     spec = Spec.load(folder)
-    study = open_study(spec, folder, create=False, worker=worker)
+    study = open_study(spec, folder, create=False)
     running = optuna.trial.TrialState.RUNNING
+    here = str(folder.resolve())
+    shared = spec.sqlite_file(folder) is not None  # every worker of this study takes the one lock
     while True:
         with contextlib.ExitStack() as stack:
             with sweep_lock(folder):
+                sync_best(folder, study)
                 trials = study.get_trials(deepcopy=False)
-                here = str(folder.resolve())
+                for t in trials:  # asked for by a worker that died before tagging it
+                    if t.state == running and "folder" not in t.user_attrs and (
+                            shared or time.time() - t.datetime_start.timestamp() > 600):
+                        _replace(study, t, "asked for by a worker that stopped before it began")
                 orphan = next((t for t in trials if t.state == running and t.user_attrs.get("folder") == here
                                and not is_held(trial_lock(folder, t.number))), None)
                 if orphan is not None:
                     trial = optuna.trial.Trial(study, orphan._trial_id)
-                    resume = set(orphan.params) == {p.key for p in spec.space}
-                elif sum(1 for t in trials if not t.user_attrs.get("replaced")) < spec.trials:
-                    trial, resume = study.ask(), False
-                    trial.set_user_attr("folder", here)
+                    if set(orphan.params) != {p.key for p in spec.space}:  # stopped before its values were chosen
+                        _replace(study, orphan, "stopped before its values were chosen")
+                        continue
+                    values = {p.key: p.args[orphan.params[p.key]] if p.kind == "choice" else orphan.params[p.key]
+                              for p in spec.space}
                 else:
-                    return
+                    counted = sum(1 for t in trials if not t.user_attrs.get("replaced"))
+                    study.sampler = sampler_for(spec, trial_seed(spec, len(trials)))
+                    if counted >= spec.trials:
+                        return
+                    if spec.sampler == "grid" and study.sampler.is_exhausted(study):
+                        console.print(f"the grid is exhausted: every combination was tried ({counted} trials)",
+                                      highlight=False)
+                        return
+                    trial = study.ask()
+                    trial.set_user_attr("folder", here)
+                    values = {p.key: p.suggest(trial) for p in spec.space}
                 stack.enter_context(locked(trial_lock(folder, trial.number)))
-            if orphan is not None and not resume:  # stopped before its values were chosen: replaced
-                with sweep_lock(folder):
-                    trial.set_user_attr("replaced", True)
-                    study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                continue
             if orphan is not None:
                 console.print(f"trial {trial.number}: left running by a stopped sweep; resuming it", highlight=False)
-            run_trial(spec, folder, study, trial, console, resume=resume)
+            run_trial(spec, folder, study, trial, values, console, resume=orphan is not None)
+
+
+def _replace(study, frozen, why: str) -> None:
+    """A trial that never trained: failed, marked replaced (it does not count toward --trials)."""
+    optuna = require_optuna()
+    trial = optuna.trial.Trial(study, frozen._trial_id)
+    trial.set_user_attr("replaced", True)
+    trial.set_user_attr("note", why)
+    study.tell(trial, state=optuna.trial.TrialState.FAIL)
 
 
 def summary(folder: Path) -> tuple[Spec, object]:

@@ -15,6 +15,18 @@ SUBWORD = ("bpe", "unigram")  # learned vocabularies (the `tokenizers` library, 
 _WORD = re.compile(r"\w+|[^\w\s]")
 
 
+def lines(text: str, keepends: bool = False) -> list[str]:
+    """The lines of a text, split at '\n' alone (a '\r' before it belongs to the break), as a
+    file's lines are: never at the other characters str.splitlines() takes for breaks (form
+    feeds, U+2028, ...), which are text like any other."""
+    parts = text.split("\n")
+    if parts and parts[-1] == "":
+        parts.pop()
+    if keepends:
+        return [p + "\n" for p in parts[:-1]] + ([parts[-1] + ("\n" if text.endswith("\n") else "")] if parts else [])
+    return [p[:-1] if p.endswith("\r") else p for p in parts]
+
+
 def split(text: str, level: str) -> list[str]:
     """Tokens of one line: characters, whitespace-separated pieces, or words and punctuation."""
     if level == "char":
@@ -191,7 +203,17 @@ def train_subword(texts, level: str, vocab_size: int, specials: tuple[str, ...] 
     # spaces are kept as '▁' and never dropped: a line is encoded with one space in front
     tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(prepend_scheme="never")
     tokenizer.decoder = decoders.Metaspace(prepend_scheme="never")
-    tokenizer.train_from_iterator((" " + t for t in texts), trainer)
+    texts = list(texts)
+    try:
+        tokenizer.train_from_iterator((" " + t for t in texts), trainer)
+    except Exception as exc:  # the trainer's own words, made to name the recipe key
+        from seqcli.errors import DataError
+
+        if "not large enough" not in str(exc):
+            raise
+        chars = len(set(" ".join(texts)) | {"▁"}) + len(specials)
+        raise DataError(f"dataset.vocab_size {vocab_size}: a {level} vocabulary holds every character of the "
+                        f"training split ({chars} with the special tokens); make vocab_size at least {chars}") from None
     if level == "unigram":
         tokenizer = _canonical_unigram(tokenizers, tokenizer, len(specials))
     table = tokenizer.get_vocab()
@@ -303,9 +325,54 @@ def field_to_state(value):
 
 
 def field_from_state(state):
+    """A field back from plain data, its shape checked first (a damaged or crafted state is a
+    ValueError saying what is wrong)."""
     if isinstance(state, dict) and state.get("kind") in FIELD_TYPES:
+        problem = _state_problem(state)
+        if problem:
+            raise ValueError(f"{state['kind']}: {problem}")
         return FIELD_TYPES[state["kind"]].from_state(state)
     return state
+
+
+def _state_problem(state: dict) -> str | None:
+    import math
+
+    def strings(value) -> bool:
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+    def numbers(value, n) -> bool:
+        return isinstance(value, list) and len(value) == n and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
+
+    kind = state["kind"]
+    if kind in ("vocab", "subword"):
+        if not strings(state.get("tokens")) or not state["tokens"]:
+            return "tokens must be a non-empty list of strings"
+        if state.get("level") not in LEVELS + SUBWORD or not isinstance(state.get("lines", False), bool):
+            return f"level must be one of {', '.join(LEVELS + SUBWORD)}"
+        if kind == "subword" and not isinstance(state.get("model"), str):
+            return "model must be the tokenizer's JSON"
+    elif kind == "labels":
+        if not strings(state.get("names")) or not state["names"]:
+            return "names must be a non-empty list of strings"
+    else:
+        dim = state.get("dim")
+        if not isinstance(dim, int) or isinstance(dim, bool) or not 1 <= dim <= 1 << 20:
+            return "dim must be a positive integer"
+        if not numbers(state.get("mean"), dim) or not numbers(state.get("std"), dim) or \
+                not all(v > 0 for v in state["std"]):
+            return f"mean and std must be {dim} finite numbers (std > 0)"
+        if state.get("names") is not None and not (strings(state["names"]) and len(state["names"]) == dim):
+            return f"names must be {dim} strings"
+        last = state.get("last_of")
+        if last is not None and not (isinstance(last, list) and all(
+                v is None or (isinstance(v, int) and not isinstance(v, bool)) for v in last)):
+            return "last_of must be a list of column numbers"
+        steps = state.get("steps")
+        if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool) or steps < 1):
+            return "steps must be a positive integer"
+    return None
 
 
 class _Index(dict):

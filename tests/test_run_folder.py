@@ -231,20 +231,30 @@ def test_a_run_that_fails_at_its_first_step_leaves_nothing(cli, recipe, tmp_path
 
 
 def test_sample_output_is_whole_or_absent_after_an_interruption(cli, recipe, tmp_path, monkeypatch):
-    from pathlib import Path
+    from seqcli import files
 
     cli("run", recipe, *TINY, "--run-dir", tmp_path / "run")
     out = tmp_path / "out.txt"
     out.write_text("the previous output\n")
-    real = Path.write_text
+    real = files.create_new
 
-    def dies_halfway(self, text, *args, **kwargs):
-        real(self, text[: len(text) // 2], *args, **kwargs)
-        raise KeyboardInterrupt
+    class DiesHalfway:
+        def __init__(self, f):
+            self.f = f
 
-    monkeypatch.setattr(Path, "write_text", dies_halfway)
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def write(self, data):
+            self.f.write(data[: len(data) // 2])
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(files, "create_new", lambda path: DiesHalfway(real(path)))
     result = cli("sample", tmp_path / "run", "--length", "30", "--output", out, "--force", ok=False)
-    monkeypatch.setattr(Path, "write_text", real)
+    monkeypatch.setattr(files, "create_new", real)
     assert result.exit_code == 130
     assert out.read_text() == "the previous output\n"
     assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]

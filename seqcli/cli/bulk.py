@@ -3,7 +3,10 @@ input order as it is done, with progress on stderr; `--continue` picks up after 
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -13,56 +16,139 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from seqcli import inference
 from seqcli.cli.sample import read_inputs
-from seqcli.errors import DataError
+from seqcli.errors import DataError, SeqcliError
+from seqcli.files import read_regular, write_atomic
 
 PLAIN_EVERY_S = 10.0  # a progress line this often when stderr is not a terminal
 
 
-def predict_file(loaded, values: dict, given: list[str], input_file: str, output: str | None, resume: bool,
-                 batch_size: int) -> None:
+def predict_file(loaded, values: dict, given: list[str], input_file: str, output: str | None, written: Path | None,
+                 resume: bool, batch_size: int) -> None:
+    """Outputs for `given` and every line of `input_file`, to `written` (the checked path of
+    `output`) or stdout. With a named input and an output, a `Ledger` beside the output
+    records what it was written from, so `resume` (--continue) can trust the lines it holds."""
     items = itertools.chain(((f"--input {i + 1}", text) for i, text in enumerate(given)), read_inputs(input_file))
-    total = len(given) + count_inputs(input_file) if input_file != "-" else None
-    done = 0
-    if output is not None:
-        path = Path(output)
-        if resume and path.exists():
-            done = complete_lines(path)
-            if total is not None and done > total:
+    total, digest = None, hashlib.sha256()
+    if input_file != "-":  # read once ahead: the count, the input's identity, and any bad line
+        total = len(given) + sum(1 for _ in read_inputs(input_file, digest))
+    done, ledger = 0, None
+    if written is not None:
+        if input_file != "-":
+            plain = {k: v for k, v in values.items() if k != "inputs"}
+            ledger = Ledger(written, {"input": os.path.abspath(input_file), "input_sha256": digest.hexdigest(),
+                                      "given": list(given), "model": loaded.checkpoint.digest,
+                                      "options": json.loads(json.dumps(plain, sort_keys=True, default=str))})
+        if resume and written.exists():
+            done = ledger.resume(output)
+            if done > total:
                 raise DataError(f"--continue: {output} has {done} lines, more than the {total} inputs")
-        out = open(path, "a" if resume else "w", encoding="utf-8")
+            out = open(written, "ab")
+        else:
+            if ledger is not None:
+                ledger.save()  # before the output is emptied: a kill between them leaves a record of 0 lines
+            out = open(written, "wb")
     else:
-        out = sys.stdout
+        out = None
     stderr = Console(stderr=True, highlight=False, soft_wrap=True)
     meter = Meter(stderr, total, done)
     try:
         groups = inference.predict_stream(loaded.task, loaded.model, loaded.fields, values,
                                           itertools.islice(items, done, None), batch_size)
         for lines in groups:  # a group's lines at once: whole lines reach the file as they are done
-            out.write("".join(line + "\n" for line in lines))
-            out.flush()
+            text = "".join(line + "\n" for line in lines)
+            if out is None:
+                sys.stdout.write(text)
+                sys.stdout.flush()
+            else:
+                data = text.encode("utf-8")
+                out.write(data)
+                out.flush()
+                if ledger is not None:
+                    ledger.add(data, len(lines))
             meter.advance(len(lines))
     finally:
         meter.close()
-        if out is not sys.stdout:
+        if out is not None:
             out.close()
+    if ledger is not None:
+        ledger.finish()
     if output is not None:
         stderr.print(f"wrote {meter.count:,} outputs to {output}" + (f" after the {done:,} it had" if done else "")
                      + f" in {meter.elapsed():.1f}s ({meter.rate():,.0f} inputs/s)")
 
 
-def count_inputs(path: str) -> int:
-    with open(path, "rb") as f:
-        return sum(1 for line in f if line.strip())
+class Ledger:
+    """What `--continue` needs to trust an output file, kept beside it (`.NAME.seqcli-continue`)
+    while it is written and removed once it is complete: the input (path and SHA-256), the
+    `--input` values, the checkpoint (its checksum) and the options it is written with, and how
+    many lines seqcli has written (their bytes and SHA-256). Lines past those (written just
+    before a kill) are decoded again; anything else that differs is refused in one line."""
+
+    def __init__(self, output: Path, identity: dict):
+        self.output, self.identity = Path(output), identity
+        self.path = self.output.with_name(f".{self.output.name}.seqcli-continue")
+        self.lines, self.size, self.digest = 0, 0, hashlib.sha256()
+
+    def save(self) -> None:
+        record = {"format": 1, "identity": self.identity, "lines": self.lines, "bytes": self.size,
+                  "sha256": self.digest.hexdigest()}
+        write_atomic(self.path, json.dumps(record), sync=False)
+
+    def add(self, data: bytes, lines: int) -> None:
+        self.lines, self.size = self.lines + lines, self.size + len(data)
+        self.digest.update(data)
+        self.save()
+
+    def finish(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+    def resume(self, shown: str) -> int:
+        """Check the record against this command and the output against the record; cut what
+        came after the recorded lines; the number of lines kept."""
+        def refuse(why: str) -> SeqcliError:
+            return SeqcliError(f"--continue: {shown} {why}; pass --force to write it anew")
+
+        try:
+            record = json.loads(read_regular(self.path, 1 << 22))
+        except FileNotFoundError:
+            raise refuse(f"has no record of what it was written from ({self.path.name} beside it): it was "
+                         f"finished, or not written by seqcli sample --input-file") from None
+        except (OSError, ValueError) as exc:
+            raise refuse(f"has a damaged record {self.path} ({exc})") from None
+        if not (isinstance(record, dict) and isinstance(record.get("identity"), dict)
+                and all(isinstance(record.get(k), int) and not isinstance(record[k], bool) and record[k] >= 0
+                        for k in ("lines", "bytes")) and isinstance(record.get("sha256"), str)):
+            raise refuse(f"has a damaged record {self.path}")
+        was = record["identity"]
+        reasons = {"input": f"was written from {was.get('input')}, not {self.identity['input']}",
+                   "input_sha256": f"was written from another version of {self.identity['input']} (it changed since)",
+                   "given": "was written with other --input values",
+                   "model": "was written by another checkpoint (the run has trained since, or another run)",
+                   "options": f"was written with other options ({describe(was.get('options'), self.identity['options'])})"}
+        for key, why in reasons.items():
+            if was.get(key) != self.identity[key]:
+                raise refuse(why)
+        digest, left = hashlib.sha256(), record["bytes"]
+        with open(self.output, "rb") as f:
+            while left and (chunk := f.read(min(left, 1 << 20))):
+                digest.update(chunk)
+                left -= len(chunk)
+        if left:
+            raise refuse(f"is shorter than the {record['lines']:,} lines seqcli wrote into it (it changed since)")
+        if digest.hexdigest() != record["sha256"]:
+            raise refuse(f"changed since seqcli wrote it (its first {record['lines']:,} lines differ from what was "
+                         f"written)")
+        with open(self.output, "r+b") as f:
+            f.truncate(record["bytes"])  # a line cut off by a kill, or lines the record does not vouch for
+        self.lines, self.size, self.digest = record["lines"], record["bytes"], digest
+        return self.lines
 
 
-def complete_lines(path: Path) -> int:
-    """The output lines a killed prediction wrote in full; a cut-off last line is removed."""
-    data = path.read_bytes()
-    end = data.rfind(b"\n") + 1
-    if end < len(data):
-        with open(path, "r+b") as f:
-            f.truncate(end)
-    return data.count(b"\n", 0, end)
+def describe(old, new) -> str:
+    if not (isinstance(old, dict) and isinstance(new, dict)):
+        return "unknown before"
+    keys = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    return ", ".join(f"{k}: {old.get(k)!r} then, {new.get(k)!r} now" for k in keys)
 
 
 class Meter:

@@ -49,10 +49,10 @@ def gradflow(
                 raise SeqcliError(f"--clip {value!r}: a positive number or 'none'") from None
             if clips[-1] is not None and not clips[-1] > 0:
                 raise SeqcliError(f"--clip {value!r}: a positive number or 'none'")
+    from seqcli.files import check_output, write_atomic
+
     out = plots.output_file(output, force)
-    numbers = out.with_suffix(".json")
-    if numbers.exists() and not force:
-        raise SeqcliError(f"{numbers} already exists; pass --force to replace it")
+    numbers = check_output(out.with_suffix(".json"), "--output", replace=force)
     plots.pyplot()  # fail now, not after training, when matplotlib is missing
     shown = console()
     result = lab.run(recipe, overrides or [], cell or ["rnn", "lstm"], clips, steps, recurrent_scale,
@@ -94,7 +94,7 @@ def gradflow(
     shown.print(summary)
     shown.print("t0/tT: ||dL/dh|| at the first step over that at the last (tiny: vanishing; huge: exploding)")
     lab.plot(result, out)
-    numbers.write_text(json.dumps(result, indent=1), encoding="utf-8")
+    write_atomic(numbers, json.dumps(result, indent=1))
     shown.print(f"wrote {out} and {numbers}")
 
 

@@ -68,6 +68,7 @@ def parse(args: list[str], params: dict, task: str) -> dict:
                 raise SeqcliError(f"{flag(name)}: needs a value")
             raw = args[i]
             i += 1
+        check_text(raw, flag(name))
         if _takes(hint, str) or hint is inspect.Parameter.empty:
             out[name] = raw
             continue
@@ -76,6 +77,17 @@ def parse(args: list[str], params: dict, task: str) -> dict:
         except RecipeError as exc:
             raise SeqcliError(exc.problems[0].replace("invalid YAML", f"cannot read the value {raw!r}")) from None
     return out
+
+
+def check_text(value: str, where: str) -> None:
+    """A command-line value is UTF-8 text: bytes that are not arrive as lone surrogates
+    (Python's surrogateescape), which no tokenizer can take."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        byte = ord(value[exc.start]) - 0xDC00 if 0xDC80 <= ord(value[exc.start]) <= 0xDCFF else None
+        shown = f" (byte 0x{byte:02x})" if byte is not None else ""
+        raise SeqcliError(f"{where}: not valid UTF-8{shown}") from None
 
 
 def describe(params: dict, skip=()) -> list[tuple[str, str, str]]:

@@ -57,16 +57,15 @@ def copy(
     force: bool = typer.Option(False, "--force", help="Replace DEST if it exists."),
 ):
     """Start your own recipe from a bundled one (or one a plugin package ships)."""
-    from seqcli.errors import SeqcliError
+    from seqcli.files import check_output, write_atomic
     from seqcli.recipe.load import locate
 
     target = Path(dest)
     if target.is_dir():
         target = target / f"{Path(locate(name)).stem}.yaml"
-    if target.exists() and not force:
-        raise SeqcliError(f"{target} already exists; pass --force to replace it")
     source = locate(name)
-    target.write_text(source.read_text(encoding="utf-8"), encoding="utf-8")
+    real = check_output(target, "copy:", replace=force, inputs=(source,))
+    write_atomic(real, source.read_bytes())
     typer.echo(f"wrote {target}")
 
 

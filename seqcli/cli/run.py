@@ -64,8 +64,10 @@ def run(
     from seqcli.recipe.resolve import load_recipe
     from seqcli.train import distributed
 
-    overrides = list(overrides or []) + ([f"train.threads={threads}"] if threads else [])
+    overrides = list(overrides or [])
     checked = load_recipe(recipe, overrides)
+    if threads:  # a setting of this process, not a key the user wrote: errors never name it
+        checked.train.threads = threads
     launching = distributed.launching(nproc_per_node, nnodes)
     if launching:
         distributed.check_options(nproc_per_node, nnodes, node_rank, rdzv_endpoint)
@@ -75,11 +77,12 @@ def run(
     if resume:
         if launching:  # checked here, once, rather than by every worker
             runs.last_checkpoint(Path(run_dir))
-        argv = ["run", recipe, *(overrides or []), "--run-dir", run_dir, "--resume"] + (["--force"] if force else [])
+        argv = ["run", recipe, *overrides, "--run-dir", run_dir, "--resume"] + (["--force"] if force else [])
     else:
         if launching:  # the workers are told where; checked here, once
             run_dir = str(runs.choose_run_dir(run_dir, checked))
-        argv = ["run", recipe, *(overrides or [])] + (["--run-dir", run_dir] if run_dir else [])
+        argv = ["run", recipe, *overrides] + (["--run-dir", run_dir] if run_dir else [])
+    argv += ["--threads", str(threads)] if threads else []
     if distributed_launch(argv, nproc_per_node, nnodes, node_rank, rdzv_endpoint):
         return
     distributed.setup(checked.train.device)
@@ -87,9 +90,12 @@ def run(
         if resume:
             runs.resume(Path(run_dir), checked, [], force, worker_console())
         else:
+            chosen = None
             if distributed.context().main:
-                run_dir = str(runs.choose_run_dir(run_dir, checked))
-            runs.train(checked, Path(distributed.broadcast(run_dir)), worker_console())
+                path = runs.choose_run_dir(run_dir, checked)
+                chosen = (str(path), runs.unstarted(path))
+            path, restart = distributed.broadcast(chosen)  # every rank the same folder and the same decision
+            runs.start(checked, Path(path), worker_console(), restart=restart)
     except BaseException:
         distributed.teardown(finished=False)
         raise
@@ -119,18 +125,19 @@ def resume(
 
     if run_dir and "=" in run_dir and not Path(run_dir).exists():  # `seqcli resume train.max_steps=N`
         overrides, run_dir = [run_dir, *(overrides or [])], None
-    overrides = list(overrides or []) + ([f"train.threads={threads}"] if threads else [])
+    overrides = list(overrides or [])
     path = Path(run_dir) if run_dir else runs.latest_run()
     if distributed.launching(nproc_per_node, nnodes):  # checked here, once, rather than by every worker
         device = runs.last_checkpoint(path).recipe.train.device
         device = next((o.partition("=")[2] for o in overrides or [] if o.startswith("train.device=")), device)
         distributed.check_devices(nproc_per_node, device)
-    argv = ["resume", str(path), *(overrides or [])] + (["--force"] if force else [])
+    argv = ["resume", str(path), *overrides] + (["--force"] if force else []) + \
+        (["--threads", str(threads)] if threads else [])
     if distributed_launch(argv, nproc_per_node, nnodes, node_rank, rdzv_endpoint):
         return
     distributed.setup()
     try:
-        runs.resume(path, None, overrides or [], force, worker_console())
+        runs.resume(path, None, overrides, force, worker_console(), threads=threads)
     except BaseException:
         distributed.teardown(finished=False)
         raise

@@ -51,20 +51,30 @@ def sample(
         if "inputs" not in params:
             raise SeqcliError(f"--input/--input-file: the {task_name} task does not take this option (it takes no inputs)")
         given["inputs"] = list(inputs or [])
+        for text in given["inputs"]:
+            task_options.check_text(text, "--input")
     if input_file is not None:
         check_input_file(input_file)
     if resume and (output is None or input_file is None):
         raise SeqcliError("--continue: needs --input-file and --output (it appends to the output)")
+    if resume and input_file == "-":
+        raise SeqcliError("--continue: needs a named --input-file (what stdin held cannot be checked against the "
+                          "output)")
     if resume and force:
         raise SeqcliError("--continue and --force: choose one (append to the output, or replace it)")
-    if output is not None and Path(output).exists() and not (force or resume):
-        raise SeqcliError(f"--output: {output} already exists; pass --force to replace it, or --continue to "
-                          f"append the outputs it lacks")
+    source = (input_file,) if input_file not in (None, "-") else ()
+    if output is not None:
+        from seqcli.files import check_output
+
+        written = check_output(output, "--output", replace=True, inputs=source)  # never an input, folder or device
+        if Path(output).exists() and not (force or resume):
+            raise SeqcliError(f"--output: {output} already exists; pass --force to replace it, or --continue to "
+                              f"append the outputs it lacks")
     try:  # every option and picture is checked before the model is built
         values = inference.sample_options(inference.task_of(ckpt), ckpt.recipe, given, base=os.getcwd())
     except ConfigError as exc:
         raise SeqcliError(f"{task_options.flag(exc.key) if exc.key != 'inputs' else '--input'}: {exc.message}") from None
-    pictures = inference.check_figures(values, params, force)
+    pictures = inference.check_figures(values, params, force, inputs=source + ((output,) if output else ()))
     if resume and values.get("n_best", 1) > 1:
         raise SeqcliError("--continue: needs one output line per input (n_best 1)")
     from seqcli.train.threads import use_threads
@@ -74,7 +84,8 @@ def sample(
     if input_file is not None and not pictures:  # streamed: in batches, written as they are done
         from seqcli.cli.bulk import predict_file
 
-        predict_file(loaded, values, list(inputs or []), input_file, output, resume, batch_size)
+        predict_file(loaded, values, list(inputs or []), input_file, output, written if output else None, resume,
+                     batch_size)
         return
     if input_file is not None:
         values["inputs"] = list(inputs or []) + [text for _, text in read_inputs(input_file)]
@@ -82,7 +93,7 @@ def sample(
     inference.write_figures(results, pictures)
     text = "\n".join(results.lines) if "inputs" in params else "\n\n".join(results.lines)
     if output is not None:
-        inference.write_text(Path(output), text + "\n")
+        inference.write_text(written, text + "\n")
     else:
         typer.echo(text)
 
@@ -139,9 +150,14 @@ def check_input_file(path: str) -> None:
         raise DataError(f"--input-file: {exc.message}") from None
 
 
-def read_inputs(path: str):
+#: the longest input line read (bytes): a longer one is refused before it reaches a model
+MAX_LINE = 1 << 20
+
+
+def read_inputs(path: str, digest=None):
     """(where, text) for each non-blank line of a file ('-': stdin), read as it is used;
-    each line is decoded on its own, so a problem names its line."""
+    each line is decoded on its own, so a problem names its line. `digest` (a hashlib
+    object), if given, is fed every byte read."""
     import contextlib
     import sys
 
@@ -153,7 +169,14 @@ def read_inputs(path: str):
     except OSError as exc:
         raise DataError(f"--input-file: {name}: {exc.strerror or exc}") from None
     with stream if path != "-" else contextlib.nullcontext(stream):  # stdin is used, never closed
-        for number, raw in enumerate(stream, 1):
+        number = 0
+        while raw := stream.readline(MAX_LINE + 1):
+            number += 1
+            if len(raw) > MAX_LINE:
+                raise DataError(f"{name}:{number}: a line of more than {MAX_LINE:,} bytes; one input is at most "
+                                f"{MAX_LINE:,}")
+            if digest is not None:
+                digest.update(raw)
             if b"\0" in raw:
                 raise DataError(f"{name}:{number}: a NUL byte: this looks like a binary file, not text")
             try:

@@ -42,7 +42,7 @@ def sweep(
     arguments = list(arguments or [])
     out_console = console()
     if worker is not None:  # one of --parallel's processes
-        S.work(Path(target), out_console, worker)
+        S.work(Path(target), out_console)
         return
     if target in ("resume", "show"):
         if len(arguments) != 1:
@@ -79,17 +79,17 @@ def sweep(
             except Exception as exc:
                 raise SeqcliError(f"{p.origin}: {exc}") from None
     folder = Path(out) if out else choose_folder(target)
-    if folder.exists() and any(folder.iterdir()):
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise SeqcliError(f"--out {folder}: exists and is not empty; continue it with: seqcli sweep resume {folder}")
     spec = S.Spec(recipe=str(Path(target).resolve()) if Path(target).is_file() else target, overrides=overrides,
                   params=[S.asdict(p) for p in params], trials=trials, metric=metric, maximize=maximize,
-                  sampler=sampler, pruner=pruner, storage=storage, study=study, seed=seed, parallel=parallel,
-                  threads=threads)
+                  sampler=sampler, pruner=pruner, storage=S.storage_url(storage), study=study, seed=seed,
+                  parallel=parallel, threads=threads)
+    database = spec.sqlite_file(folder)
+    if database is not None and spec.storage and not database.parent.is_dir():
+        raise SeqcliError(f"--storage {storage}: cannot use it (no folder {database.parent})")
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        if spec.storage_url(folder).startswith("sqlite:///") and not Path(spec.storage_url(folder)[10:]).parent.is_dir():
-            raise SeqcliError(f"--storage {spec.storage_url(folder)}: cannot use it (no folder "
-                              f"{Path(spec.storage_url(folder)[10:]).parent})")
         with S.locked(S.lock_path(spec, folder)):  # two sweeps creating one SQLite study
             S.open_study(spec, folder, create=True)
     except SeqcliError:
@@ -156,7 +156,9 @@ def show(folder, output: str | None, force: bool) -> None:
 
     folder = Path(folder)
     spec, study = S.summary(folder)
-    trials, best = study.get_trials(deepcopy=False), S._best(study)
+    with S.sweep_lock(folder):
+        best = S.sync_best(folder, study)  # best.yaml agrees with the study, whatever a kill left
+    trials = study.get_trials(deepcopy=False)
     keys = [p["key"] for p in spec.params]
     table = Table(title=f"{folder}: {len(trials)} of {spec.trials} trials, valid {spec.metric} "
                         f"({'higher' if spec.maximize else 'lower'} is better)")
@@ -250,5 +252,4 @@ def draw(path, spec, trials, importance: dict) -> None:
         ax.set_yticks([0, 1], ["low", "high"])
     ax.set_title("parallel coordinates (darker: better)")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    plots.save(fig, path, dpi=100, bbox_inches=None)

@@ -69,8 +69,11 @@ class FileDataset(Dataset):
         return splits, ", ".join(p for p in (self.train, self.valid, self.test) if p)
 
     def load(self) -> Data:
+        return self.load_with(None)
+
+    def load_with(self, fields: dict | None) -> Data:
         raw, source = self.raw_splits()
-        fields = self.make_fields(raw["train"])
+        fields = fields if fields is not None else self.make_fields(raw["train"])
         splits = {k: [self.encode(r, fields) for r in v] for k, v in raw.items()}
         info = {"source": source, **{f"{k}_examples": len(v) for k, v in splits.items()}}
         return Data(splits=splits, fields=fields, info=info)

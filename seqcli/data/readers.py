@@ -27,8 +27,9 @@ def detect(path: str, fmt: str) -> str:
 def text_lines(path: str) -> list[str]:
     """A file's lines; a binary or non-UTF-8 file is a DataError naming it."""
     from seqcli.data.datasets.text import read_text
+    from seqcli.vocab import lines
 
-    return read_text(path).splitlines()
+    return lines(read_text(path))
 
 
 def rows(path: str, fmt: str, fields: dict[str, str | int]) -> Iterator[tuple[int, dict]]:
@@ -44,6 +45,10 @@ def rows(path: str, fmt: str, fields: dict[str, str | int]) -> Iterator[tuple[in
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise DataError(f"{path}:{n}: invalid JSON ({exc.msg})") from None
+            except ValueError:  # an integer past Python's digit limit
+                raise DataError(f"{path}:{n}: a number of more than 4,300 digits") from None
+            except RecursionError:
+                raise DataError(f"{path}:{n}: JSON nested too deeply") from None
             if not isinstance(record, dict):
                 raise DataError(f"{path}:{n}: expected a JSON object per line, got {type(record).__name__}")
             out = {}
@@ -56,10 +61,8 @@ def rows(path: str, fmt: str, fields: dict[str, str | int]) -> Iterator[tuple[in
     reader = csv.reader(lines, delimiter="\t" if fmt == "tsv" else ",")
     columns: dict[str, int] = {}
     header_names = [k for k in fields.values() if isinstance(k, str)]
-    start = 1
     if header_names:
-        header = next(reader, None) or []
-        start = 2
+        header = next((record for _, record in _guarded(reader, path, fmt)), None) or []
         for name, key in fields.items():
             if isinstance(key, int):
                 columns[name] = key
@@ -71,7 +74,7 @@ def rows(path: str, fmt: str, fields: dict[str, str | int]) -> Iterator[tuple[in
     else:
         columns = dict(fields)
     width = len(header) if header_names else None
-    for n, record in enumerate(reader, start):
+    for n, record in _guarded(reader, path, fmt):
         if not any(cell.strip() for cell in record):
             continue
         if width is not None and len(record) != width:
@@ -82,6 +85,30 @@ def rows(path: str, fmt: str, fields: dict[str, str | int]) -> Iterator[tuple[in
         except IndexError:
             raise DataError(f"{path}:{n}: expected at least {max(columns.values()) + 1} {fmt.upper()} columns, "
                             f"found {len(record)}") from None
+
+
+def _guarded(reader, path: str, fmt: str):
+    """(line, record) from a csv reader over a file's lines; a record it cannot read (a field
+    over the csv module's size limit, say) is a DataError naming the line."""
+    while True:
+        try:
+            record = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise DataError(f"{path}:{reader.line_num}: cannot read this {fmt.upper()} line ({exc})") from None
+        yield reader.line_num, record
+
+
+def text_field(value, where: str, name: str) -> str:
+    """A text value read from a file: a string (a number is taken as its digits); JSON's
+    null, true/false, lists and objects are refused, not trained on as 'None'."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    kind = "null" if value is None else "true/false" if isinstance(value, bool) else type(value).__name__
+    raise DataError(f"{where}: the {name} is {kind}, not text")
 
 
 def numbers(value, where: str) -> list[list[float]]:

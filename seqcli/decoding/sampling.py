@@ -23,4 +23,12 @@ def next_token(logits: Tensor, temperature: float = 1.0, top_k: int | None = Non
         sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
         logits = torch.empty_like(logits).scatter_(-1, order, sorted_logits)
     probs = logits.softmax(-1)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+    try:
+        return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+    except RuntimeError:  # NaN or infinite scores: checked only here, off the hot path
+        if torch.isfinite(probs).all():
+            raise
+        from seqcli.errors import TrainingError
+
+        raise TrainingError("the model's scores are NaN or infinite (its weights diverged); it cannot be "
+                            "sampled") from None

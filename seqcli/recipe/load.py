@@ -90,6 +90,8 @@ def locate(name_or_path: str) -> Path:
 MAX_BYTES = 1 << 20
 MAX_VALUES = 20_000
 MAX_DEPTH = 40
+#: the longest integer read (digits): Python refuses to read one of more than 4,300 anyway
+MAX_DIGITS = 100
 
 
 def parse_yaml(text: str, where: str, lines: bool = True):
@@ -140,6 +142,10 @@ def check_expansion(root, at) -> None:
             total = 1 + sum(size(v, depth + 1) for v in node.value)
         else:
             total = 1
+            digits = sum(c.isalnum() for c in node.value) if node.tag.endswith(":int") else 0
+            if digits > MAX_DIGITS:
+                raise RecipeError([f"{line}: an integer of {digits:,} digits; numbers here have at most "
+                                   f"{MAX_DIGITS}"])
         open_nodes.discard(key)
         if total > MAX_VALUES:
             raise RecipeError([f"{line}: the YAML expands to more than {MAX_VALUES:,} values (through aliases?); "

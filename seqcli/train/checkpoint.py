@@ -64,6 +64,7 @@ class Checkpoint:
     seqcli_version: str = "?"
     api_version: str = "1.0"
     path: str = ""  # the file it was read from
+    digest: str = ""  # the SHA-256 of what was read (its identity, e.g. for `sample --continue`)
 
     def to_state(self) -> dict:
         from seqcli.vocab import field_to_state
@@ -91,10 +92,13 @@ class Checkpoint:
             raise bad(f"format_version must be a positive integer, got {version!r}")
         if version > FORMAT_VERSION:
             raise CheckpointError(f"{file}: written by a newer seqcli (format {version}); upgrade seqcli")
+        if _too_deep(obj):
+            raise bad(f"values nested more than {MAX_DEPTH} levels deep")
+        digest = checksum(obj)
         if version >= 2:
             if not isinstance(obj.get("checksum"), str):
                 raise bad("no checksum")
-            if checksum(obj) != obj["checksum"]:
+            if digest != obj["checksum"]:
                 raise CheckpointError(f"{file}: damaged checkpoint: its contents do not match the checksum stored "
                                       f"with them (changed or corrupted since it was written)")
         if version == 1:
@@ -135,20 +139,23 @@ class Checkpoint:
         except Exception as exc:  # a crafted vocabulary: wrong types, missing keys
             raise bad(f"fields: {type(exc).__name__}: {exc}") from None
         window = obj.get("window")
-        if not (isinstance(window, (list, tuple)) and len(window) == 2 and all(isinstance(v, (int, float)) for v in window)
-                and math.isfinite(window[0])):
-            raise bad(f"window must be [loss sum, steps], got {window!r}")
-        for key in ("data_info", "optimizer", "scheduler", "metrics", "best", "rng"):
+        if not (isinstance(window, (list, tuple)) and len(window) == 2 and _number(window[0])
+                and _count(window[1])):
+            raise bad(f"window must be [loss sum, steps], got {_short(window)}")
+        for key in ("data_info", "scheduler"):
             if obj.get(key) is not None and not isinstance(obj[key], dict):
                 raise bad(f"{key} must be a mapping")
-        if obj.get("ranks") is not None and not isinstance(obj["ranks"], list):
-            raise bad("ranks must be a list")
+        for key, check in (("carry", _carry), ("rng", _rng), ("ranks", _ranks), ("best", _best),
+                           ("metrics", _metrics), ("optimizer", _optimizer)):
+            problem = check(obj.get(key)) if obj.get(key) is not None else None
+            if problem:
+                raise bad(f"{key}: {problem}")
         recipe = stored_recipe(obj["recipe"], records, file)
         return cls(recipe=recipe, plugins=records, fields=fields, model=model, data_info=obj.get("data_info") or {},
                    carry=obj.get("carry"), window=list(window), metrics=obj.get("metrics"), best=obj.get("best"),
                    rng=obj.get("rng"), ranks=obj.get("ranks"), optimizer=obj.get("optimizer"),
                    scheduler=obj.get("scheduler"), seqcli_version=str(obj.get("seqcli_version", "?")),
-                   api_version=str(obj.get("api_version", "1.0")), path=file, **counters)
+                   api_version=str(obj.get("api_version", "1.0")), path=file, digest=digest, **counters)
 
     def plugin_name(self, kind: str) -> tuple[str, str | None]:
         """(name, package) to load `kind` with: the package the checkpoint recorded."""
@@ -156,6 +163,121 @@ class Checkpoint:
         record = self.plugins.get(kind)
         name = choice.name.partition(":")[2] if ":" in choice.name else choice.name
         return name, (record.package if record is not None else None)
+
+
+#: how deep a checkpoint's plain data may nest (a recipe is at most 40 levels), checked
+#: without recursion before anything walks it
+MAX_DEPTH = 64
+
+
+def _too_deep(obj) -> bool:
+    stack = [(obj, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return True
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, (list, tuple)):
+            stack.extend((v, depth + 1) for v in value)
+    return False
+
+
+def _short(value) -> str:
+    text = repr(value) if not isinstance(value, torch.Tensor) else f"a tensor of shape {tuple(value.shape)}"
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**62
+
+
+def _carry(value, depth: int = 0) -> str | None:
+    """What a task hands from one batch to the next: tensors, in tuples or lists."""
+    if isinstance(value, torch.Tensor):
+        return None if not value.is_floating_point() or torch.isfinite(value).all() else "holds NaN or infinity"
+    if isinstance(value, (list, tuple)) and depth < 4:
+        return next((p for p in (_carry(v, depth + 1) for v in value) if p), None)
+    if value is None and depth:
+        return None
+    return f"expected tensors (in tuples or lists), got {_short(value)}"
+
+
+def _rng(value) -> str | None:
+    if not isinstance(value, dict) or "torch" not in value or "python" not in value:
+        return "must hold the 'torch' and 'python' random states"
+    t = value["torch"]
+    if not (isinstance(t, torch.Tensor) and t.dtype == torch.uint8 and t.dim() == 1
+            and t.numel() == torch.get_rng_state().numel()):
+        return f"torch: not a CPU generator's state ({_short(t)})"
+    py = value["python"]
+    if not (isinstance(py, (list, tuple)) and len(py) == 3 and py[0] == 3 and isinstance(py[1], (list, tuple))
+            and len(py[1]) == 625 and all(_count(v) and v < 2**32 for v in py[1]) and py[1][-1] <= 624
+            and (py[2] is None or _number(py[2]))):
+        return "python: not a random.getstate() of Python 3"
+    cuda = value.get("cuda")
+    if cuda is not None and not (isinstance(cuda, (list, tuple)) and all(
+            isinstance(c, torch.Tensor) and c.dtype == torch.uint8 and c.dim() == 1 for c in cuda)):
+        return "cuda: not a list of CUDA generator states"
+    return None
+
+
+def _ranks(value) -> str | None:
+    if not isinstance(value, list) or not value:
+        return "must be a list with one entry per process"
+    for i, rank in enumerate(value):
+        if not isinstance(rank, dict) or "rng" not in rank:
+            return f"{i}: must hold the process's 'carry' and 'rng'"
+        problem = _rng(rank["rng"]) or (_carry(rank.get("carry")) if rank.get("carry") is not None else None)
+        if problem:
+            return f"{i}: {problem}"
+    return None
+
+
+def _best(value) -> str | None:
+    if not (isinstance(value, dict) and isinstance(value.get("metric"), str) and _number(value.get("value"))
+            and _count(value.get("step")) and _count(value.get("stale", 0))):
+        return f"must be {{metric, value, step, stale}}, got {_short(value)}"
+    return None
+
+
+def _metrics(value) -> str | None:
+    if not isinstance(value, dict) or not all(isinstance(k, str) and (v is None or isinstance(v, (str, int, float)))
+                                              for k, v in value.items()):
+        return "must map metric names to numbers"
+    return None
+
+
+def _optimizer(value) -> str | None:
+    """torch's optimizer state_dict: {'state': {index: {name: tensor or number}}, 'param_groups'}."""
+    if not isinstance(value, dict) or not isinstance(value.get("state"), dict) or \
+            not isinstance(value.get("param_groups"), list):
+        return "must be an optimizer's state ('state' and 'param_groups')"
+    for index, entry in value["state"].items():
+        if not _count(index) or not isinstance(entry, dict) or not all(
+                isinstance(k, str) and (isinstance(v, torch.Tensor) or _number(v)) for k, v in entry.items()):
+            return f"state {_short(index)}: must map names to tensors or numbers"
+    for i, group in enumerate(value["param_groups"]):
+        if not isinstance(group, dict) or not isinstance(group.get("params"), list) or \
+                not all(_count(p) for p in group["params"]):
+            return f"param_groups.{i}: must list parameter indices"
+        if not all(isinstance(k, str) and (v is None or isinstance(v, (bool, str)) or _number(v) or
+                                           (isinstance(v, (list, tuple)) and all(_number(x) for x in v)))
+                   for k, v in group.items() if k != "params"):
+            return f"param_groups.{i}: options must be numbers"
+    extra = value.get("ntasgd")
+    if extra is not None and not (
+            isinstance(extra, dict) and isinstance(extra.get("history", []), list)
+            and all(_number(v) for v in extra.get("history", [])) and _count(extra.get("steps", 0))
+            and (extra.get("averaging_since") is None or _count(extra["averaging_since"]))
+            and isinstance(extra.get("weights", []), list)
+            and all(isinstance(w, torch.Tensor) for w in extra.get("weights", []))):
+        return "ntasgd: must be {history, averaging_since, steps, weights}"
+    return None
 
 
 def stored_recipe(data, records: dict[str, PluginRecord], file: str):
@@ -205,6 +327,44 @@ def stored_recipe(data, records: dict[str, PluginRecord], file: str):
     return recipe
 
 
+def load_weights(model: torch.nn.Module, ckpt: Checkpoint) -> None:
+    """The checkpoint's weights into a model built from its recipe; a mismatch names the
+    plugin versions recorded and installed, and every missing and unexpected key."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in ckpt.model]
+    unexpected = [k for k in ckpt.model if k not in expected]
+    shapes = [f"{k} {tuple(ckpt.model[k].shape)} (the model has {tuple(v.shape)})"
+              for k, v in expected.items() if k in ckpt.model and ckpt.model[k].shape != v.shape]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"missing keys: {', '.join(missing)}")
+        if unexpected:
+            parts.append(f"unexpected keys: {', '.join(unexpected)}")
+        if shapes:
+            parts.append(f"shapes differ: {'; '.join(shapes)}")
+        raise CheckpointError(f"{ckpt.path}: the weights do not fit the model its recipe describes"
+                              f"{version_changes(ckpt)}: {'; '.join(parts)}")
+    model.load_state_dict(ckpt.model)
+
+
+def version_changes(ckpt: Checkpoint) -> str:
+    from seqcli import registry
+
+    """' (cell mypkg was 0.1.0 when saved, 0.2.0 now)', or '' when every version is the same."""
+    changes = []
+    for kind, record in ckpt.plugins.items():
+        try:
+            now = registry.info(kind, record.name, record.package).version
+        except SeqcliError:
+            continue
+        if now != record.version:
+            changes.append(f"{kind} '{record.name}' from {record.package} was {record.version} when saved, {now} now")
+    if not changes:
+        return ""
+    return f" ({'; '.join(changes)}: the plugin's parameters changed between these versions)"
+
+
 def checksum(obj: dict) -> str:
     """A SHA-256 of everything in a checkpoint but the checksum itself: every tensor's bytes,
     dtype and shape, and the plain data, in a fixed order."""
@@ -244,31 +404,16 @@ def seal(obj: dict) -> dict:
 
 
 def save(ckpt: Checkpoint | dict, path: Path) -> None:
-    """Write to a temporary file beside `path`, flush it to disk, then rename it into place:
-    a crash mid-save leaves the previous file intact."""
+    """Write to a new temporary file beside `path`, flush it to disk, then rename it into
+    place: a crash mid-save leaves the previous file intact."""
+    from seqcli.files import write_atomic
+
     path = Path(path)
     state = seal(ckpt.to_state()) if isinstance(ckpt, Checkpoint) else ckpt
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        with open(tmp, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        write_atomic(path, writer=lambda f: torch.save(state, f))
     except (OSError, RuntimeError) as exc:  # torch reports a failed write as RuntimeError
-        tmp.unlink(missing_ok=True)
         raise write_error(exc, path, state) from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    try:  # make the rename itself durable
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError:
-        pass
 
 
 def write_error(exc: BaseException, path: Path, state: dict) -> SeqcliError:
@@ -304,37 +449,6 @@ def _tensors(value):
             yield from _tensors(v)
 
 
-def clean_stale(folder: Path) -> list[Path]:
-    """Remove the temporary files (`.NAME.tmp-PID`) that a killed process left in `folder`;
-    a process that is still running keeps its own."""
-    removed = []
-    for tmp in Path(folder).glob(".*.tmp-*"):
-        pid = tmp.name.rpartition("-")[2]
-        if not pid.isdigit() or _alive(int(pid)):
-            continue
-        try:
-            if tmp.is_dir():
-                import shutil
-
-                shutil.rmtree(tmp)
-            else:
-                tmp.unlink()
-            removed.append(tmp)
-        except OSError:
-            pass
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def find(path: str | Path, which: str = "best") -> Path:
     """A checkpoint file, or the `which` ('best' or 'last') checkpoint of a run directory."""
     import stat
@@ -342,6 +456,8 @@ def find(path: str | Path, which: str = "best") -> Path:
     path = Path(path)
     if path.is_dir():
         folder = path / "checkpoints"
+        from seqcli.files import clean_stale
+
         clean_stale(folder)
         clean_stale(path)
         for name in (which, "last") if which == "best" else (which,):
@@ -362,13 +478,27 @@ def find(path: str | Path, which: str = "best") -> Path:
 def load(path: str | Path, which: str = "best", map_location="cpu") -> Checkpoint:
     """Read and check a checkpoint; a missing, truncated, foreign, damaged or code-carrying
     file is a one-line CheckpointError."""
+    import warnings
+
     file = find(path, which)
     try:
-        obj = torch.load(file, map_location=map_location, weights_only=True)
+        with open(file, "rb") as f:
+            head = f.read(4)
+    except OSError as exc:
+        raise CheckpointError(f"{file}: cannot read ({exc.strerror})") from None
+    if head[:1] == b"\x80" and head[:2] != b"\x80\x02":  # a pickle of protocol 3+, not torch.save's zip
+        raise CheckpointError(f"{file}: a plain pickle file, not a seqcli checkpoint (seqcli never unpickles one: "
+                              f"a checkpoint is the zip file torch.save writes)")
+    try:
+        with warnings.catch_warnings():  # torch's remarks on foreign files: the one line below says it
+            warnings.simplefilter("ignore")
+            obj = torch.load(file, map_location=map_location, weights_only=True)
     except Exception as exc:  # pickle payloads, truncation and foreign files all land here
         text = str(exc)
         if "Weights only load failed" in text or "Unsupported global" in text:
             reason = "it holds pickled Python objects, which seqcli never loads (only tensors and plain data)"
+        elif head[:1] == b"\x80":
+            reason = "a plain pickle file, not a checkpoint seqcli wrote (seqcli never unpickles one)"
         else:
             reason = "the file is truncated or corrupt"
         raise CheckpointError(f"{file}: cannot read checkpoint: {reason}") from None

@@ -22,9 +22,22 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
+#: the most compute threads a process takes (train.threads, --threads, OMP_NUM_THREADS)
+MAX_THREADS = 1024
+
+
 def default_threads() -> int:
-    if os.environ.get("OMP_NUM_THREADS", "").isdigit() and int(os.environ["OMP_NUM_THREADS"]) > 0:
-        return int(os.environ["OMP_NUM_THREADS"])
+    requested = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if requested.isdigit():
+        n = int(requested) if len(requested) <= 8 else MAX_THREADS + 1
+        if n > MAX_THREADS:  # torch.set_num_threads(99999) crashes the process
+            from seqcli.errors import SeqcliError
+
+            shown = requested if len(requested) <= 12 else requested[:12] + "..."
+            raise SeqcliError(f"OMP_NUM_THREADS={shown}: at most {MAX_THREADS} compute threads; set it lower, or "
+                              f"give --threads")
+        if n > 0:
+            return n
     sharing = 1
     for name in ("LOCAL_WORLD_SIZE", "SEQCLI_PARALLEL"):
         value = os.environ.get(name, "")

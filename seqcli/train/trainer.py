@@ -6,7 +6,6 @@ import contextlib
 import dataclasses
 import json
 import math
-import os
 import random
 import re
 import signal
@@ -102,6 +101,7 @@ class Trainer:
         self.stop_signal: int | None = None  # set by the signal handler
         self.agreed_stop: int | None = None  # distributed: a signal some rank got, seen by all at one step
         self.skipped = 0
+        self.restored_carry = False
         if self.dist.main:
             self.folder.mkdir(parents=True, exist_ok=True)
         if resume is not None:
@@ -189,9 +189,21 @@ class Trainer:
         self.window = [0.0, 0]
         self.mark, self.paused = (now, self.seen), 0.0
 
+    def params_in_order(self) -> list:
+        return [p for group in self.optimizer.param_groups for p in group["params"]]
+
     def _train_on(self, batch) -> None:
         cfg = self.config
-        result = self.stepper.forward(batch, self.carry)
+        if self.restored_carry:  # a carried state from a checkpoint is checked where it is used
+            self.restored_carry = False
+            try:
+                result = self.stepper.forward(batch, self.carry)
+            except (RuntimeError, ValueError, IndexError, TypeError, AttributeError) as exc:
+                raise CheckpointError(f"damaged checkpoint: its carry (the state handed from batch to batch) does "
+                                      f"not fit the model ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+                                      ) from None
+        else:
+            result = self.stepper.forward(batch, self.carry)
         if self.replicas is None:
             loss, targets = result.loss.item(), result.targets
         else:
@@ -264,7 +276,7 @@ class Trainer:
             rng["cuda"] = torch.cuda.get_rng_state_all()
         ranks = None
         if self.dist.active:  # each rank's own carried state and random numbers, for resuming
-            ranks = distributed.gather({"carry": _to_cpu(self.carry), "rng": rng})
+            ranks = distributed.gather({"carry": _moved(self.carry, "cpu"), "rng": rng})
         weights = self.model.state_dict()
         if getattr(self.optimizer, "averaging", False):  # NT-ASGD: the model saved is the average
             with self.optimizer.averaged():  # (the training weights are in the optimizer's state)
@@ -296,13 +308,18 @@ class Trainer:
         if ckpt.optimizer is None or ckpt.rng is None:
             raise CheckpointError(f"{ckpt.path}: holds no training state (optimizer and random numbers); "
                                   f"it can be sampled and evaluated, not resumed")
-        self.model.load_state_dict(ckpt.model)
+        checkpoint.load_weights(self.model, ckpt)
+        fit_optimizer_state(ckpt, self.params_in_order())
         try:
             self.optimizer.load_state_dict(ckpt.optimizer)
             if self.scheduler is not None and ckpt.scheduler is not None:
                 self.scheduler.load_state_dict(ckpt.scheduler)
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, IndexError, RuntimeError) as exc:
             raise CheckpointError(f"{ckpt.path}: the optimizer state does not fit this optimizer ({exc})") from None
+        if ckpt.position >= max(self.per_epoch, 1):
+            raise CheckpointError(f"{ckpt.path}: damaged checkpoint: position {ckpt.position} is past the end of an "
+                                  f"epoch ({self.per_epoch} batches)")
+        self.restored_carry = ckpt.carry is not None or bool(ckpt.ranks)
         self.step, self.epoch, self.position = ckpt.step, ckpt.epoch, ckpt.position
         self.window = list(ckpt.window)
         self.best = ckpt.best
@@ -312,7 +329,7 @@ class Trainer:
             self.reporter.message(f"the checkpoint was written by {len(ranks)} process(es), this run has "
                                   f"{self.dist.world}: the carried state starts afresh")
         rng, carry = mine["rng"], mine["carry"]
-        self.carry = tuple(t.to(self.device) for t in carry) if isinstance(carry, (tuple, list)) else carry
+        self.carry = _moved(carry, self.device)
         torch.set_rng_state(rng["torch"])
         random.setstate(_as_state(rng["python"]))
         if "cuda" in rng and torch.cuda.is_available():
@@ -421,6 +438,30 @@ class _TrainStep(torch.nn.Module):
         return self.task.train_step(self.model, batch, carry)
 
 
+def fit_optimizer_state(ckpt: Checkpoint, params: list) -> None:
+    """The optimizer state's tensors have the shapes of the parameters they belong to (torch
+    does not check; a wrong one would fail inside the first optimizer step)."""
+    groups = ckpt.optimizer["param_groups"]
+    indices = [i for group in groups for i in group["params"]]
+    if len(indices) != len(params):
+        raise CheckpointError(f"{ckpt.path}: the optimizer state has {len(indices)} parameters, the model "
+                              f"{len(params)}; it does not fit this model")
+    shapes = dict(zip(indices, (p.shape for p in params)))
+    for index, entry in ckpt.optimizer["state"].items():
+        if index not in shapes:
+            raise CheckpointError(f"{ckpt.path}: damaged checkpoint: optimizer state for parameter {index}, "
+                                  f"which no group lists")
+        for name, value in entry.items():
+            if isinstance(value, torch.Tensor) and value.dim() and value.shape != shapes[index]:
+                raise CheckpointError(f"{ckpt.path}: damaged checkpoint: optimizer state {index}.{name} has shape "
+                                      f"{tuple(value.shape)}, its parameter {tuple(shapes[index])}")
+    weights = (ckpt.optimizer.get("ntasgd") or {}).get("weights", [])
+    averaged = [index for index, entry in ckpt.optimizer["state"].items() if "average" in entry]
+    if len(weights) != len(averaged) or any(w.shape != shapes[i] for w, i in zip(weights, sorted(averaged))):
+        raise CheckpointError(f"{ckpt.path}: damaged checkpoint: optimizer state ntasgd.weights do not fit the "
+                              f"averaged parameters")
+
+
 def count_batches(task: Task, data: Data, config: TrainConfig) -> int:
     """Training batches in one epoch (the first; every built-in task's epochs are equal)."""
     return sum(1 for _ in task.batches(data, config, 0))
@@ -446,11 +487,12 @@ def _marking_last(batches):
     yield index, current, True
 
 
-def _to_cpu(carry):
+def _moved(carry, device):
+    """A carried state (tensors in tuples or lists) on `device`."""
     if isinstance(carry, torch.Tensor):
-        return carry.cpu()
+        return carry.to(device)
     if isinstance(carry, (tuple, list)):
-        return type(carry)(_to_cpu(c) for c in carry)
+        return type(carry)(_moved(c, device) for c in carry)
     return carry
 
 
@@ -477,9 +519,9 @@ def truncate_metrics(path: Path, step: int) -> None:
                 kept.append(line)
         except ValueError:  # a line cut short when the process was killed
             continue
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
-    os.replace(tmp, path)
+    from seqcli.files import write_atomic
+
+    write_atomic(path, "".join(line + "\n" for line in kept))
 
 
 def evaluate(task: Task, model: torch.nn.Module, data: Data, split: str, config: TrainConfig,

@@ -24,7 +24,9 @@ class ConllDataset(FileDataset):
         self.lowercase, self.min_freq, self.max_vocab = lowercase, min_freq, max_vocab
 
     def read(self, path: str) -> list[tuple[str, list[str], list[str]]]:
-        sentences, tokens, tags, start = [], [], [], 1
+        """Sentences; every token line of a file has the same number of columns (a line with
+        more or fewer is an error, never an extra column read as the tag)."""
+        sentences, tokens, tags, start, width = [], [], [], 1, None
         for n, line in enumerate(text_lines(path) + [""], 1):
             if line.startswith("-DOCSTART-"):
                 continue
@@ -43,6 +45,11 @@ class ConllDataset(FileDataset):
             except IndexError:
                 raise DataError(f"{path}:{n}: expected a token in column {self.token_column} and a tag in column "
                                 f"{self.tag_column}, found {len(cols)} column(s)") from None
+            if width is None:
+                width = (len(cols), n)
+            elif len(cols) != width[0]:
+                raise DataError(f"{path}:{n}: {len(cols)} columns, the file's first token line ({path}:{width[1]}) has "
+                                f"{width[0]}; every token line has the same columns")
             tokens.append(token.lower() if self.lowercase else token)
             tags.append(tag)
         return sentences

@@ -12,7 +12,7 @@ import torch
 from seqcli.api import ConfigError, DataError, Range
 from seqcli import vocab as V
 from seqcli.data.examples import FileDataset
-from seqcli.data.readers import numbers, rows
+from seqcli.data.readers import numbers, rows, text_field
 
 Level = Literal["char", "whitespace", "word", "bpe", "unigram"]
 
@@ -45,7 +45,7 @@ class LabeledDataset(FileDataset):
             if self.input_type == "numbers":
                 value = numbers(row["input"], where)
             else:
-                text = str(row["input"]).strip()
+                text = text_field(row["input"], where, "input").strip()
                 value = V.tokens_of(text.lower() if self.lowercase else text, self.tokenize)
                 if not value:
                     raise DataError(f"{where}: the input is empty")

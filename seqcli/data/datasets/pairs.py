@@ -9,7 +9,7 @@ import torch
 from seqcli.api import DataError, Range
 from seqcli import vocab as V
 from seqcli.data.examples import FileDataset
-from seqcli.data.readers import rows
+from seqcli.data.readers import rows, text_field
 
 Level = Literal["char", "whitespace", "word", "bpe", "unigram"]
 Format = Literal["auto", "tsv", "csv", "jsonl"]
@@ -39,7 +39,7 @@ class PairsDataset(FileDataset):
         for n, row in rows(path, self.format, {"source": self.source, "target": self.target}):
             sides = []
             for name, level in zip(("source", "target"), self.levels):
-                text = str(row[name]).strip()
+                text = text_field(row[name], f"{path}:{n}", name).strip()
                 text = text.lower() if self.lowercase else text
                 tokens = V.tokens_of(text, level)
                 if not tokens:

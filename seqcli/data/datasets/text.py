@@ -20,6 +20,7 @@ from seqcli.api import Data, DataError, Dataset, Range
 from seqcli import vocab as V
 from seqcli.data.corpus import default_corpus
 from seqcli.data.examples import check_sources, split_counts
+from seqcli.files import read_regular, sha256_of, write_atomic
 from seqcli.schema import File
 
 FilePath = Annotated[str, File()]
@@ -62,11 +63,16 @@ class TextDataset(Dataset):
     # -- public ---------------------------------------------------------------------------
 
     def load(self) -> Data:
+        return self.load_with(None)
+
+    def load_with(self, fields: dict | None) -> Data:
         if not (self.path or self.train):
             text, source = default_corpus()
-            return self._build({"all": text}, source)
+            return self._build({"all": text}, source, fields)
         files = {"all": self.path} if self.path else {
             k: v for k, v in (("train", self.train), ("valid", self.valid), ("test", self.test)) if v}
+        if fields is not None:  # given vocabularies: nothing learnt, nothing cached
+            return self._build({k: read_text(p) for k, p in files.items()}, ", ".join(files.values()), fields)
         key = self._cache_key(files)
         cached = self._read_cache(key)
         if cached is not None:
@@ -81,7 +87,7 @@ class TextDataset(Dataset):
 
     # -- building -------------------------------------------------------------------------
 
-    def _build(self, texts: dict[str, str], source: str) -> Data:
+    def _build(self, texts: dict[str, str], source: str, fields: dict | None = None) -> Data:
         if "all" in texts:
             texts = carve(texts["all"], self.valid_fraction, self.test_fraction, source, self.valid_size, self.test_size)
         elif "valid" not in texts:
@@ -89,8 +95,11 @@ class TextDataset(Dataset):
                 k: v for k, v in texts.items() if k != "train"}}
         if self.lowercase:
             texts = {k: t.lower() for k, t in texts.items()}
-        if self.level in V.SUBWORD:  # learned from the training split's lines; <eos> ends each line
-            vocab = V.train_subword(texts["train"].splitlines(), self.level, self.vocab_size, lines=True)
+        if fields is not None:
+            vocab = fields["text"]
+            splits = {k: self._encode(t, vocab) for k, t in texts.items()}
+        elif self.level in V.SUBWORD:  # learned from the training split's lines; <eos> ends each line
+            vocab = V.train_subword(V.lines(texts["train"]), self.level, self.vocab_size, lines=True)
             splits = {k: torch.from_numpy(encode_subword(t, vocab)) for k, t in texts.items()}
         elif self.level == "char":
             codes = {k: V.char_codes(t) for k, t in texts.items()}
@@ -116,7 +125,7 @@ class TextDataset(Dataset):
     # -- cache: token arrays and the vocabulary, keyed by the files' contents and the options --
 
     def _cache_key(self, files: dict[str, str]) -> str:
-        contents = {k: file_digest(p) for k, p in files.items()}
+        contents = {k: sha256_of(p) for k, p in files.items()}  # contents, not sizes and times
         options = [self.level, self.lowercase, self.valid_fraction, self.test_fraction,
                    self.min_freq, self.max_vocab, CACHE_FORMAT]
         if self.valid_size or self.test_size:
@@ -132,7 +141,7 @@ class TextDataset(Dataset):
         if not self.cache or not folder.exists():
             return None
         try:
-            meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+            meta = json.loads(read_regular(folder / "meta.json", 1 << 30))  # a FIFO there is damage, not a wait
             if not (isinstance(meta, dict) and meta.get("format") == CACHE_FORMAT and isinstance(meta.get("info"), dict)
                     and isinstance(meta.get("splits"), dict) and {"train", "valid"} <= set(meta["splits"])):
                 raise ValueError("metadata of the wrong shape")
@@ -143,6 +152,8 @@ class TextDataset(Dataset):
                 raise ValueError("a vocabulary of the wrong kind")
             splits = {}
             for name, expected in meta["splits"].items():
+                if not (folder / f"{name}.npy").is_file() or (folder / f"{name}.npy").is_symlink():
+                    raise ValueError(f"{name}: not a regular file")
                 array = np.load(folder / f"{name}.npy", mmap_mode="r")
                 if array.dtype != np.int32 or array.ndim != 1 or array.size != expected.get("size"):
                     raise ValueError(f"{name}: an array of the wrong type or size")
@@ -171,7 +182,7 @@ class TextDataset(Dataset):
             meta = {"format": CACHE_FORMAT, "splits": splits, "vocab": data.fields["text"].to_state(),
                     "info": data.info}
             meta["digest"] = meta_digest(meta)
-            (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+            write_atomic(tmp / "meta.json", json.dumps(meta), sync=False)
             shutil.rmtree(root / key, ignore_errors=True)  # a damaged entry is replaced
             os.replace(tmp, root / key)  # atomic: a reader sees the whole entry or none
         except OSError:  # caching is an optimisation; a read-only or full disk only costs time
@@ -182,18 +193,8 @@ class TextDataset(Dataset):
 def encode_subword(text: str, vocab: V.Subword) -> np.ndarray:
     """Text -> the ids of its pieces, line by line, `<eos>` after every line."""
     eos = [vocab.eos]
-    ids = itertools.chain.from_iterable(line + eos for line in vocab.encode_lines(text.splitlines()))
+    ids = itertools.chain.from_iterable(line + eos for line in vocab.encode_lines(V.lines(text)))
     return np.fromiter(ids, dtype=np.int32)
-
-
-def file_digest(path: str) -> str:
-    """A SHA-256 of a file's bytes (about 1.8 GB/s here): the cache follows contents, not
-    sizes and times, so a same-size edit with its time restored is a new entry."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 22):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def meta_digest(meta: dict) -> str:
@@ -272,7 +273,7 @@ def carve(text: str, valid_fraction: float, test_fraction: float, source: str, v
 def carve_lines(text: str, valid_fraction: float, test_fraction: float, source: str, valid_size: int | None,
                 test_size: int | None) -> dict[str, str]:
     """`carve` with a size in lines for valid and/or test (a fraction, of the lines, for the other)."""
-    lines = text.splitlines(keepends=True)
+    lines = V.lines(text, keepends=True)
     n = len(lines)
     n_valid, n_test = split_counts(n, valid_fraction, test_fraction, valid_size, test_size, source, "lines")
     parts = {"train": "".join(lines[: n - n_valid - n_test]), "valid": "".join(lines[n - n_valid - n_test : n - n_test])}
