@@ -293,7 +293,13 @@ def sampler_for(spec: Spec, seed: int):
     the values an earlier trial was given."""
     optuna = require_optuna()
     if spec.sampler == "grid":
-        return optuna.samplers.GridSampler({p.key: p.grid() for p in spec.space}, seed=seed)
+        class Grid(optuna.samplers.GridSampler):
+            def after_trial(self, study, trial, state, values) -> None:
+                """Optuna's stops `study.optimize` here; a sweep asks `is_exhausted` itself."""
+
+        # one seed for every trial: it fixes the order of the grid; the study knows which points
+        # were taken, running ones included
+        return Grid({p.key: p.grid() for p in spec.space}, seed=spec.seed)
     if spec.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     return optuna.samplers.TPESampler(seed=seed)
@@ -557,10 +563,12 @@ def work(folder: Path, console) -> None:
             with sweep_lock(folder):
                 sync_best(folder, study)
                 trials = study.get_trials(deepcopy=False)
-                for t in trials:  # asked for by a worker that died before tagging it
-                    if t.state == running and "folder" not in t.user_attrs and (
-                            shared or time.time() - t.datetime_start.timestamp() > 600):
-                        _replace(study, t, "asked for by a worker that stopped before it began")
+                untagged = [t for t in trials if t.state == running and "folder" not in t.user_attrs and (
+                    shared or time.time() - t.datetime_start.timestamp() > 600)]
+                for t in untagged:  # asked for by a worker that died before tagging it
+                    _replace(study, t, "asked for by a worker that stopped before it began")
+                if untagged:
+                    continue
                 orphan = next((t for t in trials if t.state == running and t.user_attrs.get("folder") == here
                                and not is_held(trial_lock(folder, t.number))), None)
                 if orphan is not None:

@@ -3,7 +3,9 @@ and never touch an existing run's checkpoints."""
 
 import copy
 import hashlib
+import math
 import random
+import shutil
 
 import pytest
 import yaml
@@ -251,3 +253,176 @@ def test_random_damage_to_cache_entries(tmp_path, edits, truncate):
     again = TextDataset(path=str(path)).load()
     assert again.fields == fresh.fields
     assert all(torch.equal(again.splits[k], fresh.splits[k]) for k in fresh.splits)
+
+
+# -- bulk --continue: whatever happened to the output, it continues exactly or refuses -----------
+
+COUNT.update(continued=0, refused=0, sweeps=0)
+
+
+@pytest.fixture(scope="module")
+def reverser(tmp_path_factory):
+    from typer.testing import CliRunner
+
+    from seqcli.cli import app
+
+    run = tmp_path_factory.mktemp("hostile-bulk") / "run"
+    result = CliRunner().invoke(app, ["run", "reverse", "train.max_steps=40", "train.eval_every=40",
+                                      "model.hidden_size=16", "dataset.train_size=400", "--run-dir", str(run)])
+    assert result.exit_code == 0, result.output
+    return run
+
+
+damage = st.one_of(
+    st.tuples(st.just("truncate"), st.integers(0, 400)),
+    st.tuples(st.just("flip"), st.integers(0, 400), st.integers(0, 255)),
+    st.tuples(st.just("append"), st.binary(max_size=30)),
+    st.tuples(st.just("insert"), st.integers(0, 400), st.binary(min_size=1, max_size=5)),
+    st.tuples(st.just("drop line"), st.integers(0, 40)),
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(groups=st.integers(0, 3), edits=st.lists(damage, max_size=3))
+def test_random_damage_to_a_continued_output(tmp_path, cli, reverser, groups, edits):
+    from seqcli import inference
+
+    COUNT["continued"] += 1
+    n = COUNT["continued"]
+    source, whole, out = tmp_path / f"in{n}.txt", tmp_path / f"whole{n}.txt", tmp_path / f"out{n}.txt"
+    rng = random.Random(n)
+    source.write_text("".join("".join(rng.choice("abcdef") for _ in range(rng.randint(2, 7))) + "\n"
+                              for _ in range(60)))
+    cli("sample", reverser, "--input-file", source, "-o", whole, "--batch-size", "2")
+    real = inference.predict_stream
+
+    def stops(*args, **kwargs):  # as a kill leaves it: `groups` groups of 16 outputs written
+        for i, lines in enumerate(real(*args, **kwargs)):
+            if i == groups:
+                raise KeyboardInterrupt
+            yield lines
+
+    inference.predict_stream = stops
+    try:
+        assert cli("sample", reverser, "--input-file", source, "-o", out, "--batch-size", "2", ok=False).exit_code == 130
+    finally:
+        inference.predict_stream = real
+    data = bytearray(out.read_bytes())
+    for edit in edits:
+        if edit[0] == "truncate":
+            del data[edit[1]:]
+        elif edit[0] == "flip" and edit[1] < len(data):
+            data[edit[1]] = edit[2]
+        elif edit[0] == "append":
+            data += edit[1]
+        elif edit[0] == "insert":
+            data[edit[1]:edit[1]] = edit[2]
+        elif edit[0] == "drop line":
+            lines = bytes(data).split(b"\n")
+            if edit[1] < len(lines):
+                del lines[edit[1]]
+            data = bytearray(b"\n".join(lines))
+    out.write_bytes(bytes(data))
+    result = cli("sample", reverser, "--input-file", source, "-o", out, "--continue", "--batch-size", "2", ok=False)
+    assert_clean(result)
+    if result.exit_code == 0:
+        assert out.read_bytes() == whole.read_bytes()  # continued: exactly the uninterrupted output
+    else:
+        COUNT["refused"] += 1
+        assert result.exit_code == 2 and "--continue:" in result.stderr
+        assert out.read_bytes() == bytes(data)  # refused: nothing was touched
+
+
+# -- sweeps: any objective, any kill -------------------------------------------------------------
+
+objective = st.one_of(st.floats(0.1, 5.0), st.sampled_from([float("nan"), float("inf"), -float("inf")]))
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
+@given(values=st.lists(st.lists(objective, min_size=3, max_size=3), min_size=3, max_size=3))
+def test_random_objectives_including_nan(tmp_path, cli, values):
+    pytest.importorskip("optuna")
+    import optuna
+
+    from seqcli import sweep as S
+    from seqcli.train import trainer
+
+    COUNT["sweeps"] += 1
+    folder = tmp_path / f"sweep{COUNT['sweeps']}"
+    (tmp_path / "corpus.txt").write_text(make_corpus(200))
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(BASE))
+    real, calls = trainer.evaluate, [0]
+
+    def scripted(task, model, data, split, config, options=None):
+        metrics = real(task, model, data, split, config, options)
+        trial, evaluation = divmod(calls[0], 3)
+        calls[0] += 1
+        return {**metrics, "loss": values[trial][evaluation]}
+
+    trainer.evaluate = scripted
+    try:
+        result = cli("sweep", tmp_path / "base.yaml", "train.optimizer.lr=loguniform(1e-3, 3e-2)", "train.max_steps=3",
+                     "train.eval_every=1", "--trials", "3", "--pruner", "none", "--out", folder, ok=False)
+    finally:
+        trainer.evaluate = real
+    assert_clean(result)
+    assert result.exit_code == 0, result.stderr
+    study = S.open_study(S.Spec.load(folder), folder, create=False)
+    trials = study.get_trials()
+    assert len(trials) == 3 and not [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
+    for t, trial_values in zip(trials, values):
+        finite = [v for v in trial_values if math.isfinite(v)]
+        assert (t.state.name == "COMPLETE") == bool(finite), (t.state, trial_values)
+        if finite:
+            assert t.value == min(finite)
+        else:
+            assert "no finite validation loss" in t.user_attrs["note"]
+    if any(t.state.name == "COMPLETE" for t in trials):
+        best = study.best_trial
+        assert (folder / "best.yaml").read_text() == (folder / f"trial-{best.number:04d}" / "recipe.yaml").read_text()
+
+
+def test_random_kills_of_sweep_workers(tmp_path):
+    """Sweep workers killed with SIGKILL at random moments, then `sweep resume`: every trial
+    finished once, its evaluations each recorded once, nothing left running, best.yaml true."""
+    pytest.importorskip("optuna")
+    import json
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from seqcli import sweep as S
+
+    (tmp_path / "corpus.txt").write_text(make_corpus(200))
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(BASE))
+    rng = random.Random(7)
+    for case in range(4):
+        folder = tmp_path / f"s{case}"
+        args = [sys.executable, "-m", "seqcli", "sweep", str(tmp_path / "base.yaml"),
+                "train.optimizer.lr=loguniform(1e-3, 3e-2)", "train.max_steps=12", "train.eval_every=4",
+                "train.checkpoint_every=2", "--trials", "3", "--pruner", "none", "--sampler", "random",
+                "--out", str(folder)]
+        for kill in range(rng.randint(1, 2)):
+            proc = subprocess.Popen(args if kill == 0 else [sys.executable, "-m", "seqcli", "sweep", "resume",
+                                                             str(folder)],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(rng.uniform(1.5, 4.5))
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        if not (folder / "sweep.yaml").exists():  # killed before the sweep was made: start it again
+            shutil.rmtree(folder, ignore_errors=True)
+            assert subprocess.run(args, capture_output=True, timeout=600).returncode == 0
+        result = subprocess.run([sys.executable, "-m", "seqcli", "sweep", "resume", str(folder)], capture_output=True,
+                                text=True, timeout=600)
+        assert result.returncode == 0, result.stderr
+        study = S.open_study(S.Spec.load(folder), folder, create=False)
+        trials = [t for t in study.get_trials() if not t.user_attrs.get("replaced")]
+        assert len(trials) == 3 and all(t.state.name == "COMPLETE" for t in trials), [t.state for t in trials]
+        assert not [t for t in study.get_trials() if t.state.name == "RUNNING"]
+        for t in trials:
+            records = [json.loads(line) for line in (folder / f"trial-{t.number:04d}" / "metrics.jsonl").read_text()
+                       .splitlines()]
+            assert [r["step"] for r in records if r["split"] == "valid"] == [4, 8, 12]
+        best = study.best_trial
+        assert (folder / "best.yaml").read_text() == (folder / f"trial-{best.number:04d}" / "recipe.yaml").read_text()

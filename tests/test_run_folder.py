@@ -25,6 +25,8 @@ from seqcli.cli import main
 from seqcli.train import trainer
 
 limit = int(sys.argv.pop(1))
+before = limit < 0  # a negative count: killed just before the Nth rename, its temporary file written
+limit = abs(limit)
 count = [0]
 
 def boundary():
@@ -35,13 +37,16 @@ def boundary():
 real_replace, real_write = os.replace, trainer.Trainer._write
 
 def replace(src, dst, *a, **k):
+    if before and "cache" not in str(dst):
+        boundary()
     real_replace(src, dst, *a, **k)
-    if "cache" not in str(dst):
+    if not before and "cache" not in str(dst):
         boundary()
 
 def write(self, record):
     real_write(self, record)
-    boundary()
+    if not before:  # killing before a rename counts renames only
+        boundary()
 
 os.replace = replace
 trainer.Trainer._write = write
@@ -102,6 +107,24 @@ def test_a_kill_at_every_write_then_resume_ends_in_the_same_folder(recipe, tmp_p
         assert resumed.returncode == 0, (n, resumed.stdout, resumed.stderr)
         same(contents(run), expected)
     assert len(killed_at) >= 12, killed_at
+
+
+def test_a_kill_inside_the_first_checkpoints_writes_then_the_same_command(recipe, tmp_path):
+    """Killed with a temporary file written but not yet renamed (the recipe, best.pt, the
+    numbered checkpoint, last.pt): the same `seqcli run` command trains it again from the
+    start and leaves no temporary file."""
+    whole = seqcli("run", recipe, *TINY, "--run-dir", tmp_path / "whole")
+    assert whole.returncode == 0, whole.stderr
+    expected = contents(tmp_path / "whole")
+    for n in range(1, 5):  # recipe.yaml; then best.pt, step-N.pt and last.pt of the first evaluation
+        run = tmp_path / f"killed-{n}"
+        result = seqcli("run", recipe, *TINY, "--run-dir", run, killer_at=-n)
+        assert result.returncode == -signal.SIGKILL, result.stderr
+        assert [p for p in run.rglob("*") if ".tmp-" in p.name], n  # it died holding a temporary file
+        again = seqcli("run", recipe, *TINY, "--run-dir", run)
+        assert again.returncode == 0, (n, again.stdout, again.stderr)
+        assert not [p for p in run.rglob("*") if ".tmp-" in p.name]
+        same(contents(run), expected)
 
 
 def test_two_writers_never_share_a_run_folder(recipe, tmp_path):

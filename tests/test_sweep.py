@@ -137,3 +137,154 @@ def test_without_optuna_it_says_which_extra(cli, recipe, monkeypatch):
     monkeypatch.setitem(sys.modules, "optuna", None)
     result = cli("sweep", recipe, "model.dropout=uniform(0, 0.5)", ok=False)
     assert result.exit_code == 2 and "pip install 'seqcli[sweep]'" in result.stderr
+
+
+def one_line(result, code=2):
+    assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr, result.exception)
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    return result.stderr
+
+
+def set_trials(folder, n):
+    from seqcli import sweep as S
+
+    spec = S.Spec.load(folder)
+    spec.trials = n
+    spec.save(folder)
+
+
+def test_a_trial_asked_for_but_never_tagged_is_replaced(cli, recipe, tmp_path):
+    folder = tmp_path / "s"
+    cli("sweep", recipe, "train.optimizer.lr=loguniform(1e-3, 3e-2)", *FAST, "--trials", "2", "--pruner", "none",
+        "--out", folder)
+    study_of(folder).ask()  # a worker died between asking for a trial and tagging it
+    set_trials(folder, 3)
+    cli("sweep", "resume", folder)
+    trials = study_of(folder).get_trials()
+    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE", "FAIL", "COMPLETE"]
+    assert trials[2].user_attrs["replaced"] is True  # it does not count toward --trials
+    assert "asked for by a worker that stopped" in trials[2].user_attrs["note"]
+
+
+def test_resumed_workers_never_repeat_the_values_of_earlier_trials(recipe, tmp_path):
+    folder = tmp_path / "s"
+    first = subprocess.run([sys.executable, "-m", "seqcli", "sweep", str(recipe),
+                            "train.optimizer.lr=loguniform(1e-3, 3e-2)", *FAST, "--trials", "1", "--pruner", "none",
+                            "--sampler", "random", "--out", str(folder)], capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr
+    set_trials(folder, 5)
+    procs = [subprocess.Popen([sys.executable, "-m", "seqcli", "sweep", "resume", str(folder), "--threads", "1"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    for p in procs:
+        _, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err
+    values = [t.params["train.optimizer.lr"] for t in study_of(folder).get_trials()]
+    assert len(values) == 5 and len(set(values)) == 5, values
+
+
+def test_best_yaml_is_rewritten_whenever_it_disagrees_with_the_study(cli, recipe, tmp_path):
+    folder = tmp_path / "s"
+    cli("sweep", recipe, "train.optimizer.lr=loguniform(1e-3, 3e-2)", *FAST, "--trials", "2", "--pruner", "none",
+        "--out", folder)
+    best = study_of(folder).best_trial.number
+    expected = (folder / f"trial-{best:04d}" / "recipe.yaml").read_text()
+    (folder / "best.yaml").write_text("stale: a kill came between the study's update and the copy\n")
+    cli("sweep", "show", folder)
+    assert (folder / "best.yaml").read_text() == expected
+    (folder / "best.yaml").unlink()
+    cli("sweep", "resume", folder)
+    assert (folder / "best.yaml").read_text() == expected
+
+
+def test_a_nan_objective_fails_its_trial_with_the_reason_and_the_sweep_goes_on(cli, recipe, tmp_path, monkeypatch):
+    from seqcli.train import trainer
+
+    real, calls = trainer.evaluate, [0]
+
+    def nan_for_the_second_trial(task, model, data, split, config, options=None):
+        metrics = real(task, model, data, split, config, options)
+        calls[0] += 1
+        return {**metrics, "loss": float("nan")} if 4 <= calls[0] <= 6 else metrics
+
+    monkeypatch.setattr(trainer, "evaluate", nan_for_the_second_trial)
+    result = cli("sweep", recipe, "train.optimizer.lr=loguniform(1e-3, 3e-2)", *FAST, "--trials", "3",
+                 "--pruner", "none", "--out", tmp_path / "s")
+    assert "trial 1 failed: no finite validation loss (NaN or infinite at every evaluation)" in result.stdout
+    trials = study_of(tmp_path / "s").get_trials()
+    assert [t.state.name for t in trials] == ["COMPLETE", "FAIL", "COMPLETE"]
+    assert "no finite validation loss" in trials[1].user_attrs["note"]
+
+
+def test_a_trial_that_raises_fails_alone(cli, recipe, tmp_path, monkeypatch):
+    from seqcli.tasks.language_model import LanguageModel
+
+    real, calls = LanguageModel.train_step, [0]
+
+    def buggy(self, model, batch, carry):
+        calls[0] += 1
+        if calls[0] == 35:  # inside the second trial
+            raise IndexError("a plugin's bug")
+        return real(self, model, batch, carry)
+
+    monkeypatch.setattr(LanguageModel, "train_step", buggy)
+    result = cli("sweep", recipe, "train.optimizer.lr=loguniform(1e-3, 3e-2)", *FAST, "--trials", "3",
+                 "--pruner", "none", "--out", tmp_path / "s")
+    assert "trial 1 failed: IndexError: a plugin's bug" in result.stdout
+    assert [t.state.name for t in study_of(tmp_path / "s").get_trials()] == ["COMPLETE", "FAIL", "COMPLETE"]
+
+
+def test_an_exhausted_grid_ends_the_sweep_cleanly(cli, recipe, tmp_path):
+    result = cli("sweep", recipe, "model.hidden_size=choice(8, 16)", *FAST, "--trials", "5", "--sampler", "grid",
+                 "--pruner", "none", "--out", tmp_path / "s")
+    assert "the grid is exhausted: every combination was tried (2 trials)" in result.stdout
+    trials = study_of(tmp_path / "s").get_trials()
+    assert sorted(t.params["model.hidden_size"] for t in trials) == [0, 1]
+
+
+def test_storage_urls_are_checked_and_stored_absolute(cli, recipe, tmp_path):
+    for url in ("sqlite:///:memory:", "sqlite://"):
+        message = one_line(cli("sweep", recipe, "model.dropout=uniform(0, 0.5)", "--storage", url, "--out",
+                               tmp_path / "m", ok=False))
+        assert "a study in memory is lost when its worker stops" in message
+    from seqcli import sweep as S
+
+    cli("sweep", recipe, "model.dropout=uniform(0, 0.5)", *FAST, "--trials", "1", "--storage", "sqlite:///rel.db",
+        "--out", tmp_path / "s")
+    assert S.Spec.load(tmp_path / "s").storage == f"sqlite:///{tmp_path / 'rel.db'}"
+    message = one_line(cli("sweep", recipe, "model.dropout=uniform(0, 0.3)", *FAST, "--storage", "sqlite:///rel.db",
+                           "--out", tmp_path / "t", ok=False))
+    assert "study 'sweep' exists there and searches something else (its space differs)" in message
+    assert not (tmp_path / "t").exists()
+    message = one_line(cli("sweep", recipe, "model.dropout=uniform(0, 0.5)", "train.max_steps=40",
+                           "--storage", "sqlite:///rel.db", "--out", tmp_path / "u", ok=False))
+    assert "(its recipe differs)" in message
+
+
+@pytest.mark.parametrize("damage, expected", [
+    ("", "damaged (not a mapping)"),
+    ("recipe: x\noverrides: []\nparams: []\ntrials: many\n", "damaged (trials: must be an integer"),
+    ("recipe: x\noverrides: []\nparams: [{key: a, kind: gauss, args: [1], origin: x}]\ntrials: 2\n",
+     "damaged (params.0: x: a: unknown distribution 'gauss'"),
+    ("recipe: x\noverrides: []\nparams: []\ntrials: 2\nsampler: annealing\n", "damaged (sampler: must be one of"),
+    ("recipe: [unclosed\n", "damaged ("),
+    ("recipe: x\noverrides: []\nparams: [3]\ntrials: 2\n", "damaged (params: must be a mapping, got 3)"),
+    ("recipe: x\noverrides: []\nparams: [{key: a}]\ntrials: 2\n", "damaged (params.0: must be {key, kind, args, origin})"),
+])
+def test_a_damaged_sweep_yaml_is_one_line(cli, tmp_path, damage, expected):
+    folder = tmp_path / "s"
+    folder.mkdir()
+    (folder / "sweep.yaml").write_text(damage)
+    for command in ("resume", "show"):
+        assert expected in one_line(cli("sweep", command, folder, ok=False))
+
+
+def test_space_files_are_bounded_and_checked(cli, recipe, tmp_path):
+    space = tmp_path / "space.yaml"
+    space.write_text("model.dropout: uniform(0, 0.5)\nmodel.dropout: uniform(0, 0.3)\n")
+    assert f"{space}:2: model.dropout: duplicate key (also on line 1)" in one_line(
+        cli("sweep", recipe, "--space", space, ok=False))
+    assert "--space: /dev/zero: cannot read it" in one_line(cli("sweep", recipe, "--space", "/dev/zero", ok=False))
+    many = ", ".join(str(i) for i in range(5_000))
+    started = time.time()
+    message = one_line(cli("sweep", recipe, f"model.hidden_size=choice({many})", ok=False))
+    assert "choice() of 5,000 values; a search takes at most 1,000" in message and time.time() - started < 30
