@@ -60,7 +60,10 @@ def test_a_killed_prediction_continues_to_the_same_file(reverser, tmp_path):
         f.write("partial ou")  # as if killed in the middle of a line
     result = subprocess.run(args + ["-o", str(cut), "--continue"], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
-    assert f"after the {written:,} it had" in result.stderr
+    import re
+
+    kept = int(re.search(r"after the ([\d,]+) it had", result.stderr).group(1).replace(",", ""))
+    assert written - 16 * 8 <= kept <= written  # lines the record vouches for (a kill may beat its update)
     assert cut.read_text() == whole.read_text()
 
 

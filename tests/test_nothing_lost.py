@@ -197,9 +197,13 @@ def test_continue_checks_the_output_belongs_to_this_input_model_and_options(cli,
     other.write_text(inputs(100, seed=1))
     whole = tmp_path / "whole.txt"
     cli("sample", reverser, "--input-file", source, "-o", whole)
-    assert not (tmp_path / ".whole.txt.seqcli-continue").exists()  # finished: no record left
-    message = one_line(cli("sample", reverser, "--input-file", source, "-o", whole, "--continue", ok=False))
+    result = cli("sample", reverser, "--input-file", source, "-o", whole, "--continue")  # complete: nothing to add
+    assert "wrote 0 outputs" in result.stderr and "after the 100 it had" in result.stderr
+    mine = tmp_path / "mine.txt"
+    mine.write_text("an output seqcli did not write\n")
+    message = one_line(cli("sample", reverser, "--input-file", source, "-o", mine, "--continue", ok=False))
     assert "has no record of what it was written from" in message
+    assert mine.read_text() == "an output seqcli did not write\n"
 
     out = tmp_path / "out.txt"
     written = killed_midway(cli, reverser, source, out, monkeypatch)

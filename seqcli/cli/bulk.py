@@ -78,8 +78,8 @@ def predict_file(loaded, values: dict, given: list[str], input_file: str, output
 
 
 class Ledger:
-    """What `--continue` needs to trust an output file, kept beside it (`.NAME.seqcli-continue`)
-    while it is written and removed once it is complete: the input (path and SHA-256), the
+    """What `--continue` needs to trust an output file, kept beside it (`.NAME.seqcli-continue`):
+    the input (path and SHA-256), the
     `--input` values, the checkpoint (its checksum) and the options it is written with, and how
     many lines seqcli has written (their bytes and SHA-256). Lines past those (written just
     before a kill) are decoded again; anything else that differs is refused in one line."""
@@ -100,7 +100,7 @@ class Ledger:
         self.save()
 
     def finish(self) -> None:
-        self.path.unlink(missing_ok=True)
+        self.save()  # kept: a later --continue finds the output complete, and checks it
 
     def resume(self, shown: str) -> int:
         """Check the record against this command and the output against the record; cut what
@@ -111,8 +111,8 @@ class Ledger:
         try:
             record = json.loads(read_regular(self.path, 1 << 22))
         except FileNotFoundError:
-            raise refuse(f"has no record of what it was written from ({self.path.name} beside it): it was "
-                         f"finished, or not written by seqcli sample --input-file") from None
+            raise refuse(f"has no record of what it was written from ({self.path.name} beside it): it was not "
+                         f"written by seqcli sample --input-file") from None
         except (OSError, ValueError) as exc:
             raise refuse(f"has a damaged record {self.path} ({exc})") from None
         if not (isinstance(record, dict) and isinstance(record.get("identity"), dict)
