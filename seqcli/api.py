@@ -43,17 +43,18 @@ from seqcli.errors import ConfigError, DataError, TrainingError
 from seqcli.schema import File, Folder, Output, Range, Seed
 from seqcli.vocab import Labels, Numeric, Vocab
 
-__all__ = ["API_VERSION", "CONDITION", "Cell", "CellSpec", "ConfigError", "Data", "DataError", "Dataset", "Figure",
-           "File", "Folder", "IMAGE", "INPUT", "LABEL", "Labels", "Numeric", "Output", "Range", "SOURCE", "Samples", "Seed",
-           "StepResult", "TAGS", "TARGET", "TEXT", "Task", "TrainConfig", "TrainingError", "Vocab", "device_of",
-           "shard_examples"]
+__all__ = ["API_VERSION", "CONDITION", "Cell", "CellSpec", "ConfigError", "Data", "DataError", "Dataset",
+           "EXPORT_KINDS", "Exported", "Figure", "File", "Folder", "Graph", "IMAGE", "INPUT", "LABEL", "Labels", "Numeric",
+           "Output", "Range", "SOURCE", "Samples", "Seed", "StepResult", "TAGS", "TARGET", "TEXT", "Task", "TrainConfig",
+           "TrainingError", "Vocab", "device_of", "shard_examples"]
 
 #: The version of these contracts, "major.minor". A new minor version only adds (optional
 #: arguments, new names); a new major version may break plugins written for an older one.
 #: History: 1.0 (seqcli 0.2): the first stable contract. 1.1 (seqcli 0.3): `Cell.gates`,
 #: `Cell.forget_gate` and `Cell.recurrent_weights` for `model.init`; `StepResult.sequences`
 #: and `StepResult.penalty`; `TrainConfig` gains max_epochs, patience and loss_reduction.
-#: 1.2 (seqcli 0.4): `Dataset.load_with` (encode with given vocabularies, for resume).
+#: 1.2 (seqcli 0.4): `Dataset.load_with` (encode with given vocabularies, for resume);
+#: `Task.export`, `Graph` and `Exported` (`seqcli export`).
 API_VERSION = "1.2"
 
 # Field names: the keys of `Data.fields` and of each example that the built-in tasks read.
@@ -201,6 +202,44 @@ class Figure:
 
 
 @dataclass
+class Graph:
+    """One piece of a trained model as a function of tensors, for `seqcli export` (API 1.2).
+
+    `module(*inputs)` takes the tensors of `inputs` in their order (each an example: any
+    batch size and length) and returns a tuple of tensors in the order of `outputs`.
+    `dynamic` names the axes whose size varies (input name -> {axis: "batch" | "time" | ...});
+    every other size is fixed by the example."""
+
+    name: str
+    module: nn.Module
+    inputs: dict[str, Tensor]
+    outputs: list[str]
+    dynamic: dict[str, dict[int, str]] = field(default_factory=dict)
+
+
+#: How the reference runner of an export (run.py) uses its graphs, by `Exported.kind`:
+#:   "generator"  graph "step": token (B,), states -> logits (B, V), states (language models)
+#:   "writer"     graphs "start": inputs -> states; "step": token (B,), states -> logits (B, V),
+#:                states (greedy, sampling, beam search; seq2seq, generate)
+#:   "labels"     graph "model": inputs -> logits (B, labels) (classify, glimpse)
+#:   "tags"       graph "model": inputs -> logits (T, B, tags)
+#:   "values"     graph "model": inputs -> values (B, ...) in the data's units (forecast)
+#:   "image"      graph "model": labels (B,) -> images (B, H, W) in [0, 1] (draw)
+EXPORT_KINDS = ("generator", "writer", "labels", "tags", "values", "image")
+
+
+@dataclass
+class Exported:
+    """What `Task.export` returns: the graphs, and how the runner uses them (`kind`, one of
+    EXPORT_KINDS); `config` is plain data the runner reads (which fields the inputs and
+    outputs are, special token ids, the names of carried states)."""
+
+    kind: str
+    graphs: list[Graph]
+    config: dict = field(default_factory=dict)
+
+
+@dataclass
 class Samples:
     """What `Task.sample` returns: the output lines, and pictures keyed by the sample option
     that asked for them (an option typed `Annotated[str | None, Output(".png")]`). seqcli
@@ -266,6 +305,13 @@ class Task:
 
     def check_sample(self, **options) -> None:
         """Reject sampling options that do not fit together with ConfigError(key, why)."""
+
+    def export(self, model: nn.Module, fields: dict) -> Exported:
+        """Optional (API 1.2): the model as graphs that run without seqcli (`seqcli export`).
+        `seqcli.layers.traceable(model)` gives a copy whose recurrent stacks read whole
+        sequences in a way exporters trace. The default returns NotImplemented: `seqcli
+        export` then says the task cannot be exported."""
+        return NotImplemented
 
 
 def device_of(model: nn.Module) -> torch.device:

@@ -22,22 +22,30 @@ def dataset(recipe: Recipe, packages: dict | None = None) -> Dataset:
     return construct(plugin_class("dataset", recipe, packages), recipe.dataset.options)
 
 
-def data_digest(recipe: Recipe, packages: dict | None = None) -> str | None:
-    """A SHA-256 over the data files a recipe names (its dataset's File options), or None when
-    it names none: what a resumed run checks before it keeps its own vocabularies."""
-    import hashlib
+def data_files(recipe: Recipe, packages: dict | None = None) -> dict[str, str]:
+    """The data files a recipe names: its dataset's File options that are set (key -> path)."""
     import typing
 
-    from seqcli.files import sha256_of
     from seqcli.schema import File, parameters
 
-    files = []
+    files = {}
     for key, (hint, _) in parameters(plugin_class("dataset", recipe, packages)).items():
         value = recipe.dataset.options.get(key)
         marks = [m for a in [hint, *typing.get_args(hint)] if typing.get_origin(a) is typing.Annotated
                  for m in typing.get_args(a)[1:]]
         if value is not None and any(type(m) is File for m in marks):
-            files.append(f"{key}={sha256_of(value)}")
+            files[key] = value
+    return files
+
+
+def data_digest(recipe: Recipe, packages: dict | None = None) -> str | None:
+    """A SHA-256 over the data files a recipe names, or None when it names none: what a
+    resumed run checks before it keeps its own vocabularies."""
+    import hashlib
+
+    from seqcli.files import sha256_of
+
+    files = [f"{key}={sha256_of(path)}" for key, path in data_files(recipe, packages).items()]
     return hashlib.sha256("\n".join(files).encode()).hexdigest() if files else None
 
 

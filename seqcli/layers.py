@@ -7,7 +7,10 @@ cell (a recipe's `CellSpec`), stacked and optionally bidirectional, masking padd
 (`lengths`) and taking the fused kernel where the cell names one; `.step(x_t, state)` runs one
 time step of a unidirectional stack (for sampling); `locked_dropout=` (one mask per sequence
 between layers) and `weight_drop=` (DropConnect on the recurrent weights, on the fused kernel)
-are AWD-LSTM's regularisers, for any task. `Encoder(field, cell_spec, ...)` adds the
+are AWD-LSTM's regularisers, for any task. For `Task.export`: `traceable(model)` is a copy of a model whose
+recurrent stacks exporters can trace over any input length, `sequence_inputs(field)` example
+inputs (x, lengths) of a graph that reads sequences, `states_of(rnn)` zero initial states.
+`Encoder(field, cell_spec, ...)` adds the
 input layer for a `Vocab` (embedding) or `Numeric` field (scaled by the training statistics).
 `pad` and `mask` turn variable-length sequences into time-major padded batches. All tensors
 are time-major: (T, B, ...).
@@ -16,5 +19,6 @@ are time-major: (T, B, ...).
 from seqcli.cells.layer import Recurrent
 from seqcli.data.batching import mask, pad
 from seqcli.nn.encoder import Encoder, Scale
+from seqcli.nn.export import sequence_inputs, states_of, traceable
 
-__all__ = ["Encoder", "Recurrent", "Scale", "mask", "pad"]
+__all__ = ["Encoder", "Recurrent", "Scale", "mask", "pad", "sequence_inputs", "states_of", "traceable"]

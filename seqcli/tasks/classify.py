@@ -13,10 +13,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqcli.api import CellSpec, Data, Range, device_of
+from seqcli.api import CellSpec, Data, Exported, Graph, Range, device_of
 from seqcli.data import batching
 from seqcli.vocab import Labels, Numeric, Vocab
 from seqcli.metrics import macro_f1
+from seqcli.layers import sequence_inputs, traceable
 from seqcli.nn.encoder import Encoder
 from seqcli.tasks.base import ExampleTask, require, stack_inputs, user_batch
 
@@ -93,3 +94,9 @@ class Classify(ExampleTask):
         names = fields["label"].names
         return ["\t".join(f"{names[i]}\t{p:.4f}" for p, i in zip(ps, ids))
                 for ps, ids in zip(top.values.tolist(), top.indices.tolist())]
+
+    def export(self, model, fields: dict) -> Exported:
+        """"model": (x, lengths) -> logits (B, labels)."""
+        inputs, dynamic = sequence_inputs(fields["input"])
+        return Exported("labels", [Graph("model", traceable(model), inputs, ["logits"], dynamic)],
+                        {"input": "input", "labels": "label"})

@@ -14,8 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqcli.api import CellSpec, Data, Range, device_of
+from seqcli.api import CellSpec, Data, Exported, Graph, Range, device_of
 from seqcli.vocab import Numeric
+from seqcli.layers import sequence_inputs, traceable
 from seqcli.nn.encoder import Encoder, Scale
 from seqcli.tasks.base import ExampleTask, require, stack_inputs, user_batch
 from seqcli.tasks.classify import Dropout, Size
@@ -83,3 +84,20 @@ class Forecast(ExampleTask):
         with torch.no_grad():
             values = model.target_scale.inverse(model(batch_x, lengths)).tolist()
         return ["; ".join(" ".join(f"{v:.6g}" for v in row) for row in rows) for rows in values]
+
+    def export(self, model, fields: dict) -> Exported:
+        """"model": (x, lengths) -> the forecast (B, horizon, dim) in the data's units."""
+        inputs, dynamic = sequence_inputs(fields["input"])
+        return Exported("values", [Graph("model", InDataUnits(traceable(model)), inputs, ["values"], dynamic)],
+                        {"input": "input", "target": "target"})
+
+
+class InDataUnits(nn.Module):
+    """A forecaster whose predictions are scaled back to the data's units."""
+
+    def __init__(self, model: Forecaster):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x, lengths):
+        return self.model.target_scale.inverse(self.model(x, lengths))

@@ -16,8 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqcli.api import CellSpec, Data, DataError, Figure, Output, Range, Samples, device_of
+from seqcli.api import CellSpec, Data, DataError, Exported, Figure, Graph, Output, Range, Samples, device_of
 from seqcli.cells import Recurrent
+from seqcli.layers import traceable
 from seqcli.vocab import Labels, Numeric
 from seqcli.nn import draw
 from seqcli.tasks.base import ExampleTask, encode_input, require
@@ -144,6 +145,12 @@ class Glimpse(ExampleTask):
             figures["glimpse_plot"] = Figure(lambda path: plots.glimpses(record, model.grid, path), record)
         return Samples(lines, figures)
 
+    def export(self, model, fields: dict) -> Exported:
+        """"model": images (B, H, W) -> logits (B, labels)."""
+        images = torch.zeros(2, *model.size)
+        return Exported("labels", [Graph("model", traceable(model), {"x": images}, ["logits"], {"x": {0: "batch"}})],
+                        {"input": "input", "labels": "label", "image": list(model.size)})
+
 
 class Draw(ExampleTask):
     """Write an image of a class onto a canvas, one attended patch per step. Metrics: loss
@@ -194,6 +201,23 @@ class Draw(ExampleTask):
             figures["canvas_plot"] = Figure(lambda path: plots.canvas_strip(record, model.grid, path), record)
         return Samples([f"class {labels.names[k]}:\n" + "\n".join(shade(row) for row in image.tolist()) + "\n"
                         for k, image in zip(ids, final)], figures)
+
+    def export(self, model, fields: dict) -> Exported:
+        """"model": labels (B,) -> images (B, H, W) in [0, 1]."""
+        return Exported("image", [Graph("model", Drawn(traceable(model)), {"labels": torch.zeros(2, dtype=torch.long)},
+                                        ["images"], {"labels": {0: "batch"}})],
+                        {"labels": "label", "shades": SHADES})
+
+
+class Drawn(nn.Module):
+    """A DRAW writer whose canvas is the image (the sigmoid of its logits)."""
+
+    def __init__(self, model: DrawWriter):
+        super().__init__()
+        self.model = model
+
+    def forward(self, labels):
+        return self.model(labels).sigmoid()
 
 
 SHADES = " .:-=+*#%@"

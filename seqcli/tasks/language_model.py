@@ -15,8 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from seqcli.api import CellSpec, Data, DataError, Range, Seed, StepResult, Task, TrainConfig, device_of
+from seqcli.api import CellSpec, Data, DataError, Exported, Graph, Range, Seed, StepResult, Task, TrainConfig, device_of
 from seqcli.cells import Recurrent
+from seqcli.layers import states_of, traceable
 from seqcli.decoding.sampling import next_token
 from seqcli.nn.regularise import embedding_dropout, locked_dropout
 
@@ -222,6 +223,29 @@ class LanguageModel(Task):
                     logits = model._logits(h)
         out = torch.stack(tokens).cpu()  # (length, N)
         return [vocab.decode(prime_ids + out[:, j].tolist()) for j in range(num_samples)]
+
+    def export(self, model: RNNLanguageModel, fields: dict) -> Exported:
+        """The step: the prime is read one token at a time, then tokens are drawn from it."""
+        model = traceable(model)
+        states = states_of(model.rnn)
+        names = [f"state{i}" for i in range(len(states))]
+        inputs = {"token": torch.zeros(states[0].shape[1], dtype=torch.long), **dict(zip(names, states))}
+        dynamic = {"token": {0: "batch"}, **{n: {1: "batch"} for n in names}}
+        graph = Graph("step", Step(model), inputs, ["logits", *[f"next_{n}" for n in names]], dynamic)
+        vocab = _vocab(fields)
+        return Exported("generator", [graph], {"field": "text", "states": names, "start": _start_token(vocab)})
+
+
+class Step(nn.Module):
+    """One step of a language model for export: token (B,), states -> logits (B, V), states."""
+
+    def __init__(self, model: RNNLanguageModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, token: Tensor, *state: Tensor):
+        h, state = self.model.rnn.step(self.model.embed(token), state)
+        return (self.model._logits(h), *state)
 
 
 def batchify(stream: Tensor, batch_size: int, name: str) -> Tensor:

@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqcli.api import CellSpec, ConfigError, Data, DataError, Figure, Output, Range, Samples, Seed, device_of
+from seqcli.api import CellSpec, ConfigError, Data, DataError, Exported, Figure, Graph, Output, Range, Samples, Seed, \
+    device_of
 from seqcli.data import batching
 from seqcli.vocab import Labels, Numeric, Vocab
 from seqcli.decoding.search import beam_search, sample
@@ -25,6 +26,8 @@ from seqcli.metrics import nearest, text_scores
 from seqcli.nn.attention import Kind
 from seqcli.nn.decoder import Bridge, Decoder, DecoderState
 from seqcli.nn.encoder import Encoder, Scale
+from seqcli.nn.export import BATCH
+from seqcli.layers import sequence_inputs, traceable
 from seqcli.tasks.base import ExampleTask, encode_input, require, stack_inputs
 from seqcli.tasks.classify import Dropout, Size
 
@@ -60,6 +63,47 @@ class ConditionedModel(nn.Module):
 
     def start(self, batch: dict) -> DecoderState:
         return self.decoder.start(self.bridge(self.condition(batch["x"])))
+
+
+class Start(nn.Module):
+    """For export: the inputs (ids and lengths, or a condition) -> the decoder's first state,
+    as the tensors `DecoderState` holds."""
+
+    def __init__(self, model: nn.Module, condition: bool):
+        super().__init__()
+        self.model, self.condition = model, condition
+
+    def forward(self, x, lengths=None):
+        state = self.model.start({"x": x} if self.condition else {"x": x, "lengths": lengths})
+        return (*state.rnn, *(getattr(state, name) for name in carried(self.model.decoder)[len(state.rnn):]
+                              + fixed(self.model.decoder)))
+
+
+class Step(nn.Module):
+    """For export: token (B,), the state's tensors -> logits (B, V), the next state's carried
+    tensors (and the attention weights (B, S) when the decoder attends)."""
+
+    def __init__(self, decoder: Decoder):
+        super().__init__()
+        self.decoder = decoder
+
+    def forward(self, token, *tensors):
+        names = carried(self.decoder) + fixed(self.decoder)
+        values = dict(zip(names, tensors))
+        rnn = tuple(values.pop(f"rnn{i}") for i in range(self.decoder.rnn.num_states))
+        logits, state, weights = self.decoder.step(token, DecoderState(rnn, **values))
+        out = (logits, *state.rnn) + ((state.feed, weights) if self.decoder.attending else ())
+        return out
+
+
+def carried(decoder: Decoder) -> list[str]:
+    """The state's tensors that change at every step (batch on axis 1, `feed` on axis 0)."""
+    return [f"rnn{i}" for i in range(decoder.rnn.num_states)] + (["feed"] if decoder.attending else [])
+
+
+def fixed(decoder: Decoder) -> list[str]:
+    """The state's tensors that stay (the source's memory, its keys and mask; batch on axis 1)."""
+    return ["memory", "keys", "mask"] if decoder.attending else []
 
 
 class SequenceWriter(ExampleTask):
@@ -159,6 +203,32 @@ class SequenceWriter(ExampleTask):
         if n_best == 1:
             return [target.decode(r[0].tokens) for r in results]
         return ["\n".join(f"{target.decode(h.tokens)}\t{h.score:.4f}" for h in r) + "\n" for r in results]
+
+    def export(self, model, fields: dict) -> Exported:
+        """"start" (the inputs to the decoder's first state) and "step" (one token)."""
+        self._prepare(fields)
+        model = traceable(model)
+        decoder, condition = model.decoder, self.input_field == "condition"
+        if condition:
+            field = fields["condition"]
+            x = torch.zeros(BATCH, field.dim) if isinstance(field, Numeric) else torch.zeros(BATCH, dtype=torch.long)
+            inputs, dynamic = {"x": x}, {"x": {0: "batch"}}
+        else:
+            inputs, dynamic = sequence_inputs(fields["source"])
+        with torch.no_grad():
+            first = Start(model, condition)(*inputs.values())
+        names = carried(decoder) + fixed(decoder)
+        start = Graph("start", Start(model, condition), inputs, names, dynamic)
+        batch_axis = {n: 0 if n == "feed" else 1 for n in names}
+        state_axes = {n: {batch_axis[n]: "batch", **({0: "source"} if n in ("memory", "keys", "mask") else {})}
+                      for n in names}
+        step_inputs = {"token": torch.zeros(BATCH, dtype=torch.long), **dict(zip(names, first))}
+        outputs = ["logits", *[f"next_{n}" for n in carried(decoder)]] + (["attention"] if decoder.attending else [])
+        step = Graph("step", Step(decoder), step_inputs, outputs, {"token": {0: "batch"}, **state_axes})
+        eos, bos = self._specials
+        return Exported("writer", [start, step], {"input": self.input_field, "field": "target", "bos": bos, "eos": eos,
+                                                  "carried": carried(decoder), "fixed": fixed(decoder),
+                                                  "batch_axis": batch_axis})
 
 
 class Seq2Seq(SequenceWriter):

@@ -12,9 +12,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqcli.api import CellSpec, Data, Range, device_of
+from seqcli.api import CellSpec, Data, Exported, Graph, Range, device_of
 from seqcli.data import batching
 from seqcli.vocab import Labels, Numeric, Vocab
+from seqcli.layers import sequence_inputs, traceable
 from seqcli.nn.encoder import Encoder
 from seqcli.tasks.base import ExampleTask, require, stack_inputs, user_batch
 from seqcli.tasks.classify import Dropout, Size
@@ -79,3 +80,9 @@ class Tag(ExampleTask):
             else:
                 lines.append(("" if all(len(t) == 1 for t in tags) else " ").join(tags))
         return lines
+
+    def export(self, model, fields: dict) -> Exported:
+        """"model": (x, lengths) -> logits (T, B, tags)."""
+        inputs, dynamic = sequence_inputs(fields["input"])
+        return Exported("tags", [Graph("model", traceable(model), inputs, ["logits"], dynamic)],
+                        {"input": "input", "labels": "tags"})

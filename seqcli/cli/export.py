@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from seqcli.cli.common import console, guard
+
+
+@guard
+def export(
+    run: str = typer.Argument(..., help="A run directory or a checkpoint file."),
+    output: str = typer.Option(..., "--output", "-o", help="The folder to write (must not exist, or be empty)."),
+    fmt: str = typer.Option("onnx", "--format", help="onnx (runs with onnxruntime, no torch) or pt2 (torch.export)."),
+    checkpoint: str = typer.Option("best", "--checkpoint", help="best, last, or a checkpoint file."),
+    test: bool = typer.Option(True, "--test/--no-test", help="Evaluate on the run's test split for the model card."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, max=1024, help="Compute threads (default: the cores)."),
+):
+    """Export a trained model to a folder that runs without seqcli.
+
+    The folder holds the graphs (ONNX by default), config.json, the vocabularies as JSON,
+    the weights as safetensors, a model card (README.md) and run.py, a reference runner
+    that needs only numpy and onnxruntime. Needs: pip install 'seqcli[export]'.
+    """
+    from seqcli import export as exporting
+    from seqcli.train.threads import use_threads
+
+    exporting.require(fmt)
+    use_threads(threads)
+    shown = console()
+    out = exporting.export(run, output, fmt, checkpoint, test, shown)
+    shown.print(f"wrote {out} (try: python {out / 'run.py'} --help)", highlight=False)

@@ -1,0 +1,277 @@
+"""`seqcli export`: a trained model as a folder that runs without seqcli.
+
+    seqcli export runs/reverse -o exported/reverse          # ONNX (default) or --format pt2
+    python exported/reverse/run.py --input "hello"          # numpy and onnxruntime alone
+
+The folder holds:
+
+    model/NAME.onnx (or .pt2)   the task's graphs (`Task.export`): the whole model, or the
+                                pieces a decoding loop calls (a step; a start)
+    config.json                 the task, how run.py uses the graphs, sizes, special ids, the
+                                recipe's sample defaults
+    fields/NAME.json            vocabularies, label sets, numeric scaling (a subword
+                                vocabulary's tokenizer as NAME.tokenizer.json)
+    model.safetensors           the weights
+    README.md                   a model card: what it does, the recipe, the data (SHA-256),
+                                the run's metrics, versions, how to run it, its limits
+    run.py, requirements.txt    the reference runner and what it needs
+
+The folder is written into a temporary folder beside it and renamed into place: it is whole
+or absent. Every graph is checked before that: onnx's checker, and its outputs against the
+model's on the example inputs (within 1e-4).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import json
+import logging
+import os
+import shutil
+import warnings
+from pathlib import Path
+
+from seqcli.errors import CheckpointError, SeqcliError
+
+FORMATS = ("onnx", "pt2")
+TOLERANCE = 1e-4
+
+
+def require(fmt: str) -> None:
+    """The packages an export needs, or one line saying which extra to install."""
+    if fmt not in FORMATS:
+        raise SeqcliError(f"--format {fmt}: one of {', '.join(FORMATS)}")
+    needed = ["safetensors"] + (["onnx", "onnxruntime", "onnxscript"] if fmt == "onnx" else [])
+    missing = [name for name in needed if importlib.util.find_spec(name) is None]
+    if missing:
+        raise SeqcliError(f"seqcli export --format {fmt} needs {', '.join(missing)}: pip install 'seqcli[export]'")
+
+
+def check_folder(out: str | Path) -> Path:
+    """The folder to write: absent, or an empty folder; its parent exists and is writable."""
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or out.is_symlink() or any(out.iterdir())):
+        raise SeqcliError(f"-o {out}: exists and is not an empty folder; choose another (nothing was changed)")
+    parent = out.absolute().parent
+    if not parent.is_dir():
+        raise SeqcliError(f"-o {out}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise SeqcliError(f"-o {out}: folder {parent} is not writable")
+    return out
+
+
+def export(run: str | Path, out: str | Path, fmt: str = "onnx", checkpoint: str = "best", test: bool = True,
+           console=None) -> Path:
+    """Write the export of `run` (a run directory or a checkpoint file; `checkpoint` is
+    'best', 'last' or a checkpoint file) into the folder `out`; returns it."""
+    from seqcli import inference
+    from seqcli.train import checkpoint as ckpt_io
+
+    require(fmt)
+    out = check_folder(out)
+    ckpt = ckpt_io.load(run, checkpoint) if checkpoint in ("best", "last") else ckpt_io.load(checkpoint)
+    loaded = inference.from_checkpoint(ckpt)
+    exported = exported_by(loaded)
+    say = console.print if console is not None else (lambda *a, **k: None)
+    from seqcli.files import temporary
+
+    tmp = temporary(out.absolute())
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        tmp.mkdir()
+        (tmp / "model").mkdir()
+        graphs = {}
+        for graph in exported.graphs:
+            path = tmp / "model" / f"{graph.name}.{fmt}"
+            say(f"export: {graph.name} ({', '.join(graph.inputs)} -> {', '.join(graph.outputs)})", highlight=False)
+            (to_onnx if fmt == "onnx" else to_pt2)(graph, path, loaded)
+            check(graph, path, fmt, loaded)
+            graphs[graph.name] = {"file": f"model/{path.name}", "inputs": list(graph.inputs),
+                                  "outputs": list(graph.outputs)}
+        fields = write_fields(loaded.fields, tmp / "fields")
+        write_weights(loaded.model, tmp / "model.safetensors")
+        config = {"format": "seqcli-export", "format_version": 1, "seqcli_version": __import__("seqcli").__version__,
+                  "task": ckpt.recipe.task.name, "description": ckpt.recipe.description, "kind": exported.kind,
+                  "use": exported.config, "graphs": graphs, "fields": fields, "sample": sample_defaults(ckpt),
+                  "state_shapes": [[int(t.shape[0]), int(t.shape[2])] for name, t in exported.graphs[0].inputs.items()
+                                   if name.startswith("state")] if exported.kind == "generator" else None}
+        (tmp / "config.json").write_text(json.dumps(config, indent=1, default=str), encoding="utf-8")
+        shutil.copyfile(Path(__file__).with_name("run.py"), tmp / "run.py")
+        needs = ["numpy"] + (["onnxruntime"] if fmt == "onnx" else ["torch"]) + \
+            (["tokenizers"] if any(f.get("kind") == "subword" for f in fields.values()) else [])
+        (tmp / "requirements.txt").write_text("".join(f"{n}\n" for n in needs), encoding="utf-8")
+        from seqcli.export.card import model_card
+
+        (tmp / "README.md").write_text(model_card(ckpt, loaded, exported, Path(run), fmt, test, say), encoding="utf-8")
+        if out.exists():
+            out.rmdir()  # an empty folder given as -o: replaced by the whole export
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def exported_by(loaded):
+    """The task's `Exported`, or one line naming the plugin and what could not be exported."""
+    from seqcli.api import EXPORT_KINDS, Exported
+
+    with torch_quiet():
+        try:
+            exported = loaded.task.export(loaded.model, loaded.fields)
+        except SeqcliError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a plugin's export method failing
+            raise SeqcliError(f"cannot export: {describe(loaded, 'task')}'s export failed "
+                              f"({type(exc).__name__}: {first_line(exc)})") from None
+    if exported is NotImplemented or exported is None:
+        raise SeqcliError(f"cannot export: {describe(loaded, 'task')} has no export method (Task.export, plugin "
+                          f"API 1.2); its runs are used with seqcli sample and seqcli.load")
+    if not isinstance(exported, Exported) or exported.kind not in EXPORT_KINDS or not exported.graphs:
+        raise SeqcliError(f"cannot export: {describe(loaded, 'task')}'s export gave no graphs of a kind run.py knows "
+                          f"({', '.join(EXPORT_KINDS)})")
+    return exported
+
+
+def describe(loaded, kind: str) -> str:
+    """"task 'regress' (package seqcli-fasta 0.1.0)"."""
+    record = loaded.checkpoint.plugins.get(kind)
+    name = getattr(loaded.checkpoint.recipe, kind).name
+    return f"{kind} '{name}'" + (f" (package {record.package} {record.version})" if record else "")
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
+@contextlib.contextmanager
+def torch_quiet():
+    """torch's exporters talk (progress lines, warnings about optional packages): silenced."""
+    sink = io.StringIO()
+    loggers = [logging.getLogger(name) for name in ("torch.onnx", "torch.export", "torch._dynamo", "onnxscript")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
+def dynamic_shapes(graph) -> tuple:
+    """torch.export's dynamic_shapes for a Graph: one Dim per axis name, shared by the inputs,
+    in the structure of the module's signature (inputs past its named ones go to its *args)."""
+    import inspect
+
+    import torch
+
+    dims: dict[str, object] = {}
+    specs = tuple({axis: dims.setdefault(name, torch.export.Dim(name)) for axis, name in graph.dynamic[key].items()}
+                  if graph.dynamic.get(key) else None for key in graph.inputs)
+    params = inspect.signature(graph.module.forward).parameters.values()
+    if any(p.kind is p.VAR_POSITIONAL for p in params):
+        named = sum(1 for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
+        specs = specs[:named] + (specs[named:],)
+    return specs
+
+
+def traced(graph, loaded, how):
+    """Run an exporter; a failure is one line naming the cell or task it came from."""
+    with torch_quiet():
+        try:
+            return how()
+        except Exception as exc:  # noqa: BLE001 - torch.export's and the ONNX exporter's errors alike
+            plugins = [describe(loaded, kind) for kind in ("cell", "task")
+                       if getattr(loaded.checkpoint.plugins.get(kind), "package", "seqcli") != "seqcli"]
+            who = " or ".join(plugins) if plugins else "the model"
+            raise SeqcliError(f"cannot export graph '{graph.name}': {who} could not be traced "
+                              f"({type(exc).__name__}: {first_line(exc)})") from None
+
+
+def to_onnx(graph, path: Path, loaded) -> None:
+    import torch
+
+    traced(graph, loaded, lambda: torch.onnx.export(
+        graph.module, tuple(graph.inputs.values()), str(path), dynamo=True, optimize=True, verbose=False,
+        input_names=list(graph.inputs), output_names=list(graph.outputs), dynamic_shapes=dynamic_shapes(graph),
+        external_data=False))
+
+
+def to_pt2(graph, path: Path, loaded) -> None:
+    import torch
+
+    program = traced(graph, loaded, lambda: torch.export.export(graph.module, tuple(graph.inputs.values()),
+                                                                dynamic_shapes=dynamic_shapes(graph)))
+    torch.export.save(program, str(path))
+
+
+def check(graph, path: Path, fmt: str, loaded) -> None:
+    """The written graph is valid and computes what the model computes (on the example)."""
+    import numpy as np
+    import torch
+
+    with torch.no_grad():
+        expected = graph.module(*graph.inputs.values())
+    expected = [t.numpy() for t in (expected if isinstance(expected, (tuple, list)) else (expected,))]
+    if fmt == "onnx":
+        import onnx
+        import onnxruntime
+
+        try:
+            onnx.checker.check_model(str(path), full_check=True)
+        except Exception as exc:  # noqa: BLE001 - onnx's checker errors
+            raise SeqcliError(f"cannot export graph '{graph.name}': onnx's checker refused it ({first_line(exc)})") \
+                from None
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        got = session.run(None, {k: v.numpy() for k, v in graph.inputs.items()})
+    else:
+        program = torch.export.load(str(path)).module()
+        with torch.no_grad():
+            got = [t.numpy() for t in program(*graph.inputs.values())]
+    for name, a, b in zip(graph.outputs, expected, got):
+        if a.shape != b.shape or (a.dtype.kind == "f" and not np.allclose(a, b, atol=TOLERANCE, rtol=TOLERANCE)) or \
+                (a.dtype.kind != "f" and not np.array_equal(a, b)):
+            raise SeqcliError(f"cannot export graph '{graph.name}': its output '{name}' differs from the model's "
+                              f"({describe(loaded, 'cell')}, {describe(loaded, 'task')})")
+
+
+def write_fields(fields: dict, folder: Path) -> dict:
+    """Each field as JSON (a subword vocabulary's tokenizer in a file of its own)."""
+    from seqcli.vocab import field_to_state
+
+    folder.mkdir()
+    written = {}
+    for name, value in fields.items():
+        state = field_to_state(value)
+        if isinstance(state, dict) and state.get("kind") == "subword":
+            (folder / f"{name}.tokenizer.json").write_text(state["model"], encoding="utf-8")
+            state = {k: v for k, v in state.items() if k != "model"}
+        try:
+            text = json.dumps(state, ensure_ascii=False)
+        except TypeError:
+            raise CheckpointError(f"cannot export: field '{name}' is not plain data") from None
+        (folder / f"{name}.json").write_text(text, encoding="utf-8")
+        written[name] = {"kind": state.get("kind")} if isinstance(state, dict) else {}
+    return written
+
+
+def write_weights(model, path: Path) -> None:
+    """The weights as safetensors (tied weights are written once for each name)."""
+    from safetensors.torch import save_file
+
+    save_file({k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}, str(path),
+              metadata={"format": "pt", "producer": "seqcli"})
+
+
+def sample_defaults(ckpt) -> dict:
+    """The recipe's `sample:` values run.py starts from (pictures and inputs left out)."""
+    from seqcli import inference
+
+    pictures = inference.outputs(inference.sample_parameters(inference.task_class(ckpt)))
+    return {k: v for k, v in ckpt.recipe.sample.items() if k not in pictures and k != "inputs"}

@@ -1,0 +1,505 @@
+"""Run a model exported by `seqcli export`, with numpy and onnxruntime alone.
+
+    python run.py --input "some text"            # one output line per input
+    python run.py --input-file inputs.txt         # one input per line
+    python run.py --prime "The " --length 200     # language models
+    python run.py --help                          # this model's options
+
+The folder holds the model's graphs (model/*.onnx, or model/*.pt2 read with torch), its
+vocabularies and label sets (fields/*.json), and config.json, which says what kind of model
+it is and how its graphs are used. Decoding is done here, as seqcli does it: greedy,
+sampling with temperature, top-k and top-p (numpy's generator, seeded with --seed), and beam
+search with GNMT's length penalty. Options not given take the values the model was trained
+with (config.json's "sample"). A subword vocabulary (bpe, unigram) is read with the
+`tokenizers` package, the only other package such a model needs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+WORD = re.compile(r"\w+|[^\w\s]")
+
+
+class Failure(Exception):
+    """A problem with the input or the options: one line, exit 2."""
+
+
+# -- the graphs ----------------------------------------------------------------------------------
+
+class Graph:
+    """One exported graph: called with numpy arrays by name, returns them by name."""
+
+    def __init__(self, folder: Path, spec: dict, threads: int | None):
+        self.inputs, self.outputs = spec["inputs"], spec["outputs"]
+        path = folder / spec["file"]
+        if path.suffix == ".onnx":
+            import onnxruntime
+
+            options = onnxruntime.SessionOptions()
+            if threads:
+                options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+            self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            self.run = self._onnx
+        else:
+            import torch
+
+            if threads:
+                torch.set_num_threads(threads)
+            self.torch, self.program = torch, torch.export.load(str(path)).module()
+            self.run = self._pt2
+
+    def __call__(self, **arrays) -> dict:
+        return dict(zip(self.outputs, self.run([arrays[name] for name in self.inputs])))
+
+    def _onnx(self, arrays: list) -> list:
+        return self.session.run(None, dict(zip(self.inputs, arrays)))
+
+    def _pt2(self, arrays: list) -> list:
+        with self.torch.no_grad():
+            out = self.program(*[self.torch.from_numpy(np.ascontiguousarray(a)) for a in arrays])
+        return [t.numpy() for t in (out if isinstance(out, (tuple, list)) else (out,))]
+
+
+# -- fields: text and numbers in, text out --------------------------------------------------------
+
+class Field:
+    def __init__(self, state: dict, folder: Path, name: str):
+        self.kind = state["kind"]
+        self.state = state
+        if self.kind in ("vocab", "subword"):
+            self.tokens, self.level, self.lines = state["tokens"], state["level"], state.get("lines", False)
+            self.index = {t: i for i, t in enumerate(self.tokens)}
+            self.eos = self.index.get("<eos>")
+            self.tokenizer = None
+            if self.kind == "subword":
+                try:
+                    from tokenizers import Tokenizer
+                except ImportError:
+                    raise Failure("this model's subword vocabulary needs the tokenizers package: "
+                                  "pip install tokenizers") from None
+                self.tokenizer = Tokenizer.from_file(str(folder / "fields" / f"{name}.tokenizer.json"))
+        elif self.kind == "labels":
+            self.names = state["names"]
+            self.index = {n: i for i, n in enumerate(self.names)}
+        else:
+            self.dim = state["dim"]
+
+    def split(self, text: str) -> list[str]:
+        if self.tokenizer is not None:
+            return [self.tokens[i] for i in self.encode(text)]
+        if self.lines:
+            return text.replace("\n", " <eos> ").split()
+        if self.level == "char":
+            return list(text)
+        return text.split() if self.level == "whitespace" else WORD.findall(text)
+
+    def encode(self, text: str) -> list[int]:
+        if self.tokenizer is None:
+            return [self.index.get(t, 0) for t in self.split(text)]
+        if not self.lines:
+            return self.tokenizer.encode(" " + text, add_special_tokens=False).ids if text else []
+        ids: list[int] = []
+        for i, line in enumerate(text.split("\n")):
+            ids += ([self.eos] if i else []) + (self.tokenizer.encode(" " + line, add_special_tokens=False).ids
+                                                if line else [])
+        return ids
+
+    def unknown(self, text: str) -> list[str]:
+        if self.tokenizer is not None:
+            out = []
+            for line in text.split("\n"):
+                encoding = self.tokenizer.encode(" " + line, add_special_tokens=False)
+                out += [(" " + line)[a:b] for i, (a, b) in zip(encoding.ids, encoding.offsets) if i == 0]
+            return list(dict.fromkeys(out))
+        return list(dict.fromkeys(t for t in self.split(text) if t not in self.index))
+
+    def decode(self, ids) -> str:
+        ids = [int(i) for i in ids]
+        if self.tokenizer is not None:
+            if self.lines and self.eos is not None:
+                parts, current = [], []
+                for i in ids:
+                    if i == self.eos:
+                        parts.append(current)
+                        current = []
+                    else:
+                        current.append(i)
+                return "\n".join(self._decode_line(p) for p in parts + [current])
+            return self._decode_line(ids)
+        if self.level == "char":
+            return "".join("\ufffd" if i == 0 else self.tokens[i] for i in ids)
+        out: list[str] = []
+        for i in ids:
+            word = self.tokens[i]
+            if word == "<eos>" and self.lines:
+                out.append("\n")
+            else:
+                out.append(word if not out or out[-1] == "\n" else " " + word)
+        return "".join(out)
+
+    def _decode_line(self, ids: list[int]) -> str:
+        text = self.tokenizer.decode(ids, skip_special_tokens=False)
+        return text[1:] if text.startswith(" ") else text
+
+    def sequence(self, text: str, where: str) -> np.ndarray:
+        """An input line: ids (T,) for a vocabulary, values (T, D) for numbers 'a b; c d'."""
+        if self.kind == "numeric":
+            try:
+                rows = [[float(v) for v in step.replace(",", " ").split()] for step in text.split(";") if step.strip()]
+            except ValueError as exc:
+                raise Failure(f"{where}: expected numbers ({exc})") from None
+            if not rows or any(len(r) != self.dim for r in rows):
+                raise Failure(f"{where}: expected steps of {self.dim} numbers ('a b; c d')")
+            return np.asarray(rows, dtype=np.float32)
+        tokens = self.split(text)
+        if not tokens:
+            raise Failure(f"{where}: the input is empty")
+        unknown = self.unknown(text)
+        if unknown:
+            raise Failure(f"{where} has tokens the model never saw in training: "
+                          + ", ".join(repr(t) for t in unknown[:10]))
+        return np.asarray(self.encode(text), dtype=np.int64)
+
+
+def padded(sequences: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Sequences (T_i, ...) -> time-major (T, B, ...) padded with zeros, and lengths (B,)."""
+    lengths = np.asarray([len(s) for s in sequences], dtype=np.int64)
+    out = np.zeros((int(lengths.max()), len(sequences), *sequences[0].shape[1:]), dtype=sequences[0].dtype)
+    for b, s in enumerate(sequences):
+        out[: len(s), b] = s
+    return out, lengths
+
+
+# -- choosing tokens -------------------------------------------------------------------------------
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+
+
+def next_token(logits: np.ndarray, temperature: float, top_k: int | None, top_p: float | None,
+               rng: np.random.Generator) -> np.ndarray:
+    """logits (B, V) -> ids (B,): greedy at temperature 0, else sampled."""
+    if temperature == 0:
+        return logits.argmax(-1)
+    logits = logits / temperature
+    if top_k is not None and top_k < logits.shape[-1]:
+        kth = np.sort(logits, -1)[:, -top_k][:, None]
+        logits = np.where(logits < kth, -np.inf, logits)
+    if top_p is not None and top_p < 1.0:
+        order = np.argsort(-logits, -1, kind="stable")
+        ranked = np.take_along_axis(logits, order, -1)
+        probs = np.exp(log_softmax(ranked))
+        drop = np.cumsum(probs, -1) - probs > top_p  # the tokens above already hold top_p of the mass
+        np.put_along_axis(logits, order, np.where(drop, -np.inf, ranked), -1)
+    probs = np.exp(log_softmax(logits))
+    if not np.isfinite(probs).all():
+        raise Failure("the model's scores are NaN or infinite; it cannot be sampled")
+    draws = rng.random(len(probs))[:, None]
+    return np.minimum((np.cumsum(probs, -1) < draws * probs.sum(-1, keepdims=True)).sum(-1), probs.shape[-1] - 1)
+
+
+# -- the kinds of model ------------------------------------------------------------------------------
+
+class Model:
+    def __init__(self, folder: Path = HERE, threads: int | None = None):
+        self.folder = Path(folder)
+        self.config = json.loads((self.folder / "config.json").read_text(encoding="utf-8"))
+        self.kind = self.config["kind"]
+        self.graphs = {name: Graph(self.folder, spec, threads) for name, spec in self.config["graphs"].items()}
+        self.fields = {name: Field(json.loads((self.folder / "fields" / f"{name}.json").read_text(encoding="utf-8")),
+                                   self.folder, name) for name in self.config["fields"]}
+        self.use = self.config["use"]
+
+    # language models
+    def generate(self, prime: str = "", length: int = 300, temperature: float = 0.8, top_k: int | None = None,
+                 top_p: float | None = None, num_samples: int = 1, seed: int | None = None) -> list[str]:
+        vocab, step = self.fields[self.use["field"]], self.graphs["step"]
+        unknown = vocab.unknown(prime)
+        if unknown:
+            raise Failure("the prime has tokens the model never saw in training: "
+                          + ", ".join(repr(t) for t in unknown[:10]))
+        rng = np.random.default_rng(seed)
+        prime_ids = vocab.encode(prime)
+        states = {name: np.zeros((shape[0], num_samples, shape[1]), dtype=np.float32)
+                  for name, shape in zip(self.use["states"], self.config["state_shapes"])}
+        for token in prime_ids or [self.use["start"]]:
+            out = step(token=np.full(num_samples, token, dtype=np.int64), **states)
+            states = {name: out[f"next_{name}"] for name in states}
+        tokens = []
+        for t in range(length):
+            chosen = next_token(out["logits"], temperature, top_k, top_p, rng)
+            tokens.append(chosen)
+            if t + 1 < length:
+                out = step(token=chosen.astype(np.int64), **states)
+                states = {name: out[f"next_{name}"] for name in states}
+        drawn = np.stack(tokens)  # (length, N)
+        return [vocab.decode(prime_ids + drawn[:, j].tolist()) for j in range(num_samples)]
+
+    # sequence writers: seq2seq, generate
+    def start(self, inputs: list[str]) -> dict:
+        field = self.fields[self.use["input"]]
+        if field.kind == "labels":
+            ids = []
+            for i, text in enumerate(inputs):
+                if text.strip() not in field.index:
+                    raise Failure(f"input {i + 1}: unknown condition {text.strip()!r}; the model knows: "
+                                  + ", ".join(field.names[:12]))
+                ids.append(field.index[text.strip()])
+            return self.graphs["start"](x=np.asarray(ids, dtype=np.int64))
+        values = [field.sequence(text, f"input {i + 1}") for i, text in enumerate(inputs)]
+        if self.use["input"] == "condition":
+            return self.graphs["start"](x=np.stack([v.reshape(-1) for v in values]))
+        x, lengths = padded(values)
+        return self.graphs["start"](x=x, lengths=lengths)
+
+    def write(self, inputs: list[str], beam_size: int = 1, n_best: int = 1, max_length: int = 100,
+              length_penalty: float = 0.0, temperature: float = 0.0, top_k: int | None = None,
+              top_p: float | None = None, seed: int | None = None) -> list[str]:
+        if n_best > beam_size:
+            raise Failure(f"--n-best: must be <= beam_size ({beam_size})")
+        target = self.fields[self.use["field"]]
+        state = self.start(inputs)
+        if beam_size > 1:
+            results = self.beam_search(state, len(inputs), max_length, beam_size, n_best, length_penalty)
+        else:
+            rng = np.random.default_rng(seed)
+            results = [[h] for h in self.sample(state, len(inputs), max_length, temperature, top_k, top_p, rng)]
+        if n_best == 1:
+            return [target.decode(r[0][0]) for r in results]
+        return ["\n".join(f"{target.decode(tokens)}\t{score:.4f}" for tokens, score in r) + "\n" for r in results]
+
+    def _step(self, tokens: np.ndarray, state: dict) -> tuple[np.ndarray, dict]:
+        out = self.graphs["step"](token=tokens, **state)
+        return out["logits"], {**state, **{name: out[f"next_{name}"] for name in self.use["carried"]}}
+
+    def _select(self, state: dict, index: np.ndarray, names) -> dict:
+        axis = self.use["batch_axis"]
+        return {**state, **{n: np.take(state[n], index, axis=axis[n]) for n in names}}
+
+    def sample(self, state: dict, batch: int, max_length: int, temperature: float, top_k, top_p, rng) -> list:
+        bos, eos = self.use["bos"], self.use["eos"]
+        tokens = np.full(batch, bos, dtype=np.int64)
+        finished = np.zeros(batch, dtype=bool)
+        logprob = np.zeros(batch, dtype=np.float32)
+        steps = []
+        for _ in range(max_length):
+            logits, state = self._step(tokens, state)
+            chosen = np.where(finished, eos, next_token(logits, temperature, top_k, top_p, rng)).astype(np.int64)
+            picked = np.take_along_axis(log_softmax(logits), chosen[:, None], 1)[:, 0]
+            logprob = logprob + np.where(finished, 0.0, picked).astype(np.float32)
+            steps.append(chosen)
+            finished |= chosen == eos
+            if finished.all():
+                break
+            tokens = chosen
+        out = np.stack(steps, 1).tolist()
+        hyps = []
+        for b, seq in enumerate(out):
+            n = seq.index(eos) if eos in seq else len(seq)
+            hyps.append((seq[:n], float(logprob[b])))
+        return hyps
+
+    def beam_search(self, state: dict, batch: int, max_length: int, K: int, n_best: int, alpha: float) -> list:
+        """As seqcli's: all rows and beams advance as one batch; a row leaves once its n_best-th
+        finished score beats what its live beams could still reach."""
+        bos, eos, inf = self.use["bos"], self.use["eos"], -np.inf
+        every = list(state)
+        state = self._select(state, np.repeat(np.arange(batch), K), every)
+        scores = np.full((batch, K), inf, dtype=np.float32)
+        scores[:, 0] = 0.0
+        history = np.zeros((batch, K, 0), dtype=np.int64)
+        tokens = np.full(batch * K, bos, dtype=np.int64)
+        rows = list(range(batch))
+        finished: list[list] = [[] for _ in range(batch)]
+        bar = [inf] * batch
+        kindest = penalty(max_length + 1, alpha)
+        for _ in range(max_length):
+            logits, state = self._step(tokens, state)
+            A, V = scores.shape[0], logits.shape[-1]
+            candidates = (scores[:, :, None] + log_softmax(logits).reshape(A, K, V)).reshape(A, -1)
+            width = min(2 * K, K * V)
+            top_index = topk(candidates, width)
+            top_scores = np.take_along_axis(candidates, top_index, -1)
+            beam, token = top_index // V, top_index % V
+            real = top_scores > inf
+            live = real & (token != eos)
+            live_above = np.cumsum(live, -1) - live
+            ending = real & (token == eos) & (live_above < K)
+            for a, j in zip(*np.nonzero(ending)):
+                b, s = rows[a], float(top_scores[a, j])
+                seq = history[a, beam[a, j]].tolist()
+                finished[b].append((seq, s / penalty(len(seq) + 1, alpha)))
+                if len(finished[b]) >= n_best:
+                    bar[b] = sorted((h[1] for h in finished[b]), reverse=True)[n_best - 1]
+            masked = np.where(live, top_scores, inf)
+            pick = topk(masked, K)
+            new_scores = np.take_along_axis(masked, pick, -1)
+            best_alive = new_scores[:, 0] / kindest
+            searching = [a for a in range(A) if best_alive[a] > inf and bar[rows[a]] < best_alive[a]]
+            if not searching:
+                scores = scores[:0]
+                break
+            keep = np.asarray(searching)
+            new_scores, pick, beam, token = new_scores[keep], pick[keep], beam[keep], token[keep]
+            rows = [rows[a] for a in searching]
+            flat = (keep[:, None] * K + np.take_along_axis(beam, pick, 1)).reshape(-1)
+            moved = len(searching) < A
+            state = self._select(state, flat, every if moved else self.use["carried"])
+            new_token = np.take_along_axis(token, pick, 1)
+            history = np.concatenate([history.reshape(A * K, -1)[flat].reshape(len(rows), K, -1),
+                                      new_token[..., None]], -1)
+            scores = new_scores
+            tokens = new_token.reshape(-1).astype(np.int64)
+        for a, b in enumerate(rows[: scores.shape[0]]):
+            for k, s in enumerate(scores[a].tolist()):
+                if s > inf:
+                    seq = history[a, k].tolist()
+                    finished[b].append((seq, s / penalty(len(seq), alpha)))
+        for b in range(batch):
+            finished[b].sort(key=lambda h: -h[1])
+            finished[b] = finished[b][:n_best]
+        return finished
+
+    # one pass over the inputs: classify, tag, forecast, glimpse, draw
+    def sequences(self, inputs: list[str]) -> dict:
+        field = self.fields[self.use["input"]]
+        values = [field.sequence(text, f"input {i + 1}") for i, text in enumerate(inputs)]
+        if "image" in self.use:
+            size = tuple(self.use["image"])
+            for i, v in enumerate(values):
+                if v.shape != size:
+                    raise Failure(f"input {i + 1}: an image of {v.shape[0]} rows of {v.shape[1]} values; the model "
+                                  f"reads {size[0]} rows of {size[1]}")
+            return {"x": np.stack(values)}
+        x, lengths = padded(values)
+        return {"x": x, "lengths": lengths}
+
+    def labels(self, inputs: list[str], n_best: int = 1) -> list[str]:
+        logits = self.graphs["model"](**self.sequences(inputs))["logits"]
+        probs = np.exp(log_softmax(logits))
+        names = self.fields[self.use["labels"]].names
+        top = topk(probs, min(n_best, probs.shape[-1]))
+        return ["\t".join(f"{names[i]}\t{probs[b, i]:.4f}" for i in row) for b, row in enumerate(top)]
+
+    def tags(self, inputs: list[str]) -> list[str]:
+        batch = self.sequences(inputs)
+        best = self.graphs["model"](**batch)["logits"].argmax(-1).T  # (B, T)
+        names, field = self.fields[self.use["labels"]].names, self.fields[self.use["input"]]
+        lines = []
+        for text, row, n in zip(inputs, best.tolist(), batch["lengths"].tolist()):
+            tags = [names[t] for t in row[:n]]
+            if field.kind != "numeric" and field.level != "char":
+                lines.append(" ".join(f"{tok}/{tag}" for tok, tag in zip(field.split(text), tags)))
+            else:
+                lines.append(("" if all(len(t) == 1 for t in tags) else " ").join(tags))
+        return lines
+
+    def values(self, inputs: list[str]) -> list[str]:
+        values = self.graphs["model"](**self.sequences(inputs))["values"]
+        return ["; ".join(" ".join(f"{v:.6g}" for v in row) for row in rows.reshape(len(rows), -1).tolist())
+                for rows in values]
+
+    def image(self, inputs: list[str]) -> list[str]:
+        field = self.fields[self.use["labels"]]
+        ids = []
+        for i, text in enumerate(inputs):
+            if text.strip() not in field.index:
+                raise Failure(f"input {i + 1}: unknown class {text.strip()!r}; the model knows: "
+                              + ", ".join(field.names))
+            ids.append(field.index[text.strip()])
+        images = self.graphs["model"](labels=np.asarray(ids, dtype=np.int64))["images"]
+        shades = self.use["shades"]
+        shade = (lambda row: "".join(shades[min(int(v * len(shades)), len(shades) - 1)] * 2 for v in row))
+        return [f"class {field.names[k]}:\n" + "\n".join(shade(row) for row in image.tolist()) + "\n"
+                for k, image in zip(ids, images)]
+
+    def predict(self, inputs: list[str], **options) -> list[str]:
+        """One output per input, for every kind but language models."""
+        if not inputs:
+            raise Failure("give inputs: --input TEXT (repeatable) or --input-file FILE")
+        run = {"writer": self.write, "labels": self.labels, "tags": self.tags, "values": self.values,
+               "image": self.image}[self.kind]
+        return run(inputs, **options)
+
+
+def topk(values: np.ndarray, k: int) -> np.ndarray:
+    """The indices of the k largest values of each row, largest first (ties: lower index first)."""
+    return np.argsort(-values, -1, kind="stable")[:, :k]
+
+
+def penalty(length: int, alpha: float) -> float:
+    """GNMT's length penalty ((5 + length) / 6) ** alpha."""
+    return ((5 + length) / 6) ** alpha
+
+
+# -- the command line --------------------------------------------------------------------------------
+
+OPTIONS = {  # kind -> (option, type, help)
+    "generator": [("prime", str, "text the sample continues"), ("length", int, "tokens to draw"),
+                  ("temperature", float, "0 is greedy"), ("top_k", int, "draw from the k likeliest"),
+                  ("top_p", float, "draw from the likeliest holding this much probability"),
+                  ("num_samples", int, "samples, separated by a blank line"), ("seed", int, "the random seed")],
+    "writer": [("beam_size", int, "beam search with this many hypotheses"), ("n_best", int, "outputs per input"),
+               ("max_length", int, "the longest output"), ("length_penalty", float, "GNMT's alpha"),
+               ("temperature", float, "0 is greedy"), ("top_k", int, "draw from the k likeliest"),
+               ("top_p", float, "draw from the likeliest holding this much probability"),
+               ("seed", int, "the random seed")],
+    "labels": [("n_best", int, "labels per input, with their probabilities")],
+}
+
+
+def read_inputs(args) -> list[str]:
+    inputs = list(args.input or [])
+    if args.input_file == "-":
+        inputs += [line.rstrip("\r\n") for line in sys.stdin if line.strip()]
+    elif args.input_file:
+        with open(args.input_file, encoding="utf-8") as f:
+            inputs += [line.rstrip("\r\n") for line in f if line.strip()]
+    return inputs
+
+
+def main(argv: list[str] | None = None) -> int:
+    model_folder = HERE
+    config = json.loads((model_folder / "config.json").read_text(encoding="utf-8"))
+    kind, defaults = config["kind"], config.get("sample", {})
+    parser = argparse.ArgumentParser(description=f"{config.get('description') or config['task']} "
+                                                 f"(exported by seqcli {config['seqcli_version']})")
+    if kind != "generator":
+        parser.add_argument("--input", "-i", action="append", help="an input (repeat for several)")
+        parser.add_argument("--input-file", help="one input per line ('-' for stdin)")
+    for name, kind_of, text in OPTIONS.get(kind, []):
+        parser.add_argument("--" + name.replace("_", "-"), type=kind_of, default=defaults.get(name),
+                            help=f"{text} (default: {defaults.get(name)})")
+    parser.add_argument("--output", "-o", help="write the outputs here instead of stdout")
+    parser.add_argument("--threads", type=int, help="compute threads (default: onnxruntime's)")
+    args = parser.parse_args(argv)
+    options = {name: getattr(args, name) for name, _, _ in OPTIONS.get(kind, []) if getattr(args, name) is not None}
+    try:
+        model = Model(model_folder, args.threads)
+        if kind == "generator":
+            lines, sep = model.generate(**options), "\n\n"
+        else:
+            lines, sep = model.predict(read_inputs(args), **options), "\n"
+    except (Failure, OSError, UnicodeDecodeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    text = sep.join(lines) + "\n"
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
