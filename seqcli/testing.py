@@ -5,6 +5,7 @@
     check_cell(MyCell, {"option": 3})       # with recipe options
     check_dataset(MyData, {"size": 200})    # splits, fields that survive a checkpoint, determinism
     check_task(MyTask, data, sample={"inputs": ["abc"]})   # trains, evaluates, shards, samples
+    check_export("runs/mine", inputs=["abc"])               # seqcli export, and its runner agrees
     cli("run", "my-recipe", "train.max_steps=20")          # the command line, in-process
 
 Every built-in cell, dataset and task passes these (tests/test_contracts.py).
@@ -13,7 +14,7 @@ Every built-in cell, dataset and task passes these (tests/test_contracts.py).
 
 from __future__ import annotations
 
-__all__ = ["Report", "check_cell", "check_dataset", "check_task", "cli"]
+__all__ = ["Report", "check_cell", "check_dataset", "check_export", "check_task", "cli"]
 
 import io
 
@@ -299,6 +300,63 @@ def check_task(cls: type | str, data, options: dict | None = None, model: dict |
     passed.append("serialisation")
     passed.model, passed.metrics = net.eval(), after
     return passed
+
+
+def check_export(run, inputs: list[str] | None = None, options: dict | None = None, fmt: str = "onnx",
+                 tolerance: float = 1e-4) -> list[str]:
+    """Export a trained run (a run directory or checkpoint) with `seqcli export` and check
+    the export: every graph passes onnx's checker and matches the model on its example (the
+    export itself checks both); the reference runner loads the folder and gives one line per
+    input of `inputs` (a language model: continues each as a prime, greedily); and its lines
+    are seqcli's own (`seqcli.load(run).predict`/`.sample`, with `options`), the numbers in
+    them within `tolerance`. Needs `pip install 'seqcli[export]'`. Returns the checks passed;
+    raises AssertionError naming the check that failed."""
+    import importlib.util
+    import re
+    import tempfile
+    from pathlib import Path
+
+    from seqcli import export, inference
+
+    passed = []
+    options = dict(options or {})
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = export.export(run, Path(tmp) / "export", fmt, test=False)
+        passed.append("exports, every graph checked")
+        spec = importlib.util.spec_from_file_location("seqcli_export_runner", folder / "run.py")
+        runner = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(runner)
+        model = runner.Model(folder)
+        passed.append("the runner loads it")
+        loaded = inference.load(run)
+        if model.kind == "generator":
+            primes = list(inputs or [""])
+            theirs = [model.sample(prime=p, temperature=0.0, **options)[0] for p in primes]
+            ours = [loaded.sample(prime=p, temperature=0.0, **options).lines[0] for p in primes]
+        else:
+            if not inputs:
+                raise AssertionError("check_export: give inputs for a model that takes them")
+            theirs, ours = model.predict(list(inputs), **options), loaded.predict(list(inputs), **options)
+        if len(theirs) != len(ours):
+            raise AssertionError(f"check_export: the runner gave {len(theirs)} lines for {len(ours)} of seqcli's")
+        number = re.compile(r"-?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
+        for i, (a, b) in enumerate(zip(theirs, ours)):
+            x, y = number.findall(a), number.findall(b)
+            same_words = number.sub("#", a).split() == number.sub("#", b).split()
+            if model.kind == "values":  # the runner prints the numbers alone, seqcli as the task formats them
+                y, same_words = y[:len(x)], True
+            close = len(x) == len(y) and all(abs(float(p) - float(q)) <= tolerance * max(1.0, abs(float(q)))
+                                             + 0.5 * 10.0 ** -_decimals(q) for p, q in zip(x, y))
+            if not (close and same_words):
+                raise AssertionError(f"check_export: output {i + 1} differs: the runner gave {a!r}, seqcli {b!r}")
+        passed.append("the runner's outputs are seqcli's")
+    return passed
+
+
+def _decimals(text: str) -> int:
+    """The decimals a printed number shows (what it was rounded to)."""
+    mantissa = text.split("e")[0]
+    return len(mantissa.partition(".")[2]) if "e" not in text else 6
 
 
 def cli(*args, ok: bool = True):

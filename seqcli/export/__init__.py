@@ -216,9 +216,11 @@ def check(graph, path: Path, fmt: str, loaded) -> None:
     import numpy as np
     import torch
 
+    def arrays(out) -> list:
+        return [t.numpy() for t in (out if isinstance(out, (tuple, list)) else (out,))]
+
     with torch.no_grad():
-        expected = graph.module(*graph.inputs.values())
-    expected = [t.numpy() for t in (expected if isinstance(expected, (tuple, list)) else (expected,))]
+        expected = arrays(graph.module(*graph.inputs.values()))
     if fmt == "onnx":
         import onnx
         import onnxruntime
@@ -233,12 +235,13 @@ def check(graph, path: Path, fmt: str, loaded) -> None:
     else:
         program = torch.export.load(str(path)).module()
         with torch.no_grad():
-            got = [t.numpy() for t in program(*graph.inputs.values())]
+            got = arrays(program(*graph.inputs.values()))
     for name, a, b in zip(graph.outputs, expected, got):
         if a.shape != b.shape or (a.dtype.kind == "f" and not np.allclose(a, b, atol=TOLERANCE, rtol=TOLERANCE)) or \
                 (a.dtype.kind != "f" and not np.array_equal(a, b)):
             raise SeqcliError(f"cannot export graph '{graph.name}': its output '{name}' differs from the model's "
-                              f"({describe(loaded, 'cell')}, {describe(loaded, 'task')})")
+                              f"(by up to {np.abs(a.astype(float) - b.astype(float)).max():.3g}; "
+                              f"{describe(loaded, 'cell')}, {describe(loaded, 'task')})")
 
 
 def write_fields(fields: dict, folder: Path) -> dict:

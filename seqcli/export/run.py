@@ -273,7 +273,7 @@ class Model:
             results = self.beam_search(state, len(inputs), max_length, beam_size, n_best, length_penalty)
         else:
             rng = np.random.default_rng(seed)
-            results = [[h] for h in self.sample(state, len(inputs), max_length, temperature, top_k, top_p, rng)]
+            results = [[h] for h in self.decode(state, len(inputs), max_length, temperature, top_k, top_p, rng)]
         if n_best == 1:
             return [target.decode(r[0][0]) for r in results]
         return ["\n".join(f"{target.decode(tokens)}\t{score:.4f}" for tokens, score in r) + "\n" for r in results]
@@ -286,7 +286,8 @@ class Model:
         axis = self.use["batch_axis"]
         return {**state, **{n: np.take(state[n], index, axis=axis[n]) for n in names}}
 
-    def sample(self, state: dict, batch: int, max_length: int, temperature: float, top_k, top_p, rng) -> list:
+    def decode(self, state: dict, batch: int, max_length: int, temperature: float, top_k, top_p, rng) -> list:
+        """One sequence per input: greedy at temperature 0, else sampled."""
         bos, eos = self.use["bos"], self.use["eos"]
         tokens = np.full(batch, bos, dtype=np.int64)
         finished = np.zeros(batch, dtype=bool)
@@ -424,12 +425,24 @@ class Model:
                 for k, image in zip(ids, images)]
 
     def predict(self, inputs: list[str], **options) -> list[str]:
-        """One output per input, for every kind but language models."""
+        """One output per input, for every kind but language models; options not given take
+        the values the model was trained with."""
         if not inputs:
             raise Failure("give inputs: --input TEXT (repeatable) or --input-file FILE")
         run = {"writer": self.write, "labels": self.labels, "tags": self.tags, "values": self.values,
                "image": self.image}[self.kind]
-        return run(inputs, **options)
+        return run(inputs, **self.options(run, options))
+
+    def sample(self, **options) -> list[str]:
+        """A language model's samples; options not given take the values it was trained with."""
+        return self.generate(**self.options(self.generate, options))
+
+    def options(self, method, given: dict) -> dict:
+        import inspect
+
+        accepted = inspect.signature(method).parameters
+        defaults = {k: v for k, v in self.config.get("sample", {}).items() if k in accepted and k != "inputs"}
+        return {**defaults, **given}
 
 
 def topk(values: np.ndarray, k: int) -> np.ndarray:

@@ -13,9 +13,9 @@ from typing import Annotated
 import torch
 from torch import nn
 
-from seqcli.api import INPUT, TARGET, CellSpec, Data, DataError, Numeric, Range, StepResult, Task, TrainConfig, \
-    Vocab, device_of
-from seqcli.layers import Encoder, pad
+from seqcli.api import INPUT, TARGET, CellSpec, Data, DataError, Exported, Graph, Numeric, Range, StepResult, Task, \
+    TrainConfig, Vocab, device_of
+from seqcli.layers import Encoder, pad, sequence_inputs, traceable
 
 Size = Annotated[int, Range(1, 4096)]
 
@@ -38,7 +38,7 @@ class Regressor(nn.Module):
 class Regress(Task):
     """Sequence to number. Metrics: loss (MSE in standard units), mae and rmse (target units)."""
 
-    api_version = "1.0"
+    api_version = "1.2"
     main_metric = "mae"
     unit = "sequences"
 
@@ -102,3 +102,19 @@ class Regress(Task):
         x, lengths, _ = self.collate(model, encoded)
         values = (model(x, lengths) * model.std + model.mean).flatten().tolist()
         return [f"{v:.{precision}f}{(' ' + unit) if unit else ''}" for v in values]
+
+    def export(self, model, fields: dict) -> Exported:
+        """For `seqcli export` (API 1.2): one graph from the ids and lengths to the number in
+        the target's units, which the reference runner prints as a "values" model's."""
+        inputs, dynamic = sequence_inputs(fields[INPUT])
+        return Exported("values", [Graph("model", InTargetUnits(traceable(model)), inputs, ["values"], dynamic)],
+                        {"input": INPUT, "target": TARGET})
+
+
+class InTargetUnits(nn.Module):
+    def __init__(self, model: Regressor):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x, lengths):
+        return self.model(x, lengths) * self.model.std + self.model.mean

@@ -1,0 +1,251 @@
+"""`seqcli export`: every task's graphs run in onnxruntime (and torch.export), and the reference
+runner gives seqcli's outputs on 1,000 inputs: greedy and beam search identical, scores and
+probabilities within 1e-4; sampling with the runner's seed is reproducible; bad input is one
+line and leaves nothing behind."""
+
+import importlib.util
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from seqcli.cli import app
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")
+pytest.importorskip("safetensors")
+
+N = 1000
+rng = np.random.default_rng(0)
+
+
+def rows(n_rows, width, high=16):
+    return "; ".join(" ".join(str(int(v)) for v in rng.integers(0, high, width)) for _ in range(n_rows))
+
+
+def letters(low, high, alphabet="abcdefgh"):
+    return "".join(rng.choice(list(alphabet), rng.integers(low, high + 1)))
+
+
+def digit_images():
+    from sklearn.datasets import load_digits
+
+    return ["; ".join(" ".join(str(int(v)) for v in row) for row in image) for image in load_digits().images[:N]]
+
+
+CASES = {  # recipe: (overrides, inputs, options compared)
+    "reverse": ([], lambda: [letters(2, 9) for _ in range(N)], [{}, {"beam_size": 3, "n_best": 2}]),
+    "char-lm": (["model.hidden_size=32", "model.embedding_size=16"], None, None),
+    "digits": ([], lambda: [rows(8, 8) for _ in range(N)], [{"n_best": 3}]),
+    "copy-memory": ([], lambda: [letters(3, 12, "abcd") for _ in range(N)], [{}]),
+    "seasonal": ([], lambda: ["; ".join(f"{v:.3f}" for v in rng.normal(size=24)) for _ in range(N)], [{}]),
+    "digits-caption": ([], lambda: [rows(1, 64) for _ in range(N)], [{}, {"beam_size": 2}]),
+    "digits-glimpses": ([], digit_images, [{}]),
+    "digits-draw": ([], lambda: [str(i % 10) for i in range(N)], [{}]),
+}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    pytest.importorskip("sklearn")
+    root = tmp_path_factory.mktemp("export-runs")
+    made = {}
+    for recipe, (overrides, _, _) in CASES.items():
+        result = CliRunner().invoke(app, ["run", recipe, "train.max_steps=30", "train.eval_every=30", *overrides,
+                                          "--run-dir", str(root / recipe)])
+        assert result.exit_code == 0, (recipe, result.output)
+        made[recipe] = root / recipe
+    return made
+
+
+def runner_of(folder):
+    spec = importlib.util.spec_from_file_location(f"runner_{folder.name}", folder / "run.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("recipe", [r for r in CASES if CASES[r][1] is not None])
+def test_the_runner_gives_seqclis_outputs_on_a_thousand_inputs(runs, recipe):
+    from seqcli.testing import check_export
+
+    _, make, options = CASES[recipe]
+    inputs = make()
+    # glimpse: DRAW's attention multiplies what it reads by an intensity it learns (up to ~100
+    # here), so the 1e-7 differences between onnxruntime's and torch's exp grow through the
+    # glimpses; the labels agree, the probabilities within 1e-2 (tests below show the rest within 1e-4)
+    tolerance = 1e-2 if recipe == "digits-glimpses" else 1e-4
+    for option in options:
+        assert "the runner's outputs are seqcli's" in check_export(runs[recipe], inputs, option, tolerance=tolerance)
+
+
+def test_a_language_model_step_matches_and_greedy_text_is_seqclis(runs, tmp_path):
+    from seqcli import export, inference
+
+    folder = export.export(runs["char-lm"], tmp_path / "lm", test=False)
+    runner = runner_of(folder).Model(folder)
+    loaded = inference.load(runs["char-lm"])
+    vocab = loaded.fields["text"]
+    tokens = torch.from_numpy(rng.integers(1, len(vocab), N))
+    states = [torch.from_numpy(rng.normal(size=(shape[0], N, shape[1])).astype(np.float32))
+              for shape in runner.config["state_shapes"]]
+    out = runner.graphs["step"](token=tokens.numpy(), **{f"state{i}": s.numpy() for i, s in enumerate(states)})
+    with torch.no_grad():
+        h, expected = loaded.model.rnn.step(loaded.model.embed(tokens), tuple(states))
+        logits = loaded.model._logits(h)
+    assert np.abs(out["logits"] - logits.numpy()).max() < 1e-4
+    for i, s in enumerate(expected):
+        assert np.abs(out[f"next_state{i}"] - s.numpy()).max() < 1e-4
+    primes = ["".join(rng.choice(vocab.tokens[1:], rng.integers(0, 6))) for _ in range(N)]
+    ours = [loaded.sample(prime=p, length=15, temperature=0.0).lines[0] for p in primes]
+    theirs = [runner.generate(prime=p, length=15, temperature=0.0)[0] for p in primes]
+    assert theirs == ours
+
+
+def test_sampling_with_the_runners_seed_is_reproducible(runs, tmp_path):
+    from seqcli import export
+
+    lm = export.export(runs["char-lm"], tmp_path / "lm", test=False)
+    writer = export.export(runs["reverse"], tmp_path / "rev", test=False)
+    args = [sys.executable, str(lm / "run.py"), "--prime", "The ", "--length", "40", "--temperature", "1.0",
+            "--top-k", "10", "--num-samples", "3"]
+    first, again, other = (subprocess.run(args + ["--seed", seed], capture_output=True, text=True, timeout=120)
+                           for seed in ("1", "1", "2"))
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == again.stdout != other.stdout
+    model = runner_of(writer).Model(writer)
+    draws = [model.predict(["abcd", "hgfe"], temperature=1.0, top_p=0.9, seed=5) for _ in range(2)]
+    assert draws[0] == draws[1]
+
+
+def test_every_graph_passes_onnx_checker_and_the_folder_is_complete(runs, tmp_path):
+    import onnx
+
+    result = CliRunner().invoke(app, ["export", str(runs["reverse"]), "-o", str(tmp_path / "e")])
+    assert result.exit_code == 0, result.output
+    folder = tmp_path / "e"
+    assert {p.name for p in folder.iterdir()} == {"model", "fields", "config.json", "model.safetensors", "README.md",
+                                                  "run.py", "requirements.txt"}
+    for graph in (folder / "model").glob("*.onnx"):
+        onnx.checker.check_model(str(graph), full_check=True)
+    config = json.loads((folder / "config.json").read_text())
+    assert config["kind"] == "writer" and config["use"]["bos"] != config["use"]["eos"]
+    from safetensors.torch import load_file
+
+    from seqcli import inference
+
+    weights = load_file(str(folder / "model.safetensors"))
+    model = inference.load(runs["reverse"]).model
+    assert all(torch.equal(weights[k], v) for k, v in model.state_dict().items())
+    card = (folder / "README.md").read_text()
+    for part in ("## What it does", "## How to run it", "## Data", "## Metrics", "Test split, evaluated at export",
+                 "## Limits", "Longest sequences in training", "## Recipe", "## Versions", "onnxruntime"):
+        assert part in card, part
+    assert (folder / "requirements.txt").read_text() == "numpy\nonnxruntime\n"
+    shown = subprocess.run([sys.executable, str(folder / "run.py"), "--input", "abcd"], capture_output=True, text=True,
+                           timeout=120)
+    assert shown.returncode == 0 and shown.stdout.strip() == \
+        CliRunner().invoke(app, ["sample", str(runs["reverse"]), "--input", "abcd"]).stdout.strip()
+
+
+def test_the_card_names_the_data_files_and_their_sha256(tmp_path, corpus):
+    import hashlib
+
+    from seqcli import export
+
+    CliRunner().invoke(app, ["run", "char-lm", f"dataset.path={corpus}", "train.max_steps=4", "train.eval_every=4",
+                             "model.hidden_size=16", "--run-dir", str(tmp_path / "run")])
+    folder = export.export(tmp_path / "run", tmp_path / "e", test=False)
+    card = (folder / "README.md").read_text()
+    assert f"| path | `corpus.txt` | {corpus.stat().st_size:,} | `{hashlib.sha256(corpus.read_bytes()).hexdigest()}` |" \
+        in card
+    assert "Not evaluated on a test split: not asked for (--no-test)." in card
+
+
+def test_pt2_exports_run_with_the_same_outputs(runs, tmp_path):
+    from seqcli.testing import check_export
+
+    inputs = [letters(2, 9) for _ in range(200)]
+    assert "the runner's outputs are seqcli's" in check_export(runs["reverse"], inputs, {"beam_size": 3}, fmt="pt2")
+    images = [rows(8, 8) for _ in range(200)]
+    assert "the runner's outputs are seqcli's" in check_export(runs["digits"], images, fmt="pt2")
+
+
+def one_line(result, code=2):
+    assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    return result.stderr
+
+
+def test_bad_input_is_one_line_and_leaves_nothing(runs, tmp_path, monkeypatch, cli):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert "no best checkpoint in this directory" in one_line(cli("export", empty, "-o", tmp_path / "a", ok=False))
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "mine.txt").write_text("mine")
+    assert "exists and is not an empty folder" in one_line(cli("export", runs["reverse"], "-o", taken, ok=False))
+    assert (taken / "mine.txt").read_text() == "mine"
+    assert "--format tflite: one of onnx, pt2" in one_line(cli("export", runs["reverse"], "-o", tmp_path / "b",
+                                                               "--format", "tflite", ok=False))
+    assert "folder" in one_line(cli("export", runs["reverse"], "-o", tmp_path / "no" / "where", ok=False))
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnxruntime" else real(name, *a))
+    message = one_line(cli("export", runs["reverse"], "-o", tmp_path / "c", ok=False))
+    assert "needs onnxruntime: pip install 'seqcli[export]'" in message
+    monkeypatch.setattr(importlib.util, "find_spec", real)
+    from seqcli import export
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(export, "write_weights", killed)  # stopped half-way: nothing is left
+    assert cli("export", runs["reverse"], "-o", tmp_path / "d", ok=False).exit_code == 130
+    assert not (tmp_path / "d").exists() and not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
+
+
+BRANCHY = """
+    import torch
+    from seqcli.cells.rnn import RNN
+
+    class Branchy(RNN):
+        # an Elman cell whose step branches on its data: no exporter can trace that
+        @classmethod
+        def fused_kernel(cls, **options):
+            return None
+
+        def step(self, u, state):
+            if float(u.sum()) > 0:
+                return super().step(u, state)
+            return super().step(-u, state)
+"""
+
+
+def test_a_plugin_that_cannot_be_exported_is_named_in_one_line(runs, tmp_path, monkeypatch, cli):
+    from test_registry import fake_package
+
+    from seqcli import registry
+    from seqcli.tasks.seq2seq import Seq2Seq
+
+    monkeypatch.setattr(Seq2Seq, "export", lambda self, model, fields: NotImplemented)
+    message = one_line(cli("export", runs["reverse"], "-o", tmp_path / "a", ok=False))
+    assert "task 'seq2seq' (package seqcli" in message and "has no export method" in message
+    monkeypatch.undo()
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    fake_package(site, "seqcli-branchy", {"seqcli.cells": {"branchy": "seqcli_branchy:Branchy"}},
+                 {"seqcli_branchy": BRANCHY}, version="0.1")
+    registry.forget()
+    try:
+        cli("run", "copy-memory", "model.cell.name=branchy", "train.max_steps=2", "train.eval_every=2",
+            "--run-dir", tmp_path / "run")
+        message = one_line(cli("export", tmp_path / "run", "-o", tmp_path / "b", ok=False))
+        assert "cannot export graph 'model': cell 'branchy' (package seqcli-branchy 0.1) could not be traced" in message
+        assert not (tmp_path / "b").exists()
+    finally:
+        registry.forget()
