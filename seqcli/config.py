@@ -38,6 +38,7 @@ class TrainConfig:
     tensorboard: bool = False  # also log to RUN_DIR/tensorboard (needs the tensorboard package)
     precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast matrix products to bfloat16 (weights stay fp32)
     threads: Annotated[int, Range(1, 1024)] | None = None  # compute threads (None: the cores, shared among local processes)
+    mlflow: dict | None = None  # also log to MLflow: {tracking_uri, experiment, run_name, export} (see `mlflow` below)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -131,3 +132,12 @@ def ntasgd(lr: Rate = 30.0, weight_decay: Decay = 0.0, nonmono: Annotated[int, R
 
 OPTIMIZERS = {"sgd": sgd, "adam": adam, "adamw": adamw, "ntasgd": ntasgd}
 SCHEDULERS = {"step": step, "milestones": milestones, "plateau": plateau, "cosine": cosine}
+
+
+def mlflow(tracking_uri: str | None = None, experiment: str = "seqcli", run_name: str | None = None,
+           export: bool = False):
+    """Log the run to MLflow: the resolved recipe as params, every training and validation
+    record as metrics, the recipe and sample (and with `export`, the model exported as ONNX)
+    as artifacts. `tracking_uri`: a server (http://host:5000), a folder (file:///path), or
+    None for MLflow's own default (MLFLOW_TRACKING_URI, else ./mlruns); `run_name`: default,
+    the run folder's name."""

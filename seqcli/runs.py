@@ -23,12 +23,12 @@ from seqcli.train.checkpoint import Checkpoint
 # Keys a resumed run may change without --force: they do not change what is being learnt.
 SAFE_CHANGES = ("description", "sample.", "train.max_steps", "train.max_epochs", "train.patience", "train.log_every", "train.eval_every",
                 "train.eval_batches", "train.checkpoint_every", "train.keep_checkpoints", "train.nonfinite",
-                "train.device", "train.tensorboard", "train.threads")
+                "train.device", "train.tensorboard", "train.threads", "train.mlflow", "train.mlflow.")
 
 
 LOCK = ".lock"
 #: what a run writes into its folder, besides temporary files: all that a failed start removes
-RUN_FILES = ("recipe.yaml", "metrics.jsonl", "samples.txt", "checkpoints", "tensorboard", LOCK)
+RUN_FILES = ("recipe.yaml", "metrics.jsonl", "samples.txt", "checkpoints", "tensorboard", "mlflow.json", LOCK)
 
 
 def _has_contents(path: Path) -> bool:
@@ -160,7 +160,7 @@ def unmake_run_dir(path: Path, created: bool) -> None:
     board = path / "tensorboard"
     if board.is_dir() and not board.is_symlink():
         shutil.rmtree(board, ignore_errors=True)
-    for name in ("recipe.yaml", "metrics.jsonl", "samples.txt", LOCK):
+    for name in ("recipe.yaml", "metrics.jsonl", "samples.txt", "mlflow.json", LOCK):
         (path / name).unlink(missing_ok=True)
     clean_stale(path)
     for empty in (folder, path) if created else (folder,):
@@ -210,6 +210,14 @@ def check(recipe: Recipe) -> None:
     pick_device(recipe.train.device)  # a device that is not here fails before any work
     if recipe.train.tensorboard and importlib.util.find_spec("tensorboard") is None:
         raise SeqcliError("train.tensorboard: needs the tensorboard package: pip install 'seqcli[tensorboard]'")
+    if recipe.train.mlflow is not None:
+        from seqcli.train.tracking import require_mlflow
+
+        require_mlflow()
+        if recipe.train.mlflow.get("export"):
+            from seqcli import export
+
+            export.require("onnx")
 
 
 def prepare(recipe: Recipe, packages: dict | None = None, fields: dict | None = None) -> Prepared:
@@ -303,7 +311,7 @@ def _train(recipe: Recipe, run_dir: Path, console: Console, resume, packages, re
     from seqcli import build, inference
     from seqcli.train import distributed
     from seqcli.train.progress import reporter_for
-    from seqcli.train.trainer import Trainer
+    from seqcli.train.trainer import Interrupted, Trainer
 
     data, task, model = ready.data, ready.task, ready.model
     ranks = distributed.context()
@@ -317,18 +325,52 @@ def _train(recipe: Recipe, run_dir: Path, console: Console, resume, packages, re
     info = {**data.info, "files_sha256": build.data_digest(recipe, packages)}  # what resume compares
     record = Checkpoint(recipe=recipe, plugins=build.plugin_versions(recipe, packages), fields=data.fields, model={},
                         data_info=info, seqcli_version=__version__, api_version=API_VERSION)
+    tracker = None
+    if recipe.train.mlflow is not None and ranks.main:
+        from seqcli.train.tracking import MLflow
+
+        tracker = MLflow(recipe.train.mlflow, run_dir, recipe, lambda text: console.print(text, highlight=False),
+                         resume is not None)
     trainer = Trainer(task, model, data, recipe.train, run_dir, record, reporter_for(console, recipe.train.log_every),
-                      resume, on_evaluation)
+                      resume, on_evaluation, sinks=[tracker] if tracker is not None else [])
     where = f"from step {trainer.step} " if resume is not None else ""
     processes = f" in {ranks.world} processes" if ranks.active else ""
     epochs = f" ({recipe.train.max_epochs} epochs of {trainer.per_epoch} steps)" if recipe.train.max_epochs else ""
     console.print(f"training on {trainer.device}{processes} {where}to step {trainer.total}{epochs}", highlight=False)
-    metrics = trainer.fit()
-    if ranks.main:
-        final_sample(task, trainer.model, data.fields, recipe, run_dir, console)
+    try:
+        metrics = trainer.fit()
+        if ranks.main:
+            final_sample(task, trainer.model, data.fields, recipe, run_dir, console)
+    except BaseException as exc:
+        if tracker is not None:
+            tracker.close("KILLED" if isinstance(exc, (KeyboardInterrupt, Interrupted)) else "FAILED")
+        raise
+    if tracker is not None:
+        track_artifacts(tracker, run_dir, recipe, console)
     console.print(f"done in {time.perf_counter() - started:.0f}s; checkpoints in {run_dir / 'checkpoints'}; "
                   f"try: seqcli sample {run_dir}", highlight=False)
     return metrics
+
+
+def track_artifacts(tracker, run_dir: Path, recipe: Recipe, console: Console) -> None:
+    """The end of a tracked run: its recipe and sample (and, asked for, its export) as MLflow
+    artifacts; the MLflow run closed."""
+    import shutil
+    import tempfile
+
+    tracker.artifacts(run_dir / "recipe.yaml", run_dir / "samples.txt")
+    if recipe.train.mlflow.get("export"):
+        from seqcli import export
+
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                folder = export.export(run_dir, Path(tmp) / "export", test=False)
+            except SeqcliError as exc:
+                console.print(f"warning: the model was not exported for mlflow: {exc}", highlight=False)
+            else:
+                tracker.artifacts(folder)
+                shutil.rmtree(folder, ignore_errors=True)
+    tracker.close("FINISHED")
 
 
 def final_sample(task, model, fields: dict, recipe: Recipe, run_dir: Path, console: Console) -> None:

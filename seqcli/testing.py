@@ -329,14 +329,21 @@ def check_export(run, inputs: list[str] | None = None, options: dict | None = No
         model = runner.Model(folder)
         passed.append("the runner loads it")
         loaded = inference.load(run)
+        import inspect
+
+        method = model.generate if model.kind == "generator" else {
+            "writer": model.write, "labels": model.labels, "tags": model.tags, "values": model.values,
+            "image": model.image}[model.kind]
+        taken = inspect.signature(method).parameters
+        theirs_options = {k: v for k, v in options.items() if k in taken}  # a task's own options stay seqcli's
         if model.kind == "generator":
             primes = list(inputs or [""])
-            theirs = [model.sample(prime=p, temperature=0.0, **options)[0] for p in primes]
+            theirs = [model.sample(prime=p, temperature=0.0, **theirs_options)[0] for p in primes]
             ours = [loaded.sample(prime=p, temperature=0.0, **options).lines[0] for p in primes]
         else:
             if not inputs:
                 raise AssertionError("check_export: give inputs for a model that takes them")
-            theirs, ours = model.predict(list(inputs), **options), loaded.predict(list(inputs), **options)
+            theirs, ours = model.predict(list(inputs), **theirs_options), loaded.predict(list(inputs), **options)
         if len(theirs) != len(ours):
             raise AssertionError(f"check_export: the runner gave {len(theirs)} lines for {len(ours)} of seqcli's")
         number = re.compile(r"-?\d+(?:\.\d+)?(?:e[-+]?\d+)?")

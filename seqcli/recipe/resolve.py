@@ -17,6 +17,7 @@ from seqcli.errors import ConfigError, PluginError, RecipeError, SeqcliError, di
 from seqcli.recipe.load import Origins, apply_overrides, locate, read
 from seqcli.schema import check_args, construct
 from seqcli.config import INITS, OPTIMIZERS, SCHEDULERS
+from seqcli.config import mlflow as mlflow_options
 
 SECTIONS = ("description", "dataset", "task", "model", "train", "sample")
 REQUIRED = ("dataset", "task", "model")
@@ -138,6 +139,8 @@ def resolve(data: dict, origins: Origins) -> Recipe:
     if values.get("scheduler") is not None:
         values["scheduler"] = _named(values["scheduler"], SCHEDULERS, "train.scheduler", report)
         _check_schedule(values["scheduler"], report)
+    if values.get("mlflow") is not None:
+        values["mlflow"] = _options(values["mlflow"], mlflow_options, "train.mlflow", report)
     if "device" in values:
         _check_device(values["device"], report)
     config = TrainConfig(**values) if not errors else None
@@ -224,6 +227,17 @@ def _named(spec, table: dict, path: str, report, default: str | None = None) -> 
     for k, message in errors:
         report(f"{path}.{k}", message)
     return {"name": name, **values}
+
+
+def _options(spec, fn, path: str, report) -> dict:
+    """Check a mapping of options against the function `fn` that declares them."""
+    if not isinstance(spec, dict):
+        report(path, "must be a mapping of options (or null)")
+        return spec
+    values, errors = check_args(fn, spec)
+    for k, message in errors:
+        report(f"{path}.{k}", message)
+    return values
 
 
 def _check_schedule(spec, report) -> None:

@@ -65,8 +65,10 @@ class Trainer:
     where that checkpoint left off: same batches, same random numbers, same carried state."""
 
     def __init__(self, task: Task, model: torch.nn.Module, data: Data, config: TrainConfig, run_dir: Path,
-                 record: Checkpoint, reporter: Reporter, resume: Checkpoint | None = None, on_evaluation=None):
+                 record: Checkpoint, reporter: Reporter, resume: Checkpoint | None = None, on_evaluation=None,
+                 sinks: list | None = None):
         self.task, self.data, self.config = task, data, config
+        self.given_sinks = list(sinks or [])  # where records go besides metrics.jsonl (MLflow); TensorBoard is made here
         self.on_evaluation = on_evaluation  # called (step, metrics) after each evaluation is saved
         self.run_dir = Path(run_dir)
         self.folder = self.run_dir / "checkpoints"
@@ -118,11 +120,12 @@ class Trainer:
         self.started = time.perf_counter()
         self.mark = (self.started, self.seen)  # the clock and the targets at the last log record
         self.log = open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") if self.dist.main else None
-        self.board = None
+        board = []
         if cfg.tensorboard and self.dist.main:
-            from torch.utils.tensorboard import SummaryWriter
+            from seqcli.train.tracking import TensorBoard
 
-            self.board = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=self.step + 1 if self.step else None)
+            board = [TensorBoard(self.run_dir, self.step)]
+        self.sinks = board + self.given_sinks
         previous = self._catch_signals()
         try:
             while not self.finished():
@@ -155,8 +158,8 @@ class Trainer:
             self.reporter.close()
             if self.log is not None:
                 self.log.close()
-            if self.board is not None:
-                self.board.close()
+            for sink in board:
+                sink.close()
         if hasattr(self.optimizer, "finish"):
             self.optimizer.finish()  # NT-ASGD: the model keeps the averaged weights
         if self.stopped_early():
@@ -368,10 +371,8 @@ class Trainer:
         if self.log is not None:
             self.log.write(json.dumps(record) + "\n")
             self.log.flush()
-        if self.board is not None:
-            for key, value in record.items():
-                if key not in ("step", "split") and isinstance(value, (int, float)):
-                    self.board.add_scalar(f"{record['split']}/{key}", value, record["step"])
+        for sink in self.sinks:
+            sink.write(record)
 
 
 class Stepper:

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from seqcli.api import DataError
-from seqcli.testing import check_dataset, check_task, cli
+from seqcli.testing import check_dataset, check_export, check_task, cli
 from seqcli_fasta import Fasta, Regress, read_fasta
 from seqcli_fasta.data import make_oligos
 
@@ -68,3 +68,11 @@ def test_a_trained_model_loads_in_three_lines(tmp_path):
     model = seqcli.load(tmp_path / "run")
     assert len(model.predict(["ACGT", "GGGCCC"], precision=0)) == 2
     assert torch.isfinite(torch.tensor(model.evaluate(split="test", tolerance=2.0)["mae"]))
+
+
+def test_exports_and_its_runner_agrees(tmp_path):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    cli("run", "oligo-tm", "train.max_steps=30", "train.eval_every=30", "--run-dir", tmp_path / "run")
+    sequences = ["ACGTACGTAC", "GGGGCCCCGGGGCCCC", "ATATATATATATATATATAT", "GATTACA"]
+    assert "the runner's outputs are seqcli's" in check_export(tmp_path / "run", sequences, {"precision": 3})

@@ -46,3 +46,10 @@ def test_learns_a_language_model_through_seqcli(tmp_path):
     # 16 characters: a model that learnt nothing scores about ln 16 = 2.8 nats
     assert first_train["loss"] > 2.0 and valid["loss"] < 1.0, (first_train, valid)
     assert cli("sample", tmp_path / "run", "--prime", "the ", "--length", "10").stdout.startswith("the ")
+    try:  # a language model of this cell exports: its step is traced through MinGRU.step
+        import onnxruntime, onnxscript  # noqa: F401
+    except ImportError:
+        return
+    from seqcli.testing import check_export
+
+    assert "the runner's outputs are seqcli's" in check_export(tmp_path / "run", ["the ", "a dog"], {"length": 20})

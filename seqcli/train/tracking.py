@@ -1,0 +1,128 @@
+"""Where a run's records go besides metrics.jsonl and the console: TensorBoard and MLflow.
+
+Each is a sink with `write(record)` and `close(status)`; the trainer hands every record
+(training and validation alike) to each. MLflow (`train.mlflow`, `pip install
+'seqcli[mlflow]'`) gets the resolved recipe as flattened params once, every record as
+metrics (`train/loss`, `valid/perplexity`, ... at its step), and at the end the recipe, the
+sample and, with `export: true`, the model's export as artifacts. The MLflow run's id is kept
+in RUN_DIR/mlflow.json, so `seqcli resume` goes on logging into the same run. A tracking
+server that stops answering costs one warning: the run goes on without it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+RUN_ID_FILE = "mlflow.json"
+
+
+class TensorBoard:
+    """The records as TensorBoard scalars under RUN_DIR/tensorboard."""
+
+    def __init__(self, run_dir: Path, step: int):
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(str(Path(run_dir) / "tensorboard"), purge_step=step + 1 if step else None)
+
+    def write(self, record: dict) -> None:
+        for key, value in record.items():
+            if key not in ("step", "split") and isinstance(value, (int, float)):
+                self.writer.add_scalar(f"{record['split']}/{key}", value, record["step"])
+
+    def close(self, status: str = "FINISHED") -> None:
+        self.writer.close()
+
+
+def require_mlflow():
+    # a server that is gone answers in seconds, not after minutes of retries
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+    import logging
+
+    logging.getLogger("mlflow").setLevel(logging.WARNING)  # its INFO lines (database set-up) are not the run's
+    try:
+        import mlflow  # noqa: F401
+        from mlflow.tracking import MlflowClient
+    except ImportError:
+        from seqcli.errors import SeqcliError
+
+        raise SeqcliError("train.mlflow: needs the mlflow package: pip install 'seqcli[mlflow]'") from None
+    return MlflowClient
+
+
+class MLflow:
+    """One MLflow run per seqcli run; see the module's docstring."""
+
+    def __init__(self, spec: dict, run_dir: Path, recipe, warn, resume: bool):
+        self.spec, self.run_dir, self.warn = spec, Path(run_dir), warn
+        self.client, self.run_id, self.failed = None, None, False
+        self._call(lambda: self._open(recipe, resume), "could not start its run")
+
+    def _open(self, recipe, resume: bool) -> None:
+        from mlflow.entities import Param
+
+        from seqcli.files import write_atomic
+
+        client = require_mlflow()(tracking_uri=self.spec.get("tracking_uri"))
+        known = self.run_dir / RUN_ID_FILE
+        if resume and known.is_file():  # the same MLflow run goes on
+            self.run_id = json.loads(known.read_text(encoding="utf-8"))["run_id"]
+            client.update_run(self.run_id, status="RUNNING")
+            self.client = client
+            return
+        name = self.spec.get("experiment") or "seqcli"
+        experiment = client.get_experiment_by_name(name)
+        experiment_id = experiment.experiment_id if experiment is not None else client.create_experiment(name)
+        run = client.create_run(experiment_id, run_name=self.spec.get("run_name") or self.run_dir.name,
+                                tags={"seqcli.run_dir": str(self.run_dir.absolute()), "seqcli.task": recipe.task.name})
+        self.client, self.run_id = client, run.info.run_id
+        write_atomic(known, json.dumps({"tracking_uri": self.spec.get("tracking_uri"), "run_id": self.run_id}))
+        params = [Param(k, v[:6000]) for k, v in flatten(recipe.to_data()).items()]
+        for i in range(0, len(params), 100):  # the tracking API takes 100 params a call
+            client.log_batch(self.run_id, params=params[i : i + 100])
+
+    def _call(self, action, what: str) -> None:
+        """Run an MLflow call; the first failure is a warning, and the sink stops there."""
+        if self.failed:
+            return
+        try:
+            action()
+        except Exception as exc:  # noqa: BLE001 - any client or server error: training goes on
+            self.failed = True
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            self.warn(f"warning: mlflow at {self.spec.get('tracking_uri') or 'the default tracking URI'} {what} "
+                      f"({first}); training goes on without it")
+
+    def write(self, record: dict) -> None:
+        if self.failed:
+            return
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        metrics = [Metric(f"{record['split']}/{k}", float(v), now, int(record["step"])) for k, v in record.items()
+                   if k not in ("step", "split") and isinstance(v, (int, float)) and not isinstance(v, bool)]
+        self._call(lambda: self.client.log_batch(self.run_id, metrics=metrics), "stopped answering")
+
+    def artifacts(self, *paths: Path) -> None:
+        """Files (and folders, as folders) into the run's artifacts."""
+        for path in map(Path, paths):
+            if path.is_dir():
+                self._call(lambda p=path: self.client.log_artifacts(self.run_id, str(p), p.name), f"did not take {path.name}")
+            elif path.is_file():
+                self._call(lambda p=path: self.client.log_artifact(self.run_id, str(p)), f"did not take {path.name}")
+
+    def close(self, status: str = "FINISHED") -> None:
+        self._call(lambda: self.client.set_terminated(self.run_id, status), "did not close its run")
+
+
+def flatten(data, prefix: str = "") -> dict[str, str]:
+    """A recipe as MLflow params: dotted keys, values as text."""
+    if isinstance(data, dict):
+        out = {}
+        for key, value in data.items():
+            out.update(flatten(value, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: json.dumps(data) if not isinstance(data, str) else data}
