@@ -192,7 +192,8 @@ def test_bad_input_is_one_line_and_leaves_nothing(runs, tmp_path, monkeypatch, c
     assert (taken / "mine.txt").read_text() == "mine"
     assert "--format tflite: one of onnx, pt2" in one_line(cli("export", runs["reverse"], "-o", tmp_path / "b",
                                                                "--format", "tflite", ok=False))
-    assert "folder" in one_line(cli("export", runs["reverse"], "-o", tmp_path / "no" / "where", ok=False))
+    (tmp_path / "file").write_text("a file, not a folder")
+    assert "cannot write there" in one_line(cli("export", runs["reverse"], "-o", tmp_path / "file" / "x", ok=False))
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnxruntime" else real(name, *a))
     message = one_line(cli("export", runs["reverse"], "-o", tmp_path / "c", ok=False))

@@ -67,6 +67,8 @@ def test_every_readme_command_runs(cli, tmp_path, monkeypatch):
         text = " ".join(commands)
         if "runs/y" in text:  # the tour overlays a second run
             cli("run", "char-lm", *SHRINK, "--run-dir", "runs/y")
+        if "runs/quickstart" in text:  # the first set-up command's run
+            cli("run", "char-lm", *SHRINK, "--run-dir", "runs/quickstart")
         if "images.txt" in text:  # written by the README's own python line just before
             (folder / "images.txt").write_text("".join(
                 "; ".join(" ".join(f"{v / 16:.2f}" for v in row) for row in image) + "\n"

@@ -50,15 +50,13 @@ def require(fmt: str) -> None:
 
 
 def check_folder(out: str | Path) -> Path:
-    """The folder to write: absent, or an empty folder; its parent exists and is writable."""
+    """The folder to write: absent, or an empty folder, somewhere seqcli can write."""
     out = Path(out)
     if out.exists() and (not out.is_dir() or out.is_symlink() or any(out.iterdir())):
         raise SeqcliError(f"-o {out}: exists and is not an empty folder; choose another (nothing was changed)")
-    parent = out.absolute().parent
-    if not parent.is_dir():
-        raise SeqcliError(f"-o {out}: folder {parent} does not exist")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise SeqcliError(f"-o {out}: folder {parent} is not writable")
+    existing = next(p for p in out.absolute().parents if p.exists())  # missing folders above it are made
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise SeqcliError(f"-o {out}: cannot write there ({existing} is not a writable folder)")
     return out
 
 
@@ -79,6 +77,7 @@ def export(run: str | Path, out: str | Path, fmt: str = "onnx", checkpoint: str 
 
     tmp = temporary(out.absolute())
     shutil.rmtree(tmp, ignore_errors=True)
+    tmp.parent.mkdir(parents=True, exist_ok=True)
     try:
         tmp.mkdir()
         (tmp / "model").mkdir()
