@@ -200,29 +200,75 @@ class LanguageModel(Task):
         """`num_samples` continuations of `prime`, `length` tokens each. Temperature 0 is
         greedy. The recurrent state is carried step by step; the prime is read once."""
         vocab = _vocab(fields)
-        unknown = vocab.unknown(prime)
-        if unknown:
-            what = "words" if vocab.level == "word" else "characters"
-            shown = ", ".join(repr(t) for t in unknown[:10]) + (" ..." if len(unknown) > 10 else "")
-            raise DataError(f"the prime has {what} the model never saw in training: {shown}")
-        device = device_of(model)
+        with torch.no_grad():
+            drawn = torch.stack(list(self._draw(model, vocab, [prime], length, temperature, top_k, top_p, num_samples,
+                                                seed))).cpu()  # (length, N)
         prime_ids = vocab.encode(prime)
-        start = prime_ids or [_start_token(vocab)]
+        return [vocab.decode(prime_ids + drawn[:, j].tolist()) for j in range(num_samples)]
+
+    def sample_batch(self, model: RNNLanguageModel, fields: dict, requests: list[dict]) -> list[list[str]]:
+        """Several requests that differ only in their prime, drawn together: each prime is
+        read on its own, then every row steps at once."""
+        vocab, first = _vocab(fields), requests[0]
+        options = {k: first[k] for k in ("length", "temperature", "top_k", "top_p", "num_samples", "seed")}
+        primes = [r["prime"] for r in requests]
+        with torch.no_grad():
+            drawn = torch.stack(list(self._draw(model, vocab, primes, **options))).cpu()  # (length, rows)
+        n = options["num_samples"]
+        return [[vocab.decode(vocab.encode(p) + drawn[:, i * n + j].tolist()) for j in range(n)]
+                for i, p in enumerate(primes)]
+
+    def stream(self, model: RNNLanguageModel, fields: dict, prime: str = "", length: int = 300,
+               temperature: float = 0.8, top_k: int | None = None, top_p: float | None = None, num_samples: int = 1,
+               seed: int | None = None):
+        """`sample` as it is drawn: first the prime, then, per token, the text each sample
+        gained (one string per sample); joined, they are `sample`'s texts."""
+        vocab = _vocab(fields)
+        prime_ids = vocab.encode(prime)
+        texts = [vocab.decode(prime_ids)] * num_samples
+        yield list(texts)
+        drawn: list[list[int]] = [[] for _ in range(num_samples)]
+        for token in self._draw(model, vocab, [prime], length, temperature, top_k, top_p, num_samples, seed):
+            pieces = []
+            for j, t in enumerate(token.tolist()):
+                drawn[j].append(t)
+                if vocab.level == "char":  # a character decodes alone
+                    pieces.append(vocab.decode([t]))
+                else:  # words and pieces: what the text so far gained (spaces belong between tokens)
+                    text = vocab.decode(prime_ids + drawn[j])
+                    pieces.append(text[len(texts[j]):])
+                    texts[j] = text
+            yield pieces
+
+    def _draw(self, model: RNNLanguageModel, vocab, primes: list[str], length: int, temperature: float,
+              top_k: int | None, top_p: float | None, num_samples: int, seed: int | None):
+        """The tokens drawn at each step, (rows,): `num_samples` rows per prime. Each prime is
+        read once (a new line's token when it is empty), then one step per token for all rows."""
+        for prime in primes:
+            unknown = vocab.unknown(prime)
+            if unknown:
+                what = "words" if vocab.level == "word" else "characters"
+                shown = ", ".join(repr(t) for t in unknown[:10]) + (" ..." if len(unknown) > 10 else "")
+                raise DataError(f"the prime has {what} the model never saw in training: {shown}")
+        device = device_of(model)
         generator = torch.Generator(device=device)
         generator.manual_seed(seed if seed is not None else secrets.randbits(63))
-        x = torch.tensor(start, device=device).unsqueeze(1).expand(-1, num_samples)  # (P, N)
-        tokens = []
-        with torch.no_grad():
+        scores, states = [], []
+        for prime in primes:
+            start = vocab.encode(prime) or [_start_token(vocab)]
+            x = torch.tensor(start, device=device).unsqueeze(1).expand(-1, num_samples)  # (P, N)
             logits, state = model(x, None)
-            logits, layers, weights = logits[-1], model.rnn.unstack(state), model.rnn.step_weights()
-            for t in range(length):
-                token = next_token(logits, temperature, top_k, top_p, generator)
-                tokens.append(token)
-                if t + 1 < length:
-                    h, layers = model.rnn.step_layers(model.embed(token), layers, weights)
-                    logits = model._logits(h)
-        out = torch.stack(tokens).cpu()  # (length, N)
-        return [vocab.decode(prime_ids + out[:, j].tolist()) for j in range(num_samples)]
+            scores.append(logits[-1])
+            states.append(state)
+        logits = torch.cat(scores)  # (rows, V)
+        state = tuple(torch.cat([s[k] for s in states], 1) for k in range(len(states[0])))
+        layers, weights = model.rnn.unstack(state), model.rnn.step_weights()
+        for t in range(length):
+            token = next_token(logits, temperature, top_k, top_p, generator)
+            yield token
+            if t + 1 < length:
+                h, layers = model.rnn.step_layers(model.embed(token), layers, weights)
+                logits = model._logits(h)
 
     def export(self, model: RNNLanguageModel, fields: dict) -> Exported:
         """The step: the prime is read one token at a time, then tokens are drawn from it."""

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from seqcli.cli.common import guard
+
+
+@guard
+def serve(
+    run: str = typer.Argument(..., help="A run directory or a checkpoint file."),
+    host: str = typer.Option("127.0.0.1", "--host", help="The address to listen on (another than 127.0.0.1 exposes the model)."),
+    port: int = typer.Option(8000, "--port", min=1, max=65535, help="The port."),
+    max_batch: int = typer.Option(64, "--max-batch", min=1, max=4096, help="Inputs decoded together at most."),
+    batch_wait_ms: float = typer.Option(5.0, "--batch-wait-ms", min=0, max=10_000, help="How long a request waits for others to share its batch."),
+    max_queue: int = typer.Option(256, "--max-queue", min=1, max=100_000, help="Requests waiting at most; more are answered 503."),
+    max_inputs: int = typer.Option(256, "--max-inputs", min=1, max=100_000, help="Inputs in one request at most."),
+    max_chars: int = typer.Option(10_000, "--max-chars", min=1, max=10_000_000, help="Characters in one input at most."),
+    max_tokens: int = typer.Option(2_000, "--max-tokens", min=1, max=1_000_000, help="The largest length or max_length a request may ask for."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, max=1024, help="Compute threads (default: the cores)."),
+    api_key_file: Optional[str] = typer.Option(None, "--api-key-file", help="Require 'Authorization: Bearer KEY' on /v1/* and /metrics, KEY read from this file."),
+    which: str = typer.Option("best", "--checkpoint", help="In a run directory: the best or the last checkpoint."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N."),
+):
+    """Serve a trained model over HTTP, with a page to try it (pip install 'seqcli[serve]').
+
+    POST /v1/predict (inputs and the task's options), POST /v1/generate (language models;
+    "stream": true sends tokens as server-sent events), GET /v1/model, GET /health,
+    GET /metrics (Prometheus), GET / (the page), /docs (the OpenAPI document). Requests are
+    batched; SIGTERM or Ctrl-C lets the requests in flight finish.
+    """
+    from seqcli import serve as serving
+    from seqcli.errors import SeqcliError
+    from seqcli.train import checkpoint as ckpt_io
+
+    serving.require_fastapi()
+    key = None
+    if api_key_file is not None:
+        from seqcli.files import read_regular
+
+        try:
+            key = read_regular(api_key_file, 4096).decode("utf-8").strip()
+        except (OSError, ValueError, UnicodeDecodeError) as exc:
+            raise SeqcliError(f"--api-key-file {api_key_file}: cannot read it ({getattr(exc, 'strerror', None) or exc})") \
+                from None
+        if not key:
+            raise SeqcliError(f"--api-key-file {api_key_file}: the file is empty")
+    ckpt_io.find(run, which)  # a missing run is one line before anything starts
+    settings = serving.Settings(max_batch=max_batch, batch_wait_ms=batch_wait_ms, max_queue=max_queue,
+                                max_inputs=max_inputs, max_chars=max_chars, max_tokens=max_tokens, api_key=key)
+    serving.serve(run, host, port, settings, threads, which, device, log=lambda text: typer.echo(text, err=True))

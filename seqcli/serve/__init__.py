@@ -1,0 +1,410 @@
+"""`seqcli serve`: a trained model behind HTTP (FastAPI and uvicorn; `pip install 'seqcli[serve]'`).
+
+    POST /v1/predict     {"inputs": [...], option: value, ...}  -> {"outputs": [...]}
+    POST /v1/generate    language models: {"prime": ..., "stream": true} streams server-sent events
+    GET  /v1/model       the task, its options (types, bounds, defaults), metrics, versions
+    GET  /health         {"status": "ok"}
+    GET  /metrics        Prometheus' text format
+    GET  /               a page to try the model
+
+Requests go through the one inference path `seqcli sample` takes: their options are the
+task's `sample` keyword arguments, checked against its signature, with the recipe's `sample:`
+values as defaults (`seqcli.inference.sample_options`), and decoded by the task's own
+`sample` (several requests at once through `Task.sample_batch`). Every problem with a request
+is a 4xx answer `{"error": "...", "field": ...}` in one line; no request names a file the
+server reads or writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from seqcli.errors import ConfigError, DataError, SeqcliError
+
+STATIC = Path(__file__).with_name("static")
+STREAMED = "stream"
+
+
+def require_fastapi():
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError:
+        raise SeqcliError("seqcli serve needs FastAPI and uvicorn: pip install 'seqcli[serve]'") from None
+
+
+@dataclass
+class Settings:
+    """The server's bounds; every one is a `seqcli serve` option."""
+
+    max_batch: int = 64  # inputs decoded together at most
+    batch_wait_ms: float = 5.0  # how long a request waits for others to share its batch
+    max_queue: int = 256  # requests waiting at most; more are answered 503
+    max_inputs: int = 256  # inputs in one request
+    max_chars: int = 10_000  # characters in one input (or prime)
+    max_tokens: int = 2_000  # the largest `length` / `max_length` a request may ask for
+    max_body: int = 1 << 20  # bytes in a request body
+    api_key: str | None = None
+
+
+class Refused(Exception):
+    """A request answered with `status` and a one-line JSON error."""
+
+    def __init__(self, status: int, message: str, field: str | None = None, headers: dict | None = None):
+        super().__init__(message)
+        self.status, self.message, self.field, self.headers = status, message, field, headers or {}
+
+
+class Service:
+    """The model, its options and the batcher: what the routes call."""
+
+    def __init__(self, loaded, settings: Settings, run: str):
+        from seqcli import inference
+        from seqcli.serve.batcher import Batcher
+        from seqcli.serve.metrics import Metrics
+
+        self.loaded, self.settings, self.run = loaded, settings, run
+        self.task, self.recipe = loaded.task, loaded.recipe
+        self.params = inference.sample_parameters(type(self.task))
+        self.pictures = list(inference.outputs(self.params))
+        self.takes_inputs = "inputs" in self.params
+        self.varying = "inputs" if self.takes_inputs else "prime" if "prime" in self.params else None
+        self.streams = hasattr(self.task, "stream")
+        self.metrics = Metrics()
+        self.batcher = Batcher(self.decode, self.stream, self.metrics, settings.max_batch,
+                               settings.batch_wait_ms / 1000, settings.max_queue)
+
+    # -- requests -----------------------------------------------------------------------------
+
+    def check(self, body, endpoint: str) -> tuple[dict, list[str]]:
+        """A request's body -> (the checked sample options, the pictures asked for)."""
+        from seqcli import inference
+        from seqcli.cli.options import check_text
+
+        if not isinstance(body, dict):
+            raise Refused(400, "the body must be a JSON object of the task's options")
+        given = {k: v for k, v in body.items() if k not in ("pictures", STREAMED)}
+        for key in given:
+            if key not in self.params:
+                raise Refused(422, f"{key}: the {self.recipe.task.name} task does not take this option (it takes: "
+                                   f"{', '.join(p for p in self.params if p not in self.pictures)})", key)
+            if key in self.pictures:
+                raise Refused(422, f"{key}: a file the server would write; ask for its numbers with "
+                                   f"\"pictures\": [\"{key}\"]", key)
+        if self.takes_inputs:
+            inputs = given.get("inputs")
+            if not isinstance(inputs, list) or not inputs or not all(isinstance(t, str) for t in inputs):
+                raise Refused(422, "inputs: must be a non-empty list of strings", "inputs")
+            if len(inputs) > self.settings.max_inputs:
+                raise Refused(422, f"inputs: {len(inputs)} inputs; one request takes at most "
+                                   f"{self.settings.max_inputs}", "inputs")
+        for key, value in given.items():
+            texts = value if key == "inputs" else [value] if isinstance(value, str) else []
+            for i, text in enumerate(texts):
+                where = f"inputs.{i}" if key == "inputs" else key
+                if len(text) > self.settings.max_chars:
+                    raise Refused(422, f"{where}: {len(text):,} characters; at most {self.settings.max_chars:,}", key)
+                try:
+                    check_text(text, where)
+                except SeqcliError as exc:
+                    raise Refused(422, str(exc), key) from None
+            if key in ("length", "max_length") and isinstance(value, int) and value > self.settings.max_tokens:
+                raise Refused(422, f"{key}: {value}; this server writes at most {self.settings.max_tokens} tokens "
+                                   f"(seqcli serve --max-tokens)", key)
+        pictures = body.get("pictures") or []
+        if not isinstance(pictures, list) or any(p not in self.pictures for p in pictures):
+            raise Refused(422, f"pictures: a list of the task's pictures ({', '.join(self.pictures) or 'none'})",
+                          "pictures")
+        try:
+            values = inference.sample_options(self.task, self.recipe, {**given, **{p: "picture.png" for p in pictures}})
+        except ConfigError as exc:
+            raise Refused(422, f"{exc.key}: {exc.message}", exc.key) from None
+        except SeqcliError as exc:
+            raise Refused(422, str(exc)) from None
+        for key in ("length", "max_length"):  # the recipe's own value may exceed the server's bound
+            if isinstance(values.get(key), int) and values[key] > self.settings.max_tokens:
+                values[key] = self.settings.max_tokens
+        return values, pictures
+
+    async def answer(self, values: dict, pictures: list[str]) -> dict:
+        from seqcli.serve.batcher import Full, group_key
+
+        size = len(values.get("inputs") or [1])
+        try:
+            job = self.batcher.submit(values, group_key(values, self.varying), size)
+        except Full:
+            raise Refused(503, "the server is busy: its queue is full; try again shortly",
+                          headers={"Retry-After": "1"}) from None
+        try:
+            samples = await job.future
+        except (DataError, ConfigError) as exc:
+            raise Refused(422, str(exc).replace("\n", " ")) from None
+        except SeqcliError as exc:
+            raise Refused(422, str(exc).replace("\n", " ")) from None
+        out = {"outputs": samples.lines}
+        if pictures:
+            out["pictures"] = {name: samples.figures[name].data for name in pictures if name in samples.figures}
+        return out
+
+    # -- the worker thread's side -------------------------------------------------------------
+
+    def decode(self, requests: list[dict]) -> list:
+        """One group's requests, decoded together; a request the model cannot take fails
+        alone (the group is decoded again one by one to find it)."""
+        from seqcli import inference
+
+        try:
+            results = inference.sample_together(self.task, self.loaded.model, self.loaded.fields, requests)
+        except (DataError, ConfigError):
+            if len(requests) == 1:
+                raise
+            results = []
+            for values in requests:
+                try:
+                    results.append(inference.sample_together(self.task, self.loaded.model, self.loaded.fields,
+                                                             [values])[0])
+                except (DataError, ConfigError) as exc:
+                    results.append(_Failed(exc))
+        if "length" in requests[0]:
+            self.metrics.generated(sum(r.get("length", 0) * r.get("num_samples", 1) for r in requests))
+        return results
+
+    def stream(self, values: dict):
+        """A language model's pieces of text as they are drawn."""
+        from seqcli import inference
+
+        for pieces in inference.stream(self.task, self.loaded.model, self.loaded.fields, values):
+            self.metrics.generated(len(pieces))
+            yield pieces
+
+    # -- what the model is ----------------------------------------------------------------------
+
+    def describe(self) -> dict:
+        import inspect
+
+        import torch
+
+        from seqcli import __version__
+        from seqcli.serve.schema import options_schema
+
+        ckpt = self.loaded.checkpoint
+        options = options_schema(self.params, self.recipe.sample, skip=self.pictures)
+        return {
+            "task": self.recipe.task.name, "description": self.recipe.description,
+            "doc": inspect.getdoc(self.task.sample) or "",
+            "takes_inputs": self.takes_inputs, "streams": self.streams,
+            "inputs": _form(self.loaded.fields, self.takes_inputs), "options": options,
+            "pictures": self.pictures, "limits": {k: getattr(self.settings, k) for k in
+                                                  ("max_batch", "max_inputs", "max_chars", "max_tokens", "max_body")},
+            "checkpoint": {"path": ckpt.path, "step": ckpt.step, "epoch": ckpt.epoch, "best": ckpt.best},
+            "metrics": self.run_metrics(),
+            "versions": {"seqcli": __version__, "trained_with": ckpt.seqcli_version, "torch": torch.__version__,
+                         "plugins": {k: {"name": r.name, "package": r.package, "version": r.version}
+                                     for k, r in ckpt.plugins.items()}},
+        }
+
+    def run_metrics(self) -> dict:
+        """The validation record of the checkpoint served, from the run's metrics.jsonl."""
+        ckpt = self.loaded.checkpoint
+        folder = Path(self.run) if Path(self.run).is_dir() else Path(ckpt.path).parent.parent
+        records = []
+        if (folder / "metrics.jsonl").is_file():
+            for line in (folder / "metrics.jsonl").read_text(encoding="utf-8").splitlines():
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                if record.get("split") == "valid":
+                    records.append(record)
+        step = (ckpt.best or {}).get("step", ckpt.step)
+        return next((r for r in records if r.get("step") == step), ckpt.metrics or {})
+
+
+class _Failed:
+    """A request of a group that failed on its own: raised when its answer is read."""
+
+    def __init__(self, error: Exception):
+        self.error = error
+
+
+def _form(fields: dict, takes_inputs: bool) -> dict:
+    """What an input is, for the page: text, numbers ('a b; c d') or a label."""
+    from seqcli.vocab import Labels, Numeric, Vocab
+
+    if not takes_inputs:
+        return {"kind": "prime"}
+    for name in ("source", "input", "condition", "label"):
+        field = fields.get(name)
+        if isinstance(field, Labels):
+            return {"kind": "label", "labels": field.names}
+        if isinstance(field, Numeric):
+            return {"kind": "numbers", "dim": field.dim, "steps": field.steps}
+        if isinstance(field, Vocab):
+            return {"kind": "text", "level": field.level}
+    return {"kind": "text"}
+
+
+def create_app(run: str, settings: Settings, which: str = "best", device: str = "cpu"):
+    """The FastAPI application serving `run` (a run directory or a checkpoint file)."""
+    require_fastapi()
+    import contextlib
+
+    from fastapi import FastAPI, Request
+    from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
+    from fastapi.staticfiles import StaticFiles
+
+    from seqcli import __version__, inference
+    from seqcli.serve.schema import request_schema
+
+    loaded = inference.load(run, which, device)
+    service = Service(loaded, settings, str(run))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        yield
+        await asyncio.get_running_loop().run_in_executor(None, service.batcher.stop)  # in-flight work finishes
+
+    app = FastAPI(title=f"seqcli: {loaded.recipe.task.name}", version=__version__, lifespan=lifespan,
+                  description=loaded.recipe.description or "A model trained with seqcli.")
+    app.state.service = service
+
+    def refuse(exc: Refused) -> JSONResponse:
+        body = {"error": exc.message} | ({"field": exc.field} if exc.field else {})
+        return JSONResponse(body, status_code=exc.status, headers=exc.headers)
+
+    @app.middleware("http")
+    async def bounds(request: Request, call_next):
+        started = time.perf_counter()
+        path = request.url.path
+        if (path.startswith("/v1/") or path == "/metrics") and settings.api_key is not None:
+            given = request.headers.get("authorization", "")
+            if not hmac.compare_digest(given.encode(), f"Bearer {settings.api_key}".encode()):
+                return _counted(service, path, refuse(Refused(401, "missing or wrong API key (Authorization: Bearer "
+                                                                   "KEY)", headers={"WWW-Authenticate": "Bearer"})),
+                                started)
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > settings.max_body):
+            return _counted(service, path, refuse(Refused(413, f"the body is over {settings.max_body:,} bytes")),
+                            started)
+        response = await call_next(request)
+        return _counted(service, path, response, started)
+
+    async def read(request: Request):
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > settings.max_body:
+                raise Refused(413, f"the body is over {settings.max_body:,} bytes")
+        try:
+            return json.loads(body)
+        except (ValueError, RecursionError) as exc:
+            raise Refused(400, f"malformed JSON: {str(exc).splitlines()[0] if str(exc) else 'nested too deeply'}") \
+                from None
+
+    predict_schema = request_schema(service.params, loaded.recipe.sample, service.pictures, stream=False)
+
+    @app.post("/v1/predict", openapi_extra={"requestBody": {"required": True, "content": {
+        "application/json": {"schema": predict_schema}}}})
+    async def predict(request: Request):
+        """Outputs for the inputs (or a language model's samples), with the task's options."""
+        try:
+            values, pictures = service.check(await read(request), "predict")
+            answer = await service.answer(values, pictures)
+        except Refused as exc:
+            return refuse(exc)
+        return JSONResponse(answer)
+
+    @app.post("/v1/generate", openapi_extra={"requestBody": {"required": True, "content": {
+        "application/json": {"schema": request_schema(service.params, loaded.recipe.sample, service.pictures,
+                                                      stream=True)}}}})
+    async def generate(request: Request):
+        """A language model's samples; with "stream": true, server-sent events, one per token."""
+        try:
+            if service.takes_inputs:
+                raise Refused(404, f"the {loaded.recipe.task.name} task takes inputs: use POST /v1/predict")
+            body = await read(request)
+            values, pictures = service.check(body, "generate")
+            if not (isinstance(body, dict) and body.get(STREAMED)):
+                return JSONResponse(await service.answer(values, pictures))
+            if not service.streams:
+                raise Refused(422, f"stream: the {loaded.recipe.task.name} task cannot stream (it has no stream "
+                                   f"method); ask without it", STREAMED)
+            from seqcli.serve.batcher import Full
+
+            try:
+                job = service.batcher.submit(values, "stream", 1, streaming=True)
+            except Full:
+                raise Refused(503, "the server is busy: its queue is full; try again shortly",
+                              headers={"Retry-After": "1"}) from None
+        except Refused as exc:
+            return refuse(exc)
+        return StreamingResponse(_events(job), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-store"})
+
+    @app.get("/v1/model")
+    async def model_info():
+        """The task, its input form, its options with types, bounds and defaults, the run's
+        metrics at the checkpoint served, versions."""
+        return service.describe()
+
+    @app.get("/health")
+    async def health():
+        return {"status": "ok"}
+
+    @app.get("/metrics")
+    async def metrics():
+        return PlainTextResponse(service.metrics.text(), media_type="text/plain; version=0.0.4")
+
+    @app.get("/", include_in_schema=False)
+    async def page():
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon():
+        return Response(status_code=204)
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app
+
+
+def _counted(service: Service, path: str, response, started: float):
+    endpoint = path if path in ("/v1/predict", "/v1/generate", "/v1/model", "/health", "/metrics", "/") else "other"
+    service.metrics.request(endpoint, response.status_code, time.perf_counter() - started)
+    return response
+
+
+async def _events(job):
+    """Server-sent events: `data: {"pieces": [...]}` per token, then `event: done` (or
+    `event: error`); a client that goes away stops the generation."""
+    try:
+        while True:
+            pieces = await job.stream.get()
+            if pieces is None:
+                break
+            yield f"data: {json.dumps({'pieces': pieces})}\n\n"
+        try:
+            await job.future
+        except SeqcliError as exc:
+            yield f"event: error\ndata: {json.dumps({'error': str(exc)})}\n\n"
+            return
+        yield "event: done\ndata: {}\n\n"
+    finally:
+        job.cancelled.set()
+
+
+def serve(run: str, host: str, port: int, settings: Settings, threads: int | None, which: str = "best",
+          device: str = "cpu", log=print) -> None:
+    """Run the server until SIGTERM or Ctrl-C, which let in-flight requests finish."""
+    import uvicorn
+
+    from seqcli.train.threads import use_threads
+
+    use_threads(threads)
+    app = create_app(run, settings, which, device)
+    log(f"serving {run} ({app.state.service.recipe.task.name}) on http://{host}:{port}/ (API: /docs)")
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, timeout_graceful_shutdown=None)
