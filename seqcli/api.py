@@ -54,7 +54,9 @@ __all__ = ["API_VERSION", "CONDITION", "Cell", "CellSpec", "ConfigError", "Data"
 #: `Cell.forget_gate` and `Cell.recurrent_weights` for `model.init`; `StepResult.sequences`
 #: and `StepResult.penalty`; `TrainConfig` gains max_epochs, patience and loss_reduction.
 #: 1.2 (seqcli 0.4): `Dataset.load_with` (encode with given vocabularies, for resume);
-#: `Task.export`, `Graph` and `Exported` (`seqcli export`).
+#: `Task.export`, `Graph` and `Exported` (`seqcli export`); `Task.sample_batch` and an
+#: optional `Task.stream(model, fields, **sample options)` generator of the text each sample
+#: gains per step (`seqcli serve`).
 API_VERSION = "1.2"
 
 # Field names: the keys of `Data.fields` and of each example that the built-in tasks read.
@@ -305,6 +307,14 @@ class Task:
 
     def check_sample(self, **options) -> None:
         """Reject sampling options that do not fit together with ConfigError(key, why)."""
+
+    def sample_batch(self, model: nn.Module, fields: dict, requests: list[dict]) -> list:
+        """Optional (API 1.2): several requests' checked `sample` options, decoded together
+        (`seqcli serve` batches requests that differ only in their `inputs`, or a language
+        model's `prime`); one `sample` result per request, in order. The default returns
+        NotImplemented: seqcli then decodes a task that takes `inputs` in one call over all
+        of them, and any other one request at a time."""
+        return NotImplemented
 
     def export(self, model: nn.Module, fields: dict) -> Exported:
         """Optional (API 1.2): the model as graphs that run without seqcli (`seqcli export`).

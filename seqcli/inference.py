@@ -170,6 +170,44 @@ def run_sample(task: Task, model: torch.nn.Module, fields: dict, values: dict) -
         model.train(was_training)
 
 
+def sample_together(task: Task, model: torch.nn.Module, fields: dict, requests: list[dict]) -> list[Samples]:
+    """Several requests' checked options (equal but for their `inputs`, or `prime`), decoded
+    together: through the task's `sample_batch`; else, for a task that takes inputs, one
+    `sample` over all of them, its lines split back by request; else one at a time."""
+    if len(requests) == 1:
+        return [run_sample(task, model, fields, requests[0])]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            together = task.sample_batch(model, fields, requests)
+            if together is not NotImplemented:
+                return [as_samples(r) for r in together]
+            if "inputs" not in requests[0]:
+                return [as_samples(task.sample(model, fields, **r)) for r in requests]
+            lines = as_samples(task.sample(model, fields, **{**requests[0], "inputs": [
+                text for r in requests for text in r["inputs"]]})).lines
+    finally:
+        model.train(was_training)
+    out, start = [], 0
+    for r in requests:
+        out.append(Samples(lines[start : start + len(r["inputs"])]))
+        start += len(r["inputs"])
+    return out
+
+
+def stream(task: Task, model: torch.nn.Module, fields: dict, values: dict):
+    """`task.stream` with checked options, in eval mode without gradients: the text each
+    sample gains, step by step."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield from task.stream(model, fields, **values)
+    finally:
+        model.train(was_training)
+
+
 def predict_stream(task: Task, model: torch.nn.Module, fields: dict, values: dict, inputs, batch_size: int = 64,
                    chunk: int = 8):
     """Outputs for an iterable of (where, text) inputs: a list per group of `batch_size *

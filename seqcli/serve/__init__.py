@@ -15,7 +15,6 @@ is a 4xx answer `{"error": "...", "field": ...}` in one line; no request names a
 server reads or writes.
 """
 
-from __future__ import annotations
 
 import asyncio
 import hmac
@@ -142,10 +141,10 @@ class Service:
                           headers={"Retry-After": "1"}) from None
         try:
             samples = await job.future
-        except (DataError, ConfigError) as exc:
-            raise Refused(422, str(exc).replace("\n", " ")) from None
         except SeqcliError as exc:
             raise Refused(422, str(exc).replace("\n", " ")) from None
+        if isinstance(samples, _Failed):
+            raise Refused(422, str(samples.error).replace("\n", " "))
         out = {"outputs": samples.lines}
         if pictures:
             out["pictures"] = {name: samples.figures[name].data for name in pictures if name in samples.figures}
@@ -407,4 +406,33 @@ def serve(run: str, host: str, port: int, settings: Settings, threads: int | Non
     use_threads(threads)
     app = create_app(run, settings, which, device)
     log(f"serving {run} ({app.state.service.recipe.task.name}) on http://{host}:{port}/ (API: /docs)")
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, timeout_graceful_shutdown=None)
+    server = _Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
+                                    timeout_graceful_shutdown=None))
+    server.run()
+
+
+def _uvicorn_server():
+    import contextlib
+    import signal
+
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, whose SIGTERM and Ctrl-C end in a clean exit: it stops taking
+        connections, lets the requests in flight finish, and returns (uvicorn itself raises
+        the signal again once it has stopped, so the process would die of it)."""
+
+        @contextlib.contextmanager
+        def capture_signals(self):
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+    return Server
+
+
+def _Server(config):
+    return _uvicorn_server()(config)

@@ -59,7 +59,6 @@ class Batcher:
         self.pending: deque[Job] = deque()
         self.condition = threading.Condition()
         self.running = True
-        self.busy = 0  # groups being decoded now
         self.thread = threading.Thread(target=self._work, name="seqcli-decoder", daemon=True)
         self.thread.start()
 

@@ -43,6 +43,8 @@ function buildForm() {
     prime: "Leave it empty to start from a new line.",
   };
   $("input-hint").textContent = hints[form.kind] || "";
+  const given = model.options[model.takes_inputs ? "inputs" : "prime"];  // the recipe's own, to start from
+  if (given && given.default) $("inputs").value = model.takes_inputs ? given.default.join("\n") : given.default;
   const fields = $("options");
   for (const [name, schema] of Object.entries(model.options)) {
     if (name === "inputs" || name === "prime") continue;
@@ -93,7 +95,7 @@ function describe() {
     for (const [k, v] of rows) {
       const tr = table.insertRow();
       tr.insertCell().textContent = k;
-      tr.insertCell().textContent = typeof v === "number" ? v.toFixed(4) : String(v);
+      tr.insertCell().textContent = typeof v === "number" && !Number.isInteger(v) ? v.toFixed(4) : String(v);
     }
     about.appendChild(table);
   }
