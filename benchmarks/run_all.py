@@ -34,6 +34,7 @@ def suite(quick: bool) -> list[list[str]]:
         ["bulk.py", "--inputs", "10000" if quick else "100000"],
         ["shared_cores.py", "--steps", "50" if quick else "150"],
         ["export_runner.py", "--inputs", "1000" if quick else "2000", "--repeats", "2" if quick else "3"],
+        ["serve.py", "--requests", "1000" if quick else "2000", "--memory-requests", "2000" if quick else "10000"],
     ]
 
 

@@ -280,7 +280,30 @@ def parameters(fn, skip=()) -> dict[str, tuple[Any, Any]]:
     """name -> (type hint, default or inspect.Parameter.empty) of `fn`'s keyword arguments.
 
     A class whose `__init__` passes `**options` on to its base class also takes the base
-    class's keyword arguments."""
+    class's keyword arguments. Read once per function (resolving type hints costs about a
+    millisecond, and a server checks every request's options)."""
+    key = (getattr(fn, "__func__", fn), tuple(skip))
+    try:
+        found = _PARAMETERS.get(key)
+    except TypeError:  # an unhashable callable: not cached
+        return _parameters(fn, skip)
+    if found is None:
+        found = _PARAMETERS[key] = _parameters(fn, skip)
+    return {name: (hint, _fresh(default)) for name, (hint, default) in found.items()}
+
+
+_PARAMETERS: dict = {}
+
+
+def _fresh(default):
+    """A default as the signature gives it, not a copy shared between callers that change it."""
+    import copy
+
+    return default if isinstance(default, (int, float, str, bool, type(None), tuple)) or default is inspect.Parameter.empty \
+        else copy.deepcopy(default)
+
+
+def _parameters(fn, skip=()) -> dict[str, tuple[Any, Any]]:
     if isinstance(fn, type):
         out: dict[str, tuple[Any, Any]] = {}
         for cls in fn.__mro__:

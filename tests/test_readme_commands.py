@@ -83,6 +83,8 @@ def test_every_readme_command_runs(cli, tmp_path, monkeypatch):
             continue  # the user's own files: test_readme_examples.py writes them and runs this block
         for command in commands:
             args = adapt(command)
+            if args[:1] == ["serve"]:
+                continue  # a server runs until stopped: test_the_readme_serve_examples_run starts it
             if args[:1] == ["run"] and any("my_cell" in a for a in args):
                 continue  # needs `pip install -e seqcli-my_cell` first (test_scaffold runs its tests)
             if "--nproc-per-node" in args:
@@ -97,3 +99,60 @@ def test_every_readme_command_runs(cli, tmp_path, monkeypatch):
                      if (folder / p).exists()]
     assert ran >= 35, ran
     assert len(pictures) == 5 and all(p.stat().st_size > 1000 for p in pictures)
+
+
+def test_the_readme_serve_examples_run(cli, tmp_path, monkeypatch):
+    """Each block that starts `seqcli serve`: its runs made (tiny), its servers started on free
+    ports of 127.0.0.1, and its curl lines run against them, every one answered 200."""
+    import shutil
+    import socket
+    import time
+    import urllib.request
+
+    pytest.importorskip("fastapi")
+    if shutil.which("curl") is None:
+        pytest.skip("curl is not installed")
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = [b for b in re.findall(r"```bash\n(.*?)\n```", text, re.S)[2:] if "seqcli serve " in b]
+    assert blocks
+    servers, ran = [], 0
+    monkeypatch.chdir(tmp_path)
+    try:
+        for block in blocks:
+            ports = {}
+            for line in block.splitlines():
+                command = line.split("  #")[0].strip()
+                args = shlex.split(command)
+                if args[:2] == ["seqcli", "run"]:
+                    cli(*adapt(command))
+                elif args[:2] == ["seqcli", "serve"]:
+                    run = args[2]
+                    if not Path(run).exists():
+                        cli("run", "char-lm" if "quickstart" in run else "reverse", *SHRINK, "--run-dir", run)
+                    written = args[args.index("--port") + 1] if "--port" in args else "8000"
+                    with socket.socket() as s:
+                        s.bind(("127.0.0.1", 0))
+                        ports[written] = str(s.getsockname()[1])
+                    options = [a for a in args[3:] if a not in ("--port", written)]
+                    proc = subprocess.Popen([sys.executable, "-m", "seqcli", "serve", run, *options, "--port",
+                                             ports[written]], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                    servers.append(proc)
+                    for _ in range(600):
+                        try:
+                            urllib.request.urlopen(f"http://127.0.0.1:{ports[written]}/health", timeout=1)
+                            break
+                        except OSError:
+                            assert proc.poll() is None, proc.stderr.read()
+                            time.sleep(0.2)
+                elif args[:1] == ["curl"]:
+                    for written, port in ports.items():
+                        command = command.replace(f"127.0.0.1:{written}", f"127.0.0.1:{port}")
+                    result = subprocess.run(["curl", "-f", "--max-time", "60", *shlex.split(command)[1:]],
+                                            capture_output=True, text=True, timeout=120)
+                    assert result.returncode == 0 and result.stdout, (command, result.stderr)
+                    ran += 1
+    finally:
+        for proc in servers:
+            proc.terminate()
+            assert proc.wait(timeout=60) == 0
+    assert ran >= 6, ran

@@ -18,7 +18,8 @@ def serve(
     max_inputs: int = typer.Option(256, "--max-inputs", min=1, max=100_000, help="Inputs in one request at most."),
     max_chars: int = typer.Option(10_000, "--max-chars", min=1, max=10_000_000, help="Characters in one input at most."),
     max_tokens: int = typer.Option(2_000, "--max-tokens", min=1, max=1_000_000, help="The largest length or max_length a request may ask for."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, max=1024, help="Compute threads (default: the cores)."),
+    workers: int = typer.Option(2, "--workers", min=1, max=64, help="Batches decoded at once, each in a thread of its own."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, max=1024, help="Compute threads in all (default: the cores, shared by the workers)."),
     api_key_file: Optional[str] = typer.Option(None, "--api-key-file", help="Require 'Authorization: Bearer KEY' on /v1/* and /metrics, KEY read from this file."),
     which: str = typer.Option("best", "--checkpoint", help="In a run directory: the best or the last checkpoint."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N."),
@@ -48,5 +49,6 @@ def serve(
             raise SeqcliError(f"--api-key-file {api_key_file}: the file is empty")
     ckpt_io.find(run, which)  # a missing run is one line before anything starts
     settings = serving.Settings(max_batch=max_batch, batch_wait_ms=batch_wait_ms, max_queue=max_queue,
-                                max_inputs=max_inputs, max_chars=max_chars, max_tokens=max_tokens, api_key=key)
+                                max_inputs=max_inputs, max_chars=max_chars, max_tokens=max_tokens, api_key=key,
+                                workers=workers)
     serving.serve(run, host, port, settings, threads, which, device, log=lambda text: typer.echo(text, err=True))

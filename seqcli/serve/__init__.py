@@ -48,6 +48,7 @@ class Settings:
     max_chars: int = 10_000  # characters in one input (or prime)
     max_tokens: int = 2_000  # the largest `length` / `max_length` a request may ask for
     max_body: int = 1 << 20  # bytes in a request body
+    workers: int = 2  # threads decoding batches at once
     api_key: str | None = None
 
 
@@ -76,7 +77,7 @@ class Service:
         self.streams = hasattr(self.task, "stream")
         self.metrics = Metrics()
         self.batcher = Batcher(self.decode, self.stream, self.metrics, settings.max_batch,
-                               settings.batch_wait_ms / 1000, settings.max_queue)
+                               settings.batch_wait_ms / 1000, settings.max_queue, settings.workers)
 
     # -- requests -----------------------------------------------------------------------------
 
@@ -276,22 +277,7 @@ def create_app(run: str, settings: Settings, which: str = "best", device: str = 
         body = {"error": exc.message} | ({"field": exc.field} if exc.field else {})
         return JSONResponse(body, status_code=exc.status, headers=exc.headers)
 
-    @app.middleware("http")
-    async def bounds(request: Request, call_next):
-        started = time.perf_counter()
-        path = request.url.path
-        if (path.startswith("/v1/") or path == "/metrics") and settings.api_key is not None:
-            given = request.headers.get("authorization", "")
-            if not hmac.compare_digest(given.encode(), f"Bearer {settings.api_key}".encode()):
-                return _counted(service, path, refuse(Refused(401, "missing or wrong API key (Authorization: Bearer "
-                                                                   "KEY)", headers={"WWW-Authenticate": "Bearer"})),
-                                started)
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > settings.max_body):
-            return _counted(service, path, refuse(Refused(413, f"the body is over {settings.max_body:,} bytes")),
-                            started)
-        response = await call_next(request)
-        return _counted(service, path, response, started)
+    app.add_middleware(Guard, service=service, settings=settings)
 
     async def read(request: Request):
         body = bytearray()
@@ -371,10 +357,45 @@ def create_app(run: str, settings: Settings, which: str = "best", device: str = 
     return app
 
 
-def _counted(service: Service, path: str, response, started: float):
-    endpoint = path if path in ("/v1/predict", "/v1/generate", "/v1/model", "/health", "/metrics", "/") else "other"
-    service.metrics.request(endpoint, response.status_code, time.perf_counter() - started)
-    return response
+ENDPOINTS = ("/v1/predict", "/v1/generate", "/v1/model", "/health", "/metrics", "/")
+
+
+class Guard:
+    """An ASGI middleware (a plain one: Starlette's BaseHTTPMiddleware costs a task per
+    request) that checks the API key and the declared body size, and counts every answer."""
+
+    def __init__(self, app, service: Service, settings: Settings):
+        self.app, self.service, self.settings = app, service, settings
+        self.expected = f"Bearer {settings.api_key}".encode() if settings.api_key is not None else None
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        from starlette.responses import JSONResponse
+
+        started, path, status = time.perf_counter(), scope["path"], [500]
+
+        async def counting(message):
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        headers = dict(scope["headers"])
+        refused = None
+        if self.expected is not None and (path.startswith("/v1/") or path == "/metrics") and \
+                not hmac.compare_digest(headers.get(b"authorization", b""), self.expected):
+            refused = Refused(401, "missing or wrong API key (Authorization: Bearer KEY)",
+                              headers={"WWW-Authenticate": "Bearer"})
+        length = headers.get(b"content-length")
+        if refused is None and length is not None and (not length.isdigit() or int(length) > self.settings.max_body):
+            refused = Refused(413, f"the body is over {self.settings.max_body:,} bytes")
+        if refused is not None:
+            response = JSONResponse({"error": refused.message}, status_code=refused.status, headers=refused.headers)
+            await response(scope, receive, counting)
+        else:
+            await self.app(scope, receive, counting)
+        endpoint = path if path in ENDPOINTS else "other"
+        self.service.metrics.request(endpoint, status[0], time.perf_counter() - started)
 
 
 async def _events(job):
@@ -401,9 +422,11 @@ def serve(run: str, host: str, port: int, settings: Settings, threads: int | Non
     """Run the server until SIGTERM or Ctrl-C, which let in-flight requests finish."""
     import uvicorn
 
-    from seqcli.train.threads import use_threads
+    from seqcli.train.threads import default_threads, use_threads
 
-    use_threads(threads)
+    # decoders at once share the cores: each batch's small matrix products use one or two
+    # threads well, and two decoders keep both cores of a small host busy
+    use_threads(threads or max(1, default_threads() // settings.workers))
     app = create_app(run, settings, which, device)
     log(f"serving {run} ({app.state.service.recipe.task.name}) on http://{host}:{port}/ (API: /docs)")
     server = _Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,

@@ -53,14 +53,16 @@ _unique = itertools.count()
 
 
 class Batcher:
-    def __init__(self, decode, stream, metrics, max_batch: int, wait: float, max_queue: int):
+    def __init__(self, decode, stream, metrics, max_batch: int, wait: float, max_queue: int, workers: int = 1):
         self.decode, self.stream_decode, self.metrics = decode, stream, metrics
         self.max_batch, self.wait, self.max_queue = max_batch, wait, max_queue
         self.pending: deque[Job] = deque()
         self.condition = threading.Condition()
         self.running = True
-        self.thread = threading.Thread(target=self._work, name="seqcli-decoder", daemon=True)
-        self.thread.start()
+        self.threads = [threading.Thread(target=self._work, name=f"seqcli-decoder-{i}", daemon=True)
+                        for i in range(workers)]
+        for thread in self.threads:
+            thread.start()
 
     # -- the event loop's side ---------------------------------------------------------------
 
@@ -79,8 +81,9 @@ class Batcher:
         """Finish what is queued, then stop the worker."""
         with self.condition:
             self.running = False
-            self.condition.notify()
-        self.thread.join()
+            self.condition.notify_all()
+        for thread in self.threads:
+            thread.join()
 
     # -- the worker's side ---------------------------------------------------------------------
 

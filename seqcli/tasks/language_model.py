@@ -253,15 +253,21 @@ class LanguageModel(Task):
         device = device_of(model)
         generator = torch.Generator(device=device)
         generator.manual_seed(seed if seed is not None else secrets.randbits(63))
-        scores, states = [], []
-        for prime in primes:
-            start = vocab.encode(prime) or [_start_token(vocab)]
-            x = torch.tensor(start, device=device).unsqueeze(1).expand(-1, num_samples)  # (P, N)
+        starts = [vocab.encode(prime) or [_start_token(vocab)] for prime in primes]
+        by_length: dict[int, list[int]] = {}
+        for i, start in enumerate(starts):  # primes of one length are read in one call
+            by_length.setdefault(len(start), []).append(i)
+        scores, states, order = [], [], []
+        for group in by_length.values():
+            x = torch.tensor([starts[i] for i in group], device=device).t()  # (P, primes)
+            x = x.repeat_interleave(num_samples, dim=1)  # (P, primes * N): each prime's N rows together
             logits, state = model(x, None)
             scores.append(logits[-1])
             states.append(state)
-        logits = torch.cat(scores)  # (rows, V)
-        state = tuple(torch.cat([s[k] for s in states], 1) for k in range(len(states[0])))
+            order += [i * num_samples + j for i in group for j in range(num_samples)]
+        back = torch.argsort(torch.tensor(order, device=device))  # rows back in the primes' order
+        logits = torch.cat(scores)[back]  # (rows, V)
+        state = tuple(torch.cat([s[k] for s in states], 1)[:, back] for k in range(len(states[0])))
         layers, weights = model.rnn.unstack(state), model.rnn.step_weights()
         for t in range(length):
             token = next_token(logits, temperature, top_k, top_p, generator)
