@@ -109,6 +109,22 @@ class Cell(nn.Module):
     recurrent_weights: ClassVar[tuple[str, ...]] = ("weight_hh",)
     gates: ClassVar[int] = 1
     forget_gate: ClassVar[int | None] = None
+    #: API 1.2: what a parameter is, by name, where `role` would not guess it: "recurrent",
+    #: "input" (another weight matrix), "bias", or "own" (left as the cell made it).
+    parameter_roles: ClassVar[dict[str, str]] = {}
+
+    @classmethod
+    def role(cls, name: str, parameter: Tensor) -> str:
+        """What `model.init` takes parameter `name` for: as `parameter_roles` says; else
+        "recurrent" if it is in `recurrent_weights`, "input" if it is a matrix, "bias" if its
+        name starts with "bias", and otherwise "own": a vector is never given a matrix's init."""
+        if name in cls.parameter_roles:
+            return cls.parameter_roles[name]
+        if name in cls.recurrent_weights:
+            return "recurrent"
+        if parameter.dim() > 1:
+            return "input"
+        return "bias" if name.startswith("bias") else "own"
 
     def __init__(self, input_size: int, hidden_size: int):
         super().__init__()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from seqcli import registry
 from seqcli.api import CellSpec, Data, Dataset, Task
-from seqcli.cells.init import initialise
+from seqcli.nn.init import initialise
 from seqcli.errors import ConfigError
 from seqcli.recipe.resolve import Recipe
 from seqcli.schema import construct

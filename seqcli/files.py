@@ -238,3 +238,56 @@ def check_output(path: str | Path, flag: str, *, replace: bool, inputs: tuple = 
     if not os.access(folder, os.W_OK | os.X_OK):
         raise SeqcliError(f"{flag} {path}: folder {Path(path).parent} is not writable")
     return real if os.path.islink(path) else Path(path)
+
+
+class Lock:
+    """An exclusive lock on one of seqcli's own files (flock: released by the operating
+    system however the holder ends), opened as `open_own` opens it. The one lock of run
+    folders, sweeps and their trials."""
+
+    def __init__(self, path: str | Path, what: str = "lock"):
+        self.path, self.what = Path(path), what
+        self.fd: int | None = None
+
+    def acquire(self, wait: bool = True) -> bool:
+        """Take the lock (waiting for it, or not); False when another process holds it. The
+        file stays open either way until `release`."""
+        import fcntl
+
+        if self.fd is None:
+            self.fd = open_own(self.path, self.what)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except OSError:
+            return False
+        return True
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def read(self) -> str:
+        return os.pread(self.fd, 64, 0).decode(errors="replace")
+
+    def write(self, text: str) -> None:
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, text.encode(), 0)
+
+    def __enter__(self) -> Lock:
+        self.acquire(wait=True)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+    @staticmethod
+    def held(path: str | Path) -> bool:
+        """Whether a live process holds the lock on `path`."""
+        if not Path(path).exists():
+            return False
+        probe = Lock(path)
+        try:
+            return not probe.acquire(wait=False)
+        finally:
+            probe.release()

@@ -94,7 +94,7 @@ def _mean(values: list[float]) -> float | None:
 
 
 def find_recurrent(model: torch.nn.Module):
-    from seqcli.cells.layer import Recurrent
+    from seqcli.nn.recurrent import Recurrent
 
     for module in model.modules():
         if isinstance(module, Recurrent):

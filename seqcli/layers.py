@@ -16,8 +16,8 @@ input layer for a `Vocab` (embedding) or `Numeric` field (scaled by the training
 are time-major: (T, B, ...).
 """
 
-from seqcli.cells.layer import Recurrent
-from seqcli.data.batching import mask, pad
+from seqcli.nn.recurrent import Recurrent
+from seqcli.nn.functional import mask, pad
 from seqcli.nn.encoder import Encoder, Scale
 from seqcli.nn.export import sequence_inputs, states_of, traceable
 

@@ -6,7 +6,6 @@ when called, and without it says how to install it.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -49,21 +48,16 @@ def save(fig, path: Path, **options) -> None:
 # -- training curves ------------------------------------------------------------------------
 
 def read_metrics(run_dir: Path) -> list[dict]:
-    path = Path(run_dir) / "metrics.jsonl"
-    if not Path(run_dir).is_dir():
+    from seqcli.runfolder import RunFolder
+
+    folder = RunFolder(run_dir)
+    if not folder.path.is_dir():
         raise DataError(f"{run_dir}: no such run directory")
-    if not path.is_file():
+    if not folder.metrics.is_file():
         raise DataError(f"{run_dir}: no metrics.jsonl (not a run directory, or it has not logged yet)")
-    records = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue  # a line cut short by a kill
-        if isinstance(record, dict) and isinstance(record.get("step"), int):
-            records.append(record)
+    records = [r for r in folder.log().read() if isinstance(r.get("step"), int)]
     if not records:
-        raise DataError(f"{path}: no records yet")
+        raise DataError(f"{folder.metrics}: no records yet")
     return records
 
 

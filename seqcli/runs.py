@@ -16,7 +16,9 @@ from rich.console import Console
 
 from seqcli import __version__
 from seqcli.api import API_VERSION
+from seqcli import runfolder
 from seqcli.errors import CheckpointError, DataError, SeqcliError
+from seqcli.runfolder import RunFolder
 from seqcli.recipe.resolve import Recipe
 from seqcli.train.checkpoint import Checkpoint
 
@@ -26,98 +28,10 @@ SAFE_CHANGES = ("description", "sample.", "train.max_steps", "train.max_epochs",
                 "train.device", "train.tensorboard", "train.threads", "train.mlflow", "train.mlflow.")
 
 
-LOCK = ".lock"
-#: what a run writes into its folder, besides temporary files: all that a failed start removes
-RUN_FILES = ("recipe.yaml", "metrics.jsonl", "samples.txt", "checkpoints", "tensorboard", "mlflow.json", LOCK)
-
-
-def _has_contents(path: Path) -> bool:
-    """Anything in `path` but its lock and what killed processes left (temporary files)."""
-    from seqcli.files import is_stale
-
-    return path.exists() and (not path.is_dir() or any(p.name != LOCK and not is_stale(p) for p in path.iterdir()))
-
-
-def unstarted(path: Path) -> bool:
-    """A run folder whose run stopped before its first checkpoint (killed, failed, or out of
-    disk inside its first checkpoint's writes): its lock and recipe, no last.pt, and nothing
-    but what a run writes. It is trained again from the start by `resume`, or by `run` with
-    the very same recipe."""
-    from seqcli.files import is_stale
-
-    def only(folder: Path, allowed) -> bool:
-        return all(p.name in allowed or is_stale(p) or (p.name.startswith("step-") and p.suffix == ".pt")
-                   for p in folder.iterdir())
-
-    folder = path / "checkpoints"
-    return ((path / LOCK).is_file() and not (path / LOCK).is_symlink() and (path / "recipe.yaml").is_file()
-            and not (folder / "last.pt").exists() and only(path, RUN_FILES)
-            and (not folder.is_dir() or only(folder, ("best.pt",))))
-
-
-class RunLock:
-    """One writer per run directory: an exclusive lock on RUN_DIR/.lock, held by `run` and
-    `resume` while they train, released by the operating system when the process ends in
-    any way (a SIGKILLed run can be resumed at once). The file holds the holder's PID. A lock
-    that is a symlink, a folder, a FIFO or a device is refused, never written through. The
-    holder removes the temporary files that killed processes left in the folder."""
-
-    def __init__(self, run_dir: Path):
-        self.path = Path(run_dir) / LOCK
-        self.fd: int | None = None
-
-    def __enter__(self) -> RunLock:
-        import fcntl
-
-        from seqcli.files import clean_stale, open_own
-
-        self.fd = open_own(self.path, "run directory's lock")
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            holder = os.pread(self.fd, 32, 0).decode(errors="replace").strip() or "?"
-            os.close(self.fd)
-            self.fd = None
-            raise SeqcliError(f"run directory {self.path.parent} is in use by process {holder} (a seqcli run or "
-                              f"resume); one process writes a run directory at a time") from None
-        os.ftruncate(self.fd, 0)
-        os.pwrite(self.fd, f"{os.getpid()}\n".encode(), 0)
-        clean_stale(self.path.parent)
-        clean_stale(self.path.parent / "checkpoints")
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
-
-
 def choose_run_dir(run_dir: str | None, recipe: Recipe, root: str = "runs") -> Path:
-    """The run directory a new run will write, checked but not yet created: an existing
-    non-empty one is refused, never reused, unless it holds a run that stopped before its
-    first checkpoint with this very recipe (then `start` trains it again from the start)."""
-    if run_dir is None:
-        stem = Path(recipe.source).stem.replace(" (stored recipe)", "")
-        base = Path(root) / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
-        path, n = base, 1
-        while path.exists():
-            n += 1
-            path = base.with_name(f"{base.name}-{n}")
-        return path
-    path = Path(run_dir)
-    if _has_contents(path):
-        if unstarted(path):
-            if (path / "recipe.yaml").read_text(encoding="utf-8", errors="replace") == recipe.to_yaml():
-                return path
-            raise SeqcliError(f"run directory {path} holds a run that stopped before its first checkpoint, with "
-                              f"another recipe; train it again with: seqcli resume {path} (its own recipe), or "
-                              f"choose another --run-dir (nothing in it was changed)")
-        raise SeqcliError(f"run directory {path} already exists and is not empty; choose another --run-dir, "
-                          f"or continue it with --resume (nothing in it was changed)")
-    parent = next((p for p in path.absolute().parents if p.exists()), None)
-    if parent is not None and not os.access(parent, os.W_OK):
-        raise SeqcliError(f"cannot create run directory {path}: {parent} is not writable")
-    return path
+    """The run directory a new run will write (`seqcli.runfolder.choose`)."""
+    stem = Path(recipe.source).stem.replace(" (stored recipe)", "")
+    return runfolder.choose(run_dir, stem, recipe.to_yaml(), root)
 
 
 def start(recipe: Recipe, run_dir: Path, console: Console, on_evaluation=None, restart: bool | None = None
@@ -125,62 +39,9 @@ def start(recipe: Recipe, run_dir: Path, console: Console, on_evaluation=None, r
     """A new run into `run_dir` (from `choose_run_dir`), or, where a run with this recipe
     stopped before its first checkpoint (`restart`; found out when None), that run trained
     again from the start."""
-    if unstarted(run_dir) if restart is None else restart:
+    if RunFolder(run_dir).unstarted() if restart is None else restart:
         return resume(run_dir, recipe, [], False, console, on_evaluation)
     return train(recipe, run_dir, console, on_evaluation=on_evaluation)
-
-
-def make_run_dir(path: Path) -> Path:
-    """Create the run directory chosen by `choose_run_dir` (still empty, or made just now)."""
-    if _has_contents(path):
-        raise SeqcliError(f"run directory {path} already exists and is not empty; choose another --run-dir "
-                          f"(another process wrote it while this run started)")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise SeqcliError(f"cannot create run directory {path}: {exc.strerror}") from None
-    if not os.access(path, os.W_OK):
-        raise SeqcliError(f"run directory {path} is not writable")
-    return path
-
-
-def unmake_run_dir(path: Path, created: bool) -> None:
-    """Remove what a run that failed before its first checkpoint wrote (the folder was empty
-    when it started), and the folder if this command made it, so that the same command can be
-    given again. Only the names a run writes are touched."""
-    import shutil
-
-    from seqcli.files import clean_stale
-
-    folder = path / "checkpoints"
-    if folder.is_dir() and not folder.is_symlink():
-        for name in ["best.pt", *(p.name for p in folder.glob("step-*.pt"))]:
-            (folder / name).unlink(missing_ok=True)
-        clean_stale(folder)
-    board = path / "tensorboard"
-    if board.is_dir() and not board.is_symlink():
-        shutil.rmtree(board, ignore_errors=True)
-    for name in ("recipe.yaml", "metrics.jsonl", "samples.txt", "mlflow.json", LOCK):
-        (path / name).unlink(missing_ok=True)
-    clean_stale(path)
-    for empty in (folder, path) if created else (folder,):
-        try:
-            empty.rmdir()  # only when empty
-        except OSError:
-            pass
-
-
-def new_run_dir(run_dir: str | None, recipe: Recipe, root: str = "runs") -> Path:
-    """`choose_run_dir` and `make_run_dir` at once (for callers that know the run can start)."""
-    return make_run_dir(choose_run_dir(run_dir, recipe, root))
-
-
-def latest_run(root: str = "runs") -> Path:
-    """The run directory under `root` whose last checkpoint is the newest."""
-    runs = sorted(Path(root).glob("*/checkpoints/last.pt"), key=lambda p: p.stat().st_mtime)
-    if not runs:
-        raise CheckpointError(f"no runs with a checkpoint under {root}/; name the run directory to resume")
-    return runs[-1].parent.parent
 
 
 def differences(old, new, prefix: str = "") -> list[tuple[str, object, object]]:
@@ -211,7 +72,7 @@ def check(recipe: Recipe) -> None:
     if recipe.train.tensorboard and importlib.util.find_spec("tensorboard") is None:
         raise SeqcliError("train.tensorboard: needs the tensorboard package: pip install 'seqcli[tensorboard]'")
     if recipe.train.mlflow is not None:
-        from seqcli.train.tracking import require_mlflow
+        from seqcli.tracking import require_mlflow
 
         require_mlflow()
         if recipe.train.mlflow.get("export"):
@@ -292,23 +153,24 @@ def train(recipe: Recipe, run_dir: Path, console: Console, resume: Checkpoint | 
         ready = own_fields(ready, resume, recipe, packages, run_dir)
     with contextlib.ExitStack() as held:
         created = False
+        folder = RunFolder(run_dir)
         if ranks.main and resume is None and not fresh:  # resume and restart hold the lock already
             created = not run_dir.exists()
-            make_run_dir(run_dir)
-            held.enter_context(RunLock(run_dir))
-            if _has_contents(run_dir):
+            folder.make()
+            held.enter_context(folder.lock())
+            if folder.has_contents():
                 raise SeqcliError(f"run directory {run_dir} already exists and is not empty; choose another --run-dir")
         try:
             return _train(recipe, run_dir, console, resume, packages, ready, started, on_evaluation)
         except Exception:
-            if ranks.main and resume is None and not fresh and not (run_dir / "checkpoints" / "last.pt").exists():
-                unmake_run_dir(run_dir, created)  # failed before its first checkpoint: nothing worth keeping
+            if ranks.main and resume is None and not fresh and not folder.checkpoint("last").exists():
+                folder.unmake(created)  # failed before its first checkpoint: nothing worth keeping
             raise
 
 
 def _train(recipe: Recipe, run_dir: Path, console: Console, resume, packages, ready: Prepared, started: float,
            on_evaluation=None) -> dict:
-    from seqcli import build, inference
+    from seqcli import build
     from seqcli.train import distributed
     from seqcli.train.progress import reporter_for
     from seqcli.train.trainer import Interrupted, Trainer
@@ -316,7 +178,7 @@ def _train(recipe: Recipe, run_dir: Path, console: Console, resume, packages, re
     data, task, model = ready.data, ready.task, ready.model
     ranks = distributed.context()
     if ranks.main:
-        inference.write_text(run_dir / "recipe.yaml", recipe.to_yaml())
+        RunFolder(run_dir).write_recipe(recipe.to_yaml())
     params = sum(p.numel() for p in model.parameters())
     console.print(f"data: {data.info.get('source', '?')}", highlight=False)
     console.print(f"      {describe_sizes(data)}; ready in {time.perf_counter() - started:.1f}s", highlight=False)
@@ -327,10 +189,10 @@ def _train(recipe: Recipe, run_dir: Path, console: Console, resume, packages, re
                         data_info=info, seqcli_version=__version__, api_version=API_VERSION)
     tracker = None
     if recipe.train.mlflow is not None and ranks.main:
-        from seqcli.train.tracking import MLflow
+        from seqcli.tracking import MLflow
 
-        tracker = MLflow(recipe.train.mlflow, run_dir, recipe, lambda text: console.print(text, highlight=False),
-                         resume is not None)
+        tracker = MLflow(**recipe.train.mlflow).start(run_dir, recipe, lambda text: console.print(text, highlight=False),
+                                                      resume is not None)
     trainer = Trainer(task, model, data, recipe.train, run_dir, record, reporter_for(console, recipe.train.log_every),
                       resume, on_evaluation, sinks=[tracker] if tracker is not None else [])
     where = f"from step {trainer.step} " if resume is not None else ""
@@ -347,7 +209,7 @@ def _train(recipe: Recipe, run_dir: Path, console: Console, resume, packages, re
         raise
     if tracker is not None:
         track_artifacts(tracker, run_dir, recipe, console)
-    console.print(f"done in {time.perf_counter() - started:.0f}s; checkpoints in {run_dir / 'checkpoints'}; "
+    console.print(f"done in {time.perf_counter() - started:.0f}s; checkpoints in {RunFolder(run_dir).checkpoints}; "
                   f"try: seqcli sample {run_dir}", highlight=False)
     return metrics
 
@@ -358,7 +220,7 @@ def track_artifacts(tracker, run_dir: Path, recipe: Recipe, console: Console) ->
     import shutil
     import tempfile
 
-    tracker.artifacts(run_dir / "recipe.yaml", run_dir / "samples.txt")
+    tracker.artifacts(RunFolder(run_dir).recipe, RunFolder(run_dir).samples)
     if recipe.train.mlflow.get("export"):
         from seqcli import export
 
@@ -412,7 +274,7 @@ def final_sample(task, model, fields: dict, recipe: Recipe, run_dir: Path, conso
         if not pairs:
             return
     texts = [f"{i}\t{o}" for i, o in pairs] if pairs is not None else lines
-    inference.write_text(run_dir / "samples.txt", "\n\n".join(texts) + "\n")
+    RunFolder(run_dir).write_samples("\n\n".join(texts) + "\n")
     console.rule("sample")
     console.print("\n".join(texts) if pairs is not None else texts[0], markup=False, highlight=False)
     console.rule()
@@ -425,13 +287,13 @@ def resume(run_dir: Path, recipe: Recipe | None, overrides: list[str], force: bo
     folder is locked first: one process writes it at a time."""
     from seqcli.train import distributed
 
-    run_dir = Path(run_dir)
-    if not (run_dir / "recipe.yaml").is_file():
-        if run_dir.is_dir() and (run_dir / LOCK).is_file() and not _has_contents(run_dir):
+    run_dir, folder = Path(run_dir), RunFolder(run_dir)
+    if not folder.recipe.is_file():
+        if run_dir.is_dir() and (run_dir / runfolder.LOCK).is_file() and not folder.has_contents():
             raise CheckpointError(f"{run_dir}: the run stopped before it wrote its recipe; start it again with the "
                                   f"same seqcli run command")
         last_checkpoint(run_dir)  # not a run folder: say so before anything is written into it
-    with RunLock(run_dir) if distributed.context().main else contextlib.nullcontext():
+    with folder.lock() if distributed.context().main else contextlib.nullcontext():
         return _resume(run_dir, recipe, overrides, force, console, on_evaluation, threads)
 
 
@@ -440,14 +302,15 @@ def _resume(run_dir: Path, recipe: Recipe | None, overrides: list[str], force: b
     from seqcli.recipe.load import Origins, apply_overrides
     from seqcli.train.checkpoint import stored_recipe
 
-    if not (run_dir / "checkpoints" / "last.pt").exists() and (run_dir / "recipe.yaml").is_file():
+    folder = RunFolder(run_dir)
+    if not folder.checkpoint("last").exists() and folder.recipe.is_file():
         return restart(run_dir, recipe, overrides, console, on_evaluation, threads)
     ckpt = last_checkpoint(run_dir)
     stored = ckpt.recipe.to_data()
     if recipe is None:
         data = copy.deepcopy(stored)
-        apply_overrides(data, Origins(str(run_dir / "recipe.yaml")), overrides)
-        recipe = stored_recipe(data, ckpt.plugins, str(run_dir / "recipe.yaml"))
+        apply_overrides(data, Origins(str(folder.recipe)), overrides)
+        recipe = stored_recipe(data, ckpt.plugins, str(folder.recipe))
     if threads:
         recipe.train.threads = threads
     changes = differences(stored, recipe.to_data())
@@ -461,7 +324,7 @@ def _resume(run_dir: Path, recipe: Recipe | None, overrides: list[str], force: b
     done = finished(ckpt, recipe.train)
     if done:
         console.print(f"run {run_dir} is finished: {done}", highlight=False)
-        if not (run_dir / "samples.txt").exists():  # stopped between its last checkpoint and its sample
+        if not folder.samples.exists():  # stopped between its last checkpoint and its sample
             from seqcli import inference
 
             loaded = inference.from_checkpoint(ckpt, recipe.train.device)  # where training sampled
@@ -482,9 +345,9 @@ def finished(ckpt: Checkpoint, train) -> str | None:
     if train.max_epochs is not None and ckpt.epoch >= train.max_epochs:
         return (f"it has trained {ckpt.epoch} epochs, train.max_epochs is {train.max_epochs}; "
                 f"to train further, resume with train.max_epochs=N (N > {ckpt.epoch})")
-    best = ckpt.best or {}
-    if train.patience is not None and best.get("stale", 0) >= train.patience:
-        return (f"it stopped early at step {ckpt.step}: no better valid {best.get('metric')} in {best['stale']} "
+    best = ckpt.best
+    if ckpt.tally.stopped(train.patience):
+        return (f"it stopped early at step {ckpt.step}: no better valid {best.metric} in {best.stale} "
                 f"evaluations (train.patience is {train.patience}); to train further, raise train.patience")
     return None
 
@@ -494,14 +357,13 @@ def restart(run_dir: Path, recipe: Recipe | None, overrides: list[str], console:
     """A run stopped before its first checkpoint: trained again from the start, in place, from
     the recipe it stored (nothing it wrote before is worth keeping: no step is lost)."""
     from seqcli.recipe.resolve import load_recipe
-    from seqcli.train.trainer import truncate_metrics
 
     if recipe is None:
-        recipe = load_recipe(str(run_dir / "recipe.yaml"), overrides)
+        recipe = load_recipe(str(RunFolder(run_dir).recipe), overrides)
     if threads:
         recipe.train.threads = threads
     console.print(f"{run_dir} stopped before its first checkpoint: training it from the start", highlight=False)
-    truncate_metrics(run_dir / "metrics.jsonl", 0)
+    RunFolder(run_dir).log().truncate(0)
     return train(recipe, run_dir, console, fresh=True, on_evaluation=on_evaluation)
 
 

@@ -382,3 +382,16 @@ def _wants_path(hint) -> bool:
     if origin in (Union, types.UnionType):
         return any(_wants_path(a) for a in typing.get_args(hint))
     return False
+
+
+def check_text(value: str, where: str) -> None:
+    """A command-line value is UTF-8 text: bytes that are not arrive as lone surrogates
+    (Python's surrogateescape), which no tokenizer can take."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        byte = ord(value[exc.start]) - 0xDC00 if 0xDC80 <= ord(value[exc.start]) <= 0xDCFF else None
+        shown = f" (byte 0x{byte:02x})" if byte is not None else ""
+        from seqcli.errors import SeqcliError
+
+        raise SeqcliError(f"{where}: not valid UTF-8{shown}") from None

@@ -17,7 +17,6 @@ when it had none.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import math
 import re
 import shutil
@@ -29,6 +28,8 @@ import yaml
 from typing import Annotated, Literal
 
 from seqcli.errors import ConfigError, RecipeError, SeqcliError, did_you_mean
+from seqcli.files import Lock
+from seqcli.runfolder import RunFolder
 from seqcli.schema import Range, Seed
 
 KINDS = {
@@ -371,20 +372,9 @@ def lock_path(spec: Spec, folder: Path) -> Path:
     return Path(f"{file}.seqcli-lock") if file is not None else folder / ".sweep.lock"
 
 
-@contextlib.contextmanager
-def locked(path: Path):
-    """Hold the lock on `path` for the block (released by the OS if the process dies); a lock
-    that is a symlink or not a regular file is refused, never written through."""
-    import os
-
-    from seqcli.files import open_own
-
-    fd = open_own(path, "sweep lock")
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
+def locked(path: Path) -> Lock:
+    """The lock on `path`, held for a `with` block (released by the OS if the process dies)."""
+    return Lock(path, "sweep lock")
 
 
 def sweep_lock(folder: Path):
@@ -402,20 +392,7 @@ def trial_lock(folder: Path, number: int) -> Path:
 
 def is_held(path: Path) -> bool:
     """Whether a live process holds the lock on `path` (the OS frees it when a process dies)."""
-    import os
-
-    from seqcli.files import open_own
-
-    if not path.exists():
-        return False
-    fd = open_own(path, "trial lock")
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return True
-    finally:
-        os.close(fd)
-    return False
+    return Lock.held(path)
 
 
 class Reporter:
@@ -445,19 +422,8 @@ class Pruned(SeqcliError):
 
 def trial_value(run_dir: Path, metric: str, maximize: bool) -> float | None:
     """The best validation value of `metric` the run recorded."""
-    import json
-
-    values = []
-    path = run_dir / "metrics.jsonl"
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            value = record.get(metric)
-            if record.get("split") == "valid" and isinstance(value, (int, float)) and math.isfinite(value):
-                values.append(float(value))
+    values = [float(r[metric]) for r in RunFolder(run_dir).validation_records()
+              if isinstance(r.get(metric), (int, float)) and math.isfinite(r[metric])]
     if not values:
         return None
     return max(values) if maximize else min(values)
@@ -478,7 +444,7 @@ def run_trial(spec: Spec, folder: Path, study, trial, values: dict, console, res
     quiet = Console(quiet=True)  # a trial's own progress stays in its run folder; the sweep prints a line
     state, note = "complete", ""
     try:
-        if resume and (run_dir / "recipe.yaml").is_file():
+        if resume and RunFolder(run_dir).recipe.is_file():
             runs.resume(run_dir, None, [], False, quiet, on_evaluation=reporter, threads=spec.threads)
         else:
             if resume and run_dir.exists():
@@ -522,7 +488,7 @@ def sync_best(folder: Path, study):
     best = _best(study)
     if best is None:
         return None
-    source = Path(best.user_attrs.get("folder", folder)) / trial_dir(Path(""), best.number) / "recipe.yaml"
+    source = RunFolder(trial_dir(Path(best.user_attrs.get("folder", folder)), best.number)).recipe
     try:
         text = source.read_bytes()
         if not (folder / "best.yaml").is_file() or (folder / "best.yaml").read_bytes() != text:

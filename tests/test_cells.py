@@ -5,7 +5,7 @@ import torch
 
 from seqcli import registry
 from seqcli.api import CellSpec
-from seqcli.cells import Recurrent
+from seqcli.nn.recurrent import Recurrent
 
 CASES = [("lstm", {}), ("gru", {}), ("rnn", {"nonlinearity": "tanh"}), ("rnn", {"nonlinearity": "relu"})]
 

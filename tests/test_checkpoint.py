@@ -38,7 +38,7 @@ def test_run_directory_checkpoint_is_self_contained(trained):
     assert ckpt.recipe.model["hidden_size"] == 32
     assert ckpt.fields["text"].tokens[0] == "<unk>"
     assert ckpt.plugins["task"] == checkpoint.PluginRecord("language_model", "seqcli", ckpt.plugins["task"].version)
-    assert ckpt.optimizer is not None and ckpt.rng is not None and ckpt.best["step"] == ckpt.step
+    assert ckpt.optimizer is not None and ckpt.rng is not None and ckpt.best.step == ckpt.step
     raw = torch.load(trained / "checkpoints" / "best.pt", weights_only=True)
     assert raw["format_version"] == checkpoint.FORMAT_VERSION and raw["api_version"] == api.API_VERSION
     assert checkpoint.load(trained, "last").step == 20
@@ -62,7 +62,7 @@ def test_format_1_checkpoints_are_migrated(trained, cli):
 
     rewrite(path, to_format_1)
     ckpt = checkpoint.load(path)
-    assert (ckpt.position, ckpt.window, ckpt.ranks, ckpt.data_info) == (0, [0.0, 0], None, {})
+    assert (ckpt.position, ckpt.tally.loss_sum, ckpt.tally.loss_steps, ckpt.ranks, ckpt.data_info) == (0, 0.0, 0, None, {})
     assert cli("sample", path, "--length", "20", "--seed", "1").stdout.strip()
 
 

@@ -34,7 +34,7 @@ def test_the_probe_measures_the_true_gradient_wrt_the_hidden_state():
     """dL/dh_t from the probe equals autograd's gradient for a hand-unrolled vanilla RNN."""
     from seqcli import registry
     from seqcli.api import CellSpec
-    from seqcli.cells.layer import Recurrent
+    from seqcli.nn.recurrent import Recurrent
     from seqcli.gradflow import Probe
 
     torch.manual_seed(0)

@@ -4,8 +4,8 @@ import torch
 
 from seqcli import build
 from seqcli.api import Data
-from seqcli.cells.init import initialise
-from seqcli.cells.layer import Recurrent
+from seqcli.nn.init import initialise
+from seqcli.nn.recurrent import Recurrent
 from seqcli.cells.lstm import LSTM
 from seqcli.api import CellSpec
 from seqcli.recipe.resolve import load_recipe

@@ -6,12 +6,12 @@ import pytest
 import torch
 
 from seqcli.api import CellSpec
-from seqcli.cells import layer as layer_module
-from seqcli.cells.layer import Recurrent
+from seqcli.nn import recurrent as layer_module
+from seqcli.nn.recurrent import Recurrent
 from seqcli.cells.lstm import LSTM
 from seqcli.nn.regularise import embedding_dropout, locked_dropout
 from seqcli.train import checkpoint
-from seqcli.train.optim import NTASGD
+from seqcli.optim import NTASGD
 
 
 def test_a_locked_mask_is_the_same_at_every_step():

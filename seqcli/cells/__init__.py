@@ -1,5 +1,4 @@
-"""Recurrent cells (rnn, lstm, gru) and the layer that stacks, reverses and masks them."""
+"""The built-in recurrent cells (rnn, lstm, gru): implementations of the cell contract.
 
-from seqcli.cells.layer import Recurrent
-
-__all__ = ["Recurrent"]
+The layer that stacks, reverses and masks them is `seqcli.nn.recurrent.Recurrent`
+(`seqcli.layers.Recurrent`)."""

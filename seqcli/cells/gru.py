@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from seqcli.api import Cell
-from seqcli.cells.init import add_weights
+from seqcli.cells.weights import add_weights
 
 
 class GRU(Cell):

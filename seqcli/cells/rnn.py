@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from seqcli.api import Cell
-from seqcli.cells.init import add_weights
+from seqcli.cells.weights import add_weights
 
 
 class RNN(Cell):

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from seqcli import inference
-from seqcli.cli.sample import read_inputs
+from seqcli.cli.inputs import read_inputs
 from seqcli.errors import DataError, SeqcliError
 from seqcli.files import read_regular, write_atomic
 

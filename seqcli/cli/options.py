@@ -12,6 +12,7 @@ import types
 import typing
 
 from seqcli.errors import SeqcliError
+from seqcli.schema import check_text
 
 #: short spellings, used where the run's task takes the option
 SHORT = {"-p": "prime", "-n": "length", "-s": "num_samples", "-t": "temperature", "-b": "beam_size"}
@@ -77,17 +78,6 @@ def parse(args: list[str], params: dict, task: str) -> dict:
         except RecipeError as exc:
             raise SeqcliError(exc.problems[0].replace("invalid YAML", f"cannot read the value {raw!r}")) from None
     return out
-
-
-def check_text(value: str, where: str) -> None:
-    """A command-line value is UTF-8 text: bytes that are not arrive as lone surrogates
-    (Python's surrogateescape), which no tokenizer can take."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        byte = ord(value[exc.start]) - 0xDC00 if 0xDC80 <= ord(value[exc.start]) <= 0xDCFF else None
-        shown = f" (byte 0x{byte:02x})" if byte is not None else ""
-        raise SeqcliError(f"{where}: not valid UTF-8{shown}") from None
 
 
 def describe(params: dict, skip=()) -> list[tuple[str, str, str]]:

@@ -62,6 +62,7 @@ def run(
     from seqcli import runs
     from seqcli.errors import SeqcliError
     from seqcli.recipe.resolve import load_recipe
+    from seqcli.runfolder import RunFolder
     from seqcli.train import distributed
 
     overrides = list(overrides or [])
@@ -93,7 +94,7 @@ def run(
             chosen = None
             if distributed.context().main:
                 path = runs.choose_run_dir(run_dir, checked)
-                chosen = (str(path), runs.unstarted(path))
+                chosen = (str(path), RunFolder(path).unstarted())
             path, restart = distributed.broadcast(chosen)  # every rank the same folder and the same decision
             runs.start(checked, Path(path), worker_console(), restart=restart)
     except BaseException:
@@ -120,13 +121,13 @@ def resume(
     """
     from pathlib import Path
 
-    from seqcli import runs
+    from seqcli import runfolder, runs
     from seqcli.train import distributed
 
     if run_dir and "=" in run_dir and not Path(run_dir).exists():  # `seqcli resume train.max_steps=N`
         overrides, run_dir = [run_dir, *(overrides or [])], None
     overrides = list(overrides or [])
-    path = Path(run_dir) if run_dir else runs.latest_run()
+    path = Path(run_dir) if run_dir else runfolder.latest()
     if distributed.launching(nproc_per_node, nnodes):  # checked here, once, rather than by every worker
         device = runs.last_checkpoint(path).recipe.train.device
         device = next((o.partition("=")[2] for o in overrides or [] if o.startswith("train.device=")), device)

@@ -37,6 +37,7 @@ def sample(
     from seqcli import inference
     from seqcli.cli import options as task_options
     from seqcli.errors import ConfigError, SeqcliError
+    from seqcli.schema import check_text
 
     ckpt, task_cls = open_run(ctx, checkpoint, which, show_help, "sample")
     params = inference.sample_parameters(task_cls)
@@ -52,8 +53,10 @@ def sample(
             raise SeqcliError(f"--input/--input-file: the {task_name} task does not take this option (it takes no inputs)")
         given["inputs"] = list(inputs or [])
         for text in given["inputs"]:
-            task_options.check_text(text, "--input")
+            check_text(text, "--input")
     if input_file is not None:
+        from seqcli.cli.inputs import check_input_file
+
         check_input_file(input_file)
     if resume and (output is None or input_file is None):
         raise SeqcliError("--continue: needs --input-file and --output (it appends to the output)")
@@ -88,6 +91,8 @@ def sample(
                      batch_size)
         return
     if input_file is not None:
+        from seqcli.cli.inputs import read_inputs
+
         values["inputs"] = list(inputs or []) + [text for _, text in read_inputs(input_file)]
     results = inference.run_sample(loaded.task, loaded.model, loaded.fields, values)
     inference.write_figures(results, pictures)
@@ -136,54 +141,3 @@ def print_task_options(title: str, method, params: dict, recipe_values: dict, sk
     out.print(table)
     if doc:
         out.print(doc, markup=False)
-
-
-def check_input_file(path: str) -> None:
-    from seqcli.errors import DataError
-    from seqcli.schema import File, Problem
-
-    if path == "-":
-        return
-    try:
-        File().apply(path)
-    except Problem as exc:
-        raise DataError(f"--input-file: {exc.message}") from None
-
-
-#: the longest input line read (bytes): a longer one is refused before it reaches a model
-MAX_LINE = 1 << 20
-
-
-def read_inputs(path: str, digest=None):
-    """(where, text) for each non-blank line of a file ('-': stdin), read as it is used;
-    each line is decoded on its own, so a problem names its line. `digest` (a hashlib
-    object), if given, is fed every byte read."""
-    import contextlib
-    import sys
-
-    from seqcli.errors import DataError
-
-    name = "<stdin>" if path == "-" else path
-    try:
-        stream = sys.stdin.buffer if path == "-" else open(path, "rb")
-    except OSError as exc:
-        raise DataError(f"--input-file: {name}: {exc.strerror or exc}") from None
-    with stream if path != "-" else contextlib.nullcontext(stream):  # stdin is used, never closed
-        number = 0
-        while raw := stream.readline(MAX_LINE + 1):
-            number += 1
-            if len(raw) > MAX_LINE:
-                raise DataError(f"{name}:{number}: a line of more than {MAX_LINE:,} bytes; one input is at most "
-                                f"{MAX_LINE:,}")
-            if digest is not None:
-                digest.update(raw)
-            if b"\0" in raw:
-                raise DataError(f"{name}:{number}: a NUL byte: this looks like a binary file, not text")
-            try:
-                text = raw.decode("utf-8").rstrip("\r\n")
-            except UnicodeDecodeError as exc:
-                raise DataError(f"{name}:{number}: not valid UTF-8 (byte 0x{raw[exc.start]:02x})") from None
-            if number == 1:
-                text = text.removeprefix("\ufeff")
-            if text.strip():
-                yield f"{name}:{number}", text

@@ -24,9 +24,25 @@ def detect(path: str, fmt: str) -> str:
     return "tsv"
 
 
+def read_text(path: str) -> str:
+    """A UTF-8 text file; a binary or mis-encoded file gets a DataError naming it."""
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror})") from None
+    if not raw.strip():
+        raise DataError(f"{path}: file is empty")
+    if b"\x00" in raw[:65536]:
+        raise DataError(f"{path}: looks like a binary file (it contains NUL bytes), not text")
+    try:
+        return raw.decode("utf-8").removeprefix("\ufeff")  # a byte-order mark is an encoding, not text
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise DataError(f"{path}:{line}: not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})") from None
+
+
 def text_lines(path: str) -> list[str]:
     """A file's lines; a binary or non-UTF-8 file is a DataError naming it."""
-    from seqcli.data.datasets.text import read_text
     from seqcli.vocab import lines
 
     return lines(read_text(path))

@@ -4,7 +4,6 @@ it was trained on, the run's metrics, versions, how to run it, and its limits.""
 from __future__ import annotations
 
 import inspect
-import json
 import time
 from pathlib import Path
 
@@ -110,18 +109,11 @@ def _data_section(loaded, ckpt) -> list[str]:
 
 def _metrics(run: Path, ckpt, loaded, data, reason, say) -> list[str]:
     lines = ["## Metrics", ""]
-    folder = run if run.is_dir() else Path(ckpt.path).parent.parent
-    records = []
-    log = folder / "metrics.jsonl"
-    if log.is_file():
-        for line in log.read_text(encoding="utf-8").splitlines():
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if record.get("split") == "valid":
-                records.append(record)
-    best = (ckpt.best or {}).get("step", ckpt.step)
+    from seqcli import runfolder
+
+    folder = runfolder.of_checkpoint(run) or runfolder.of_checkpoint(ckpt.path)
+    records = folder.validation_records() if folder is not None else []
+    best = ckpt.best.step if ckpt.best else ckpt.step
     chosen = next((r for r in records if r.get("step") == best), records[-1] if records else None)
     if chosen is not None:
         lines += [f"Validation, at the checkpoint exported (step {chosen['step']}; evaluations in the run: "

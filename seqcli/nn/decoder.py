@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from seqcli.api import CellSpec
-from seqcli.cells import Recurrent
+from seqcli.nn.recurrent import Recurrent
 from seqcli.nn.attention import Attention
 
 

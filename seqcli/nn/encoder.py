@@ -6,7 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from seqcli.api import CellSpec
-from seqcli.cells import Recurrent
+from seqcli.nn.recurrent import Recurrent
 from seqcli.vocab import Numeric, Vocab
 
 

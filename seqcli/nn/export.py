@@ -28,7 +28,8 @@ import types
 import torch
 from torch import Tensor, nn
 
-from seqcli.cells.layer import Recurrent, reverse_padded
+from seqcli.nn.functional import reverse_padded
+from seqcli.nn.recurrent import Recurrent
 
 
 def traceable(model: nn.Module) -> nn.Module:

@@ -16,8 +16,8 @@ from seqcli.config import TrainConfig
 from seqcli.errors import ConfigError, PluginError, RecipeError, SeqcliError, did_you_mean
 from seqcli.recipe.load import Origins, apply_overrides, locate, read
 from seqcli.schema import check_args, construct
-from seqcli.config import INITS, OPTIMIZERS, SCHEDULERS
-from seqcli.config import mlflow as mlflow_options
+from seqcli.nn.init import INITS
+from seqcli.optim import OPTIMIZERS, SCHEDULERS
 
 SECTIONS = ("description", "dataset", "task", "model", "train", "sample")
 REQUIRED = ("dataset", "task", "model")
@@ -115,7 +115,7 @@ def resolve(data: dict, origins: Origins) -> Recipe:
         else:
             cell = _plugin(model, "cell", "cell", report, origins, prefix="model.")
         if model.get("init") is not None:
-            init = _named(model["init"], INITS, "model.init", report)
+            init = _named(model["init"], INITS, "model.init", report, takes=("model",))
         rest = {k: v for k, v in model.items() if k not in ("cell", "init")}
         if task_cls is not None:
             model_keys, errors = check_args(task_cls.build_model, rest, skip=("self", "data", "cell"),
@@ -135,12 +135,15 @@ def resolve(data: dict, origins: Origins) -> Recipe:
     if not errors and values.get("max_steps") is None and values.get("max_epochs") is None:
         report("train.max_steps", "give train.max_steps or train.max_epochs (the run needs a budget)")
     if "optimizer" in values:
-        values["optimizer"] = _named(values["optimizer"], OPTIMIZERS, "train.optimizer", report, default="adam")
+        values["optimizer"] = _named(values["optimizer"], OPTIMIZERS, "train.optimizer", report, default="adam",
+                                     takes=("params",))
     if values.get("scheduler") is not None:
-        values["scheduler"] = _named(values["scheduler"], SCHEDULERS, "train.scheduler", report)
-        _check_schedule(values["scheduler"], report)
+        values["scheduler"] = _named(values["scheduler"], SCHEDULERS, "train.scheduler", report,
+                                     takes=("optimizer", "total_steps"))
     if values.get("mlflow") is not None:
-        values["mlflow"] = _options(values["mlflow"], mlflow_options, "train.mlflow", report)
+        from seqcli.tracking import MLflow
+
+        values["mlflow"] = _options(values["mlflow"], MLflow, "train.mlflow", report)
     if "device" in values:
         _check_device(values["device"], report)
     config = TrainConfig(**values) if not errors else None
@@ -210,8 +213,10 @@ def _construct_check(cls, values: dict, kind: str, path: str, report) -> bool:
     return False
 
 
-def _named(spec, table: dict, path: str, report, default: str | None = None) -> dict:
-    """Check `{name: ..., **options}` against the spec function `table[name]`."""
+def _named(spec, table: dict, path: str, report, default: str | None = None, takes: tuple = ()) -> dict:
+    """Check `{name: ..., **keys}` against the callable `table[name]`: its keyword arguments
+    after the ones it `takes` (what it works on) are the keys. The callable is then called
+    with None for those, so that it checks the keys that must agree with each other."""
     if isinstance(spec, str):
         spec = {"name": spec}
     if isinstance(spec, dict) and "name" not in spec and default:
@@ -223,14 +228,19 @@ def _named(spec, table: dict, path: str, report, default: str | None = None) -> 
     if name not in table:
         report(f"{path}.name", f"unknown '{name}'{did_you_mean(name, table)}; choose one of: {', '.join(table)}")
         return spec
-    values, errors = check_args(table[name], {k: v for k, v in spec.items() if k != "name"})
+    values, errors = check_args(table[name], {k: v for k, v in spec.items() if k != "name"}, skip=takes)
     for k, message in errors:
         report(f"{path}.{k}", message)
+    if not errors:
+        try:
+            table[name](*[None] * len(takes), **values)
+        except ConfigError as exc:
+            report(f"{path}.{exc.key}", exc.message)
     return {"name": name, **values}
 
 
 def _options(spec, fn, path: str, report) -> dict:
-    """Check a mapping of options against the function `fn` that declares them."""
+    """Check a mapping of options against the signature of `fn`."""
     if not isinstance(spec, dict):
         report(path, "must be a mapping of options (or null)")
         return spec
@@ -238,30 +248,6 @@ def _options(spec, fn, path: str, report) -> dict:
     for k, message in errors:
         report(f"{path}.{k}", message)
     return values
-
-
-def _check_schedule(spec, report) -> None:
-    """What the scheduler's signature cannot say: steps or epochs, not both."""
-    if not isinstance(spec, dict):
-        return
-    name = spec.get("name")
-    if name == "step":
-        if spec.get("step_size") is not None and spec.get("every_epochs") is not None:
-            report("train.scheduler.every_epochs", "give step_size (steps) or every_epochs, not both")
-        elif spec.get("every_epochs") is not None and spec.get("start_step") is not None:
-            report("train.scheduler.start_step", "an every_epochs schedule starts at an epoch: use start_epoch")
-        elif spec.get("step_size") is not None and spec.get("start_epoch") is not None:
-            report("train.scheduler.start_epoch", "a step_size schedule starts at a step: use start_step, "
-                                                  "or every_epochs with start_epoch")
-        elif spec.get("every_epochs") is None and spec.get("step_size") is None:
-            spec["every_epochs" if spec.get("start_epoch") is not None else "step_size"] = \
-                1 if spec.get("start_epoch") is not None else 1000
-    elif name == "milestones":
-        given = [k for k in ("steps", "epochs") if spec.get(k) is not None]
-        if len(given) != 1:
-            report("train.scheduler", "give the milestones as steps: [...] or as epochs: [...] (one of them)")
-        elif list(spec[given[0]]) != sorted(set(spec[given[0]])) or not spec[given[0]]:
-            report(f"train.scheduler.{given[0]}", f"must be increasing, without repeats, got {spec[given[0]]}")
 
 
 def _check_device(device: str, report) -> None:

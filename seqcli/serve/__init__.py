@@ -84,7 +84,7 @@ class Service:
     def check(self, body, endpoint: str) -> tuple[dict, list[str]]:
         """A request's body -> (the checked sample options, the pictures asked for)."""
         from seqcli import inference
-        from seqcli.cli.options import check_text
+        from seqcli.schema import check_text
 
         if not isinstance(body, dict):
             raise Refused(400, "the body must be a JSON object of the task's options")
@@ -201,7 +201,8 @@ class Service:
             "inputs": _form(self.loaded.fields, self.takes_inputs), "options": options,
             "pictures": self.pictures, "limits": {k: getattr(self.settings, k) for k in
                                                   ("max_batch", "max_inputs", "max_chars", "max_tokens", "max_body")},
-            "checkpoint": {"path": ckpt.path, "step": ckpt.step, "epoch": ckpt.epoch, "best": ckpt.best},
+            "checkpoint": {"path": ckpt.path, "step": ckpt.step, "epoch": ckpt.epoch,
+                           "best": ckpt.best.to_state() if ckpt.best else None},
             "metrics": self.run_metrics(),
             "versions": {"seqcli": __version__, "trained_with": ckpt.seqcli_version, "torch": torch.__version__,
                          "plugins": {k: {"name": r.name, "package": r.package, "version": r.version}
@@ -210,18 +211,12 @@ class Service:
 
     def run_metrics(self) -> dict:
         """The validation record of the checkpoint served, from the run's metrics.jsonl."""
+        from seqcli import runfolder
+
         ckpt = self.loaded.checkpoint
-        folder = Path(self.run) if Path(self.run).is_dir() else Path(ckpt.path).parent.parent
-        records = []
-        if (folder / "metrics.jsonl").is_file():
-            for line in (folder / "metrics.jsonl").read_text(encoding="utf-8").splitlines():
-                try:
-                    record = json.loads(line)
-                except ValueError:
-                    continue
-                if record.get("split") == "valid":
-                    records.append(record)
-        step = (ckpt.best or {}).get("step", ckpt.step)
+        folder = runfolder.of_checkpoint(self.run) or runfolder.of_checkpoint(ckpt.path)
+        records = folder.validation_records() if folder is not None else []
+        step = ckpt.best.step if ckpt.best else ckpt.step
         return next((r for r in records if r.get("step") == step), ckpt.metrics or {})
 
 

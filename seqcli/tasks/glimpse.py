@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from seqcli.api import CellSpec, Data, DataError, Exported, Figure, Graph, Output, Range, Samples, device_of
-from seqcli.cells import Recurrent
+from seqcli.nn.recurrent import Recurrent
 from seqcli.layers import traceable
 from seqcli.vocab import Labels, Numeric
 from seqcli.nn import draw

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from seqcli.api import CellSpec, Data, DataError, Exported, Graph, Range, Seed, StepResult, Task, TrainConfig, device_of
-from seqcli.cells import Recurrent
+from seqcli.nn.recurrent import Recurrent
 from seqcli.layers import states_of, traceable
 from seqcli.decoding.sampling import next_token
 from seqcli.nn.regularise import embedding_dropout, locked_dropout

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from seqcli.errors import CheckpointError, RecipeError, SeqcliError
+from seqcli.train.tally import Best, Tally
 
 FORMAT = "seqcli-checkpoint"
 FORMAT_VERSION = 2
@@ -54,9 +55,8 @@ class Checkpoint:
     epoch: int = 0
     position: int = 0  # batches of the current epoch already trained on
     carry: Any = None
-    window: list = field(default_factory=lambda: [0.0, 0])
+    tally: Tally = field(default_factory=Tally)  # the loss window and the best result (`window`, `best`)
     metrics: dict | None = None
-    best: dict | None = None
     rng: dict | None = None
     ranks: list | None = None
     optimizer: dict | None = None
@@ -66,17 +66,22 @@ class Checkpoint:
     path: str = ""  # the file it was read from
     digest: str = ""  # the SHA-256 of what was read (its identity, e.g. for `sample --continue`)
 
+    @property
+    def best(self) -> Best | None:
+        return self.tally.best
+
     def to_state(self) -> dict:
         from seqcli.vocab import field_to_state
 
+        window, best = self.tally.to_state()
         return {
             "format": FORMAT, "format_version": FORMAT_VERSION, "seqcli_version": self.seqcli_version,
             "api_version": self.api_version, "recipe": self.recipe.to_data(),
             "plugins": {k: {"name": p.name, "package": p.package, "version": p.version} for k, p in self.plugins.items()},
             "fields": {k: field_to_state(v) for k, v in self.fields.items()}, "data_info": self.data_info,
             "model": self.model, "optimizer": self.optimizer, "scheduler": self.scheduler, "step": self.step,
-            "epoch": self.epoch, "position": self.position, "carry": self.carry, "window": list(self.window),
-            "metrics": self.metrics, "best": self.best, "rng": self.rng, "ranks": self.ranks,
+            "epoch": self.epoch, "position": self.position, "carry": self.carry, "window": window,
+            "metrics": self.metrics, "best": best, "rng": self.rng, "ranks": self.ranks,
         }
 
     @classmethod
@@ -152,7 +157,7 @@ class Checkpoint:
                 raise bad(f"{key}: {problem}")
         recipe = stored_recipe(obj["recipe"], records, file)
         return cls(recipe=recipe, plugins=records, fields=fields, model=model, data_info=obj.get("data_info") or {},
-                   carry=obj.get("carry"), window=list(window), metrics=obj.get("metrics"), best=obj.get("best"),
+                   carry=obj.get("carry"), tally=Tally.from_state(window, obj.get("best")), metrics=obj.get("metrics"),
                    rng=obj.get("rng"), ranks=obj.get("ranks"), optimizer=obj.get("optimizer"),
                    scheduler=obj.get("scheduler"), seqcli_version=str(obj.get("seqcli_version", "?")),
                    api_version=str(obj.get("api_version", "1.0")), path=file, digest=digest, **counters)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
-import json
 import math
 import random
 import re
@@ -17,9 +17,11 @@ import torch
 
 from seqcli.api import Data, StepResult, Task, TrainConfig, device_of
 from seqcli.errors import CheckpointError, SeqcliError, TrainingError
+from seqcli.runfolder import RunFolder
+from seqcli.train.tally import Tally
 from seqcli.train import checkpoint, distributed
 from seqcli.train.checkpoint import Checkpoint
-from seqcli.train.optim import build_optimizer, build_scheduler
+from seqcli import optim
 from seqcli.train.progress import Reporter
 
 
@@ -71,7 +73,7 @@ class Trainer:
         self.given_sinks = list(sinks or [])  # where records go besides metrics.jsonl (MLflow); TensorBoard is made here
         self.on_evaluation = on_evaluation  # called (step, metrics) after each evaluation is saved
         self.run_dir = Path(run_dir)
-        self.folder = self.run_dir / "checkpoints"
+        self.run = RunFolder(run_dir)
         self.record = record  # recipe, plugins, fields, data info: the same in every checkpoint
         self.reporter = reporter
         self.device = pick_device(config.device)
@@ -98,14 +100,13 @@ class Trainer:
         self.paused = 0.0  # seconds spent evaluating and saving since the last log record
         self.lr = self.optimizer.param_groups[0]["lr"]
         self.carry = None  # what the task hands from one batch to the next
-        self.window = [0.0, 0]  # training loss summed since the last log line, and its steps
-        self.best: dict | None = None
+        self.tally = Tally()  # the training loss since the last log record, the best validation result
         self.stop_signal: int | None = None  # set by the signal handler
         self.agreed_stop: int | None = None  # distributed: a signal some rank got, seen by all at one step
         self.skipped = 0
         self.restored_carry = False
         if self.dist.main:
-            self.folder.mkdir(parents=True, exist_ok=True)
+            self.run.checkpoints.mkdir(parents=True, exist_ok=True)
         if resume is not None:
             self._restore(resume)
 
@@ -119,10 +120,10 @@ class Trainer:
         last_metrics: dict = {}
         self.started = time.perf_counter()
         self.mark = (self.started, self.seen)  # the clock and the targets at the last log record
-        self.log = open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") if self.dist.main else None
+        self.log = self.run.log().open() if self.dist.main else None
         board = []
         if cfg.tensorboard and self.dist.main:
-            from seqcli.train.tracking import TensorBoard
+            from seqcli.tracking import TensorBoard
 
             board = [TensorBoard(self.run_dir, self.step)]
         self.sinks = board + self.given_sinks
@@ -163,9 +164,10 @@ class Trainer:
         if hasattr(self.optimizer, "finish"):
             self.optimizer.finish()  # NT-ASGD: the model keeps the averaged weights
         if self.stopped_early():
-            self.reporter.message(f"early stop at step {self.step}: no better valid {self.best['metric']} in "
-                                  f"{self.best['stale']} evaluations (best {self.best['value']:.4f} at step "
-                                  f"{self.best['step']}; train.patience is {cfg.patience})")
+            best = self.tally.best
+            self.reporter.message(f"early stop at step {self.step}: no better valid {best.metric} in {best.stale} "
+                                  f"evaluations (best {best.value:.4f} at step {best.step}; train.patience is "
+                                  f"{cfg.patience})")
         return last_metrics
 
     def finished(self) -> bool:
@@ -174,22 +176,20 @@ class Trainer:
                 or (cfg.max_epochs is not None and self.epoch >= cfg.max_epochs) or self.stopped_early())
 
     def stopped_early(self) -> bool:
-        return bool(self.config.patience and self.best and self.best.get("stale", 0) >= self.config.patience)
+        return self.tally.stopped(self.config.patience)
 
     def _log_training(self) -> None:
         """One training record: the same numbers go to metrics.jsonl, TensorBoard and the
         plain console line."""
         now = time.perf_counter()
-        loss, steps = self.window
         then, seen_then = self.mark
         record = {"step": self.step, "split": "train", "epoch": self.epoch + self.position / max(self.per_epoch, 1),
-                  "loss": loss / max(steps, 1), "lr": self.lr,
+                  "loss": self.tally.mean(), "lr": self.lr,
                   f"{self.task.unit}_per_s": round((self.seen - seen_then) / max(now - then - self.paused, 1e-9), 1),
                   "elapsed_s": round(now - self.started, 3)}
         record["epoch"] = round(record["epoch"], 3)
         self._write(record)
         self.reporter.logged(record)
-        self.window = [0.0, 0]
         self.mark, self.paused = (now, self.seen), 0.0
 
     def params_in_order(self) -> list:
@@ -225,8 +225,7 @@ class Trainer:
             self.carry = None  # a state that produced NaN is not carried on
             return
         self.carry = result.carry
-        self.window[0] += loss
-        self.window[1] += 1
+        self.tally.add(loss)
         self.seen += targets
         self.reporter.step(self.step, loss, targets, self.lr)
 
@@ -254,13 +253,7 @@ class Trainer:
                                   f"the last {self.optimizer.nonmono} evaluations: averaging the weights from here on "
                                   f"(NT-ASGD)")
         name = self.task.main_metric
-        value = metrics[name]
-        improved = math.isfinite(value) and (self.best is None or (
-            value > self.best["value"] if self.task.higher_is_better else value < self.best["value"]))
-        if improved:
-            self.best = {"metric": name, "value": value, "step": self.step, "stale": 0}
-        elif self.best is not None:
-            self.best = {**self.best, "stale": self.best.get("stale", 0) + 1}
+        improved = self.tally.observe(name, metrics[name], self.step, self.task.higher_is_better)
         if self.plateau:
             self.scheduler.step(metrics["loss"])
         self._write({"step": self.step, "split": "valid", **metrics})
@@ -287,8 +280,8 @@ class Trainer:
         return dataclasses.replace(
             self.record, model=weights, optimizer=self.optimizer.state_dict(),
             scheduler=self.scheduler.state_dict() if self.scheduler is not None else None, step=self.step,
-            epoch=self.epoch, position=self.position, carry=self.carry, window=list(self.window), metrics=metrics,
-            best=self.best, rng=rng, ranks=ranks)
+            epoch=self.epoch, position=self.position, carry=self.carry, tally=copy.deepcopy(self.tally),
+            metrics=metrics, rng=rng, ranks=ranks)
 
     def _save(self, state: Checkpoint, best: bool) -> None:
         """best.pt when the model improved, step-N.pt for the last N, then last.pt. last.pt is
@@ -298,14 +291,12 @@ class Trainer:
             return
         payload = checkpoint.seal(state.to_state())
         if best:
-            checkpoint.save(payload, self.folder / "best.pt")
+            checkpoint.save(payload, self.run.checkpoint("best"))
         keep = self.config.keep_checkpoints
         if keep > 1:
-            checkpoint.save(payload, self.folder / f"step-{self.step:08d}.pt")
-            numbered = sorted(self.folder.glob("step-*.pt"))
-            for old in numbered[:-keep]:
-                old.unlink(missing_ok=True)
-        checkpoint.save(payload, self.folder / "last.pt")
+            checkpoint.save(payload, self.run.checkpoint(self.step))
+            self.run.keep_numbered(keep)
+        checkpoint.save(payload, self.run.checkpoint("last"))
 
     def _restore(self, ckpt: Checkpoint) -> None:
         if ckpt.optimizer is None or ckpt.rng is None:
@@ -324,8 +315,7 @@ class Trainer:
                                   f"epoch ({self.per_epoch} batches)")
         self.restored_carry = ckpt.carry is not None or bool(ckpt.ranks)
         self.step, self.epoch, self.position = ckpt.step, ckpt.epoch, ckpt.position
-        self.window = list(ckpt.window)
-        self.best = ckpt.best
+        self.tally = copy.deepcopy(ckpt.tally)
         ranks = ckpt.ranks or [{"carry": ckpt.carry, "rng": ckpt.rng}]
         mine = ranks[self.dist.rank] if len(ranks) == self.dist.world else {"carry": None, "rng": ranks[0]["rng"]}
         if len(ranks) != self.dist.world:
@@ -338,7 +328,7 @@ class Trainer:
         if "cuda" in rng and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(rng["cuda"])
         if self.dist.main:
-            truncate_metrics(self.run_dir / "metrics.jsonl", self.step)
+            self.run.log().truncate(self.step)
 
     # -- signals ------------------------------------------------------------------------------
 
@@ -364,13 +354,12 @@ class Trainer:
         self._save(self._checkpoint(None), best=False)
         signum = self.agreed_stop or self.stop_signal
         name = signal.Signals(signum).name
-        raise Interrupted(f"{name} at step {self.step}; saved {self.folder / 'last.pt'}; "
+        raise Interrupted(f"{name} at step {self.step}; saved {self.run.checkpoint('last')}; "
                           f"continue with: seqcli resume {self.run_dir}", signum)
 
     def _write(self, record: dict) -> None:
         if self.log is not None:
-            self.log.write(json.dumps(record) + "\n")
-            self.log.flush()
+            self.log.append(record)
         for sink in self.sinks:
             sink.write(record)
 
@@ -387,8 +376,8 @@ class Stepper:
         self.task, self.model, self.config, self.replicas = task, model, config, replicas
         self.device = device if device is not None else device_of(model)
         self.params = [p for p in model.parameters() if p.requires_grad]
-        self.optimizer = build_optimizer(self.params, config.optimizer)
-        self.scheduler = build_scheduler(self.optimizer, config.scheduler, total or config.max_steps or 1)
+        self.optimizer = optim.build(config.optimizer, optim.OPTIMIZERS, self.params)
+        self.scheduler = optim.build(config.scheduler, optim.SCHEDULERS, self.optimizer, total or config.max_steps or 1)
         self.plateau = isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
         self.step, self.epoch = 0, 0
 
@@ -507,22 +496,6 @@ def _as_state(value):
     """random.getstate() comes back from a checkpoint with lists where it had tuples."""
     version, internal, gauss = value
     return version, tuple(internal), gauss
-
-
-def truncate_metrics(path: Path, step: int) -> None:
-    """Drop the records after `step` (written after the checkpoint a run resumes from)."""
-    if not path.is_file():
-        return
-    kept = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            if json.loads(line).get("step", 0) <= step:
-                kept.append(line)
-        except ValueError:  # a line cut short when the process was killed
-            continue
-    from seqcli.files import write_atomic
-
-    write_atomic(path, "".join(line + "\n" for line in kept))
 
 
 def evaluate(task: Task, model: torch.nn.Module, data: Data, split: str, config: TrainConfig,

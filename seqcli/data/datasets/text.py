@@ -20,6 +20,7 @@ from seqcli.api import Data, DataError, Dataset, Range
 from seqcli import vocab as V
 from seqcli.data.corpus import default_corpus
 from seqcli.data.examples import check_sources, split_counts
+from seqcli.data.readers import read_text  # noqa: F401 - read here, and imported from here by plugins
 from seqcli.files import read_regular, sha256_of, write_atomic
 from seqcli.schema import File
 
@@ -221,23 +222,6 @@ def cache_dir() -> Path:
         return Path(os.environ["SEQCLI_CACHE_DIR"])
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "seqcli"
-
-
-def read_text(path: str) -> str:
-    """A UTF-8 text file; a binary or mis-encoded file gets a DataError naming it."""
-    try:
-        raw = Path(path).read_bytes()
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.strerror})") from None
-    if not raw.strip():
-        raise DataError(f"{path}: file is empty")
-    if b"\x00" in raw[:65536]:
-        raise DataError(f"{path}: looks like a binary file (it contains NUL bytes), not text")
-    try:
-        return raw.decode("utf-8").removeprefix("\ufeff")  # a byte-order mark is an encoding, not text
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise DataError(f"{path}:{line}: not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})") from None
 
 
 def carve(text: str, valid_fraction: float, test_fraction: float, source: str, valid_size: int | None = None,

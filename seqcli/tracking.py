@@ -16,7 +16,8 @@ import os
 import time
 from pathlib import Path
 
-RUN_ID_FILE = "mlflow.json"
+from seqcli.runfolder import RunFolder
+
 
 
 class TensorBoard:
@@ -25,7 +26,7 @@ class TensorBoard:
     def __init__(self, run_dir: Path, step: int):
         from torch.utils.tensorboard import SummaryWriter
 
-        self.writer = SummaryWriter(str(Path(run_dir) / "tensorboard"), purge_step=step + 1 if step else None)
+        self.writer = SummaryWriter(str(RunFolder(run_dir).tensorboard), purge_step=step + 1 if step else None)
 
     def write(self, record: dict) -> None:
         for key, value in record.items():
@@ -54,12 +55,22 @@ def require_mlflow():
 
 
 class MLflow:
-    """One MLflow run per seqcli run; see the module's docstring."""
+    """One MLflow run per seqcli run; see the module's docstring. The constructor's keyword
+    arguments are `train.mlflow`'s keys (checked like a plugin's); `start` opens the run."""
 
-    def __init__(self, spec: dict, run_dir: Path, recipe, warn, resume: bool):
-        self.spec, self.run_dir, self.warn = spec, Path(run_dir), warn
+    def __init__(self, tracking_uri: str | None = None, experiment: str = "seqcli", run_name: str | None = None,
+                 export: bool = False):
+        """`tracking_uri`: a server (http://host:5000), a database (sqlite:///mlflow.db), a
+        folder (file:///path), or None for MLflow's own default (MLFLOW_TRACKING_URI, else
+        ./mlruns); `experiment`: its name; `run_name`: default, the run folder's name;
+        `export`: also log the model exported as ONNX."""
+        self.spec = {"tracking_uri": tracking_uri, "experiment": experiment, "run_name": run_name, "export": export}
         self.client, self.run_id, self.failed = None, None, False
+
+    def start(self, run_dir: Path, recipe, warn, resume: bool) -> MLflow:
+        self.run_dir, self.warn = Path(run_dir), warn
         self._call(lambda: self._open(recipe, resume), "could not start its run")
+        return self
 
     def _open(self, recipe, resume: bool) -> None:
         from mlflow.entities import Param
@@ -67,7 +78,7 @@ class MLflow:
         from seqcli.files import write_atomic
 
         client = require_mlflow()(tracking_uri=self.spec.get("tracking_uri"))
-        known = self.run_dir / RUN_ID_FILE
+        known = RunFolder(self.run_dir).mlflow
         if resume and known.is_file():  # the same MLflow run goes on
             self.run_id = json.loads(known.read_text(encoding="utf-8"))["run_id"]
             client.update_run(self.run_id, status="RUNNING")

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from seqcli.api import CellSpec
-from seqcli.data import batching
+from seqcli.nn.functional import mask as step_mask, reverse_padded
 from seqcli.nn.regularise import locked_dropout
 
 FUSED = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn_tanh": nn.RNN, "rnn_relu": nn.RNN}
@@ -47,6 +47,7 @@ class Recurrent(nn.Module):
         self.locked_dropout = locked_dropout if num_layers > 1 else 0.0
         self.weight_drop = weight_drop
         self.num_states = cell.cls.num_states
+        self.cell_class = cell.cls
         self.kernel = cell.cls.fused_kernel(**cell.options)
         self.output_size = hidden_size * self.num_directions
         if self.kernel is not None:
@@ -67,21 +68,17 @@ class Recurrent(nn.Module):
             )
 
     def roles(self):
-        """(parameter, role, gates, forget_gate, unit) for each weight of the stack; role is
-        'recurrent' (multiplies the state), 'input' (another matrix) or 'bias'; `unit` numbers
-        the layer-and-direction the weight belongs to."""
-        if self.kernel is not None:
-            gates = {"lstm": 4, "gru": 3}.get(self.kernel, 1)
-            forget = 1 if self.kernel == "lstm" else None
+        """(parameter, role, gates, forget_gate, unit) for each weight of the stack, as its
+        cell class says (`Cell.role`); `unit` numbers the layer-and-direction it belongs to."""
+        cls = self.cell_class
+        if self.kernel is not None:  # nn.LSTM's names: weight_hh_l0_reverse is the cell's weight_hh
             for name, p in self.fused.named_parameters():
-                role = "recurrent" if name.startswith("weight_hh") else "input" if p.dim() > 1 else "bias"
-                yield p, role, gates, forget, name.split("_", 2)[2]  # l0, l0_reverse, ...
+                base, _, unit = name.rpartition("_l")
+                yield p, cls.role(base, p), cls.gates, cls.forget_gate, "l" + unit
             return
         for unit, cell in enumerate(self.cells):
-            kind = type(cell)
             for name, p in cell.named_parameters():
-                role = "recurrent" if name in kind.recurrent_weights else "input" if p.dim() > 1 else "bias"
-                yield p, role, kind.gates, kind.forget_gate, unit
+                yield p, cls.role(name, p), cls.gates, cls.forget_gate, unit
 
     def initial_state(self, batch: int, like: Tensor) -> State:
         zeros = like.new_zeros(self.num_layers * self.num_directions, batch, self.hidden_size)
@@ -166,7 +163,7 @@ class Recurrent(nn.Module):
         return x, new
 
     def _loop(self, x: Tensor, state: State, lengths: Tensor | None):
-        mask = None if lengths is None else batching.mask(lengths.to(x.device), x.shape[0]).unsqueeze(-1)  # (T, B, 1)
+        mask = None if lengths is None else step_mask(lengths.to(x.device), x.shape[0]).unsqueeze(-1)  # (T, B, 1)
         finals: list[list[Tensor]] = [[] for _ in range(self.num_states)]
         for layer in range(self.num_layers):
             outs = []
@@ -222,15 +219,3 @@ def scan(cell, x: Tensor, state: State, mask: Tensor | None):
         state = tuple(torch.where(m_t, n, o) for n, o in zip(new, state))
         outs.append(state[0])
     return torch.stack(outs) * mask, state
-
-
-def reverse_padded(x: Tensor, lengths: Tensor | None) -> Tensor:
-    """Reverse each sequence of x (T, B, ...) within its own length; padding stays at the end."""
-    if lengths is None:
-        return x.flip(0)
-    T = x.shape[0]
-    t = torch.arange(T, device=x.device)[:, None]  # (T, 1)
-    n = lengths.to(x.device)[None, :]  # (1, B)
-    index = torch.where(t < n, n - 1 - t, t)  # (T, B)
-    index = index.view(T, -1, *([1] * (x.dim() - 2))).expand_as(x)
-    return x.gather(0, index)
