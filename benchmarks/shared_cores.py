@@ -3,8 +3,8 @@ threads, and at the same time with the threads forced to the core count.
 
 Each training is `seqcli run char-lm` (2 LSTM layers of 256 units) for `--steps` steps. At the
 same time, the two processes are started as a sweep's `--parallel 2` workers start them
-(SEQCLI_PARALLEL=2: by default each then takes half the cores), or with `--threads` set to
-the core count (torch's own default in every process). Prints each arrangement's wall time
+(`--threads` set to half the cores each), or with `--threads` set to the core count (torch's
+own default in every process). Prints each arrangement's wall time
 for both trainings and its ratio to one after the other.
 
     python benchmarks/shared_cores.py [--steps 150]
@@ -51,13 +51,13 @@ def main() -> None:
     env = dict(os.environ)
     subprocess.run(command(work, "warm", 2, None), check=True, capture_output=True)  # the data cache, once
     sequential = sum(together([command(work, f"seq{i}", args.steps, None)], env) for i in range(2))
-    shared = together([command(work, f"def{i}", args.steps, None) for i in range(2)], {**env, "SEQCLI_PARALLEL": "2"})
+    shared = together([command(work, f"half{i}", args.steps, max(1, n // 2)) for i in range(2)], env)
     forced = together([command(work, f"all{i}", args.steps, n) for i in range(2)], env)
     print(f"one after the other (each {n} threads): {sequential:.1f} s")
-    print(f"at the same time, default ({max(1, n // 2)} thread(s) each): {shared:.1f} s, "
+    print(f"at the same time, as sweep --parallel 2 ({max(1, n // 2)} thread(s) each): {shared:.1f} s, "
           f"{shared / sequential:.2f}x one after the other")
     print(f"at the same time, {n} threads each: {forced:.1f} s, {forced / sequential:.2f}x one after the other")
-    record("concurrent", "two trainings at once, default threads, vs one after the other", shared, sequential, "s")
+    record("concurrent", "two trainings at once, half the cores each, vs one after the other", shared, sequential, "s")
     record("concurrent", f"two trainings at once, {n} threads each, vs one after the other", forced, sequential, "s")
 
 

@@ -509,7 +509,7 @@ def _best(study):
         return None
 
 
-def work(folder: Path, console) -> None:
+def work(folder: Path, console, threads: int | None = None) -> None:
     """A worker: finish trials a stopped sweep left running, then take new ones until the
     study has `trials` of them (or a grid is exhausted). Each trial is taken, tagged with its
     folder and given its values under the sweep lock, and worked on holding its own lock, so
@@ -520,6 +520,7 @@ def work(folder: Path, console) -> None:
 
     optuna = require_optuna()
     spec = Spec.load(folder)
+    spec.threads = threads or spec.threads  # a --parallel worker's share of the cores
     study = open_study(spec, folder, create=False)
     running = optuna.trial.TrialState.RUNNING
     here = str(folder.resolve())

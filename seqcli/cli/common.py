@@ -12,6 +12,11 @@ from seqcli.errors import SeqcliError
 
 state = {"debug": bool(os.environ.get("SEQCLI_DEBUG"))}
 
+#: --threads, one declaration for every command that computes: the compute threads of this
+#: process (a run's train.threads; default: the cores, shared among processes started together)
+THREADS = typer.Option(None, "--threads", min=1, max=1024,
+                       help="Compute threads (default: the cores, shared among processes started together).")
+
 
 def console() -> Console:
     return Console(highlight=False, soft_wrap=True)

@@ -5,7 +5,7 @@ from typing import Optional
 
 import typer
 
-from seqcli.cli.common import console, guard
+from seqcli.cli.common import THREADS, console, guard
 
 
 @guard
@@ -17,7 +17,7 @@ def evaluate(
     which: str = typer.Option("best", "--checkpoint", help="In a run directory: the best or the last checkpoint."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, max=1024, help="Compute threads (default: the cores)."),
+    threads: Optional[int] = THREADS,
     show_help: bool = typer.Option(False, "--help", "-h", help="Show this message; with a run, its task's options too."),
 ):
     """Score a checkpoint on a split of its dataset (re-read from the recipe stored in it).

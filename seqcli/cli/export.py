@@ -4,7 +4,7 @@ from typing import Optional
 
 import typer
 
-from seqcli.cli.common import console, guard
+from seqcli.cli.common import THREADS, console, guard
 
 
 @guard
@@ -14,7 +14,7 @@ def export(
     fmt: str = typer.Option("onnx", "--format", help="onnx (runs with onnxruntime, no torch) or pt2 (torch.export)."),
     checkpoint: str = typer.Option("best", "--checkpoint", help="best, last, or a checkpoint file."),
     test: bool = typer.Option(True, "--test/--no-test", help="Evaluate on the run's test split for the model card."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, max=1024, help="Compute threads (default: the cores)."),
+    threads: Optional[int] = THREADS,
 ):
     """Export a trained model to a folder that runs without seqcli.
 

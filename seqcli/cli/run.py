@@ -4,11 +4,10 @@ from typing import List, Optional
 
 import typer
 
-from seqcli.cli.common import console, guard
+from seqcli.cli.common import THREADS, console, guard
 
 NPROC = typer.Option(None, "--nproc-per-node", help="Train data-parallel in N processes on this machine (torch.distributed: gloo on CPU, NCCL on GPU).")
 NNODES = typer.Option(1, "--nnodes", help="Machines taking part (each runs the same command with its --node-rank).")
-THREADS = typer.Option(None, "--threads", min=1, max=1024, help="Compute threads (train.threads; default: the cores, shared among processes started together).")
 NODE_RANK = typer.Option(None, "--node-rank", help="This machine's number, 0 to nnodes-1 (with --nnodes > 1).")
 ENDPOINT = typer.Option(None, "--rdzv-endpoint", help="HOST:PORT of node 0, where the processes meet (with --nnodes > 1).")
 

@@ -5,7 +5,7 @@ from typing import List, Optional
 
 import typer
 
-from seqcli.cli.common import guard
+from seqcli.cli.common import THREADS, guard
 
 TASK_OPTIONS = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
 
@@ -22,7 +22,7 @@ def sample(
     batch_size: int = typer.Option(64, "--batch-size", min=1, max=65536, help="Inputs decoded together (--input-file)."),
     which: str = typer.Option("best", "--checkpoint", help="In a run directory: the best or the last checkpoint."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, max=1024, help="Compute threads (default: the cores)."),
+    threads: Optional[int] = THREADS,
     show_help: bool = typer.Option(False, "--help", "-h", help="Show this message; with a run, its task's options too."),
 ):
     """Generate, label, tag, translate or forecast with a trained model.

@@ -4,7 +4,7 @@ from typing import Optional
 
 import typer
 
-from seqcli.cli.common import guard
+from seqcli.cli.common import THREADS, guard
 
 
 @guard
@@ -19,7 +19,7 @@ def serve(
     max_chars: int = typer.Option(10_000, "--max-chars", min=1, max=10_000_000, help="Characters in one input at most."),
     max_tokens: int = typer.Option(2_000, "--max-tokens", min=1, max=1_000_000, help="The largest length or max_length a request may ask for."),
     workers: int = typer.Option(2, "--workers", min=1, max=64, help="Batches decoded at once, each in a thread of its own."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, max=1024, help="Compute threads in all (default: the cores, shared by the workers)."),
+    threads: Optional[int] = THREADS,
     api_key_file: Optional[str] = typer.Option(None, "--api-key-file", help="Require 'Authorization: Bearer KEY' on /v1/* and /metrics, KEY read from this file."),
     which: str = typer.Option("best", "--checkpoint", help="In a run directory: the best or the last checkpoint."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N."),

@@ -4,7 +4,7 @@ from typing import List, Optional
 
 import typer
 
-from seqcli.cli.common import console, guard
+from seqcli.cli.common import THREADS, console, guard
 
 
 @guard
@@ -22,7 +22,7 @@ def sweep(
     sampler: str = typer.Option("tpe", "--sampler", help="tpe, random or grid."),
     pruner: str = typer.Option("median", "--pruner", help="median, hyperband or none."),
     seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="The sampler's seed."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, max=1024, help="Compute threads per trial (default: the cores divided by --parallel)."),
+    threads: Optional[int] = THREADS,
     output: Optional[str] = typer.Option(None, "--output", "-o", help="show: draw the history, importances and parallel coordinates here (PNG)."),
     force: bool = typer.Option(False, "--force", help="show: replace --output if it exists."),
     worker: Optional[int] = typer.Option(None, "--worker", hidden=True),
@@ -42,7 +42,7 @@ def sweep(
     arguments = list(arguments or [])
     out_console = console()
     if worker is not None:  # one of --parallel's processes
-        S.work(Path(target), out_console)
+        S.work(Path(target), out_console, threads)
         return
     if target in ("resume", "show"):
         if len(arguments) != 1:
@@ -116,7 +116,6 @@ def choose_folder(recipe: str):
 
 def run_workers(folder, spec, out_console) -> None:
     """One worker in this process, or --parallel worker processes sharing the cores."""
-    import os
     import subprocess
     import sys
 
@@ -133,9 +132,11 @@ def run_workers(folder, spec, out_console) -> None:
                         f"seqcli sweep resume {folder}",)
             raise
         return
-    env = {**os.environ, "SEQCLI_PARALLEL": str(spec.parallel)}
-    procs = [subprocess.Popen([sys.executable, "-m", "seqcli", "sweep", str(folder), "--worker", str(i)], env=env)
-             for i in range(spec.parallel)]
+    from seqcli.train.threads import cores
+
+    threads = spec.threads or max(1, cores() // spec.parallel)  # the cores shared among the workers
+    procs = [subprocess.Popen([sys.executable, "-m", "seqcli", "sweep", str(folder), "--worker", str(i), "--threads",
+                               str(threads)]) for i in range(spec.parallel)]
     try:
         codes = [p.wait() for p in procs]
     except KeyboardInterrupt:

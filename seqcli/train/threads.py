@@ -6,8 +6,8 @@ wait on each other's threads: on a 2-core machine one LSTM step measured 10.7 ms
 threads, 259 ms with 2 threads beside another training, 42 ms with 1 thread beside it
 (`benchmarks/shared_cores.py`). So the default is the cores this process may use, divided by
 the processes started on this machine together: the local processes of a distributed run
-(`LOCAL_WORLD_SIZE`, which torchrun and `--nproc-per-node` set) or the parallel trials of a
-sweep (`SEQCLI_PARALLEL`). An `OMP_NUM_THREADS` set by the user is respected as a request.
+(`LOCAL_WORLD_SIZE`, which torchrun and `--nproc-per-node` set); a sweep gives its parallel
+workers their share with `--threads`. An `OMP_NUM_THREADS` set by the user is respected as a request.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def default_threads() -> int:
         if n > 0:
             return n
     sharing = 1
-    for name in ("LOCAL_WORLD_SIZE", "SEQCLI_PARALLEL"):
+    for name in ("LOCAL_WORLD_SIZE",):
         value = os.environ.get(name, "")
         if value.isdigit() and int(value) > 0:
             sharing *= int(value)
