@@ -5,7 +5,50 @@
     model.predict(["abc"])                   # see seqcli.inference.Model
 """
 
-__version__ = "0.4.0"
+import importlib
+import importlib.machinery
+import sys
+
+__version__ = "0.5.0"
+
+#: Modules that moved, still importable by their old names for at least one minor version,
+#: with a DeprecationWarning naming the new home: old name -> (new name, the version that
+#: drops the old one). The public surface (seqcli.api, seqcli.layers, seqcli.testing,
+#: seqcli.load) keeps its names; a test lists it and checks this table covers every move.
+MOVED = {
+    "seqcli.data.vocab": ("seqcli.vocab", "0.7"),  # Vocab, Labels, Numeric: import them from seqcli.api
+    "seqcli.tasks.base": ("seqcli.layers", "0.7"),  # ExampleTask, require, encode_input, user_batch
+    "seqcli.cells.layer": ("seqcli.nn.recurrent", "0.7"),  # Recurrent: import it from seqcli.layers
+    "seqcli.cells.init": ("seqcli.nn.init", "0.7"),
+    "seqcli.train.optim": ("seqcli.optim", "0.7"),
+    "seqcli.train.tracking": ("seqcli.tracking", "0.7"),
+    "seqcli.cli.bulk": ("seqcli.predict", "0.7"),
+}
+
+
+class _Moved:
+    """An import finder and loader for the old names in MOVED: the module at its new home
+    (the same object, its own __spec__ kept), with a DeprecationWarning."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        return importlib.machinery.ModuleSpec(fullname, self) if fullname in MOVED else None
+
+    def create_module(self, spec):
+        import warnings
+
+        new, until = MOVED[spec.name]
+        warnings.warn(f"{spec.name} is deprecated: it moved to {new}; the old name goes in seqcli {until}",
+                      DeprecationWarning, stacklevel=2)
+        module = importlib.import_module(new)
+        self.own_spec = module.__spec__  # the import system sets __spec__ to the old name's: put it back
+        return module
+
+    def exec_module(self, module):
+        module.__spec__ = self.own_spec
+
+
+if not any(isinstance(finder, _Moved) for finder in sys.meta_path):
+    sys.meta_path.append(_Moved())
 
 
 def load(path, which: str = "best", device: str = "cpu"):

@@ -40,11 +40,12 @@ from torch import Tensor, nn
 
 from seqcli.config import TrainConfig
 from seqcli.errors import ConfigError, DataError, TrainingError
-from seqcli.schema import File, Folder, Output, Range, Seed
+from seqcli.schema import File, Flag, Folder, Output, Range, Seed
 from seqcli.vocab import Labels, Numeric, Vocab
 
 __all__ = ["API_VERSION", "CONDITION", "Cell", "CellSpec", "ConfigError", "Data", "DataError", "Dataset",
-           "EXPORT_KINDS", "Exported", "Figure", "File", "Folder", "Graph", "IMAGE", "INPUT", "LABEL", "Labels", "Numeric",
+           "EXPORT_KINDS", "Exported", "Figure", "File", "Flag", "Folder", "Graph", "IMAGE", "INPUT", "INPUTS", "LABEL",
+           "Labels", "Numeric",
            "Output", "Range", "SOURCE", "Samples", "Seed", "StepResult", "TAGS", "TARGET", "TEXT", "Task", "TrainConfig",
            "TrainingError", "Vocab", "device_of", "shard_examples"]
 
@@ -56,8 +57,10 @@ __all__ = ["API_VERSION", "CONDITION", "Cell", "CellSpec", "ConfigError", "Data"
 #: 1.2 (seqcli 0.4): `Dataset.load_with` (encode with given vocabularies, for resume);
 #: `Task.export`, `Graph` and `Exported` (`seqcli export`); `Task.sample_batch` and an
 #: optional `Task.stream(model, fields, **sample options)` generator of the text each sample
-#: gains per step (`seqcli serve`).
-API_VERSION = "1.2"
+#: gains per step (`seqcli serve`). 1.3 (seqcli 0.5): `seqcli.layers`, the toolkit the
+#: built-in tasks are made of; `Vocab.build`; `INPUTS`; `Samples.separator`; `Flag` (short
+#: and switch spellings of a sample option); `Cell.parameter_roles` and `Cell.role`.
+API_VERSION = "1.3"
 
 # Field names: the keys of `Data.fields` and of each example that the built-in tasks read.
 #
@@ -81,6 +84,11 @@ SOURCE = "source"
 TARGET = "target"
 CONDITION = "condition"
 IMAGE = "image"
+
+#: The `Task.sample` argument that takes the user's inputs, one output per input: `seqcli
+#: sample --input/--input-file`, a served request's "inputs", `Model.predict`. A task whose
+#: `sample` has no such argument generates from its options alone (a language model).
+INPUTS = "inputs"
 
 State = tuple[Tensor, ...]
 
@@ -109,7 +117,7 @@ class Cell(nn.Module):
     recurrent_weights: ClassVar[tuple[str, ...]] = ("weight_hh",)
     gates: ClassVar[int] = 1
     forget_gate: ClassVar[int | None] = None
-    #: API 1.2: what a parameter is, by name, where `role` would not guess it: "recurrent",
+    #: API 1.3: what a parameter is, by name, where `role` would not guess it: "recurrent",
     #: "input" (another weight matrix), "bias", or "own" (left as the cell made it).
     parameter_roles: ClassVar[dict[str, str]] = {}
 
@@ -265,6 +273,10 @@ class Samples:
 
     lines: list[str]
     figures: dict[str, Figure] = field(default_factory=dict)
+    #: API 1.3: what goes between two outputs when they are printed or written together: a
+    #: newline (one output per line, an output per input); a blank line for outputs that are
+    #: paragraphs (a language model's samples). An output may hold several lines (n-best lists).
+    separator: str = "\n"
 
 
 class Task:
@@ -285,6 +297,9 @@ class Task:
     higher_is_better: ClassVar[bool] = False
     #: what `targets` in StepResult counts, for the progress line ("tokens", "examples", ...)
     unit: ClassVar[str] = "tokens"
+    #: API 1.3, for a task without `inputs`: the sample option that requests decoded together
+    #: by `sample_batch` may differ in (a language model's "prime"); None: none may.
+    batched_option: ClassVar[str | None] = None
 
     def build_model(self, data: Data, cell: CellSpec) -> nn.Module:
         raise NotImplementedError
@@ -317,8 +332,10 @@ class Task:
         raise NotImplementedError
 
     def sample(self, model: nn.Module, fields: dict) -> list[str] | Samples:
-        """Output lines (or `Samples`, with pictures). Keyword arguments after `fields` are
-        options; an `inputs: list[str]` argument receives `seqcli sample --input/--input-file`."""
+        """Outputs (or `Samples`, with pictures). Keyword arguments after `fields` are
+        options; an `inputs: list[str]` argument (`INPUTS`) receives `seqcli sample
+        --input/--input-file`, and then there is one output per input, in order. An option
+        annotated with a `Flag` has a short spelling on the command line."""
         raise NotImplementedError
 
     def check_sample(self, **options) -> None:

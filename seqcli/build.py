@@ -79,14 +79,3 @@ def model(task_: Task, data: Data, recipe: Recipe, packages: dict | None = None)
     except ConfigError as exc:
         raise ConfigError(f"model.init.{exc.key}", exc.message) from None
     return built
-
-
-def plugin_versions(recipe: Recipe, packages: dict | None = None) -> dict:
-    """Which package (and version) provided each plugin the recipe uses."""
-    from seqcli.train.checkpoint import PluginRecord
-
-    out = {}
-    for kind in ("dataset", "task", "cell"):
-        info = registry.info(kind, getattr(recipe, kind).name, (packages or {}).get(kind))
-        out[kind] = PluginRecord(info.name, info.package, info.version)
-    return out

@@ -12,6 +12,10 @@ from seqcli.schema import Range, Seed
 Positive = Annotated[int, Range(1, 10**9)]
 
 
+#: `train.optimizer` when a recipe gives none; its name, when a recipe gives keys without one
+DEFAULT_OPTIMIZER = {"name": "adam", "lr": 0.002}
+
+
 @dataclass
 class TrainConfig:
     """Training loop settings; every field is a key of the recipe's `train:` section."""
@@ -20,7 +24,7 @@ class TrainConfig:
     seq_len: Annotated[int, Range(1, 65536)] = 64  # tokens per truncated-BPTT chunk (streaming tasks)
     max_steps: Positive | None = 1000  # the run's total steps (None: max_epochs alone decides)
     max_epochs: Positive | None = None  # also stop after this many passes over the training split
-    optimizer: dict = field(default_factory=lambda: {"name": "adam", "lr": 0.002})
+    optimizer: dict = field(default_factory=lambda: dict(DEFAULT_OPTIMIZER))
     scheduler: dict | None = None
     clip_grad_norm: Annotated[float, Range(0, lo_open=True)] | None = 5.0
     eval_every: Positive = 200

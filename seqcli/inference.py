@@ -24,10 +24,11 @@ from pathlib import Path
 import torch
 
 from seqcli import build, registry
-from seqcli.api import Data, Samples, Task
+from seqcli.api import INPUTS, Data, Samples, Task
 from seqcli.errors import CheckpointError, ConfigError, DataError, SeqcliError
 from seqcli.recipe.resolve import Recipe
 from seqcli.schema import Output, check_args, parameters
+from seqcli.schema import flag as option_flag
 from seqcli.train import checkpoint as ckpt_io
 from seqcli.train.checkpoint import Checkpoint
 
@@ -84,7 +85,7 @@ def check_figures(values: dict, params: dict, force: bool, inputs: tuple = ()) -
     wanted = {}
     for name in outputs(params):
         if values.get(name) is not None:
-            flag = f"--{name.replace('_', '-')}"
+            flag = option_flag(name)
             path = plots.output_file(values[name], force, flag, inputs)
             check_output(path.with_suffix(".json"), flag, replace=force, inputs=inputs)
             if path in wanted.values():
@@ -183,16 +184,16 @@ def sample_together(task: Task, model: torch.nn.Module, fields: dict, requests: 
             together = task.sample_batch(model, fields, requests)
             if together is not NotImplemented:
                 return [as_samples(r) for r in together]
-            if "inputs" not in requests[0]:
+            if INPUTS not in requests[0]:
                 return [as_samples(task.sample(model, fields, **r)) for r in requests]
-            lines = as_samples(task.sample(model, fields, **{**requests[0], "inputs": [
-                text for r in requests for text in r["inputs"]]})).lines
+            together = as_samples(task.sample(model, fields, **{**requests[0], INPUTS: [
+                text for r in requests for text in r[INPUTS]]}))
     finally:
         model.train(was_training)
     out, start = [], 0
     for r in requests:
-        out.append(Samples(lines[start : start + len(r["inputs"])]))
-        start += len(r["inputs"])
+        out.append(Samples(together.lines[start : start + len(r[INPUTS])], separator=together.separator))
+        start += len(r[INPUTS])
     return out
 
 
@@ -206,43 +207,6 @@ def stream(task: Task, model: torch.nn.Module, fields: dict, values: dict):
             yield from task.stream(model, fields, **values)
     finally:
         model.train(was_training)
-
-
-def predict_stream(task: Task, model: torch.nn.Module, fields: dict, values: dict, inputs, batch_size: int = 64,
-                   chunk: int = 8):
-    """Outputs for an iterable of (where, text) inputs: a list per group of `batch_size *
-    chunk` inputs, in input order, yielded as each group is done; memory holds one group. Inside a group inputs are
-    decoded in batches of similar length (less padding), then put back in order. An input the
-    model cannot take is a DataError naming its `where` (for a file, `path:line`)."""
-    group: list = []
-    for item in inputs:
-        group.append(item)
-        if len(group) == batch_size * chunk:
-            yield _predict_group(task, model, fields, values, group, batch_size)
-            group = []
-    if group:
-        yield _predict_group(task, model, fields, values, group, batch_size)
-
-
-def _predict_group(task, model, fields, values, group: list, batch_size: int) -> list[str]:
-    import re
-
-    order = sorted(range(len(group)), key=lambda i: len(group[i][1]))
-    out: list = [None] * len(group)
-    for start in range(0, len(order), batch_size):
-        part = order[start : start + batch_size]
-        try:
-            lines = run_sample(task, model, fields, {**values, "inputs": [group[i][1] for i in part]}).lines
-        except DataError:
-            for i in part:  # find the input it was about, and say where it is
-                try:
-                    run_sample(task, model, fields, {**values, "inputs": [group[i][1]]})
-                except DataError as exc:
-                    raise DataError(f"{group[i][0]}: {re.sub(r'^input 1:? ?', '', str(exc))}") from None
-            raise
-        for i, line in zip(part, lines):
-            out[i] = line
-    return out
 
 
 @dataclass
@@ -268,9 +232,9 @@ class Model:
 
     def predict(self, inputs: list[str], **options) -> list[str]:
         """One output per input, for tasks that take inputs (all but language models)."""
-        if "inputs" not in sample_parameters(type(self.task)):
-            raise ConfigError("inputs", f"the {self.recipe.task.name} task takes no inputs; use sample()")
-        return self.sample(inputs=list(inputs), **options).lines
+        if INPUTS not in sample_parameters(type(self.task)):
+            raise ConfigError(INPUTS, f"the {self.recipe.task.name} task takes no inputs; use sample()")
+        return self.sample(**{INPUTS: list(inputs)}, **options).lines
 
     def evaluate(self, split: str = "test", file: str | None = None, **options) -> dict[str, float]:
         """Metrics on a split of the dataset the recipe names (re-read from its files), or on
@@ -305,7 +269,20 @@ class Model:
 
     @property
     def packages(self) -> dict:
+        """kind -> the package that provided the run's dataset, task and cell."""
         return packages_of(self.checkpoint)
+
+    @property
+    def plugins(self) -> dict:
+        """kind ("dataset", "task", "cell") -> the plugin the run used: `.name`, `.package`
+        (the distribution that provided it: "seqcli" for seqcli's own), `.version` and
+        `.qualified` ("package:name"), as the checkpoint recorded them."""
+        return dict(self.checkpoint.plugins)
+
+    @property
+    def versions(self) -> dict:
+        """The seqcli version and plugin API version the checkpoint was written with."""
+        return {"seqcli": self.checkpoint.seqcli_version, "api": self.checkpoint.api_version}
 
 
 def load(path, which: str = "best", device: str = "cpu") -> Model:

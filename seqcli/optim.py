@@ -72,6 +72,8 @@ class NTASGD(torch.optim.Optimizer):
     Its state (in `state_dict`) holds each weight's average and, while averaging, a copy of
     the weights training continues from: a checkpoint's model holds the average."""
 
+    STATE = "ntasgd"  # its own entry in the optimizer's state_dict
+
     def __init__(self, params, lr: float = 30.0, weight_decay: float = 0.0, nonmono: int = 5):
         super().__init__(params, {"lr": lr, "weight_decay": weight_decay})
         self.nonmono = nonmono
@@ -138,14 +140,40 @@ class NTASGD(torch.optim.Optimizer):
 
     def state_dict(self) -> dict:
         state = super().state_dict()
-        state["ntasgd"] = {"history": list(self.history), "averaging_since": self.averaging_since,
+        state[self.STATE] = {"history": list(self.history), "averaging_since": self.averaging_since,
                            "steps": self.steps, "weights": [p.detach().clone() for p, _ in self._pairs()]}
         return state
+
+    @classmethod
+    def state_problem(cls, state: dict) -> str | None:
+        """What is wrong with this optimizer's entry in a stored state_dict (None: nothing, or
+        no entry: another optimizer's state)."""
+        def number(v) -> bool:
+            return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+        def count(v) -> bool:
+            return isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**62
+
+        extra = state.get(cls.STATE)
+        if extra is None:
+            return None
+        if not (isinstance(extra, dict) and isinstance(extra.get("history", []), list)
+                and all(number(v) for v in extra.get("history", [])) and count(extra.get("steps", 0))
+                and (extra.get("averaging_since") is None or count(extra["averaging_since"]))
+                and isinstance(extra.get("weights", []), list)
+                and all(isinstance(w, torch.Tensor) for w in extra.get("weights", []))):
+            return f"{cls.STATE}: must be {{history, averaging_since, steps, weights}}"
+        return None
+
+    @classmethod
+    def training_weights(cls, state: dict) -> list:
+        """The weights training continues from, in a stored state_dict (one per averaged parameter)."""
+        return (state.get(cls.STATE) or {}).get("weights", [])
 
     def load_state_dict(self, state_dict: dict) -> None:
         """After the model was loaded (with the average): the training weights come back."""
         state_dict = dict(state_dict)
-        extra = state_dict.pop("ntasgd", None) or {}
+        extra = state_dict.pop(self.STATE, None) or {}
         super().load_state_dict(state_dict)
         self.history = [float(v) for v in extra.get("history", [])]
         self.averaging_since, self.steps = extra.get("averaging_since"), int(extra.get("steps", 0))

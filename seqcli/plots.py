@@ -1,4 +1,5 @@
-"""Pictures: training curves, gradient flow, attention maps, canvases and glimpses, as PNG.
+"""Pictures of runs and sweeps, as PNG: training curves, a sweep's history; and `pyplot` and
+`save`, with which tasks draw their own figures (through `seqcli.layers`).
 
 matplotlib is an optional extra (pip install 'seqcli[plot]'); every function here imports it
 when called, and without it says how to install it.
@@ -113,85 +114,53 @@ def plot_curves(panels: dict, out: Path) -> None:
     save(fig, out)
 
 
-# -- attention maps -----------------------------------------------------------------------
+# -- sweeps ---------------------------------------------------------------------------------
 
-def attention_maps(maps: list[dict], out: Path, limit: int = 8) -> None:
-    """One heat map per input (the first `limit`): output tokens down, input tokens across."""
+def sweep_history(report, out: Path) -> None:
+    """A sweep (`seqcli.sweep.Report`): optimisation history, each key's importance and
+    parallel coordinates, side by side."""
     plt = pyplot()
-    maps = maps[:limit]
-    cols = min(len(maps), 4)
-    rows = math.ceil(len(maps) / cols)
-    width = max(len(m["input"]) for m in maps)
-    height = max(len(m["output"]) for m in maps)
-    cell = 0.32
-    fig, axes = plt.subplots(rows, cols, squeeze=False, layout="constrained",
-                             figsize=(max(3.0, cols * (width * cell + 1.2)), max(2.5, rows * (height * cell + 1.0))))
-    for ax, m in zip(axes.flat, maps):
-        ax.imshow(m["weights"], cmap="Blues", vmin=0.0, vmax=1.0, aspect="equal")
-        ax.set_xticks(range(len(m["input"])), [shown(t) for t in m["input"]], fontsize=8)
-        ax.set_yticks(range(len(m["output"])), [shown(t) for t in m["output"]], fontsize=8)
-        ax.tick_params(top=True, labeltop=True, bottom=False, labelbottom=False, length=0)
-        ax.set_xlabel("input", fontsize=8)
-        ax.set_ylabel("output", fontsize=8)
-    for ax in list(axes.flat)[len(maps):]:
-        ax.axis("off")
-    save(fig, out)
+    spec, importance = report.spec, report.importance
+    done = [t for t in report.trials if t.value is not None]
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
+    ax = axes[0]
+    xs = [t.number for t in done]
+    ys = [t.value for t in done]
+    ax.scatter(xs, ys, s=14, label="trial")
+    running, best = [], None
+    for y in ys:
+        best = y if best is None else (max(best, y) if spec.maximize else min(best, y))
+        running.append(best)
+    ax.plot(xs, running, color="C1", label="best so far")
+    ax.set_xlabel("trial")
+    ax.set_ylabel(f"valid {spec.metric}")
+    ax.set_title("optimisation history")
+    ax.legend()
+    ax = axes[1]
+    names = list(importance)[::-1]
+    ax.barh([n.rpartition(".")[2] for n in names], [importance[n] for n in names])
+    ax.set_title("importance")
+    ax = axes[2]
+    space = {p.key: p for p in spec.space}
+    keys = list(space)
+    if done and keys:
+        def position(key, value):
+            p = space[key]
+            if p.kind == "choice":
+                return value / max(1, len(p.args) - 1)
+            low, high = p.args
+            if p.kind in ("loguniform", "logint"):
+                return (math.log(value) - math.log(low)) / (math.log(high) - math.log(low))
+            return (value - low) / (high - low)
 
-
-def shown(token: str) -> str:
-    return {" ": "␣", "\n": "⏎", "\t": "⇥"}.get(token, token)
-
-
-# -- glimpses and canvases ----------------------------------------------------------------
-
-def glimpses(records: list[dict], grid: int, out: Path, limit: int = 8) -> None:
-    """Per image (a row): the image with each glimpse's grid drawn as a numbered box, then the
-    patch each glimpse read."""
-    plt = pyplot()
-    from matplotlib.patches import Rectangle
-
-    records = records[:limit]
-    steps = len(records[0]["glimpses"])
-    fig, axes = plt.subplots(len(records), steps + 1, squeeze=False, layout="constrained",
-                             figsize=(1.6 * (steps + 1) + 0.5, 1.7 * len(records)))
-    colours = plt.get_cmap("autumn")
-    for row, record in zip(axes, records):
-        row[0].imshow(record["image"], cmap="gray_r", vmin=0, vmax=1)
-        row[0].set_title(f"read as {record['label']}", fontsize=8)
-        for t, g in enumerate(record["glimpses"]):
-            half = g["delta"] * (grid - 1) / 2 + g["sigma"]
-            colour = colours(t / max(steps - 1, 1))
-            row[0].add_patch(Rectangle((g["gx"] - half, g["gy"] - half), 2 * half, 2 * half, fill=False,
-                                       edgecolor=colour, linewidth=1.4))
-            row[0].text(g["gx"], g["gy"], str(t + 1), color=colour, fontsize=7, ha="center", va="center")
-            row[t + 1].imshow(g["patch"], cmap="gray_r")
-            row[t + 1].set_title(f"glimpse {t + 1}", fontsize=8)
-        for ax in row:
-            ax.set_xticks([])
-            ax.set_yticks([])
-    save(fig, out)
-
-
-def canvas_strip(records: list[dict], grid: int, out: Path, limit: int = 10) -> None:
-    """Per class drawn (a row): the canvas after each writing step, left to right, with the
-    window the step wrote through."""
-    plt = pyplot()
-    from matplotlib.patches import Rectangle
-
-    records = records[:limit]
-    steps = len(records[0]["canvases"])
-    fig, axes = plt.subplots(len(records), steps, squeeze=False, layout="constrained",
-                             figsize=(1.1 * steps + 0.5, 1.2 * len(records)))
-    for row, record in zip(axes, records):
-        for t, (ax, canvas, w) in enumerate(zip(row, record["canvases"], record["windows"])):
-            ax.imshow(canvas, cmap="gray_r", vmin=0, vmax=1)
-            half = w["delta"] * (grid - 1) / 2 + w["sigma"]
-            ax.add_patch(Rectangle((w["gx"] - half, w["gy"] - half), 2 * half, 2 * half, fill=False,
-                                   edgecolor="tab:red", linewidth=0.8))
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if t == 0:
-                ax.set_ylabel(record["label"], rotation=0, labelpad=10)
-        row[0].set_title("step 1", fontsize=7)
-        row[-1].set_title(f"step {steps}", fontsize=7)
-    save(fig, out)
+        low, high = min(ys), max(ys)
+        cmap = plt.get_cmap("viridis_r" if not spec.maximize else "viridis")
+        for t in done:
+            if all(k in t.params for k in keys):
+                shade = (t.value - low) / (high - low) if high > low else 0.5
+                ax.plot(range(len(keys)), [position(k, t.params[k]) for k in keys], color=cmap(shade), alpha=0.7)
+        ax.set_xticks(range(len(keys)), [k.rpartition(".")[2] for k in keys])
+        ax.set_yticks([0, 1], ["low", "high"])
+    ax.set_title("parallel coordinates (darker: better)")
+    fig.tight_layout()
+    save(fig, out, dpi=100, bbox_inches=None)

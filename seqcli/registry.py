@@ -10,7 +10,9 @@ the same groups, so every run takes the path a third-party plugin takes:
 Names: every plugin can be named `package:name` (`seqcli:lstm`, `seqcli-extras:lstm`). A plain
 name means seqcli's own plugin where seqcli has one, so installing a package never changes
 what an existing recipe or checkpoint means; otherwise the one package that registers it;
-two third-party packages registering one name must be told apart by the qualified name.
+two third-party packages registering one name must be told apart by the qualified name. In a
+recipe a package ships, a plain name means that package's own plugin first. A checked
+recipe records the qualified name wherever a plain one is ambiguous (`qualify`).
 
 A plugin that fails any step, even by calling sys.exit() while importing, is reported with
 its package, version and entry point; it breaks nothing that does not use it.
@@ -135,6 +137,20 @@ def info(kind: str, name: str, package: str | None = None) -> PluginInfo:
         return claims[0]
     both = ", ".join(f"'{p.qualified}' ({p.package} {p.version})" for p in claims)
     raise PluginError(f"{kind} '{name}' is registered by more than one package; name one of: {both}")
+
+
+def qualify(kind: str, name: str, prefer: str | None = None) -> str:
+    """The name a recipe records for `name`: unchanged where one package registers it; where
+    several do, the qualified name (`package:name`) of `prefer`'s own plugin (the package that
+    shipped the recipe), else of seqcli's own; else unchanged (and `info` says to choose)."""
+    claims = find(kind).get(name, []) if ":" not in name else []
+    if len(claims) < 2:
+        return name
+    if prefer is not None:
+        for claim in claims:
+            if normalize(claim.package) == normalize(prefer):
+                return claim.qualified
+    return claims[0].qualified if claims[0].package == OWN else name
 
 
 def _off_hint(package: str) -> str:

@@ -15,12 +15,12 @@ from typing import Any
 from rich.console import Console
 
 from seqcli import __version__
-from seqcli.api import API_VERSION
+from seqcli.api import API_VERSION, INPUTS
 from seqcli import runfolder
 from seqcli.errors import CheckpointError, DataError, SeqcliError
 from seqcli.runfolder import RunFolder
 from seqcli.recipe.resolve import Recipe
-from seqcli.train.checkpoint import Checkpoint
+from seqcli.train.checkpoint import Checkpoint, plugins_of
 
 # Keys a resumed run may change without --force: they do not change what is being learnt.
 SAFE_CHANGES = ("description", "sample.", "train.max_steps", "train.max_epochs", "train.patience", "train.log_every", "train.eval_every",
@@ -185,7 +185,7 @@ def _train(recipe: Recipe, run_dir: Path, console: Console, resume, packages, re
     console.print(f"model: {type(model).__name__} with {params:,} parameters; run directory {run_dir}",
                   highlight=False)
     info = {**data.info, "files_sha256": build.data_digest(recipe, packages)}  # what resume compares
-    record = Checkpoint(recipe=recipe, plugins=build.plugin_versions(recipe, packages), fields=data.fields, model={},
+    record = Checkpoint(recipe=recipe, plugins=plugins_of(recipe, packages), fields=data.fields, model={},
                         data_info=info, seqcli_version=__version__, api_version=API_VERSION)
     tracker = None
     if recipe.train.mlflow is not None and ranks.main:
@@ -243,7 +243,7 @@ def final_sample(task, model, fields: dict, recipe: Recipe, run_dir: Path, conso
 
     from seqcli import inference
 
-    if "inputs" in recipe.sample and not recipe.sample["inputs"]:
+    if INPUTS in recipe.sample and not recipe.sample[INPUTS]:
         return
     broken = [name for name, p in model.named_parameters() if not torch.isfinite(p).all()]
     if broken:
@@ -257,7 +257,7 @@ def final_sample(task, model, fields: dict, recipe: Recipe, run_dir: Path, conso
     except SeqcliError as exc:
         console.print(f"sample skipped: {exc}", highlight=False)
         return
-    inputs = values.get("inputs")
+    inputs = values.get(INPUTS)
     try:
         lines = inference.run_sample(task, model, fields, values).lines
         pairs = list(zip(inputs, lines)) if inputs is not None else None
@@ -268,7 +268,7 @@ def final_sample(task, model, fields: dict, recipe: Recipe, run_dir: Path, conso
         pairs = []
         for text in inputs:  # find the inputs the model cannot take
             try:
-                pairs.append((text, inference.run_sample(task, model, fields, {**values, "inputs": [text]}).lines[0]))
+                pairs.append((text, inference.run_sample(task, model, fields, {**values, INPUTS: [text]}).lines[0]))
             except SeqcliError as one:
                 console.print(f"sample input {text!r} skipped: {one}", highlight=False)
         if not pairs:
@@ -330,7 +330,8 @@ def _resume(run_dir: Path, recipe: Recipe | None, overrides: list[str], force: b
             loaded = inference.from_checkpoint(ckpt, recipe.train.device)  # where training sampled
             final_sample(loaded.task, loaded.model, loaded.fields, recipe, run_dir, console)
         return None
-    packages = {kind: r.package for kind, r in ckpt.plugins.items() if getattr(recipe, kind).name == r.name}
+    packages = {kind: r.package for kind, r in ckpt.plugins.items()
+                if getattr(recipe, kind).name.rpartition(":")[2] == r.name}
     from seqcli import build
 
     build.check_stored_data(recipe, packages)  # its files may have gone, or be a FIFO now: one line, no hang

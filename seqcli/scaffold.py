@@ -62,7 +62,7 @@ name = "seqcli-{name}"
 version = "0.1.0"
 description = "A seqcli {kind} plugin"
 requires-python = ">=3.10"
-dependencies = ["seqcli"]
+dependencies = ["seqcli>={seqcli_version}"]
 
 [project.entry-points."{group}"]
 {name} = "seqcli_{name}:{cls}"
@@ -103,7 +103,11 @@ def new_plugin(kind: str, name: str, folder: str = ".") -> Path:
     if root.exists():
         raise SeqcliError(f"{root} already exists; choose another name or folder (nothing was changed)")
     cls = "".join(part.capitalize() for part in name.split("_"))
-    values = {"name": name, "cls": cls, "kind": kind, "group": GROUPS[kind]}
+    from seqcli import __version__
+    from seqcli.api import API_VERSION
+
+    values = {"name": name, "cls": cls, "kind": kind, "group": GROUPS[kind], "api_version": API_VERSION,
+              "seqcli_version": ".".join(__version__.split(".")[:2])}
 
     def fill(text: str, **more) -> str:
         for key, value in {**values, **more}.items():

@@ -120,6 +120,32 @@ class Folder(File):
         return path
 
 
+class Flag:
+    """`Annotated[float, Range(0, 100), Flag("-t", greedy=0.0)]`: how a sample or evaluate
+    option may also be spelled on the command line: a short flag (`-t 0.5`), and switches
+    that set it to a value (`--greedy` is `--temperature 0`). The recipe key stays the name."""
+
+    def __init__(self, short: str | None = None, **switches):
+        if short is not None and not (len(short) == 2 and short[0] == "-" and short[1].isalpha()):
+            raise ValueError(f"Flag: a short flag is '-' and one letter, got {short!r}")
+        self.short, self.switches = short, switches
+
+
+def flags(params: dict) -> dict[str, tuple[str, object]]:
+    """The extra spellings the options in `params` declare: `-t` -> ("temperature", None),
+    `--greedy` -> ("temperature", 0.0) (None: the value follows)."""
+    found: dict = {}
+    for name, (hint, _) in params.items():
+        for arg in [hint, *typing.get_args(hint)]:
+            if typing.get_origin(arg) is Annotated:
+                for meta in typing.get_args(arg)[1:]:
+                    if isinstance(meta, Flag):
+                        if meta.short:
+                            found[meta.short] = (name, None)
+                        found.update({flag(k): (name, v) for k, v in meta.switches.items()})
+    return found
+
+
 class Output:
     """`Annotated[str | None, Output(".png")]`: a file a command writes (a sample option's
     picture). seqcli checks it before any work (the folder exists, the suffix fits, an
@@ -382,6 +408,11 @@ def _wants_path(hint) -> bool:
     if origin in (Union, types.UnionType):
         return any(_wants_path(a) for a in typing.get_args(hint))
     return False
+
+
+def flag(name: str) -> str:
+    """The command-line spelling of an option: `beam_size` -> `--beam-size`."""
+    return "--" + name.replace("_", "-")
 
 
 def check_text(value: str, where: str) -> None:

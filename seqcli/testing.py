@@ -20,7 +20,7 @@ import io
 
 import torch
 
-from seqcli.api import Cell, CellSpec
+from seqcli.api import INPUTS, Cell, CellSpec
 from seqcli.layers import Recurrent
 
 T, B, I, H = 6, 3, 5, 7
@@ -287,9 +287,9 @@ def check_task(cls: type | str, data, options: dict | None = None, model: dict |
         net.eval()
         with torch.no_grad():
             out = as_samples(task.sample(net, data.fields, **sample))
-        if "inputs" in sample and len(out.lines) != len(sample["inputs"]):
+        if INPUTS in sample and len(out.lines) != len(sample[INPUTS]):
             raise AssertionError(f"check_task({name}): sample() gave {len(out.lines)} lines for "
-                                 f"{len(sample['inputs'])} inputs")
+                                 f"{len(sample[INPUTS])} inputs")
         passed.append("sample")
     state = _roundtrip(net.state_dict())
     torch.manual_seed(1)
@@ -369,13 +369,31 @@ def _decimals(text: str) -> int:
 def cli(*args, ok: bool = True):
     """Run `seqcli ARGS...` in this process (as a plugin's own tests use it); returns Click's
     Result with `.exit_code`, `.stdout` and `.stderr`. With `ok`, a non-zero exit raises
-    AssertionError showing both streams."""
+    AssertionError showing both streams. Each call starts from the state the process had:
+    what a call changes (`--no-plugins`, `--disable-plugin`, `--threads`, `--debug`) does not
+    reach the next one."""
+    import os
+
+    import torch
     from typer.testing import CliRunner
 
+    from seqcli import registry
     from seqcli.cli import app
+    from seqcli.cli.common import state
 
-    result = CliRunner().invoke(app, [str(a) for a in args])
+    environ, threads, kept = dict(os.environ), torch.get_num_threads(), dict(state)
+    try:
+        result = CliRunner().invoke(app, [str(a) for a in args])
+    finally:
+        if dict(os.environ) != environ:
+            os.environ.clear()
+            os.environ.update(environ)
+            registry.forget()  # plugins found under the call's switches are looked up again
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+        state.clear()
+        state.update(kept)
     if ok and result.exit_code != 0:
         raise AssertionError(f"seqcli {' '.join(map(str, args))}: exit {result.exit_code}\n"
-                             f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}")
+                             f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}\n{result.exception!r}")
     return result

@@ -50,6 +50,15 @@ class Vocab:
     def __len__(self) -> int:
         return len(self.tokens)
 
+    @staticmethod
+    def build(values, level: str, min_freq: int = 1, max_vocab: int | None = None,
+              specials: tuple[str, ...] = (UNK,), vocab_size: int = 8000) -> Vocab:
+        """A vocabulary from a training split: `values` are token lists for the levels 'char',
+        'whitespace' and 'word' (kept: `min_freq` occurrences or more, the `max_vocab` most
+        frequent, `specials` first), or the texts themselves for 'bpe' and 'unigram'
+        (`vocab_size` pieces learned with the `subword` extra)."""
+        return make_vocab(values, level, min_freq, max_vocab, specials, vocab_size)
+
     @property
     def eos(self) -> int | None:
         return self.index.get(EOS)

@@ -2,10 +2,8 @@ import os
 import random
 
 import pytest
-from typer.testing import CliRunner
 
 from seqcli import registry
-from seqcli.cli import app
 
 TINY = ["model.embedding_size=16", "model.hidden_size=32", "model.num_layers=1", "train.batch_size=8",
         "train.seq_len=16", "train.max_steps=20", "train.eval_every=10", "train.log_every=5",
@@ -43,14 +41,7 @@ def _isolated(tmp_path, monkeypatch):
 
 @pytest.fixture
 def cli():
-    runner = CliRunner()
-
-    def invoke(*args, ok=True):
-        result = runner.invoke(app, [str(a) for a in args])
-        if ok and result.exit_code != 0:
-            raise AssertionError(f"exit {result.exit_code}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
-                                 f"\n{result.exception!r}")
-        return result
+    from seqcli.testing import cli as invoke
 
     return invoke
 

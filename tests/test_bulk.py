@@ -79,19 +79,39 @@ def test_bulk_mistakes_are_one_line(cli, reverser, tmp_path):
     assert "already exists; pass --force to replace it, or --continue" in result.stderr
     result = cli("sample", reverser, "--input-file", path, "-o", out, "--continue", "--force", ok=False)
     assert "choose one" in result.stderr
-    result = cli("sample", reverser, "--input-file", path, "-o", out, "--continue", "--beam-size", "2",
-                 "--n-best", "2", ok=False)
-    assert "--continue: needs one output line per input" in result.stderr
     binary = tmp_path / "bin.txt"
     binary.write_bytes(b"abc\n\xff\xfe\n")
     result = cli("sample", reverser, "--input-file", binary, ok=False)
     assert result.exit_code == 2 and f"{binary}:2: not valid UTF-8" in result.stderr
 
 
-def test_progress_in_a_pipe_is_a_plain_line(cli, reverser, tmp_path, monkeypatch):
-    from seqcli.cli import bulk
+def test_the_first_bad_input_is_named_whatever_the_task_raises(cli, reverser, tmp_path, monkeypatch):
+    path = tmp_path / "in.txt"
+    path.write_text("abc\nabcdefg#hij\nde\nfed\n#\n")  # line 2 is bad, and so is the shorter line 5
+    result = cli("sample", reverser, "--input-file", path, ok=False)
+    assert result.exit_code == 2
+    assert result.stderr == f"error: {path}:2: has tokens the model never saw in training: '#'\n"
+    from seqcli.tasks.seq2seq import Seq2Seq
 
-    monkeypatch.setattr(bulk, "PLAIN_EVERY_S", 0.0)
+    real = Seq2Seq.encode_user_input
+
+    def fails_on_fed(self, text, fields, where):  # a task's own bug, on one input
+        if text == "fed":
+            raise IndexError("list index out of range")
+        return real(self, text, fields, where)
+
+    monkeypatch.setattr(Seq2Seq, "encode_user_input", fails_on_fed)
+    path.write_text("abc\nde\nfed\nab\n")
+    result = cli("sample", reverser, "--input-file", path, ok=False)
+    assert result.exit_code == 2
+    assert result.stderr == (f"error: {path}:3: the task failed on this input: IndexError: list index out of "
+                             f"range\n")
+
+
+def test_progress_in_a_pipe_is_a_plain_line(cli, reverser, tmp_path, monkeypatch):
+    from seqcli import predict
+
+    monkeypatch.setattr(predict, "PLAIN_EVERY_S", 0.0)
     path = tmp_path / "in.txt"
     path.write_text("\n".join(words(30)) + "\n")
     result = cli("sample", reverser, "--input-file", path, "-o", tmp_path / "o.txt", "--batch-size", "8")

@@ -285,7 +285,7 @@ damage = st.one_of(
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 @given(groups=st.integers(0, 3), edits=st.lists(damage, max_size=3))
 def test_random_damage_to_a_continued_output(tmp_path, cli, reverser, groups, edits):
-    from seqcli import inference
+    from seqcli import predict
 
     COUNT["continued"] += 1
     n = COUNT["continued"]
@@ -294,7 +294,7 @@ def test_random_damage_to_a_continued_output(tmp_path, cli, reverser, groups, ed
     source.write_text("".join("".join(rng.choice("abcdef") for _ in range(rng.randint(2, 7))) + "\n"
                               for _ in range(60)))
     cli("sample", reverser, "--input-file", source, "-o", whole, "--batch-size", "2")
-    real = inference.predict_stream
+    real = predict.predict_stream
 
     def stops(*args, **kwargs):  # as a kill leaves it: `groups` groups of 16 outputs written
         for i, lines in enumerate(real(*args, **kwargs)):
@@ -302,11 +302,11 @@ def test_random_damage_to_a_continued_output(tmp_path, cli, reverser, groups, ed
                 raise KeyboardInterrupt
             yield lines
 
-    inference.predict_stream = stops
+    predict.predict_stream = stops
     try:
         assert cli("sample", reverser, "--input-file", source, "-o", out, "--batch-size", "2", ok=False).exit_code == 130
     finally:
-        inference.predict_stream = real
+        predict.predict_stream = real
     data = bytearray(out.read_bytes())
     for edit in edits:
         if edit[0] == "truncate":

@@ -84,15 +84,15 @@ def test_sampling_is_seeded_and_uses_the_prime(corpus):
     train(task, data, model, 60)
     model.eval()
     fields = data.fields
-    a = task.sample(model, fields, prime="the ", length=40, seed=3, num_samples=2)
-    b = task.sample(model, fields, prime="the ", length=40, seed=3, num_samples=2)
-    c = task.sample(model, fields, prime="the ", length=40, seed=4, num_samples=2)
+    a = task.sample(model, fields, prime="the ", length=40, seed=3, num_samples=2).lines
+    b = task.sample(model, fields, prime="the ", length=40, seed=3, num_samples=2).lines
+    c = task.sample(model, fields, prime="the ", length=40, seed=4, num_samples=2).lines
     assert a == b and a != c
     assert all(s.startswith("the ") and len(s) == 44 for s in a)
-    greedy = task.sample(model, fields, prime="the ", length=40, temperature=0.0, num_samples=2, seed=1)
+    greedy = task.sample(model, fields, prime="the ", length=40, temperature=0.0, num_samples=2, seed=1).lines
     assert greedy[0] == greedy[1]
-    assert task.sample(model, fields, prime="the ", length=40, top_k=1, seed=9) == greedy[:1]
-    assert task.sample(model, fields, prime="the ", length=40, top_p=1e-6, seed=9) == greedy[:1]
+    assert task.sample(model, fields, prime="the ", length=40, top_k=1, seed=9).lines == greedy[:1]
+    assert task.sample(model, fields, prime="the ", length=40, top_p=1e-6, seed=9).lines == greedy[:1]
 
 
 def test_sampling_carries_state_instead_of_rereading(corpus):

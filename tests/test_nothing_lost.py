@@ -174,9 +174,9 @@ def inputs(n, seed=0):
 
 def killed_midway(cli, run, source, output, monkeypatch, groups=2, extra=()):
     """A bulk prediction stopped after `groups` groups of 16 outputs, as a kill leaves it."""
-    from seqcli import inference
+    from seqcli import predict
 
-    real = inference.predict_stream
+    real = predict.predict_stream
 
     def stops(*args, **kwargs):
         for n, lines in enumerate(real(*args, **kwargs)):
@@ -184,11 +184,23 @@ def killed_midway(cli, run, source, output, monkeypatch, groups=2, extra=()):
                 raise KeyboardInterrupt
             yield lines
 
-    monkeypatch.setattr(inference, "predict_stream", stops)
+    monkeypatch.setattr(predict, "predict_stream", stops)
     result = cli("sample", run, "--input-file", source, "-o", output, "--batch-size", "2", *extra, ok=False)
-    monkeypatch.setattr(inference, "predict_stream", real)
+    monkeypatch.setattr(predict, "predict_stream", real)
     assert result.exit_code == 130
     return output.read_text()
+
+
+def test_continue_finishes_an_output_of_n_best_lists(cli, reverser, tmp_path, monkeypatch):
+    source, whole, out = tmp_path / "in.txt", tmp_path / "whole.txt", tmp_path / "out.txt"
+    source.write_text(inputs(100))
+    nbest = ("--beam-size", "3", "--n-best", "2")
+    cli("sample", reverser, "--input-file", source, "-o", whole, "--batch-size", "2", *nbest)
+    assert whole.read_text().count("\t") == 200  # two scored outputs per input
+    part = killed_midway(cli, reverser, source, out, monkeypatch, extra=nbest)
+    assert 0 < len(part) < len(whole.read_text())
+    cli("sample", reverser, "--input-file", source, "-o", out, "--batch-size", "2", *nbest, "--continue")
+    assert out.read_text() == whole.read_text()
 
 
 def test_continue_checks_the_output_belongs_to_this_input_model_and_options(cli, reverser, tmp_path, monkeypatch):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+import seqcli
 from seqcli import registry
 from seqcli.errors import PluginError
 from seqcli.train import checkpoint
@@ -55,6 +56,11 @@ def site(tmp_path, monkeypatch):
     registry.forget()
 
 
+def flat(text: str) -> str:
+    """A table's text with its wrapping undone (whitespace runs made one space)."""
+    return " ".join(text.split())
+
+
 def install(site, package, entry_points, modules, version="1.0"):
     fake_package(site, package, entry_points, {k: textwrap.dedent(v) for k, v in modules.items()}, version)
     registry.forget()
@@ -71,12 +77,15 @@ def test_two_third_party_packages_claiming_one_name_need_the_qualified_name(site
     assert str(info.value) == ("cell 'twin' is registered by more than one package; name one of: "
                                "'pkg-a:twin' (pkg-a 1.0), 'pkg-b:twin' (pkg-b 2.0)")
     assert registry.load("cell", "pkg-b:twin").__module__ == "b_mod"
-    listing = cli("plugins", "list").stdout
+    listing = flat(cli("plugins", "list").stdout)
     assert "clash: 'twin' is registered by 2 packages: name it 'pkg-b:twin'" in listing
     # the run made before pkg-b arrived still loads the package it recorded
     assert cli("sample", tmp_path / "a", "--length", "5").stdout.startswith("the ")
     cli("run", recipe, "model.cell.name=pkg-b:twin", "--run-dir", tmp_path / "b")
     assert checkpoint.load(tmp_path / "b").plugins["cell"].package == "pkg-b"
+    used = seqcli.load(tmp_path / "b").plugins  # which packages and versions a run used
+    assert (used["cell"].qualified, used["cell"].version) == ("pkg-b:twin", "2.0")
+    assert (used["task"].package, used["dataset"].name) == ("seqcli", "text")
     assert cli("sample", tmp_path / "b", "--length", "5").stdout.startswith("the ")
     cli("resume", tmp_path / "a", "train.max_steps=24")  # resuming keeps the recorded package too
 
@@ -90,15 +99,50 @@ def test_a_plugin_never_shadows_seqcli_own_names(site, cli, recipe, tmp_path):
     assert cli("sample", tmp_path / "before", "--length", "5").stdout.startswith("the ")
     cli("run", recipe, "--run-dir", tmp_path / "after")
     assert checkpoint.load(tmp_path / "after").plugins["cell"].package == "seqcli"
+    # a name two packages register is recorded qualified; the run before the second one, plain
+    assert "name: seqcli:lstm" in (tmp_path / "after" / "recipe.yaml").read_text()
+    assert "name: lstm" in (tmp_path / "before" / "recipe.yaml").read_text()
     cli("run", recipe, "model.cell.name=seqcli-extras:lstm", "--run-dir", tmp_path / "theirs")
     assert checkpoint.load(tmp_path / "theirs").plugins["cell"].package == "seqcli-extras"
     assert cli("sample", tmp_path / "theirs", "--length", "5").stdout.startswith("the ")
-    listing = cli("plugins", "list").stdout
+    listing = flat(cli("plugins", "list").stdout)
     assert "shadowed by seqcli's own 'lstm': name it 'seqcli-extras:lstm'" in listing
     assert "'lstm' means this one (also registered by: seqcli-extras:lstm)" in listing
     result = cli("plugins", "new", "cell", "lstm", "--dir", tmp_path, ok=False)
     assert result.exit_code == 2 and "'lstm' is the name of seqcli's own cell" in result.stderr
     assert not (tmp_path / "seqcli-lstm").exists()
+
+
+def test_a_packages_recipe_means_that_packages_plugins_first(site, cli, corpus, tmp_path):
+    recipe = (f"dataset: {{name: text, path: {corpus}}}\ntask: {{name: language_model}}\n"
+              "model: {cell: {name: twin}, hidden_size: 16, embedding_size: 8, num_layers: 1}\n"
+              "train: {max_steps: 4, eval_every: 4, batch_size: 4, seq_len: 8}\nsample: {length: 5}\n")
+    for package, module in (("pkg-a", "a_mod"), ("pkg-b", "b_mod")):
+        install(site, package, {"seqcli.cells": {"twin": f"{module}:Elman"},
+                                "seqcli.recipes": {package: f"{module}_recipes"}}, {module: ELMAN})
+        (site / f"{module}_recipes").mkdir()
+        (site / f"{module}_recipes" / "__init__.py").write_text("")
+        (site / f"{module}_recipes" / f"{package}-lm.yaml").write_text(recipe)
+    registry.forget()
+    for package in ("pkg-a", "pkg-b"):
+        cli("run", f"{package}-lm", "--run-dir", tmp_path / package)
+        assert checkpoint.load(tmp_path / package).plugins["cell"].package == package
+        assert f"name: {package}:twin" in (tmp_path / package / "recipe.yaml").read_text()  # recorded qualified
+    mine = tmp_path / "mine.yaml"
+    mine.write_text(recipe)  # the user's own recipe: two packages, so the name must be qualified
+    result = cli("recipes", "validate", mine, ok=False)
+    assert result.exit_code == 2 and "cell 'twin' is registered by more than one package" in result.stderr
+
+
+def test_in_process_calls_leave_no_state_behind(cli):
+    import os
+
+    import torch
+
+    threads, environ = torch.get_num_threads(), dict(os.environ)
+    assert "mingru" not in cli("--disable-plugin", "seqcli-mingru", "plugins", "list", "--no-load").stdout
+    assert "mingru" in cli("plugins", "list", "--no-load").stdout  # the switch ended with its call
+    assert dict(os.environ) == environ and torch.get_num_threads() == threads
 
 
 def test_one_package_can_be_switched_off(site, cli, recipe, tmp_path, monkeypatch):
@@ -329,18 +373,37 @@ def test_cell_options_are_checked_by_validate_with_file_and_line(site, cli, reci
 
 # 8. the stable API, and the layers beneath it -------------------------------------------------
 
-STABLE = {"seqcli.api", "seqcli.layers", "seqcli.testing", "seqcli"}
+STABLE = {"seqcli.api", "seqcli.layers", "seqcli.testing", "seqcli.load"}
 
 
 def seqcli_imports(path: Path) -> set[str]:
+    """What a file imports of seqcli, by dotted name: `from seqcli import vocab` is
+    "seqcli.vocab", `from seqcli.api import Cell` "seqcli.api" (imports inside functions too)."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     found = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "seqcli":
+        if isinstance(node, ast.ImportFrom) and node.module == "seqcli" and node.level == 0:
+            found |= {f"seqcli.{a.name}" for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "seqcli":
             found.add(node.module)
         elif isinstance(node, ast.Import):
-            found |= {a.name for a in node.names if a.name.split(".")[0] == "seqcli"}
+            found |= {a.name for a in node.names if a.name.split(".")[0] == "seqcli" and a.name != "seqcli"}
+        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "seqcli":
+            found.add(f"seqcli.{node.attr}")  # `import seqcli` then `seqcli.load(...)`
     return found
+
+
+def test_the_stable_api_check_sees_every_spelling(tmp_path):
+    path = tmp_path / "plugin.py"
+    path.write_text("from seqcli import vocab as V, load\nimport seqcli.recipe\ndef f():\n    from seqcli.data import batching\n"
+                    "import seqcli\nseqcli.load('run')\nseqcli.runs.train\n")
+    assert seqcli_imports(path) - STABLE == {"seqcli.vocab", "seqcli.recipe", "seqcli.data", "seqcli.runs"}
+
+
+def test_the_built_in_tasks_use_only_the_stable_api():
+    for path in (ROOT / "seqcli" / "tasks").glob("*.py"):
+        outside = {m for m in seqcli_imports(path) - STABLE if not m.startswith("seqcli.tasks")}
+        assert not outside, f"{path.name} imports {sorted(outside)}: a plugin task could not do the same"
 
 
 def test_example_plugins_and_scaffolds_import_only_the_stable_api(cli, tmp_path):
@@ -371,7 +434,7 @@ def test_the_api_sits_beneath_everything_that_implements_it():
 def test_api_version_and_typed_marker():
     from seqcli import api
 
-    assert api.API_VERSION == "1.2" and (ROOT / "seqcli" / "py.typed").exists()
+    assert api.API_VERSION == "1.3" and (ROOT / "seqcli" / "py.typed").exists()
     for name in api.__all__:
         assert hasattr(api, name), name
     assert api.INPUT == "input" and api.TARGET == "target" and api.TAGS == "tags"
@@ -390,9 +453,9 @@ def test_sys_exit_while_importing_is_isolated(site, cli):
 def test_plugin_written_for_another_api_version_is_failed(site):
     install(site, "seqcli-future", {"seqcli.cells": {"future": "future_mod:Elman", "newer": "newer_mod:Elman"}},
             {"future_mod": ELMAN + "\nElman.api_version = 2\n", "newer_mod": ELMAN + "\nElman.api_version = '1.7'\n"})
-    with pytest.raises(PluginError, match=r"written for seqcli plugin API 2.x; this seqcli provides 1.2"):
+    with pytest.raises(PluginError, match=r"written for seqcli plugin API 2.x; this seqcli provides 1.3"):
         registry.load("cell", "future")
-    with pytest.raises(PluginError, match=r"needs seqcli plugin API 1.7; this seqcli provides 1.2 \(upgrade seqcli\)"):
+    with pytest.raises(PluginError, match=r"needs seqcli plugin API 1.7; this seqcli provides 1.3 \(upgrade seqcli\)"):
         registry.load("cell", "newer")
 
 
@@ -401,6 +464,8 @@ def test_plugins_list_json_full_reasons_and_check_exit_codes(site, cli):
     install(site, "seqcli-loud", {"seqcli.cells": {"loud": "loud_mod:Cell"}},
             {"loud_mod": f"raise RuntimeError({reason.strip()!r})\n"})
     listing = cli("plugins", "list").stdout  # CliRunner's output is a pipe, not a terminal
+    assert all(len(line) <= 100 and line == line.rstrip() for line in listing.splitlines())  # wrapped, not cut
+    listing = flat(listing)
     assert f"failed: RuntimeError: {reason.strip()}" in listing
     rows = json.loads(cli("plugins", "list", "--json").stdout)
     loud = [r for r in rows if r["name"] == "loud"][0]
@@ -412,17 +477,21 @@ def test_plugins_list_json_full_reasons_and_check_exit_codes(site, cli):
     assert ok.exit_code == 0 and " ok, 0 failed" in ok.stdout
 
 
-def test_packages_ship_recipes(site, cli, tmp_path, corpus):
+def test_packages_ship_recipes(site, cli, tmp_path, corpus, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "100")  # the width a table in a pipe keeps to
     install(site, "seqcli-cookbook", {"seqcli.recipes": {"cookbook": "cookbook_recipes"}}, {})
     folder = site / "cookbook_recipes"
-    folder.mkdir()
+    (folder / "data").mkdir(parents=True)
     (folder / "__init__.py").write_text("")
+    shutil.copy(corpus, folder / "data" / "tiny.txt")  # beside the recipe, named relative to it
     (folder / "tiny-lm.yaml").write_text(
-        f"description: a tiny language model from a package\ndataset: {{name: text, path: {corpus}}}\n"
+        "description: a tiny language model from a package\ndataset: {name: text, path: data/tiny.txt}\n"
         "task: {name: language_model}\nmodel: {cell: {name: gru}, hidden_size: 16, embedding_size: 8, num_layers: 1}\n"
         "train: {max_steps: 4, eval_every: 4, batch_size: 4, seq_len: 8}\nsample: {length: 5}\n")
     (folder / "char-lm.yaml").write_text("description: clashes with seqcli's own\n")
     listing = cli("recipes", "list").stdout
+    assert all(len(line) <= 100 and line == line.rstrip() for line in listing.splitlines())  # wrapped, unpadded
+    listing = flat(listing)
     assert "tiny-lm" in listing and "seqcli-cookbook" in listing and "a tiny language model from a package" in listing
     assert "seqcli-cookbook:char-lm" in listing  # seqcli's own char-lm keeps its name
     assert "pip install 'seqcli[digits]'" in listing  # descriptions are text, not markup
@@ -431,8 +500,17 @@ def test_packages_ship_recipes(site, cli, tmp_path, corpus):
     assert "clashes" in cli("recipes", "show", "seqcli-cookbook:char-lm").stdout
     cli("run", "seqcli-cookbook:tiny-lm", "--run-dir", tmp_path / "run")
     assert (tmp_path / "run" / "checkpoints" / "best.pt").is_file()
-    cli("recipes", "copy", "tiny-lm", tmp_path / "mine.yaml")
-    assert "ok: " in cli("recipes", "validate", tmp_path / "mine.yaml").stdout
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    copied = cli("recipes", "copy", "tiny-lm", mine / "lm.yaml").stdout  # with the file it names
+    assert copied == f"wrote {mine / 'lm.yaml'}\nwrote {mine / 'data' / 'tiny.txt'}\n"
+    assert (mine / "data" / "tiny.txt").read_text() == corpus.read_text()
+    shown = cli("recipes", "validate", mine / "lm.yaml", "--show").stdout
+    assert f"path: {mine / 'data' / 'tiny.txt'}" in shown  # the copy reads its own copy of the data
+    (mine / "data" / "tiny.txt").write_text("mine now\n")
+    refused = cli("recipes", "copy", "tiny-lm", mine / "other.yaml", ok=False)  # nothing written, nothing lost
+    assert refused.exit_code == 2 and "tiny.txt already exists; pass --force" in refused.stderr
+    assert not (mine / "other.yaml").exists() and (mine / "data" / "tiny.txt").read_text() == "mine now\n"
     rows = json.loads(cli("plugins", "list", "--json").stdout)
     assert any(r["kind"] == "recipes" and r["package"] == "seqcli-cookbook" and r["status"] == "ok (2 recipes)"
                for r in rows)

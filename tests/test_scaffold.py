@@ -13,6 +13,12 @@ def test_new_plugin_skeletons_pass_their_own_tests(cli, tmp_path, kind):
     root = tmp_path / f"seqcli-my_{kind}"
     assert f"wrote {root}" in out
     assert f'my_{kind} = "seqcli_my_{kind}:My{kind.capitalize()}"' in (root / "pyproject.toml").read_text()
+    from seqcli import __version__
+    from seqcli.api import API_VERSION
+
+    code = (root / "src" / f"seqcli_my_{kind}" / "__init__.py").read_text()
+    assert f'api_version = "{API_VERSION}"' in code  # the API it is written against: this one
+    assert f'"seqcli>={".".join(__version__.split(".")[:2])}"' in (root / "pyproject.toml").read_text()
     env = {**os.environ, "PYTHONPATH": str(root / "src")}
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(root / "tests")],
                             capture_output=True, text=True, env=env, cwd=root, timeout=300)

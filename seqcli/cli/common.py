@@ -22,6 +22,26 @@ def console() -> Console:
     return Console(highlight=False, soft_wrap=True)
 
 
+#: the width of a table printed into a pipe or a file, where no terminal says (COLUMNS does)
+PIPE_WIDTH = 100
+
+
+def print_table(table) -> None:
+    """A rich table on stdout: as wide as the terminal; in a pipe as wide as COLUMNS (or
+    PIPE_WIDTH), its long cells wrapped onto more lines, no line padded with spaces."""
+    import shutil
+    import sys
+
+    if sys.stdout.isatty():
+        console().print(table)
+        return
+    width = shutil.get_terminal_size((PIPE_WIDTH, 24)).columns
+    out = Console(highlight=False, width=width, file=sys.stdout, force_terminal=False, color_system=None)
+    with out.capture() as captured:
+        out.print(table)
+    sys.stdout.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))
+
+
 def fail(message: str, code: int = 2, label: str = "error"):
     for line in message.splitlines() or [""]:
         typer.echo(f"{label}: {line}", err=True)

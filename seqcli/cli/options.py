@@ -12,15 +12,7 @@ import types
 import typing
 
 from seqcli.errors import SeqcliError
-from seqcli.schema import check_text
-
-#: short spellings, used where the run's task takes the option
-SHORT = {"-p": "prime", "-n": "length", "-s": "num_samples", "-t": "temperature", "-b": "beam_size"}
-
-
-def flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
+from seqcli.schema import check_text, flag, flags
 
 def _takes(hint, kind) -> bool:
     if hint is kind:
@@ -40,20 +32,21 @@ def parse(args: list[str], params: dict, task: str) -> dict:
     from seqcli.recipe.load import parse_yaml
 
     out: dict = {}
+    spelled = flags(params)  # the short flags and switches the task declares (`Flag`)
     i = 0
     while i < len(args):
         token = args[i]
         i += 1
-        if token in SHORT and SHORT[token] in params:
-            name, eq, raw = SHORT[token], "", None
+        if token in spelled and spelled[token][1] is not None:  # a switch: --greedy
+            out[spelled[token][0]] = spelled[token][1]
+            continue
+        if token in spelled:  # a short flag: -t 0.5
+            name, eq, raw = spelled[token][0], "", None
         elif token.startswith("--") and len(token) > 2:
             name, eq, raw = token[2:].partition("=")
             name = name.replace("-", "_")
         else:
             raise SeqcliError(f"unexpected argument {token!r} (options of the {task} task come as --name value)")
-        if name == "greedy" and "temperature" in params and not eq:
-            out["temperature"] = 0.0
-            continue
         if name.startswith("no_") and name[3:] in params and _takes(params[name[3:]][0], bool) and not eq:
             out[name[3:]] = False
             continue
@@ -85,11 +78,13 @@ def describe(params: dict, skip=()) -> list[tuple[str, str, str]]:
     from seqcli.schema import type_name
 
     rows = []
+    extra = flags(params)
     for name, (hint, default) in params.items():
         if name in skip:
             continue
         shown = "required" if default is inspect.Parameter.empty else repr(default)
-        spelled = flag(name) + "".join(f", {s}" for s, n in SHORT.items() if n == name)
+        spelled = flag(name) + "".join(f", {s}" if v is None else f", {s} (= {v!r})"
+                                       for s, (n, v) in extra.items() if n == name)
         if _takes(hint, bool):
             spelled += f" / --no-{name.replace('_', '-')}"
         rows.append((spelled, type_name(hint), shown))

@@ -4,7 +4,7 @@ from typing import List, Optional
 
 import typer
 
-from seqcli.cli.common import console, guard
+from seqcli.cli.common import guard, print_table
 from seqcli.errors import SeqcliError
 
 app = typer.Typer(help="Cells, tasks and datasets installed as plugins.", no_args_is_help=True)
@@ -59,20 +59,10 @@ def list_(
             table.add_column(column, overflow="fold")
         for row in rows:
             table.add_row(*(Text(row[c]) for c in ("kind", "name", "package", "version", "status")))
-        from rich.console import Console
-
-        # in a pipe or a log nothing is cut or wrapped: a failure's reason is read whole
-        out = console() if _terminal() else Console(highlight=False, width=100_000)
-        out.print(table)
+        print_table(table)  # in a pipe: wrapped at COLUMNS, nothing cut (--json for machines)
     failed = sum(r["status"].startswith("failed") for r in rows)
     if failed:
         typer.echo(f"{failed} plugin(s) cannot be used; the others work normally", err=True)
-
-
-def _terminal() -> bool:
-    import sys
-
-    return sys.stdout.isatty()
 
 
 @app.command("check")

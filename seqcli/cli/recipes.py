@@ -1,12 +1,10 @@
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import List, Optional
 
 import typer
 
-from seqcli.cli.common import console, guard
+from seqcli.cli.common import guard, print_table
 
 app = typer.Typer(help="List, show, copy and validate recipes.", no_args_is_help=True)
 
@@ -22,9 +20,9 @@ def list_():
     from seqcli.recipe.load import available, parse_yaml
 
     table = Table(show_edge=False, box=None, pad_edge=False)
-    table.add_column("recipe", style="bold")
-    table.add_column("package")
-    table.add_column("description")
+    table.add_column("recipe", style="bold", no_wrap=True)
+    table.add_column("package", no_wrap=True)
+    table.add_column("description", overflow="fold")
     recipes = available()
     for name, (path, package) in recipes.items():
         if ":" in name and recipes.get(name.partition(":")[2]) == (path, package):
@@ -35,9 +33,7 @@ def list_():
         except (RecipeError, OSError, UnicodeDecodeError):
             description = "(unreadable)"
         table.add_row(Text(name), Text(package), Text(str(description)))  # no markup: '[digits]' is text
-    from rich.console import Console
-
-    (console() if sys.stdout.isatty() else Console(highlight=False, width=100_000)).print(table)
+    print_table(table)
 
 
 @app.command("show")
@@ -56,17 +52,12 @@ def copy(
     dest: str = typer.Argument(..., help="The new recipe file."),
     force: bool = typer.Option(False, "--force", help="Replace DEST if it exists."),
 ):
-    """Start your own recipe from a bundled one (or one a plugin package ships)."""
-    from seqcli.files import check_output, write_atomic
-    from seqcli.recipe.load import locate
+    """Start your own recipe from a bundled one (or one a plugin package ships); the files it
+    names relative to itself (a dataset's path) are copied beside it."""
+    from seqcli.recipe.resolve import copy_recipe
 
-    target = Path(dest)
-    if target.is_dir():
-        target = target / f"{Path(locate(name)).stem}.yaml"
-    source = locate(name)
-    real = check_output(target, "copy:", replace=force, inputs=(source,))
-    write_atomic(real, source.read_bytes())
-    typer.echo(f"wrote {target}")
+    for path in copy_recipe(name, dest, force):
+        typer.echo(f"wrote {path}")
 
 
 @app.command("validate")

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from pathlib import Path
 from typing import List, Optional
 
 import typer
@@ -32,74 +31,21 @@ def sample(
     (`seqcli sample RUN --help` lists those of RUN's task, with types and defaults); options
     not given take the values of the recipe's `sample:` section.
     """
-    import os
-
-    from seqcli import inference
+    from seqcli import inference, predict
+    from seqcli.api import INPUTS
     from seqcli.cli import options as task_options
-    from seqcli.errors import ConfigError, SeqcliError
-    from seqcli.schema import check_text
 
     ckpt, task_cls = open_run(ctx, checkpoint, which, show_help, "sample")
     params = inference.sample_parameters(task_cls)
-    task_name = ckpt.recipe.task.name
     if show_help:
         typer.echo(ctx.get_help())
-        print_task_options(f"Options of the {task_name} task (from {ckpt.path})", task_cls.sample, params, ckpt.recipe.sample,
-                           skip=("inputs",))
+        print_task_options(f"Options of the {ckpt.recipe.task.name} task (from {ckpt.path})", task_cls.sample, params,
+                           ckpt.recipe.sample, skip=(INPUTS,))
         raise typer.Exit()
-    given = task_options.parse(list(ctx.args), {k: v for k, v in params.items() if k != "inputs"}, task_name)
-    if inputs is not None or input_file is not None:
-        if "inputs" not in params:
-            raise SeqcliError(f"--input/--input-file: the {task_name} task does not take this option (it takes no inputs)")
-        given["inputs"] = list(inputs or [])
-        for text in given["inputs"]:
-            check_text(text, "--input")
-    if input_file is not None:
-        from seqcli.cli.inputs import check_input_file
-
-        check_input_file(input_file)
-    if resume and (output is None or input_file is None):
-        raise SeqcliError("--continue: needs --input-file and --output (it appends to the output)")
-    if resume and input_file == "-":
-        raise SeqcliError("--continue: needs a named --input-file (what stdin held cannot be checked against the "
-                          "output)")
-    if resume and force:
-        raise SeqcliError("--continue and --force: choose one (append to the output, or replace it)")
-    source = (input_file,) if input_file not in (None, "-") else ()
-    if output is not None:
-        from seqcli.files import check_output
-
-        written = check_output(output, "--output", replace=True, inputs=source)  # never an input, folder or device
-        if Path(output).exists() and not (force or resume):
-            raise SeqcliError(f"--output: {output} already exists; pass --force to replace it, or --continue to "
-                              f"append the outputs it lacks")
-    try:  # every option and picture is checked before the model is built
-        values = inference.sample_options(inference.task_of(ckpt), ckpt.recipe, given, base=os.getcwd())
-    except ConfigError as exc:
-        raise SeqcliError(f"{task_options.flag(exc.key) if exc.key != 'inputs' else '--input'}: {exc.message}") from None
-    pictures = inference.check_figures(values, params, force, inputs=source + ((output,) if output else ()))
-    if resume and values.get("n_best", 1) > 1:
-        raise SeqcliError("--continue: needs one output line per input (n_best 1)")
-    from seqcli.train.threads import use_threads
-
-    use_threads(threads)
-    loaded = inference.from_checkpoint(ckpt, device)
-    if input_file is not None and not pictures:  # streamed: in batches, written as they are done
-        from seqcli.cli.bulk import predict_file
-
-        predict_file(loaded, values, list(inputs or []), input_file, output, written if output else None, resume,
-                     batch_size)
-        return
-    if input_file is not None:
-        from seqcli.cli.inputs import read_inputs
-
-        values["inputs"] = list(inputs or []) + [text for _, text in read_inputs(input_file)]
-    results = inference.run_sample(loaded.task, loaded.model, loaded.fields, values)
-    inference.write_figures(results, pictures)
-    text = "\n".join(results.lines) if "inputs" in params else "\n\n".join(results.lines)
-    if output is not None:
-        inference.write_text(written, text + "\n")
-    else:
+    given = task_options.parse(list(ctx.args), {k: v for k, v in params.items() if k != INPUTS}, ckpt.recipe.task.name)
+    request = predict.Request(given, inputs, input_file, output, force, resume, batch_size)
+    text = predict.run(ckpt, request, device, threads)
+    if text is not None:
         typer.echo(text)
 
 

@@ -33,6 +33,7 @@ import shutil
 import warnings
 from pathlib import Path
 
+from seqcli.api import INPUTS
 from seqcli.errors import CheckpointError, SeqcliError
 
 FORMATS = ("onnx", "pt2")
@@ -276,4 +277,4 @@ def sample_defaults(ckpt) -> dict:
     from seqcli import inference
 
     pictures = inference.outputs(inference.sample_parameters(inference.task_class(ckpt)))
-    return {k: v for k, v in ckpt.recipe.sample.items() if k not in pictures and k != "inputs"}
+    return {k: v for k, v in ckpt.recipe.sample.items() if k not in pictures and k != INPUTS}

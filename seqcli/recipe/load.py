@@ -12,8 +12,9 @@ from seqcli.errors import RecipeError
 class Origins:
     """Where each dotted key came from: 'recipe.yaml:7' or "override 'train.max_steps=5'"."""
 
-    def __init__(self, source: str):
+    def __init__(self, source: str, package: str | None = None):
         self.source = source
+        self.package = package  # the plugin package that ships this recipe, if one does
         self.places: dict[str, str] = {}
 
     def base(self, path: str) -> str:
@@ -64,6 +65,18 @@ def available() -> dict[str, tuple[Path, str]]:
         if name not in out and len(claims) == 1:
             out[name] = claims[0]
     return out
+
+
+def package_of(path: Path) -> str | None:
+    """The plugin package whose recipe folder holds `path`, or None (seqcli's own recipes,
+    and the user's files)."""
+    from seqcli import registry
+
+    here = Path(path).resolve()
+    for package, _version, folder in registry.recipe_folders():
+        if here.parent == Path(str(folder)).resolve():
+            return package
+    return None
 
 
 def locate(name_or_path: str) -> Path:
@@ -165,7 +178,7 @@ def read(path: Path) -> tuple[dict, Origins]:
         raise RecipeError([f"{name}: not a UTF-8 text file ({exc.reason} at byte {exc.start})"]) from None
     except OSError as exc:
         raise RecipeError([f"{name}: cannot read ({exc.strerror})"]) from None
-    origins = Origins(name)
+    origins = Origins(name, package_of(path))
     node, data = parse_yaml(text, name)
     if data is None:
         raise RecipeError([f"{name}: the recipe is empty"])

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import yaml
 
 from seqcli import registry
-from seqcli.config import TrainConfig
+from seqcli.config import DEFAULT_OPTIMIZER, TrainConfig
 from seqcli.errors import ConfigError, PluginError, RecipeError, SeqcliError, did_you_mean
 from seqcli.recipe.load import Origins, apply_overrides, locate, read
 from seqcli.schema import check_args, construct
@@ -85,6 +85,65 @@ def load_recipe(name_or_path: str, overrides: list[str] = ()) -> Recipe:
     return resolve(data, origins)
 
 
+def referenced_paths(path) -> list[str]:
+    """The paths a recipe file names relative to its own folder, as written: the values of
+    its File and Folder keys (a dataset's `path`, ...), found by checking the recipe."""
+    import os
+
+    data, origins = read(path)
+    resolved = resolve(copy.deepcopy(data), origins).to_data()
+    folder, found = os.path.dirname(os.path.abspath(path)), []
+
+    def walk(raw, done) -> None:
+        if isinstance(raw, dict) and isinstance(done, dict):
+            for key, value in raw.items():
+                walk(value, done.get(key))
+        elif isinstance(raw, str) and isinstance(done, str) and not os.path.isabs(raw) and raw != done \
+                and done == os.path.abspath(os.path.join(folder, raw)):
+            found.append(raw)
+
+    walk(data, resolved)
+    return found
+
+
+def copy_recipe(name: str, dest, force: bool = False) -> list:
+    """Copy a recipe (a file, or a bundled or plugin recipe's name) to `dest` (a file, or a
+    folder to put it in), with the files it names relative to itself, placed the same way
+    beside the copy so it runs from there. Every target is checked before anything is
+    written: an existing one is replaced only with `force`. The paths written, recipe first."""
+    import shutil
+    from pathlib import Path
+
+    from seqcli.files import check_output, write_atomic
+
+    source = locate(name)
+    target = Path(dest)
+    if target.is_dir():
+        target = target / f"{source.stem}.yaml"
+    plan = [(source, check_output(target, "copy:", replace=force, inputs=(source,)))]
+    for relative in referenced_paths(source):
+        origin, destination = source.parent / relative, target.parent / relative
+        if not Path(relative).parts or ".." in Path(relative).parts:
+            raise SeqcliError(f"copy: {source} names {relative!r}, outside its own folder: copy the recipe as a "
+                              f"file and give the path yourself")
+        if origin.is_dir():
+            if destination.exists() or destination.is_symlink():
+                raise SeqcliError(f"copy: {destination} already exists (the folder {relative} the recipe names); "
+                                  f"move it away first")
+        elif destination.parent.is_dir():
+            destination = check_output(destination, "copy:", replace=force, inputs=(origin,))
+        plan.append((origin, destination))
+    written = []
+    for origin, destination in plan:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        if origin.is_dir():
+            shutil.copytree(origin, destination)
+        else:
+            write_atomic(destination, origin.read_bytes())
+        written.append(destination)
+    return written
+
+
 def resolve(data: dict, origins: Origins) -> Recipe:
     problems: list[str] = []
 
@@ -135,7 +194,7 @@ def resolve(data: dict, origins: Origins) -> Recipe:
     if not errors and values.get("max_steps") is None and values.get("max_epochs") is None:
         report("train.max_steps", "give train.max_steps or train.max_epochs (the run needs a budget)")
     if "optimizer" in values:
-        values["optimizer"] = _named(values["optimizer"], OPTIMIZERS, "train.optimizer", report, default="adam",
+        values["optimizer"] = _named(values["optimizer"], OPTIMIZERS, "train.optimizer", report, default=DEFAULT_OPTIMIZER["name"],
                                      takes=("params",))
     if values.get("scheduler") is not None:
         values["scheduler"] = _named(values["scheduler"], SCHEDULERS, "train.scheduler", report,
@@ -185,6 +244,7 @@ def _plugin(section_holder: dict, key: str, kind: str, report, origins: Origins,
                f"missing the {kind} 'name'; installed {kind}s: {', '.join(registry.names(kind))}")
         return None
     try:
+        name = registry.qualify(kind, name, origins.package)  # recorded so it means one plugin, here and later
         cls = registry.load(kind, name)
     except PluginError as exc:
         report(f"{path}.name", str(exc))

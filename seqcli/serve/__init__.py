@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from seqcli.api import INPUTS
 from seqcli.errors import ConfigError, DataError, SeqcliError
 
 STATIC = Path(__file__).with_name("static")
@@ -72,8 +73,8 @@ class Service:
         self.task, self.recipe = loaded.task, loaded.recipe
         self.params = inference.sample_parameters(type(self.task))
         self.pictures = list(inference.outputs(self.params))
-        self.takes_inputs = "inputs" in self.params
-        self.varying = "inputs" if self.takes_inputs else "prime" if "prime" in self.params else None
+        self.takes_inputs = INPUTS in self.params
+        self.varying = INPUTS if self.takes_inputs else self.task.batched_option  # what requests decoded together differ in
         self.streams = hasattr(self.task, "stream")
         self.metrics = Metrics()
         self.batcher = Batcher(self.decode, self.stream, self.metrics, settings.max_batch,
@@ -97,16 +98,16 @@ class Service:
                 raise Refused(422, f"{key}: a file the server would write; ask for its numbers with "
                                    f"\"pictures\": [\"{key}\"]", key)
         if self.takes_inputs:
-            inputs = given.get("inputs")
+            inputs = given.get(INPUTS)
             if not isinstance(inputs, list) or not inputs or not all(isinstance(t, str) for t in inputs):
-                raise Refused(422, "inputs: must be a non-empty list of strings", "inputs")
+                raise Refused(422, "inputs: must be a non-empty list of strings", INPUTS)
             if len(inputs) > self.settings.max_inputs:
                 raise Refused(422, f"inputs: {len(inputs)} inputs; one request takes at most "
-                                   f"{self.settings.max_inputs}", "inputs")
+                                   f"{self.settings.max_inputs}", INPUTS)
         for key, value in given.items():
-            texts = value if key == "inputs" else [value] if isinstance(value, str) else []
+            texts = value if key == INPUTS else [value] if isinstance(value, str) else []
             for i, text in enumerate(texts):
-                where = f"inputs.{i}" if key == "inputs" else key
+                where = f"{INPUTS}.{i}" if key == INPUTS else key
                 if len(text) > self.settings.max_chars:
                     raise Refused(422, f"{where}: {len(text):,} characters; at most {self.settings.max_chars:,}", key)
                 try:
@@ -134,7 +135,7 @@ class Service:
     async def answer(self, values: dict, pictures: list[str]) -> dict:
         from seqcli.serve.batcher import Full, group_key
 
-        size = len(values.get("inputs") or [1])
+        size = len(values.get(INPUTS) or [1])
         try:
             job = self.batcher.submit(values, group_key(values, self.varying), size)
         except Full:
@@ -198,7 +199,7 @@ class Service:
             "task": self.recipe.task.name, "description": self.recipe.description,
             "doc": inspect.getdoc(self.task.sample) or "",
             "takes_inputs": self.takes_inputs, "streams": self.streams,
-            "inputs": _form(self.loaded.fields, self.takes_inputs), "options": options,
+            INPUTS: _form(self.loaded.fields, self.takes_inputs), "options": options,
             "pictures": self.pictures, "limits": {k: getattr(self.settings, k) for k in
                                                   ("max_batch", "max_inputs", "max_chars", "max_tokens", "max_body")},
             "checkpoint": {"path": ckpt.path, "step": ckpt.step, "epoch": ckpt.epoch,

@@ -8,6 +8,7 @@ import types
 import typing
 from typing import Annotated, Literal, Union
 
+from seqcli.api import INPUTS
 from seqcli.schema import Output, Range
 
 
@@ -66,5 +67,5 @@ def request_schema(params: dict, recipe_values: dict, pictures: list[str], strea
     if stream:
         properties["stream"] = {"type": "boolean", "default": False,
                                 "description": "send each token as a server-sent event as it is drawn"}
-    required = ["inputs"] if "inputs" in params else []
+    required = [INPUTS] if INPUTS in params else []
     return {"type": "object", "properties": properties, "required": required, "additionalProperties": False}

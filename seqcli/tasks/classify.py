@@ -13,13 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqcli.api import CellSpec, Data, Exported, Graph, Range, device_of
-from seqcli.data import batching
-from seqcli.vocab import Labels, Numeric, Vocab
-from seqcli.metrics import macro_f1
-from seqcli.layers import sequence_inputs, traceable
-from seqcli.nn.encoder import Encoder
-from seqcli.tasks.base import ExampleTask, require, stack_inputs, user_batch
+from seqcli.api import INPUT, LABEL, CellSpec, Data, Exported, Graph, Labels, Numeric, Range, Vocab, device_of
+from seqcli.layers import (Encoder, ExampleTask, macro_f1, mask, require, sequence_inputs, stack_inputs, traceable,
+                           user_batch)
 
 Size = Annotated[int, Range(1, 65536)]
 Dropout = Annotated[float, Range(0, 1, hi_open=True)]
@@ -43,7 +39,7 @@ class Classifier(nn.Module):
         if self.pooling == "last":
             pooled = self.encoder.summary(state)
         else:
-            inside = batching.mask(lengths, out.shape[0]).unsqueeze(-1)  # (T, B, 1)
+            inside = mask(lengths, out.shape[0]).unsqueeze(-1)  # (T, B, 1)
             if self.pooling == "mean":
                 pooled = (out * inside).sum(0) / lengths[:, None].to(out.dtype)
             else:
@@ -71,32 +67,32 @@ class Classify(ExampleTask):
                     pooling: Literal["last", "mean", "attention"] = "last", weight_drop: Dropout = 0.0) -> Classifier:
         """`weight_drop`: DropConnect on the recurrent weights (AWD-LSTM's; fused cells)."""
         require(data.fields, "classify", input=(Vocab, Numeric), label=Labels)
-        return Classifier(data.fields["input"], len(data.fields["label"]), cell, embedding_size, hidden_size,
+        return Classifier(data.fields[INPUT], len(data.fields[LABEL]), cell, embedding_size, hidden_size,
                           num_layers, dropout, bidirectional, pooling, weight_drop)
 
     def collate(self, examples, device):
-        x, lengths = stack_inputs([e["input"] for e in examples], device)
-        return {"x": x, "lengths": lengths, "y": torch.stack([e["label"] for e in examples]).to(device)}
+        x, lengths = stack_inputs([e[INPUT] for e in examples], device)
+        return {"x": x, "lengths": lengths, "y": torch.stack([e[LABEL] for e in examples]).to(device)}
 
     def loss(self, model, batch):
         logits = model(batch["x"], batch["lengths"])
         return F.cross_entropy(logits, batch["y"]), len(batch["y"]), logits
 
     def metrics(self, model, parts, fields):
-        return label_metrics(parts, len(fields["label"]))
+        return label_metrics(parts, len(fields[LABEL]))
 
     def sample(self, model, fields: dict, inputs: list[str] = (), n_best: Annotated[int, Range(1, 1000)] = 1) -> list[str]:
         """For each input, the `n_best` most likely labels with their probabilities, tab-separated."""
-        batch_x, lengths = user_batch(inputs, fields["input"], device_of(model), "inputs to classify")
+        batch_x, lengths = user_batch(inputs, fields[INPUT], device_of(model), "inputs to classify")
         with torch.no_grad():
             probs = model(batch_x, lengths).softmax(-1)
         top = probs.topk(min(n_best, probs.shape[-1]), dim=-1)
-        names = fields["label"].names
+        names = fields[LABEL].names
         return ["\t".join(f"{names[i]}\t{p:.4f}" for p, i in zip(ps, ids))
                 for ps, ids in zip(top.values.tolist(), top.indices.tolist())]
 
     def export(self, model, fields: dict) -> Exported:
         """"model": (x, lengths) -> logits (B, labels)."""
-        inputs, dynamic = sequence_inputs(fields["input"])
+        inputs, dynamic = sequence_inputs(fields[INPUT])
         return Exported("labels", [Graph("model", traceable(model), inputs, ["logits"], dynamic)],
-                        {"input": "input", "labels": "label"})
+                        {"input": INPUT, "labels": LABEL})

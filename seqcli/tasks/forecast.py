@@ -14,11 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqcli.api import CellSpec, Data, Exported, Graph, Range, device_of
-from seqcli.vocab import Numeric
-from seqcli.layers import sequence_inputs, traceable
-from seqcli.nn.encoder import Encoder, Scale
-from seqcli.tasks.base import ExampleTask, require, stack_inputs, user_batch
+from seqcli.api import INPUT, TARGET, CellSpec, Data, Exported, Graph, Numeric, Range, device_of
+from seqcli.layers import Encoder, ExampleTask, Scale, require, sequence_inputs, stack_inputs, traceable, user_batch
 from seqcli.tasks.classify import Dropout, Size
 
 
@@ -48,19 +45,19 @@ class Forecast(ExampleTask):
                     num_layers: Annotated[int, Range(1, 64)] = 1, dropout: Dropout = 0.0,
                     bidirectional: bool = False) -> Forecaster:
         require(data.fields, "forecast", input=Numeric, target=Numeric)
-        return Forecaster(data.fields["input"], data.fields["target"], cell, hidden_size, num_layers, dropout,
+        return Forecaster(data.fields[INPUT], data.fields[TARGET], cell, hidden_size, num_layers, dropout,
                           bidirectional)
 
     def collate(self, examples, device):
-        x, lengths = stack_inputs([e["input"] for e in examples], device)
-        return {"x": x, "lengths": lengths, "y": torch.stack([e["target"] for e in examples]).to(device)}
+        x, lengths = stack_inputs([e[INPUT] for e in examples], device)
+        return {"x": x, "lengths": lengths, "y": torch.stack([e[TARGET] for e in examples]).to(device)}
 
     def loss(self, model, batch):
         pred = model(batch["x"], batch["lengths"])
         return F.mse_loss(pred, model.target_scale(batch["y"])), batch["y"].numel(), pred
 
     def metrics(self, model, parts, fields):
-        target: Numeric = fields["target"]
+        target: Numeric = fields[TARGET]
         abs_err = sq_err = base_abs = base_sq = count = 0.0
         for batch, pred in parts:
             y = batch["y"]  # (B, horizon, dim)
@@ -80,16 +77,16 @@ class Forecast(ExampleTask):
 
     def sample(self, model, fields: dict, inputs: list[str] = ()) -> list[str]:
         """For each input window ('a b; c d; ...', one row per step), the forecast rows."""
-        batch_x, lengths = user_batch(inputs, fields["input"], device_of(model), "input windows ('a b; c d; ...')")
+        batch_x, lengths = user_batch(inputs, fields[INPUT], device_of(model), "input windows ('a b; c d; ...')")
         with torch.no_grad():
             values = model.target_scale.inverse(model(batch_x, lengths)).tolist()
         return ["; ".join(" ".join(f"{v:.6g}" for v in row) for row in rows) for rows in values]
 
     def export(self, model, fields: dict) -> Exported:
         """"model": (x, lengths) -> the forecast (B, horizon, dim) in the data's units."""
-        inputs, dynamic = sequence_inputs(fields["input"])
+        inputs, dynamic = sequence_inputs(fields[INPUT])
         return Exported("values", [Graph("model", InDataUnits(traceable(model)), inputs, ["values"], dynamic)],
-                        {"input": "input", "target": "target"})
+                        {"input": INPUT, "target": TARGET})
 
 
 class InDataUnits(nn.Module):

@@ -16,12 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqcli.api import CellSpec, Data, DataError, Exported, Figure, Graph, Output, Range, Samples, device_of
-from seqcli.nn.recurrent import Recurrent
-from seqcli.layers import traceable
-from seqcli.vocab import Labels, Numeric
-from seqcli.nn import draw
-from seqcli.tasks.base import ExampleTask, encode_input, require
+from seqcli.api import (INPUT, LABEL, CellSpec, Data, DataError, Exported, Figure, Graph, Labels, Numeric, Output,
+                        Range, Samples, device_of)
+from seqcli.layers import ExampleTask, Recurrent, draw, encode_input, pyplot, require, save, traceable
 from seqcli.tasks.classify import Size, label_metrics
 
 Glimpses = Annotated[int, Range(1, 1000)]
@@ -32,7 +29,7 @@ Layers = Annotated[int, Range(1, 64)]
 def image_size(data: Data, task: str) -> tuple[int, int]:
     """(rows, columns) of the dataset's images: its `input` field has a fixed number of steps."""
     require(data.fields, task, input=Numeric, label=Labels)
-    field = data.fields["input"]
+    field = data.fields[INPUT]
     if not field.steps:
         raise DataError(f"task {task} needs images of one size: a dataset whose input field has a fixed number of "
                         f"rows (steps), such as digits")
@@ -108,24 +105,24 @@ class Glimpse(ExampleTask):
     def build_model(self, data: Data, cell: CellSpec, hidden_size: Size = 128, num_layers: Layers = 1,
                     glimpses: Glimpses = 4, grid: Grid = 4) -> GlimpseClassifier:
         size = image_size(data, "glimpse")
-        return GlimpseClassifier(size, len(data.fields["label"]), cell, hidden_size, num_layers, glimpses, grid)
+        return GlimpseClassifier(size, len(data.fields[LABEL]), cell, hidden_size, num_layers, glimpses, grid)
 
     def collate(self, examples, device):
-        images = torch.stack([e["input"] for e in examples]).to(device, torch.float32)
-        return {"x": images, "y": torch.stack([e["label"] for e in examples]).to(device)}
+        images = torch.stack([e[INPUT] for e in examples]).to(device, torch.float32)
+        return {"x": images, "y": torch.stack([e[LABEL] for e in examples]).to(device)}
 
     def loss(self, model, batch):
         logits = model(batch["x"])
         return F.cross_entropy(logits, batch["y"]), len(batch["y"]), logits
 
     def metrics(self, model, parts, fields):
-        return label_metrics(parts, len(fields["label"]))
+        return label_metrics(parts, len(fields[LABEL]))
 
     def sample(self, model, fields: dict, inputs: list[str] = (),
                glimpse_plot: Annotated[str | None, Output(".png")] = None) -> Samples:
         """For each input image (rows 'a b c; d e f'), the most likely label and its
         probability; `glimpse_plot: out.png` draws where each glimpse fell (numbers in out.json)."""
-        images = [encode_input(text, fields["input"], f"input {i + 1}") for i, text in enumerate(inputs)]
+        images = [encode_input(text, fields[INPUT], f"input {i + 1}") for i, text in enumerate(inputs)]
         if not images:
             raise DataError("give images to classify (--input 'a b c; d e f' rows, or --input-file)")
         x = stack_images(images, model.size, device_of(model))
@@ -133,23 +130,21 @@ class Glimpse(ExampleTask):
         with torch.no_grad():
             probs = model(x, trace).softmax(-1)
         best = probs.max(-1)
-        names = fields["label"].names
+        names = fields[LABEL].names
         lines = [f"{names[i]}\t{p:.4f}" for p, i in zip(best.values.tolist(), best.indices.tolist())]
         figures = {}
         if glimpse_plot is not None:
-            from seqcli import plots
-
             record = [{"label": line.split("\t")[0], "image": x[i].tolist(),
                        "glimpses": [{**w.as_rows()[i], "patch": p[i].tolist()} for w, p in trace]}
                       for i, line in enumerate(lines)]
-            figures["glimpse_plot"] = Figure(lambda path: plots.glimpses(record, model.grid, path), record)
+            figures["glimpse_plot"] = Figure(lambda path: glimpses(record, model.grid, path), record)
         return Samples(lines, figures)
 
     def export(self, model, fields: dict) -> Exported:
         """"model": images (B, H, W) -> logits (B, labels)."""
         images = torch.zeros(2, *model.size)
         return Exported("labels", [Graph("model", traceable(model), {"x": images}, ["logits"], {"x": {0: "batch"}})],
-                        {"input": "input", "labels": "label", "image": list(model.size)})
+                        {"input": INPUT, "labels": LABEL, "image": list(model.size)})
 
 
 class Draw(ExampleTask):
@@ -161,13 +156,13 @@ class Draw(ExampleTask):
     def build_model(self, data: Data, cell: CellSpec, embedding_size: Size = 16, hidden_size: Size = 128,
                     num_layers: Layers = 1, steps: Glimpses = 8, grid: Grid = 3) -> DrawWriter:
         size = image_size(data, "draw")
-        if any(e["input"].min() < 0 or e["input"].max() > 1 for e in data.splits.get("train", [])[:200]):
+        if any(e[INPUT].min() < 0 or e[INPUT].max() > 1 for e in data.splits.get("train", [])[:200]):
             raise DataError("task draw needs pixel values between 0 and 1")
-        return DrawWriter(size, len(data.fields["label"]), cell, embedding_size, hidden_size, num_layers, steps, grid)
+        return DrawWriter(size, len(data.fields[LABEL]), cell, embedding_size, hidden_size, num_layers, steps, grid)
 
     def collate(self, examples, device):
-        return {"y": torch.stack([e["label"] for e in examples]).to(device),
-                "x": torch.stack([e["input"] for e in examples]).to(device, torch.float32)}
+        return {"y": torch.stack([e[LABEL] for e in examples]).to(device),
+                "x": torch.stack([e[INPUT] for e in examples]).to(device, torch.float32)}
 
     def loss(self, model, batch):
         logits = model(batch["y"])
@@ -181,7 +176,7 @@ class Draw(ExampleTask):
                canvas_plot: Annotated[str | None, Output(".png")] = None) -> Samples:
         """For each class name given, the image written, as text (darker characters for
         darker pixels); `canvas_plot: out.png` saves the canvas after every step as a strip."""
-        labels = fields["label"]
+        labels = fields[LABEL]
         ids = []
         for i, text in enumerate(inputs):
             if text.strip() not in labels.index:
@@ -194,11 +189,9 @@ class Draw(ExampleTask):
             final = model(torch.tensor(ids, device=device_of(model)), trace).sigmoid()
         figures = {}
         if canvas_plot is not None:
-            from seqcli import plots
-
             record = [{"label": labels.names[k], "canvases": [c[i].sigmoid().tolist() for _, c in trace],
                        "windows": [w.as_rows()[i] for w, _ in trace]} for i, k in enumerate(ids)]
-            figures["canvas_plot"] = Figure(lambda path: plots.canvas_strip(record, model.grid, path), record)
+            figures["canvas_plot"] = Figure(lambda path: canvas_strip(record, model.grid, path), record)
         return Samples([f"class {labels.names[k]}:\n" + "\n".join(shade(row) for row in image.tolist()) + "\n"
                         for k, image in zip(ids, final)], figures)
 
@@ -206,7 +199,7 @@ class Draw(ExampleTask):
         """"model": labels (B,) -> images (B, H, W) in [0, 1]."""
         return Exported("image", [Graph("model", Drawn(traceable(model)), {"labels": torch.zeros(2, dtype=torch.long)},
                                         ["images"], {"labels": {0: "batch"}})],
-                        {"labels": "label", "shades": SHADES})
+                        {"labels": LABEL, "shades": SHADES})
 
 
 class Drawn(nn.Module):
@@ -226,3 +219,55 @@ SHADES = " .:-=+*#%@"
 def shade(row: list[float]) -> str:
     return "".join(SHADES[min(int(v * len(SHADES)), len(SHADES) - 1)] * 2 for v in row)
 
+
+def glimpses(records: list[dict], grid: int, out, limit: int = 8) -> None:
+    """Per image (a row): the image with each glimpse's grid drawn as a numbered box, then the
+    patch each glimpse read."""
+    plt = pyplot()
+    from matplotlib.patches import Rectangle
+
+    records = records[:limit]
+    steps = len(records[0]["glimpses"])
+    fig, axes = plt.subplots(len(records), steps + 1, squeeze=False, layout="constrained",
+                             figsize=(1.6 * (steps + 1) + 0.5, 1.7 * len(records)))
+    colours = plt.get_cmap("autumn")
+    for row, record in zip(axes, records):
+        row[0].imshow(record["image"], cmap="gray_r", vmin=0, vmax=1)
+        row[0].set_title(f"read as {record['label']}", fontsize=8)
+        for t, g in enumerate(record["glimpses"]):
+            half = g["delta"] * (grid - 1) / 2 + g["sigma"]
+            colour = colours(t / max(steps - 1, 1))
+            row[0].add_patch(Rectangle((g["gx"] - half, g["gy"] - half), 2 * half, 2 * half, fill=False,
+                                       edgecolor=colour, linewidth=1.4))
+            row[0].text(g["gx"], g["gy"], str(t + 1), color=colour, fontsize=7, ha="center", va="center")
+            row[t + 1].imshow(g["patch"], cmap="gray_r")
+            row[t + 1].set_title(f"glimpse {t + 1}", fontsize=8)
+        for ax in row:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    save(fig, out)
+
+
+def canvas_strip(records: list[dict], grid: int, out, limit: int = 10) -> None:
+    """Per class drawn (a row): the canvas after each writing step, left to right, with the
+    window the step wrote through."""
+    plt = pyplot()
+    from matplotlib.patches import Rectangle
+
+    records = records[:limit]
+    steps = len(records[0]["canvases"])
+    fig, axes = plt.subplots(len(records), steps, squeeze=False, layout="constrained",
+                             figsize=(1.1 * steps + 0.5, 1.2 * len(records)))
+    for row, record in zip(axes, records):
+        for t, (ax, canvas, w) in enumerate(zip(row, record["canvases"], record["windows"])):
+            ax.imshow(canvas, cmap="gray_r", vmin=0, vmax=1)
+            half = w["delta"] * (grid - 1) / 2 + w["sigma"]
+            ax.add_patch(Rectangle((w["gx"] - half, w["gy"] - half), 2 * half, 2 * half, fill=False,
+                                   edgecolor="tab:red", linewidth=0.8))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if t == 0:
+                ax.set_ylabel(record["label"], rotation=0, labelpad=10)
+        row[0].set_title("step 1", fontsize=7)
+        row[-1].set_title(f"step {steps}", fontsize=7)
+    save(fig, out)

@@ -15,11 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from seqcli.api import CellSpec, Data, DataError, Exported, Graph, Range, Seed, StepResult, Task, TrainConfig, device_of
-from seqcli.nn.recurrent import Recurrent
-from seqcli.layers import states_of, traceable
-from seqcli.decoding.sampling import next_token
-from seqcli.nn.regularise import embedding_dropout, locked_dropout
+from seqcli.api import (TEXT, CellSpec, Data, DataError, Exported, Flag, Graph, Range, Samples, Seed, StepResult, Task,
+                        TrainConfig, device_of)
+from seqcli.layers import Recurrent, embedding_dropout, locked_dropout, next_token, states_of, traceable
 
 Size = Annotated[int, Range(1, 65536)]
 Dropout = Annotated[float, Range(0, 1, hi_open=True)]
@@ -120,6 +118,8 @@ class LanguageModel(Task):
     regularisation (tar * mean squared change of the top layer's outputs between steps) to
     the training loss; the logged loss is the cross-entropy alone."""
 
+    batched_option = "prime"  # requests for different primes are drawn together
+
     def __init__(self, ar: Annotated[float, Range(0, 1000)] = 0.0, tar: Annotated[float, Range(0, 1000)] = 0.0):
         self.ar, self.tar = ar, tar
 
@@ -189,14 +189,14 @@ class LanguageModel(Task):
         self,
         model: RNNLanguageModel,
         fields: dict,
-        prime: str = "",
-        length: Annotated[int, Range(1, 10**6)] = 300,
-        temperature: Annotated[float, Range(0, 100)] = 0.8,
+        prime: Annotated[str, Flag("-p")] = "",
+        length: Annotated[int, Range(1, 10**6), Flag("-n")] = 300,
+        temperature: Annotated[float, Range(0, 100), Flag("-t", greedy=0.0)] = 0.8,
         top_k: Annotated[int, Range(1, 10**9)] | None = None,
         top_p: Annotated[float, Range(0, 1, lo_open=True)] | None = None,
-        num_samples: Annotated[int, Range(1, 10000)] = 1,
+        num_samples: Annotated[int, Range(1, 10000), Flag("-s")] = 1,
         seed: Seed | None = None,
-    ) -> list[str]:
+    ) -> Samples:
         """`num_samples` continuations of `prime`, `length` tokens each. Temperature 0 is
         greedy. The recurrent state is carried step by step; the prime is read once."""
         vocab = _vocab(fields)
@@ -204,9 +204,9 @@ class LanguageModel(Task):
             drawn = torch.stack(list(self._draw(model, vocab, [prime], length, temperature, top_k, top_p, num_samples,
                                                 seed))).cpu()  # (length, N)
         prime_ids = vocab.encode(prime)
-        return [vocab.decode(prime_ids + drawn[:, j].tolist()) for j in range(num_samples)]
+        return Samples([vocab.decode(prime_ids + drawn[:, j].tolist()) for j in range(num_samples)], separator="\n\n")
 
-    def sample_batch(self, model: RNNLanguageModel, fields: dict, requests: list[dict]) -> list[list[str]]:
+    def sample_batch(self, model: RNNLanguageModel, fields: dict, requests: list[dict]) -> list[Samples]:
         """Several requests that differ only in their prime, drawn together: each prime is
         read on its own, then every row steps at once."""
         vocab, first = _vocab(fields), requests[0]
@@ -215,8 +215,8 @@ class LanguageModel(Task):
         with torch.no_grad():
             drawn = torch.stack(list(self._draw(model, vocab, primes, **options))).cpu()  # (length, rows)
         n = options["num_samples"]
-        return [[vocab.decode(vocab.encode(p) + drawn[:, i * n + j].tolist()) for j in range(n)]
-                for i, p in enumerate(primes)]
+        return [Samples([vocab.decode(vocab.encode(p) + drawn[:, i * n + j].tolist()) for j in range(n)],
+                        separator="\n\n") for i, p in enumerate(primes)]
 
     def stream(self, model: RNNLanguageModel, fields: dict, prime: str = "", length: int = 300,
                temperature: float = 0.8, top_k: int | None = None, top_p: float | None = None, num_samples: int = 1,
@@ -285,7 +285,7 @@ class LanguageModel(Task):
         dynamic = {"token": {0: "batch"}, **{n: {1: "batch"} for n in names}}
         graph = Graph("step", Step(model), inputs, ["logits", *[f"next_{n}" for n in names]], dynamic)
         vocab = _vocab(fields)
-        return Exported("generator", [graph], {"field": "text", "states": names, "start": _start_token(vocab)})
+        return Exported("generator", [graph], {"field": TEXT, "states": names, "start": _start_token(vocab)})
 
 
 class Step(nn.Module):
@@ -309,9 +309,9 @@ def batchify(stream: Tensor, batch_size: int, name: str) -> Tensor:
 
 
 def _vocab(fields: dict):
-    if "text" not in fields:
+    if TEXT not in fields:
         raise DataError("task language_model needs a text dataset (a token stream with a vocabulary 'text')")
-    return fields["text"]
+    return fields[TEXT]
 
 
 def _start_token(vocab) -> int:

@@ -10,6 +10,7 @@ and decode greedily, by sampling, or by batched beam search with a length penalt
 
 from __future__ import annotations
 
+import math
 import secrets
 from typing import Annotated
 
@@ -17,22 +18,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqcli.api import CellSpec, ConfigError, Data, DataError, Exported, Figure, Graph, Output, Range, Samples, Seed, \
-    device_of
-from seqcli.data import batching
-from seqcli.vocab import Labels, Numeric, Vocab
-from seqcli.decoding.search import beam_search, sample
-from seqcli.metrics import nearest, text_scores
-from seqcli.nn.attention import Kind
-from seqcli.nn.decoder import Bridge, Decoder, DecoderState
-from seqcli.nn.encoder import Encoder, Scale
-from seqcli.nn.export import BATCH
-from seqcli.layers import sequence_inputs, traceable
-from seqcli.tasks.base import ExampleTask, encode_input, require, stack_inputs
+from seqcli.api import (CONDITION, SOURCE, TARGET, CellSpec, ConfigError, Data, DataError, Exported, Figure, Flag, Graph,
+                        Labels, Numeric, Output, Range, Samples, Seed, Vocab, device_of)
+from seqcli.layers import (EXAMPLE_BATCH, IGNORE, AttentionKind, Bridge, Decoder, DecoderState, Encoder, ExampleTask,
+                           Scale, beam_search, encode_input, mask, nearest, pad, pyplot, require, sample, save,
+                           sequence_inputs, stack_inputs, text_scores, traceable)
 from seqcli.tasks.classify import Dropout, Size
 
 Layers = Annotated[int, Range(1, 64)]
 MaxLength = Annotated[int, Range(1, 100_000)]
+BeamSize = Annotated[int, Range(1, 1000), Flag("-b")]
+Temperature = Annotated[float, Range(0, 100), Flag("-t", greedy=0.0)]
 
 
 class Seq2SeqModel(nn.Module):
@@ -47,7 +43,7 @@ class Seq2SeqModel(nn.Module):
     def start(self, batch: dict) -> DecoderState:
         out, state = self.encoder(batch["x"], batch["lengths"])  # (S, B, D*H)
         initial = self.bridge(self.encoder.summary(state))
-        return self.decoder.start(initial, out, batching.mask(batch["lengths"], out.shape[0]))
+        return self.decoder.start(initial, out, mask(batch["lengths"], out.shape[0]))
 
 
 class ConditionedModel(nn.Module):
@@ -109,14 +105,14 @@ def fixed(decoder: Decoder) -> list[str]:
 class SequenceWriter(ExampleTask):
     """Training, metrics and decoding shared by the tasks that write a target sequence."""
 
-    input_field = "source"
+    input_field = SOURCE
 
     def collate(self, examples, device):
         batch = self.collate_inputs([e[self.input_field] for e in examples], device)
         eos, bos = self._specials
-        targets = [e["target"] for e in examples]
-        y_in, _ = batching.pad([torch.cat([torch.tensor([bos]), t]) for t in targets], eos)
-        y_out, _ = batching.pad([torch.cat([t, torch.tensor([eos])]) for t in targets], batching.IGNORE)
+        targets = [e[TARGET] for e in examples]
+        y_in, _ = pad([torch.cat([torch.tensor([bos]), t]) for t in targets], eos)
+        y_out, _ = pad([torch.cat([t, torch.tensor([eos])]) for t in targets], IGNORE)
         return {**batch, "y_in": y_in.to(device), "y_out": y_out.to(device), "targets": targets}
 
     def collate_inputs(self, inputs, device) -> dict:
@@ -126,8 +122,8 @@ class SequenceWriter(ExampleTask):
     def loss(self, model, batch):
         logits, _ = model.decoder(batch["y_in"], model.start(batch))  # (T, B, V)
         y = batch["y_out"]
-        loss = F.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=batching.IGNORE)
-        return loss, int((y != batching.IGNORE).sum()), logits
+        loss = F.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=IGNORE)
+        return loss, int((y != IGNORE).sum()), logits
 
     def metrics(self, model, parts, fields):
         """Token accuracy (teacher-forced), then the greedy outputs scored: exact match and
@@ -135,12 +131,12 @@ class SequenceWriter(ExampleTask):
         (`seqcli.metrics.text_scores`). Examples with the same input are one source with
         several references."""
         eos, bos = self._specials
-        target = fields["target"]
+        target = fields[TARGET]
         right = total = 0
         outputs: dict[tuple, list[int]] = {}  # source -> the greedy output
         references: dict[tuple, list[list[int]]] = {}  # source -> its targets
         for batch, logits in parts:
-            real = batch["y_out"] != batching.IGNORE
+            real = batch["y_out"] != IGNORE
             right += ((logits.argmax(-1) == batch["y_out"]) & real).sum().item()
             total += real.sum().item()
             longest = max(len(t) for t in batch["targets"])
@@ -167,7 +163,7 @@ class SequenceWriter(ExampleTask):
         return tuple(x[i].flatten().tolist())
 
     def _prepare(self, fields) -> None:
-        target = fields["target"]
+        target = fields[TARGET]
         self._specials = (target.eos, target.bos)
 
     def check_sample(self, beam_size: int = 1, n_best: int = 1, **options) -> None:
@@ -175,9 +171,9 @@ class SequenceWriter(ExampleTask):
             raise ConfigError("n_best", f"must be <= beam_size ({beam_size}): a beam of {beam_size} "
                                         f"keeps only {beam_size} hypotheses")
 
-    def sample(self, model, fields: dict, inputs: list[str] = (), beam_size: Annotated[int, Range(1, 1000)] = 1,
+    def sample(self, model, fields: dict, inputs: list[str] = (), beam_size: BeamSize = 1,
                n_best: Annotated[int, Range(1, 1000)] = 1, max_length: MaxLength = 100,
-               length_penalty: Annotated[float, Range(0, 10)] = 0.0, temperature: Annotated[float, Range(0, 100)] = 0.0,
+               length_penalty: Annotated[float, Range(0, 10)] = 0.0, temperature: Temperature = 0.0,
                top_k: Annotated[int, Range(1, 10**9)] | None = None,
                top_p: Annotated[float, Range(0, 1, lo_open=True)] | None = None, seed: Seed | None = None) -> list[str]:
         """One output line per input: greedy (temperature 0), sampled, or the best of a beam;
@@ -189,7 +185,7 @@ class SequenceWriter(ExampleTask):
         x = [self.encode_user_input(text, fields, f"input {i + 1}") for i, text in enumerate(inputs)]
         if not x:
             raise DataError("give inputs (--input TEXT or --input-file FILE)")
-        target = fields["target"]
+        target = fields[TARGET]
         with torch.no_grad():
             state = model.start(self.collate_inputs(x, device))
             if beam_size > 1:
@@ -208,13 +204,13 @@ class SequenceWriter(ExampleTask):
         """"start" (the inputs to the decoder's first state) and "step" (one token)."""
         self._prepare(fields)
         model = traceable(model)
-        decoder, condition = model.decoder, self.input_field == "condition"
+        decoder, condition = model.decoder, self.input_field == CONDITION
         if condition:
-            field = fields["condition"]
-            x = torch.zeros(BATCH, field.dim) if isinstance(field, Numeric) else torch.zeros(BATCH, dtype=torch.long)
+            field = fields[CONDITION]
+            x = torch.zeros(EXAMPLE_BATCH, field.dim) if isinstance(field, Numeric) else torch.zeros(EXAMPLE_BATCH, dtype=torch.long)
             inputs, dynamic = {"x": x}, {"x": {0: "batch"}}
         else:
-            inputs, dynamic = sequence_inputs(fields["source"])
+            inputs, dynamic = sequence_inputs(fields[SOURCE])
         with torch.no_grad():
             first = Start(model, condition)(*inputs.values())
         names = carried(decoder) + fixed(decoder)
@@ -222,11 +218,11 @@ class SequenceWriter(ExampleTask):
         batch_axis = {n: 0 if n == "feed" else 1 for n in names}
         state_axes = {n: {batch_axis[n]: "batch", **({0: "source"} if n in ("memory", "keys", "mask") else {})}
                       for n in names}
-        step_inputs = {"token": torch.zeros(BATCH, dtype=torch.long), **dict(zip(names, first))}
+        step_inputs = {"token": torch.zeros(EXAMPLE_BATCH, dtype=torch.long), **dict(zip(names, first))}
         outputs = ["logits", *[f"next_{n}" for n in carried(decoder)]] + (["attention"] if decoder.attending else [])
         step = Graph("step", Step(decoder), step_inputs, outputs, {"token": {0: "batch"}, **state_axes})
         eos, bos = self._specials
-        return Exported("writer", [start, step], {"input": self.input_field, "field": "target", "bos": bos, "eos": eos,
+        return Exported("writer", [start, step], {"input": self.input_field, "field": TARGET, "bos": bos, "eos": eos,
                                                   "carried": carried(decoder), "fixed": fixed(decoder),
                                                   "batch_axis": batch_axis})
 
@@ -237,18 +233,18 @@ class Seq2Seq(SequenceWriter):
 
     def build_model(self, data: Data, cell: CellSpec, embedding_size: Size = 64, hidden_size: Size = 128,
                     num_layers: Layers = 1, dropout: Dropout = 0.0, bidirectional: bool = True,
-                    attention: Kind = "additive") -> Seq2SeqModel:
+                    attention: AttentionKind = "additive") -> Seq2SeqModel:
         require(data.fields, "seq2seq", source=Vocab, target=Vocab)
         self._prepare(data.fields)
-        return Seq2SeqModel(data.fields["source"], data.fields["target"], cell, embedding_size, hidden_size,
+        return Seq2SeqModel(data.fields[SOURCE], data.fields[TARGET], cell, embedding_size, hidden_size,
                             num_layers, dropout, bidirectional, attention)
 
     def encode_user_input(self, text, fields, where):
-        return encode_input(text, fields["source"], where)
+        return encode_input(text, fields[SOURCE], where)
 
-    def sample(self, model, fields: dict, inputs: list[str] = (), beam_size: Annotated[int, Range(1, 1000)] = 1,
+    def sample(self, model, fields: dict, inputs: list[str] = (), beam_size: BeamSize = 1,
                n_best: Annotated[int, Range(1, 1000)] = 1, max_length: MaxLength = 100,
-               length_penalty: Annotated[float, Range(0, 10)] = 0.0, temperature: Annotated[float, Range(0, 100)] = 0.0,
+               length_penalty: Annotated[float, Range(0, 10)] = 0.0, temperature: Temperature = 0.0,
                top_k: Annotated[int, Range(1, 10**9)] | None = None,
                top_p: Annotated[float, Range(0, 1, lo_open=True)] | None = None, seed: Seed | None = None,
                attention_plot: Annotated[str | None, Output(".png")] = None) -> Samples:
@@ -261,11 +257,9 @@ class Seq2Seq(SequenceWriter):
                                top_k, top_p, seed)
         figures = {}
         if attention_plot is not None:
-            from seqcli import plots
-
             best = [line.split("\n")[0].split("\t")[0] for line in lines] if n_best > 1 else lines
             maps = self.alignments(model, fields, list(inputs), best)
-            figures["attention_plot"] = Figure(lambda path: plots.attention_maps(maps, path), maps)
+            figures["attention_plot"] = Figure(lambda path: attention_maps(maps, path), maps)
         return Samples(lines, figures)
 
     def alignments(self, model, fields: dict, inputs: list[str], outputs: list[str]) -> list[dict]:
@@ -273,11 +267,11 @@ class Seq2Seq(SequenceWriter):
         token), and the attention weights, one row per output token (rows sum to 1)."""
         self._prepare(fields)
         eos, bos = self._specials
-        source, target = fields["source"], fields["target"]
+        source, target = fields[SOURCE], fields[TARGET]
         device = device_of(model)
         x = [self.encode_user_input(text, fields, f"input {i + 1}") for i, text in enumerate(inputs)]
         y = [torch.tensor(target.encode(text), dtype=torch.long) for text in outputs]
-        y_in, _ = batching.pad([torch.cat([torch.tensor([bos]), t]) for t in y], eos)
+        y_in, _ = pad([torch.cat([torch.tensor([bos]), t]) for t in y], eos)
         with torch.no_grad():
             _, weights = model.decoder(y_in.to(device), model.start(self.collate_inputs(x, device)))  # (T, B, S)
         maps = []
@@ -292,20 +286,20 @@ class Generate(SequenceWriter):
     """Condition to sequence (one-to-many): a class label or a vector sets the decoder's
     initial state. Metrics as for seq2seq."""
 
-    input_field = "condition"
+    input_field = CONDITION
 
     def build_model(self, data: Data, cell: CellSpec, embedding_size: Size = 64, hidden_size: Size = 128,
                     num_layers: Layers = 1, dropout: Dropout = 0.0) -> ConditionedModel:
         require(data.fields, "generate", condition=(Labels, Numeric), target=Vocab)
         self._prepare(data.fields)
-        return ConditionedModel(data.fields["condition"], data.fields["target"], cell, embedding_size, hidden_size,
+        return ConditionedModel(data.fields[CONDITION], data.fields[TARGET], cell, embedding_size, hidden_size,
                                 num_layers, dropout)
 
     def collate_inputs(self, inputs, device) -> dict:
         return {"x": torch.stack(inputs).to(device)}
 
     def encode_user_input(self, text, fields, where):
-        condition = fields["condition"]
+        condition = fields[CONDITION]
         if isinstance(condition, Labels):
             if text.strip() not in condition.index:
                 shown = ", ".join(condition.names[:12]) + (" ..." if len(condition) > 12 else "")
@@ -313,3 +307,30 @@ class Generate(SequenceWriter):
             return torch.tensor(condition.index[text.strip()])
         values = encode_input(text, condition, where)
         return values.reshape(-1)
+
+
+def attention_maps(maps: list[dict], out, limit: int = 8) -> None:
+    """One heat map per input (the first `limit`): output tokens down, input tokens across."""
+    plt = pyplot()
+    maps = maps[:limit]
+    cols = min(len(maps), 4)
+    rows = math.ceil(len(maps) / cols)
+    width = max(len(m["input"]) for m in maps)
+    height = max(len(m["output"]) for m in maps)
+    cell = 0.32
+    fig, axes = plt.subplots(rows, cols, squeeze=False, layout="constrained",
+                             figsize=(max(3.0, cols * (width * cell + 1.2)), max(2.5, rows * (height * cell + 1.0))))
+    for ax, m in zip(axes.flat, maps):
+        ax.imshow(m["weights"], cmap="Blues", vmin=0.0, vmax=1.0, aspect="equal")
+        ax.set_xticks(range(len(m["input"])), [shown(t) for t in m["input"]], fontsize=8)
+        ax.set_yticks(range(len(m["output"])), [shown(t) for t in m["output"]], fontsize=8)
+        ax.tick_params(top=True, labeltop=True, bottom=False, labelbottom=False, length=0)
+        ax.set_xlabel("input", fontsize=8)
+        ax.set_ylabel("output", fontsize=8)
+    for ax in list(axes.flat)[len(maps):]:
+        ax.axis("off")
+    save(fig, out)
+
+
+def shown(token: str) -> str:
+    return {" ": "␣", "\n": "⏎", "\t": "⇥"}.get(token, token)

@@ -12,12 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqcli.api import CellSpec, Data, Exported, Graph, Range, device_of
-from seqcli.data import batching
-from seqcli.vocab import Labels, Numeric, Vocab
-from seqcli.layers import sequence_inputs, traceable
-from seqcli.nn.encoder import Encoder
-from seqcli.tasks.base import ExampleTask, require, stack_inputs, user_batch
+from seqcli.api import INPUT, TAGS, CellSpec, Data, Exported, Graph, Labels, Numeric, Range, Vocab, device_of
+from seqcli.layers import (IGNORE, Encoder, ExampleTask, pad, require, sequence_inputs, stack_inputs, traceable,
+                           user_batch)
 from seqcli.tasks.classify import Dropout, Size
 
 
@@ -43,38 +40,38 @@ class Tag(ExampleTask):
                     bidirectional: bool = True, weight_drop: Dropout = 0.0) -> Tagger:
         """`weight_drop`: DropConnect on the recurrent weights (AWD-LSTM's; fused cells)."""
         require(data.fields, "tag", input=(Vocab, Numeric), tags=Labels)
-        return Tagger(data.fields["input"], len(data.fields["tags"]), cell, embedding_size, hidden_size,
+        return Tagger(data.fields[INPUT], len(data.fields[TAGS]), cell, embedding_size, hidden_size,
                       num_layers, dropout, bidirectional, weight_drop)
 
     def collate(self, examples, device):
-        x, lengths = stack_inputs([e["input"] for e in examples], device)
-        y, _ = batching.pad([e["tags"] for e in examples], batching.IGNORE)
+        x, lengths = stack_inputs([e[INPUT] for e in examples], device)
+        y, _ = pad([e[TAGS] for e in examples], IGNORE)
         return {"x": x, "lengths": lengths, "y": y.to(device)}
 
     def loss(self, model, batch):
         logits = model(batch["x"], batch["lengths"])
         y = batch["y"]
-        return F.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=batching.IGNORE), \
-            int((y != batching.IGNORE).sum()), logits
+        return F.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=IGNORE), \
+            int((y != IGNORE).sum()), logits
 
     def metrics(self, model, parts, fields):
         right = total = 0
         for batch, logits in parts:
-            real = batch["y"] != batching.IGNORE
+            real = batch["y"] != IGNORE
             right += ((logits.argmax(-1) == batch["y"]) & real).sum().item()
             total += real.sum().item()
         return {"accuracy": right / max(total, 1)}
 
     def sample(self, model, fields: dict, inputs: list[str] = ()) -> list[str]:
         """Each input with its tags: `token/TAG ...`, or the tags alone for numeric input."""
-        batch_x, lengths = user_batch(inputs, fields["input"], device_of(model), "inputs to tag")
+        batch_x, lengths = user_batch(inputs, fields[INPUT], device_of(model), "inputs to tag")
         with torch.no_grad():
             pred = model(batch_x, lengths).argmax(-1).t().tolist()  # (B, T)
-        names = fields["tags"].names
+        names = fields[TAGS].names
         lines = []
         for text, tags, n in zip(inputs, pred, lengths.tolist()):
             tags = [names[t] for t in tags[:n]]
-            field = fields["input"]
+            field = fields[INPUT]
             if isinstance(field, Vocab) and field.level != "char":
                 lines.append(" ".join(f"{tok}/{tag}" for tok, tag in zip(field.split(text), tags)))
             else:
@@ -83,6 +80,6 @@ class Tag(ExampleTask):
 
     def export(self, model, fields: dict) -> Exported:
         """"model": (x, lengths) -> logits (T, B, tags)."""
-        inputs, dynamic = sequence_inputs(fields["input"])
+        inputs, dynamic = sequence_inputs(fields[INPUT])
         return Exported("tags", [Graph("model", traceable(model), inputs, ["logits"], dynamic)],
-                        {"input": "input", "labels": "tags"})
+                        {"input": INPUT, "labels": TAGS})

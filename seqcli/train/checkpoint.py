@@ -44,6 +44,17 @@ class PluginRecord:
         return f"{self.package}:{self.name}"
 
 
+def plugins_of(recipe, packages: dict | None = None) -> dict[str, PluginRecord]:
+    """Which package (and version) provides each plugin the recipe uses (kind -> record)."""
+    from seqcli import registry
+
+    out = {}
+    for kind in KINDS:
+        info = registry.info(kind, getattr(recipe, kind).name, (packages or {}).get(kind))
+        out[kind] = PluginRecord(info.name, info.package, info.version)
+    return out
+
+
 @dataclass
 class Checkpoint:
     recipe: Any  # seqcli.recipe.resolve.Recipe, as the user wrote its plugin names
@@ -274,14 +285,11 @@ def _optimizer(value) -> str | None:
                                            (isinstance(v, (list, tuple)) and all(_number(x) for x in v)))
                    for k, v in group.items() if k != "params"):
             return f"param_groups.{i}: options must be numbers"
-    extra = value.get("ntasgd")
-    if extra is not None and not (
-            isinstance(extra, dict) and isinstance(extra.get("history", []), list)
-            and all(_number(v) for v in extra.get("history", [])) and _count(extra.get("steps", 0))
-            and (extra.get("averaging_since") is None or _count(extra["averaging_since"]))
-            and isinstance(extra.get("weights", []), list)
-            and all(isinstance(w, torch.Tensor) for w in extra.get("weights", []))):
-        return "ntasgd: must be {history, averaging_since, steps, weights}"
+    from seqcli.optim import NTASGD
+
+    problem = NTASGD.state_problem(value)
+    if problem:
+        return problem
     return None
 
 
@@ -460,15 +468,16 @@ def find(path: str | Path, which: str = "best") -> Path:
 
     path = Path(path)
     if path.is_dir():
-        folder = path / "checkpoints"
         from seqcli.files import clean_stale
+        from seqcli.runfolder import RunFolder
 
-        clean_stale(folder)
+        run = RunFolder(path)
+        clean_stale(run.checkpoints)
         clean_stale(path)
         for name in (which, "last") if which == "best" else (which,):
-            if (folder / f"{name}.pt").is_file():
-                return folder / f"{name}.pt"
-        raise CheckpointError(f"{path}: no {which} checkpoint in this directory (looked in {folder})")
+            if run.checkpoint(name).is_file():
+                return run.checkpoint(name)
+        raise CheckpointError(f"{path}: no {which} checkpoint in this directory (looked in {run.checkpoints})")
     try:
         mode = path.stat().st_mode
     except FileNotFoundError:

@@ -445,10 +445,10 @@ def fit_optimizer_state(ckpt: Checkpoint, params: list) -> None:
             if isinstance(value, torch.Tensor) and value.dim() and value.shape != shapes[index]:
                 raise CheckpointError(f"{ckpt.path}: damaged checkpoint: optimizer state {index}.{name} has shape "
                                       f"{tuple(value.shape)}, its parameter {tuple(shapes[index])}")
-    weights = (ckpt.optimizer.get("ntasgd") or {}).get("weights", [])
+    weights = optim.NTASGD.training_weights(ckpt.optimizer)
     averaged = [index for index, entry in ckpt.optimizer["state"].items() if "average" in entry]
     if len(weights) != len(averaged) or any(w.shape != shapes[i] for w, i in zip(weights, sorted(averaged))):
-        raise CheckpointError(f"{ckpt.path}: damaged checkpoint: optimizer state ntasgd.weights do not fit the "
+        raise CheckpointError(f"{ckpt.path}: damaged checkpoint: optimizer state {optim.NTASGD.STATE}.weights do not fit the "
                               f"averaged parameters")
 
 

@@ -58,7 +58,7 @@ def test_the_shipped_recipe_learns_and_its_options_reach_the_command_line(tmp_pa
     tight = json.loads(cli("evaluate", tmp_path / "run", "--json", "--tolerance", "0.5").stdout)
     assert loose["within"] > tight["within"] and loose["mae"] == tight["mae"]
     bad = cli("sample", tmp_path / "run", "--input", "ACGU", ok=False)
-    assert bad.exit_code == 2 and "input 1: letters the model never saw: U" in bad.stderr
+    assert bad.exit_code == 2 and "input 1 has tokens the model never saw in training: 'U'" in bad.stderr
 
 
 def test_a_trained_model_loads_in_three_lines(tmp_path):

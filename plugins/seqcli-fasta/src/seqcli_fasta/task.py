@@ -15,7 +15,7 @@ from torch import nn
 
 from seqcli.api import INPUT, TARGET, CellSpec, Data, DataError, Exported, Graph, Numeric, Range, StepResult, Task, \
     TrainConfig, Vocab, device_of
-from seqcli.layers import Encoder, pad, sequence_inputs, traceable
+from seqcli.layers import Encoder, batches, encode_input, pad, sequence_inputs, traceable
 
 Size = Annotated[int, Range(1, 4096)]
 
@@ -38,7 +38,7 @@ class Regressor(nn.Module):
 class Regress(Task):
     """Sequence to number. Metrics: loss (MSE in standard units), mae and rmse (target units)."""
 
-    api_version = "1.2"
+    api_version = "1.3"
     main_metric = "mae"
     unit = "sequences"
 
@@ -52,10 +52,7 @@ class Regress(Task):
         return Regressor(source, target, cell, embedding_size, hidden_size, num_layers, dropout, bidirectional)
 
     def batches(self, data: Data, config: TrainConfig, epoch: int):
-        examples = data.splits["train"]
-        order = torch.randperm(len(examples), generator=torch.Generator().manual_seed(config.seed * 7919 + epoch))
-        for i in range(0, len(order), config.batch_size):
-            yield [examples[j] for j in order[i:i + config.batch_size].tolist()]
+        return batches(data.splits["train"], config.batch_size, config.seed, epoch)
 
     @staticmethod
     def collate(model, examples):
@@ -88,17 +85,10 @@ class Regress(Task):
                unit: str = "") -> list[str]:
         """The predicted number for each input sequence, with `precision` decimals and `unit`
         after it."""
-        vocab = fields[INPUT]
         if not inputs:
             raise DataError("give sequences (--input ACGT... or --input-file FILE)")
-        encoded = []
-        for i, text in enumerate(inputs):
-            text = text.strip().upper()
-            unknown = sorted({c for c in text if c not in vocab.index})
-            if not text or unknown:
-                raise DataError(f"input {i + 1}: " + (f"letters the model never saw: {', '.join(unknown)}" if text
-                                                      else "empty"))
-            encoded.append({INPUT: torch.tensor([vocab.index[c] for c in text]), TARGET: torch.zeros(1)})
+        encoded = [{INPUT: encode_input(text.strip().upper(), fields[INPUT], f"input {i + 1}"), TARGET: torch.zeros(1)}
+                   for i, text in enumerate(inputs)]
         x, lengths, _ = self.collate(model, encoded)
         values = (model(x, lengths) * model.std + model.mean).flatten().tolist()
         return [f"{v:.{precision}f}{(' ' + unit) if unit else ''}" for v in values]

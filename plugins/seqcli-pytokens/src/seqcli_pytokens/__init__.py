@@ -17,8 +17,7 @@ from typing import Annotated
 
 import torch
 
-from seqcli.api import ConfigError, Data, DataError, Dataset, Range
-from seqcli import vocab as V
+from seqcli.api import INPUT, TAGS, ConfigError, Data, DataError, Dataset, Labels, Range, Vocab
 
 SKIP = {tokenize.NEWLINE, tokenize.NL, tokenize.INDENT, tokenize.DEDENT, tokenize.COMMENT, tokenize.ENDMARKER,
         tokenize.ENCODING}
@@ -49,6 +48,8 @@ class PythonTokens(Dataset):
     """Token-kind tagging over the standard library's top-level modules; files are split
     between train, valid and test by name (every `every`-th file is valid, the next test)."""
 
+    api_version = "1.3"  # Vocab.build
+
     def __init__(self, max_files: Annotated[int, Range(3, 10_000)] = 60,
                  max_line_tokens: Annotated[int, Range(1, 10_000)] = 40, min_freq: Annotated[int, Range(1, 1000)] = 2,
                  every: Annotated[int, Range(3, 1000)] = 10):
@@ -68,13 +69,13 @@ class PythonTokens(Dataset):
             except (SyntaxError, tokenize.TokenError, UnicodeDecodeError):
                 continue  # a file this Python cannot tokenize is left out
             splits[split] += [line for line in lines if len(line[0]) <= self.max_line_tokens]
-        vocab = V.build((tokens for tokens, _ in splits["train"]), "whitespace", self.min_freq)
-        tags = V.Labels(sorted({k for _, kinds in splits["train"] for k in kinds}))
+        vocab = Vocab.build((tokens for tokens, _ in splits["train"]), "whitespace", self.min_freq)
+        tags = Labels(sorted({k for _, kinds in splits["train"] for k in kinds}))
         encoded = {
-            name: [{"input": torch.tensor([vocab.index[t] for t in tokens]),
-                    "tags": torch.tensor([tags.index.get(k, 0) for k in kinds])} for tokens, kinds in lines]
+            name: [{INPUT: torch.tensor([vocab.index[t] for t in tokens]),
+                    TAGS: torch.tensor([tags.index.get(k, 0) for k in kinds])} for tokens, kinds in lines]
             for name, lines in splits.items()
         }
         info = {"source": f"Python standard library ({len(files)} files)",
                 **{f"{k}_examples": len(v) for k, v in encoded.items()}}
-        return Data(splits=encoded, fields={"input": vocab, "tags": tags}, info=info)
+        return Data(splits=encoded, fields={INPUT: vocab, TAGS: tags}, info=info)

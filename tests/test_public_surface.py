@@ -1,0 +1,95 @@
+"""The public surface keeps its promises: every listed name stays, or moves with a deprecation.
+
+PUBLIC is the surface plugin authors and users are told they may import. A name leaves it only
+through seqcli.MOVED (a module's old name keeps working, with a DeprecationWarning, for at least
+one minor version) or DEPRECATED here (an attribute kept with a warning). Adding a public name
+means listing it here too.
+"""
+
+import importlib
+import warnings
+
+import pytest
+
+import seqcli
+
+PUBLIC = {
+    "seqcli": ["load", "__version__"],
+    "seqcli.api": [
+        "API_VERSION", "CONDITION", "Cell", "CellSpec", "ConfigError", "Data", "DataError", "Dataset", "EXPORT_KINDS",
+        "Exported", "Figure", "File", "Flag", "Folder", "Graph", "IMAGE", "INPUT", "INPUTS", "LABEL", "Labels",
+        "Numeric", "Output", "Range", "SOURCE", "Samples", "Seed", "StepResult", "TAGS", "TARGET", "TEXT", "Task",
+        "TrainConfig", "TrainingError", "Vocab", "device_of", "shard_examples",
+    ],
+    "seqcli.layers": [
+        "EXAMPLE_BATCH", "IGNORE", "AttentionKind", "Bridge", "Decoder", "DecoderState", "Encoder", "ExampleTask",
+        "Recurrent", "Scale", "batches", "beam_search", "draw", "edit_distance", "embedding_dropout", "encode_input",
+        "locked_dropout", "macro_f1", "mask", "nearest", "next_token", "pad", "pyplot", "require", "sample", "save",
+        "sequence_inputs", "stack_inputs", "states_of", "text_scores", "traceable", "user_batch",
+    ],
+    "seqcli.testing": ["Report", "check_cell", "check_dataset", "check_export", "check_task", "cli"],
+    # what `seqcli.load` returns, and the methods and attributes its README section shows
+    "seqcli.inference.Model": ["sample", "predict", "evaluate", "recipe", "path", "packages", "plugins", "versions",
+                               "task", "model", "fields", "checkpoint"],
+}
+
+#: attributes that left the public surface but still work, with a warning: "module.name" -> new home
+DEPRECATED: dict[str, str] = {}
+
+
+def resolve(dotted: str):
+    """A module, or a class in one."""
+    try:
+        return importlib.import_module(dotted)
+    except ModuleNotFoundError:
+        module, _, attr = dotted.rpartition(".")
+        return getattr(importlib.import_module(module), attr)
+
+
+@pytest.mark.parametrize("where", sorted(PUBLIC))
+def test_every_public_name_is_there_or_deprecated(where):
+    holder = resolve(where)
+    for name in PUBLIC[where]:
+        if f"{where}.{name}" in DEPRECATED:
+            with pytest.warns(DeprecationWarning, match=DEPRECATED[f"{where}.{name}"]):
+                getattr(holder, name)
+            continue
+        model_fields = getattr(holder, "__dataclass_fields__", {})
+        assert hasattr(holder, name) or name in model_fields, (
+            f"{where}.{name} is public and has gone without a deprecation entry (seqcli.MOVED or DEPRECATED)")
+
+
+@pytest.mark.parametrize("module", ["seqcli.api", "seqcli.layers", "seqcli.testing"])
+def test_the_listed_surface_is_the_whole_surface(module):
+    """A name added to a stable module's __all__ is listed (and so guarded) here too."""
+    exported = set(importlib.import_module(module).__all__)
+    assert exported == set(PUBLIC[module]), (f"{module}.__all__ and PUBLIC differ: new {sorted(exported - set(PUBLIC[module]))},"
+                                             f" gone {sorted(set(PUBLIC[module]) - exported)}")
+
+
+@pytest.mark.parametrize("old", sorted(seqcli.MOVED))
+def test_a_moved_module_keeps_working_with_a_warning_naming_its_new_home(old):
+    import sys
+
+    new, until = seqcli.MOVED[old]
+    sys.modules.pop(old, None)
+    with pytest.warns(DeprecationWarning, match=rf"{old} is deprecated: it moved to {new}; the old name goes in "
+                                                rf"seqcli {until}"):
+        moved = importlib.import_module(old)
+    assert moved is importlib.import_module(new) and moved.__spec__.name == new
+    major, minor = (int(p) for p in seqcli.__version__.split(".")[:2])
+    assert (major, minor) < tuple(int(p) for p in until.split(".")), f"{old}: its time is up; remove it"
+
+
+def test_seqcli_data_vocab_still_gives_the_vocabulary_classes():
+    """The name the docs once called stable: the classes are the ones seqcli.api exports."""
+    import sys
+
+    from seqcli.api import Labels, Numeric, Vocab
+
+    sys.modules.pop("seqcli.data.vocab", None)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        from seqcli.data.vocab import Labels as OldLabels, Numeric as OldNumeric, Vocab as OldVocab
+    assert (OldVocab, OldLabels, OldNumeric) == (Vocab, Labels, Numeric)
+    assert any("seqcli.data.vocab is deprecated" in str(w.message) for w in caught)
