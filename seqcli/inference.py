@@ -105,7 +105,9 @@ def write_figures(samples: Samples, wanted: dict[str, Path]) -> list[Path]:
             continue
         draw_into(path, figure.draw)
         if figure.data is not None:
-            write_text(path.with_suffix(".json"), json.dumps(figure.data))
+            from seqcli.files import write_atomic
+
+            write_atomic(path.with_suffix(".json"), json.dumps(figure.data))
         written.append(path)
     return written
 
@@ -127,13 +129,6 @@ def draw_into(path: Path, draw) -> None:
         os.replace(folder / Path(path).name, path)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-
-
-def write_text(path: Path, text: str) -> None:
-    """Write a whole file or nothing: a temporary file renamed into place."""
-    from seqcli.files import write_atomic
-
-    write_atomic(path, text)
 
 
 def task_class(ckpt: Checkpoint):

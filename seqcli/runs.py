@@ -338,6 +338,32 @@ def _resume(run_dir: Path, recipe: Recipe | None, overrides: list[str], force: b
     return train(recipe, Path(run_dir), console, resume=ckpt, packages=packages, on_evaluation=on_evaluation)
 
 
+def in_process(recipe: Recipe | None, run_dir, resume_it: bool, force: bool, console: Console,
+               overrides: list[str] = (), threads: int | None = None) -> None:
+    """`seqcli run` or `seqcli resume` in this process: alone, or as one rank of a
+    distributed run (the process group set up first and torn down after; rank 0 chooses the
+    run folder and every rank trains in it; only rank 0 prints)."""
+    from seqcli.train import distributed
+
+    distributed.setup(recipe.train.device if recipe is not None else "auto")
+    if not distributed.context().main:
+        console = Console(quiet=True)
+    try:
+        if resume_it:
+            resume(Path(run_dir), recipe, list(overrides), force, console, threads=threads)
+        else:
+            chosen = None
+            if distributed.context().main:
+                path = choose_run_dir(run_dir, recipe)
+                chosen = (str(path), RunFolder(path).unstarted())
+            path, restart = distributed.broadcast(chosen)  # every rank the same folder and the same decision
+            start(recipe, Path(path), console, restart=restart)
+    except BaseException:
+        distributed.teardown(finished=False)
+        raise
+    distributed.teardown()
+
+
 def finished(ckpt: Checkpoint, train) -> str | None:
     """Why a checkpoint's run needs no more training under the settings `train`, or None."""
     if train.max_steps is not None and ckpt.step >= train.max_steps:

@@ -28,15 +28,6 @@ def distributed_launch(argv: list[str], nproc: int | None, nnodes: int, node_ran
     return True
 
 
-def worker_console():
-    """Rank 0 prints; the other ranks of a distributed run stay quiet."""
-    from rich.console import Console
-
-    from seqcli.train import distributed
-
-    return console() if distributed.context().main else Console(quiet=True)
-
-
 @guard
 def run(
     recipe: str = typer.Argument(..., help="A recipe file, or the name of a bundled recipe (see `seqcli recipes list`)."),
@@ -61,7 +52,6 @@ def run(
     from seqcli import runs
     from seqcli.errors import SeqcliError
     from seqcli.recipe.resolve import load_recipe
-    from seqcli.runfolder import RunFolder
     from seqcli.train import distributed
 
     overrides = list(overrides or [])
@@ -85,21 +75,7 @@ def run(
     argv += ["--threads", str(threads)] if threads else []
     if distributed_launch(argv, nproc_per_node, nnodes, node_rank, rdzv_endpoint):
         return
-    distributed.setup(checked.train.device)
-    try:
-        if resume:
-            runs.resume(Path(run_dir), checked, [], force, worker_console())
-        else:
-            chosen = None
-            if distributed.context().main:
-                path = runs.choose_run_dir(run_dir, checked)
-                chosen = (str(path), RunFolder(path).unstarted())
-            path, restart = distributed.broadcast(chosen)  # every rank the same folder and the same decision
-            runs.start(checked, Path(path), worker_console(), restart=restart)
-    except BaseException:
-        distributed.teardown(finished=False)
-        raise
-    distributed.teardown()
+    runs.in_process(checked, run_dir, resume, force, console())
 
 
 @guard
@@ -135,10 +111,4 @@ def resume(
         (["--threads", str(threads)] if threads else [])
     if distributed_launch(argv, nproc_per_node, nnodes, node_rank, rdzv_endpoint):
         return
-    distributed.setup()
-    try:
-        runs.resume(path, None, overrides, force, worker_console(), threads=threads)
-    except BaseException:
-        distributed.teardown(finished=False)
-        raise
-    distributed.teardown()
+    runs.in_process(None, path, True, force, console(), overrides, threads)
