@@ -33,6 +33,7 @@ def suite(quick: bool) -> list[list[str]]:
         ["plugin_cell.py", "--steps", "3" if quick else "10"],
         ["bulk.py", "--inputs", "10000" if quick else "100000"],
         ["shared_cores.py", "--steps", "50" if quick else "150"],
+        ["accumulate.py", "--steps", "15" if quick else "30"],
         ["export_runner.py", "--inputs", "1000" if quick else "2000", "--repeats", "2" if quick else "3"],
         ["serve.py", "--requests", "1000" if quick else "2000", "--memory-requests", "2000" if quick else "10000"],
     ]

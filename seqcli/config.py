@@ -21,6 +21,7 @@ class TrainConfig:
     """Training loop settings; every field is a key of the recipe's `train:` section."""
 
     batch_size: Annotated[int, Range(1, 65536)] = 32
+    accumulate: Annotated[int, Range(1, 4096)] = 1  # batches per optimizer step (gradient accumulation)
     seq_len: Annotated[int, Range(1, 65536)] = 64  # tokens per truncated-BPTT chunk (streaming tasks)
     max_steps: Positive | None = 1000  # the run's total steps (None: max_epochs alone decides)
     max_epochs: Positive | None = None  # also stop after this many passes over the training split

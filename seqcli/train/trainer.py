@@ -117,6 +117,9 @@ class Trainer:
         train.patience); returns the last evaluation's metrics."""
         cfg = self.config
         self.reporter.start(self.total, self.step, unit=self.task.unit)
+        if cfg.accumulate > 1:
+            self.reporter.message(f"train.accumulate {cfg.accumulate}: a step is one optimizer update over "
+                                  f"{cfg.accumulate} batches of {cfg.batch_size}; steps count updates")
         last_metrics: dict = {}
         self.started = time.perf_counter()
         self.mark = (self.started, self.seen)  # the clock and the targets at the last log record
@@ -130,12 +133,20 @@ class Trainer:
         previous = self._catch_signals()
         try:
             while not self.finished():
+                group = []  # the batches of one optimizer step (train.accumulate)
                 for index, batch, last in _marking_last(self.task.batches(self.data, cfg, self.epoch)):
                     if index < self.position:  # resuming mid-epoch: these were trained on already
                         continue
                     if self.dist.active:
                         batch = self.task.shard(batch, self.dist.rank, self.dist.world)
-                    self._train_on(batch)
+                    group.append(batch)
+                    if len(group) < cfg.accumulate and not last:  # an epoch's last step may take fewer
+                        continue
+                    if cfg.accumulate == 1:
+                        self._train_on(batch)
+                    else:
+                        self._train_on_many(group)
+                    group = []
                     self.position = index + 1
                     if last:  # the epoch is complete: what is saved from here on resumes in the next one
                         self.epoch, self.position, self.carry = self.epoch + 1, 0, None
@@ -188,6 +199,8 @@ class Trainer:
                   f"{self.task.unit}_per_s": round((self.seen - seen_then) / max(now - then - self.paused, 1e-9), 1),
                   "elapsed_s": round(now - self.started, 3)}
         record["epoch"] = round(record["epoch"], 3)
+        if self.config.accumulate > 1:
+            record["batches_per_step"] = self.config.accumulate
         self._write(record)
         self.reporter.logged(record)
         self.mark, self.paused = (now, self.seen), 0.0
@@ -196,17 +209,7 @@ class Trainer:
         return [p for group in self.optimizer.param_groups for p in group["params"]]
 
     def _train_on(self, batch) -> None:
-        cfg = self.config
-        if self.restored_carry:  # a carried state from a checkpoint is checked where it is used
-            self.restored_carry = False
-            try:
-                result = self.stepper.forward(batch, self.carry)
-            except (RuntimeError, ValueError, IndexError, TypeError, AttributeError) as exc:
-                raise CheckpointError(f"damaged checkpoint: its carry (the state handed from batch to batch) does "
-                                      f"not fit the model ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
-                                      ) from None
-        else:
-            result = self.stepper.forward(batch, self.carry)
+        result = self._forward(batch, self.carry)
         if self.replicas is None:
             loss, targets = result.loss.item(), result.targets
         else:
@@ -214,6 +217,13 @@ class Trainer:
         self.stepper.step, self.stepper.epoch = self.step, self.epoch  # where the schedule is
         self.step += 1
         norm = self.stepper.update(result) if math.isfinite(loss) else math.nan
+        self._after_step(loss, targets, norm, result.carry)
+
+    def _after_step(self, loss: float, targets: int, norm: float, carry) -> None:
+        """The bookkeeping of one optimizer step: a non-finite one stops the run or is
+        skipped (train.nonfinite); a good one moves the carried state, the tally and the
+        progress on."""
+        cfg = self.config
         self.lr = self.optimizer.param_groups[0]["lr"]
         if not math.isfinite(norm):
             what = f"the loss is {loss}" if not math.isfinite(loss) else f"the gradient norm is {norm} (the loss was {loss:.4g})"
@@ -224,10 +234,52 @@ class Trainer:
             self.reporter.message(f"step {self.step}: {what}; batch skipped, weights unchanged ({self.skipped} so far)")
             self.carry = None  # a state that produced NaN is not carried on
             return
-        self.carry = result.carry
+        self.carry = carry
         self.tally.add(loss)
         self.seen += targets
         self.reporter.step(self.step, loss, targets, self.lr)
+
+    def _train_on_many(self, group: list) -> None:
+        """One optimizer step over several batches (train.accumulate): each batch's loss is
+        weighted by what it averages over (its targets; its sequences for
+        loss_reduction=sequence_sum) and back-propagated as it is computed, so memory holds
+        one batch's activations; the summed gradient is then divided by the total weight over
+        every batch (and every process), which makes the update that of one step on all of
+        them together. Distributed, gradients are exchanged once, with the last batch."""
+        stepper = self.stepper
+        stepper.step, stepper.epoch = self.step, self.epoch  # where the schedule is
+        stepper.begin()
+        carry, weighted, total, count, loss = self.carry, 0.0, 0, 0.0, 0.0
+        for k, batch in enumerate(group):
+            exchange = self.replicas is None or k == len(group) - 1
+            with contextlib.nullcontext() if exchange else self.replicas.no_sync():
+                result = self._forward(batch, carry)
+                part, targets = (result.loss.item(), result.targets) if self.replicas is None else self._agree(result)
+                if not math.isfinite(part):  # every process sees the same agreed loss, and stops here
+                    loss = part
+                    break
+                count += stepper.backward(result, weighted=True)
+            carry = result.carry
+            weighted, total = weighted + part * targets, total + targets
+        else:
+            loss = weighted / max(total, 1)
+        self.step += 1
+        norm = math.nan
+        if math.isfinite(loss):  # distributed, each process's gradient is the mean over processes: undo that
+            share = distributed.all_sum([count])[0] / self.dist.world if self.replicas is not None else count
+            norm = stepper.take(divide=share)
+        self._after_step(loss, total, norm, carry)
+
+    def _forward(self, batch, carry):
+        if not self.restored_carry:
+            return self.stepper.forward(batch, carry)
+        self.restored_carry = False  # a carried state from a checkpoint is checked where it is used
+        try:
+            return self.stepper.forward(batch, carry)
+        except (RuntimeError, ValueError, IndexError, TypeError, AttributeError) as exc:
+            raise CheckpointError(f"damaged checkpoint: its carry (the state handed from batch to batch) does "
+                                  f"not fit the model ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+                                  ) from None
 
     def _agree(self, result) -> tuple[float, int]:
         """Distributed: the mean loss over all ranks' targets, their total, and a stop signal
@@ -391,19 +443,40 @@ class Stepper:
     def update(self, result: StepResult, clip: float | None | bool = True) -> float:
         """Backward, then the optimizer step unless the gradient is not finite. Returns the
         total gradient norm before clipping. `clip` overrides train.clip_grad_norm."""
-        max_norm = self.config.clip_grad_norm if clip is True else clip or None
+        self.begin()
+        self.backward(result)
+        return self.take(clip=clip)
+
+    def begin(self) -> None:
+        """A new step: gradients cleared, the learning rate set by the schedule."""
         self.optimizer.zero_grad(set_to_none=True)
-        loss = result.loss
+        if self.scheduler is not None and not self.plateau:
+            self.scheduler.apply(self.step, self.epoch)
+
+    def backward(self, result: StepResult, weighted: bool = False) -> float:
+        """Back-propagate a batch's objective: its loss (each sequence's summed loss, averaged
+        over the batch, for loss_reduction=sequence_sum) plus its penalty. `weighted`: times
+        what the loss averages over (targets, or sequences), which is returned, so that
+        several batches' gradients divided by their total are one batch's (`take(divide=)`)."""
+        loss, weight = result.loss, float(result.targets)
         if self.config.loss_reduction == "sequence_sum":  # each sequence's summed loss, averaged over the batch
             if not result.sequences:
                 raise TrainingError(f"train.loss_reduction=sequence_sum: task {type(self.task).__name__} does not "
                                     f"say how many sequences its loss averages over (StepResult.sequences)")
-            loss = loss * (result.targets / result.sequences)
+            loss, weight = loss * (result.targets / result.sequences), float(result.sequences)
         if result.penalty is not None:
             loss = loss + result.penalty
-        if self.scheduler is not None and not self.plateau:
-            self.scheduler.apply(self.step, self.epoch)
-        loss.backward()
+        (loss * weight if weighted else loss).backward()
+        return weight if weighted else 1.0
+
+    def take(self, divide: float | None = None, clip: float | None | bool = True) -> float:
+        """The optimizer step on the gradients gathered since `begin` (divided by `divide`
+        first), unless they are not finite; the total gradient norm before clipping."""
+        max_norm = self.config.clip_grad_norm if clip is True else clip or None
+        if divide is not None and divide != 1.0:
+            for p in self.params:
+                if p.grad is not None:
+                    p.grad.div_(divide)
         if max_norm is not None:
             norm = torch.nn.utils.clip_grad_norm_(self.params, max_norm).item()
         else:
@@ -458,8 +531,10 @@ def count_batches(task: Task, data: Data, config: TrainConfig) -> int:
 
 
 def total_steps(config: TrainConfig, per_epoch: int) -> int:
-    """The run's last step: train.max_steps, or max_epochs full epochs, whichever comes first."""
-    budgets = [b for b in (config.max_steps, config.max_epochs and config.max_epochs * per_epoch) if b]
+    """The run's last step: train.max_steps, or max_epochs full epochs, whichever comes first
+    (an epoch is ceil(batches / train.accumulate) steps)."""
+    steps = -(-per_epoch // config.accumulate)
+    budgets = [b for b in (config.max_steps, config.max_epochs and config.max_epochs * steps) if b]
     return min(budgets)
 
 

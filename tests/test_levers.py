@@ -1,0 +1,86 @@
+"""The training and decoding levers of the NMT toolkits: each does what it says, measured."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from seqcli.train import checkpoint
+
+# reverse strings: a seq2seq task whose batches hold different numbers of target tokens, so a
+# step over several batches is right only if each batch's loss is weighted by its tokens
+REVERSE = ["dataset.train_size=400", "dataset.valid_size=40", "dataset.max_length=8", "model.hidden_size=16",
+           "model.embedding_size=8", "train.eval_every=3", "train.log_every=1", "train.max_steps=3",
+           "train.eval_batches=1", "sample.inputs=[]", "train.clip_grad_norm=1000",
+           "train.optimizer={name: sgd, lr: 0.5}"]  # an update in proportion to the gradient: comparable
+
+
+def weights(run_dir):
+    return checkpoint.load(run_dir, "last").model
+
+
+def largest_difference(a, b) -> float:
+    assert a.keys() == b.keys()
+    return max((a[k].float() - b[k].float()).abs().max().item() for k in a)
+
+
+def seqcli(*args):
+    return subprocess.run([sys.executable, "-m", "seqcli", *map(str, args)], capture_output=True, text=True,
+                          timeout=600)
+
+
+@pytest.mark.parametrize("reduction", ["token_mean", "sequence_sum"])
+def test_accumulating_four_batches_is_one_step_on_a_batch_four_times_larger(cli, tmp_path, reduction):
+    keys = [*REVERSE, f"train.loss_reduction={reduction}"]
+    cli("run", "reverse", *keys, "train.batch_size=32", "--run-dir", tmp_path / "large")
+    run = cli("run", "reverse", *keys, "train.batch_size=8", "train.accumulate=4", "--run-dir", tmp_path / "four")
+    assert "a step is one optimizer update over 4 batches of 8" in run.stdout
+    assert largest_difference(weights(tmp_path / "large"), weights(tmp_path / "four")) < 1e-6
+    records = [json.loads(line) for line in (tmp_path / "four" / "metrics.jsonl").read_text().splitlines()]
+    train = [r for r in records if r["split"] == "train"]
+    assert [r["step"] for r in train] == [1, 2, 3] and all(r["batches_per_step"] == 4 for r in train)
+    large = [json.loads(line) for line in (tmp_path / "large" / "metrics.jsonl").read_text().splitlines()]
+    assert [round(r["loss"], 5) for r in train] == [round(r["loss"], 5) for r in large if r["split"] == "train"]
+
+
+def test_accumulation_in_bf16_and_across_an_epoch_end(cli, tmp_path):
+    """In bf16 a product's rounding depends on the shape it is computed in, so a batch of 8
+    and a batch of 32 round differently: the accumulated step is as close to the large
+    batch's as bf16 is to fp32, no closer. An epoch whose batches do not fill its last step
+    ends with a smaller one, and resuming there is exact."""
+    one = [k for k in REVERSE if not k.startswith("train.max_steps")] + ["train.max_steps=1", "train.eval_every=1"]
+    cli("run", "reverse", *one, "train.batch_size=32", "--run-dir", tmp_path / "fp32")
+    cli("run", "reverse", *one, "train.batch_size=32", "train.precision=bf16", "--run-dir", tmp_path / "large")
+    cli("run", "reverse", *one, "train.batch_size=8", "train.accumulate=4", "train.precision=bf16", "--run-dir",
+        tmp_path / "four")
+    rounding = largest_difference(weights(tmp_path / "large"), weights(tmp_path / "fp32"))
+    assert 0 < largest_difference(weights(tmp_path / "large"), weights(tmp_path / "four")) <= 1.5 * rounding
+    # 400 examples in batches of 64: 7 batches an epoch, so steps of 3 batches leave one over
+    epoch = [k for k in REVERSE if not k.startswith("train.max_steps")] + ["train.batch_size=64",
+                                                                           "train.accumulate=3"]
+    cli("run", "reverse", *epoch, "train.max_steps=4", "--run-dir", tmp_path / "whole")
+    cli("run", "reverse", *epoch, "train.max_steps=2", "--run-dir", tmp_path / "half")
+    cli("resume", tmp_path / "half", "train.max_steps=4")
+    whole, half = checkpoint.load(tmp_path / "whole", "last"), checkpoint.load(tmp_path / "half", "last")
+    assert (whole.epoch, whole.position) == (1, 3)  # 3 steps in epoch 1 (3 + 3 + 1 batches), 1 in epoch 2
+    assert largest_difference(whole.model, half.model) == 0.0
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not built in")
+def test_two_processes_accumulating_equal_one_process_on_the_whole_batch(tmp_path):
+    one = seqcli("run", "reverse", *REVERSE, "train.batch_size=32", "--run-dir", tmp_path / "one")
+    assert one.returncode == 0, one.stderr
+    two = seqcli("run", "reverse", *REVERSE, "train.batch_size=16", "train.accumulate=2", "--run-dir",
+                 tmp_path / "two", "--nproc-per-node", 2)
+    assert two.returncode == 0, two.stderr
+    assert largest_difference(weights(tmp_path / "one"), weights(tmp_path / "two")) < 1e-6
+
+
+def test_accumulate_is_checked_and_changes_what_is_learnt(cli, tmp_path):
+    result = cli("run", "reverse", *REVERSE, "train.accumulate=0", ok=False)
+    assert result.exit_code == 2 and "train.accumulate: must be >= 1 and <= 4096, got 0" in result.stderr
+    cli("run", "reverse", *REVERSE, "--run-dir", tmp_path / "run")
+    refused = cli("resume", tmp_path / "run", "train.max_steps=6", "train.accumulate=2", ok=False)
+    assert refused.exit_code == 2 and "train.accumulate" in refused.stderr and "--force" in refused.stderr
