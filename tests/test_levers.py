@@ -1,5 +1,6 @@
 """The training and decoding levers of the NMT toolkits: each does what it says, measured."""
 
+import copy
 import json
 import subprocess
 import sys
@@ -84,3 +85,53 @@ def test_accumulate_is_checked_and_changes_what_is_learnt(cli, tmp_path):
     cli("run", "reverse", *REVERSE, "--run-dir", tmp_path / "run")
     refused = cli("resume", tmp_path / "run", "train.max_steps=6", "train.accumulate=2", ok=False)
     assert refused.exit_code == 2 and "train.accumulate" in refused.stderr and "--force" in refused.stderr
+
+
+# -- label smoothing ---------------------------------------------------------------------------
+
+SMALL_MODELS = {  # a recipe of each task with a token-level loss, made tiny
+    "reverse": ["dataset.train_size=64", "dataset.valid_size=16", "model.hidden_size=8"],
+    "spell": ["dataset.train_size=64", "dataset.valid_size=16", "model.hidden_size=8"],
+    "copy-memory": ["dataset.train_size=64", "dataset.valid_size=16", "model.hidden_size=8"],
+    "digits": ["model.hidden_size=8"],
+    "char-lm": ["model.hidden_size=8", "model.embedding_size=8", "model.num_layers=1", "model.dropout=0", "train.seq_len=8",
+                "train.batch_size=4"],
+}
+
+
+@pytest.mark.parametrize("recipe", sorted(SMALL_MODELS))
+def test_label_smoothing_is_in_the_training_loss_and_never_in_validation(recipe, corpus):
+    import torch.nn.functional as F
+
+    from seqcli import build
+    from seqcli.config import TrainConfig
+    from seqcli.recipe.resolve import load_recipe
+
+    extra = [f"dataset.path={corpus}"] if recipe == "char-lm" else []
+    plain_recipe = load_recipe(recipe, [*SMALL_MODELS[recipe], *extra])
+    data = build.dataset(plain_recipe).load()
+    assert build.task(load_recipe(recipe, [*SMALL_MODELS[recipe], *extra, "task.label_smoothing=0.2"])
+                      ).label_smoothing == 0.2  # the recipe key reaches the task
+    plain = build.task(plain_recipe)
+    model = build.model(plain, data, plain_recipe)
+    smooth = copy.copy(plain)  # the same task, prepared by build_model, smoothing
+    smooth.label_smoothing = 0.2
+    config = TrainConfig(batch_size=8, seq_len=8, eval_batches=2)
+    batch = next(iter(plain.batches(data, config, 0)))
+    model.train()  # the built-in models have no dropout here: train and eval compute the same logits
+    if recipe == "char-lm":
+        trained = [t.train_step(model, batch, None).loss.item() for t in (plain, smooth)]
+        x, y = batch
+        logits = model(x.long(), None)[0]
+        assert trained[1] == pytest.approx(F.cross_entropy(logits.flatten(0, 1), y.long().flatten(),
+                                                           label_smoothing=0.2).item(), rel=1e-6)
+    else:
+        trained = [t.loss(model, t.collate(batch, "cpu"))[0].item() for t in (plain, smooth)]
+    assert trained[0] != trained[1]  # smoothing changes the training objective
+    validation = [torch.no_grad()(t.evaluate)(model.eval(), data, "valid", config)["loss"] for t in (plain, smooth)]
+    assert validation[0] == validation[1]  # and never the validation loss
+
+
+def test_label_smoothing_is_checked(cli):
+    result = cli("recipes", "validate", "reverse", "task.label_smoothing=1", ok=False)
+    assert result.exit_code == 2 and "task.label_smoothing: must be >= 0 and < 1, got 1" in result.stderr

@@ -48,6 +48,13 @@ def stack_inputs(seqs: list[torch.Tensor], device) -> tuple[torch.Tensor, torch.
 class ExampleTask(Task):
     """A task over separate examples. Subclasses write `collate`, `loss` and `metrics`."""
 
+    label_smoothing: float = 0.0  # a task that offers it takes it as a constructor argument
+
+    def smoothing(self, model) -> float:
+        """The label smoothing a loss uses now: the task's while training, none while
+        evaluating (validation losses and perplexities are the plain cross-entropy)."""
+        return self.label_smoothing if model.training else 0.0
+
     def batches(self, data: Data, config: TrainConfig, epoch: int):
         return batches(data.splits["train"], config.batch_size, config.seed, epoch)
 

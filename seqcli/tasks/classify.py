@@ -19,6 +19,7 @@ from seqcli.layers import (Encoder, ExampleTask, macro_f1, mask, require, sequen
 
 Size = Annotated[int, Range(1, 65536)]
 Dropout = Annotated[float, Range(0, 1, hi_open=True)]
+Smoothing = Annotated[float, Range(0, 1, hi_open=True)]
 
 
 class Classifier(nn.Module):
@@ -62,6 +63,11 @@ class Classify(ExampleTask):
 
     main_metric = "loss"
 
+    def __init__(self, label_smoothing: Smoothing = 0.0):
+        """`label_smoothing`: the share of each target's probability spread over the other
+        classes in the training loss (Szegedy et al., 2016); validation is scored without it."""
+        self.label_smoothing = label_smoothing
+
     def build_model(self, data: Data, cell: CellSpec, embedding_size: Size = 64, hidden_size: Size = 128,
                     num_layers: Annotated[int, Range(1, 64)] = 1, dropout: Dropout = 0.0, bidirectional: bool = True,
                     pooling: Literal["last", "mean", "attention"] = "last", weight_drop: Dropout = 0.0) -> Classifier:
@@ -76,7 +82,7 @@ class Classify(ExampleTask):
 
     def loss(self, model, batch):
         logits = model(batch["x"], batch["lengths"])
-        return F.cross_entropy(logits, batch["y"]), len(batch["y"]), logits
+        return F.cross_entropy(logits, batch["y"], label_smoothing=self.smoothing(model)), len(batch["y"]), logits
 
     def metrics(self, model, parts, fields):
         return label_metrics(parts, len(fields[LABEL]))

@@ -19,7 +19,7 @@ from torch import nn
 from seqcli.api import (INPUT, LABEL, CellSpec, Data, DataError, Exported, Figure, Graph, Labels, Numeric, Output,
                         Range, Samples, device_of)
 from seqcli.layers import ExampleTask, Recurrent, draw, encode_input, pyplot, require, save, traceable
-from seqcli.tasks.classify import Size, label_metrics
+from seqcli.tasks.classify import Size, Smoothing, label_metrics
 
 Glimpses = Annotated[int, Range(1, 1000)]
 Grid = Annotated[int, Range(1, 64)]
@@ -102,6 +102,11 @@ class Glimpse(ExampleTask):
 
     unit = "examples"
 
+    def __init__(self, label_smoothing: Smoothing = 0.0):
+        """`label_smoothing`: the share of each target's probability spread over the other
+        classes in the training loss (Szegedy et al., 2016); validation is scored without it."""
+        self.label_smoothing = label_smoothing
+
     def build_model(self, data: Data, cell: CellSpec, hidden_size: Size = 128, num_layers: Layers = 1,
                     glimpses: Glimpses = 4, grid: Grid = 4) -> GlimpseClassifier:
         size = image_size(data, "glimpse")
@@ -113,7 +118,7 @@ class Glimpse(ExampleTask):
 
     def loss(self, model, batch):
         logits = model(batch["x"])
-        return F.cross_entropy(logits, batch["y"]), len(batch["y"]), logits
+        return F.cross_entropy(logits, batch["y"], label_smoothing=self.smoothing(model)), len(batch["y"]), logits
 
     def metrics(self, model, parts, fields):
         return label_metrics(parts, len(fields[LABEL]))

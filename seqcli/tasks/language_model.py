@@ -116,12 +116,16 @@ class LanguageModel(Task):
     character at character level. `ar` and `tar` add AWD-LSTM's activation regularisation
     (ar * mean of the squared dropped top-layer outputs) and temporal activation
     regularisation (tar * mean squared change of the top layer's outputs between steps) to
-    the training loss; the logged loss is the cross-entropy alone."""
+    the training loss; the logged training loss is the cross-entropy (label-smoothed with
+    `label_smoothing`) without them."""
 
     batched_option = "prime"  # requests for different primes are drawn together
 
-    def __init__(self, ar: Annotated[float, Range(0, 1000)] = 0.0, tar: Annotated[float, Range(0, 1000)] = 0.0):
-        self.ar, self.tar = ar, tar
+    def __init__(self, ar: Annotated[float, Range(0, 1000)] = 0.0, tar: Annotated[float, Range(0, 1000)] = 0.0,
+                 label_smoothing: Annotated[float, Range(0, 1, hi_open=True)] = 0.0):
+        """`label_smoothing`: the share of each next token's probability spread over the rest
+        of the vocabulary in the training loss; validation loss and perplexity are without it."""
+        self.ar, self.tar, self.label_smoothing = ar, tar, label_smoothing
 
     def build_model(self, data: Data, cell: CellSpec, embedding_size: Size = 64, hidden_size: Size = 256,
                     num_layers: Annotated[int, Range(1, 64)] = 2, dropout: Dropout = 0.0,
@@ -154,7 +158,7 @@ class LanguageModel(Task):
         device = device_of(model)
         x, y = (t.to(device, torch.long) for t in batch)
         logits, state, h, dropped = model(x, carry, hidden=True)
-        loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
+        loss = F.cross_entropy(logits.flatten(0, 1), y.flatten(), label_smoothing=self.label_smoothing)
         penalty = None
         if self.ar:
             penalty = self.ar * dropped.pow(2).mean()

@@ -23,7 +23,7 @@ from seqcli.api import (CONDITION, SOURCE, TARGET, CellSpec, ConfigError, Data, 
 from seqcli.layers import (EXAMPLE_BATCH, IGNORE, AttentionKind, Bridge, Decoder, DecoderState, Encoder, ExampleTask,
                            Scale, beam_search, encode_input, mask, nearest, pad, pyplot, require, sample, save,
                            sequence_inputs, stack_inputs, text_scores, traceable)
-from seqcli.tasks.classify import Dropout, Size
+from seqcli.tasks.classify import Dropout, Size, Smoothing
 
 Layers = Annotated[int, Range(1, 64)]
 MaxLength = Annotated[int, Range(1, 100_000)]
@@ -107,6 +107,11 @@ class SequenceWriter(ExampleTask):
 
     input_field = SOURCE
 
+    def __init__(self, label_smoothing: Smoothing = 0.0):
+        """`label_smoothing`: the share of each target's probability spread over the other
+        classes in the training loss (Szegedy et al., 2016); validation is scored without it."""
+        self.label_smoothing = label_smoothing
+
     def collate(self, examples, device):
         batch = self.collate_inputs([e[self.input_field] for e in examples], device)
         eos, bos = self._specials
@@ -122,7 +127,8 @@ class SequenceWriter(ExampleTask):
     def loss(self, model, batch):
         logits, _ = model.decoder(batch["y_in"], model.start(batch))  # (T, B, V)
         y = batch["y_out"]
-        loss = F.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=IGNORE)
+        loss = F.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=IGNORE,
+                               label_smoothing=self.smoothing(model))
         return loss, int((y != IGNORE).sum()), logits
 
     def metrics(self, model, parts, fields):

@@ -15,7 +15,7 @@ from torch import nn
 from seqcli.api import INPUT, TAGS, CellSpec, Data, Exported, Graph, Labels, Numeric, Range, Vocab, device_of
 from seqcli.layers import (IGNORE, Encoder, ExampleTask, pad, require, sequence_inputs, stack_inputs, traceable,
                            user_batch)
-from seqcli.tasks.classify import Dropout, Size
+from seqcli.tasks.classify import Dropout, Size, Smoothing
 
 
 class Tagger(nn.Module):
@@ -35,6 +35,11 @@ class Tagger(nn.Module):
 class Tag(ExampleTask):
     """Sequence tagging. Metrics: loss, accuracy (over all tokens)."""
 
+    def __init__(self, label_smoothing: Smoothing = 0.0):
+        """`label_smoothing`: the share of each target's probability spread over the other
+        classes in the training loss (Szegedy et al., 2016); validation is scored without it."""
+        self.label_smoothing = label_smoothing
+
     def build_model(self, data: Data, cell: CellSpec, embedding_size: Size = 64, hidden_size: Size = 128,
                     num_layers: Annotated[int, Range(1, 64)] = 1, dropout: Dropout = 0.0,
                     bidirectional: bool = True, weight_drop: Dropout = 0.0) -> Tagger:
@@ -51,7 +56,8 @@ class Tag(ExampleTask):
     def loss(self, model, batch):
         logits = model(batch["x"], batch["lengths"])
         y = batch["y"]
-        return F.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=IGNORE), \
+        return F.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=IGNORE,
+                               label_smoothing=self.smoothing(model)), \
             int((y != IGNORE).sum()), logits
 
     def metrics(self, model, parts, fields):
