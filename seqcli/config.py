@@ -28,6 +28,7 @@ class TrainConfig:
     optimizer: dict = field(default_factory=lambda: dict(DEFAULT_OPTIMIZER))
     scheduler: dict | None = None
     clip_grad_norm: Annotated[float, Range(0, lo_open=True)] | None = 5.0
+    ema: Annotated[float, Range(0, 1, lo_open=True, hi_open=True)] | None = None  # evaluate an average of the weights
     eval_every: Positive = 200
     eval_batches: Positive | None = None  # cap on batches per evaluation (None: the whole split)
     log_every: Positive = 50

@@ -60,6 +60,7 @@ def ntasgd(params, lr: Rate = 30.0, weight_decay: Decay = 0.0, nonmono: Annotate
     return None if params is None else NTASGD(params, lr=lr, weight_decay=weight_decay, nonmono=nonmono)
 
 
+ntasgd.averages_weights = True  # train.ema would average an average: one of the two
 OPTIMIZERS = {"sgd": sgd, "adam": adam, "adamw": adamw, "ntasgd": ntasgd}
 
 
@@ -292,6 +293,75 @@ def cosine(optimizer, total_steps: int, min_lr: Annotated[float, Range(0)] = 0.0
 
 
 SCHEDULERS = {"step": step, "milestones": milestones, "plateau": plateau, "cosine": cosine}
+
+
+class EMA:
+    """An exponential moving average of the weights (`train.ema: DECAY`), updated after every
+    optimizer step: average = d * average + (1 - d) * weights, with d = min(DECAY, (1 + t) /
+    (10 + t)) at the t-th update, so early averages are not held back by the initial weights.
+    As with NT-ASGD, the average is what is evaluated, saved in a checkpoint's model and left
+    in the model when training ends; a checkpoint keeps the training weights too (its
+    optimizer state's `ema` entry), so resuming is exact."""
+
+    STATE = "ema"
+
+    def __init__(self, params, decay: float):
+        self.params, self.decay, self.updates = list(params), decay, 0
+        self.average = [p.detach().clone() for p in self.params]
+
+    @torch.no_grad()
+    def update(self) -> None:
+        self.updates += 1
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        for average, p in zip(self.average, self.params):
+            average.lerp_(p.detach(), 1 - d)
+
+    @contextlib.contextmanager
+    def averaged(self):
+        """The average in the model for the block; the training weights back after it."""
+        saved = [p.detach().clone() for p in self.params]
+        with torch.no_grad():
+            for p, average in zip(self.params, self.average):
+                p.copy_(average)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for p, weights in zip(self.params, saved):
+                    p.copy_(weights)
+
+    def finish(self) -> None:
+        """Training is over: the model keeps the average."""
+        with torch.no_grad():
+            for p, average in zip(self.params, self.average):
+                p.copy_(average)
+
+    def state_dict(self) -> dict:
+        """The training weights (the checkpoint's model holds the average) and the count."""
+        return {"decay": self.decay, "updates": self.updates, "weights": [p.detach().clone() for p in self.params]}
+
+    def load_state_dict(self, state: dict) -> None:
+        """After the model was loaded with the average: it becomes the average again, and the
+        model gets the training weights back."""
+        with torch.no_grad():
+            self.average = [p.detach().clone() for p in self.params]
+            for p, weights in zip(self.params, state["weights"]):
+                p.copy_(weights)
+        self.updates = int(state["updates"])
+
+    @classmethod
+    def state_problem(cls, state: dict, shapes: list | None = None) -> str | None:
+        """What is wrong with a stored `ema` entry (None: nothing, or none stored)."""
+        entry = state.get(cls.STATE)
+        if entry is None:
+            return None
+        if not (isinstance(entry, dict) and isinstance(entry.get("updates"), int) and entry["updates"] >= 0
+                and isinstance(entry.get("weights"), list)
+                and all(isinstance(w, torch.Tensor) for w in entry["weights"])):
+            return f"{cls.STATE}: must be {{decay, updates, weights}}"
+        if shapes is not None and [tuple(w.shape) for w in entry["weights"]] != [tuple(s) for s in shapes]:
+            return f"{cls.STATE}: its weights do not fit the model's parameters"
+        return None
 
 
 def build(spec: dict | None, table: dict, *args):

@@ -135,3 +135,60 @@ def test_label_smoothing_is_in_the_training_loss_and_never_in_validation(recipe,
 def test_label_smoothing_is_checked(cli):
     result = cli("recipes", "validate", "reverse", "task.label_smoothing=1", ok=False)
     assert result.exit_code == 2 and "task.label_smoothing: must be >= 0 and < 1, got 1" in result.stderr
+
+
+# -- averaged weights: seqcli average, train.ema -------------------------------------------
+
+KEEP = [*[k for k in REVERSE if not k.startswith(("train.max_steps", "train.eval_every", "train.optimizer"))],
+        "train.max_steps=6", "train.eval_every=2", "train.keep_checkpoints=3", "train.optimizer={name: adam, lr: 0.01}"]
+
+
+def test_average_writes_the_mean_of_the_checkpoints_asked_for(cli, tmp_path):
+    run = tmp_path / "run"
+    cli("run", "reverse", *KEEP, "--run-dir", run)
+    steps = [checkpoint.load(run / "checkpoints" / f"step-{n:08d}.pt") for n in (2, 4, 6)]
+    out = cli("average", run, "--last", 3, "-o", tmp_path / "avg.pt").stdout
+    assert "the mean of the checkpoints of steps 2, 4, 6" in out
+    averaged = checkpoint.load(tmp_path / "avg.pt")
+    assert averaged.averaged == [2, 4, 6] and averaged.optimizer is None
+    for name, value in averaged.model.items():
+        assert torch.allclose(value, sum(c.model[name] for c in steps) / 3, atol=1e-7), name
+    # usable wherever a checkpoint is
+    assert cli("sample", tmp_path / "avg.pt", "--input", "abc", "--input", "de").stdout.count("\n") == 2
+    assert "loss" in json.loads(cli("evaluate", tmp_path / "avg.pt", "--json").stdout)
+    refused = cli("resume", tmp_path / "avg.pt", ok=False)
+    assert refused.exit_code == 2
+    # the two best by the task's main metric
+    main = "loss"
+    ranked = sorted(steps, key=lambda c: c.metrics[main])[:2]
+    cli("average", run, "--best", 2, "-o", tmp_path / "best2.pt")
+    assert checkpoint.load(tmp_path / "best2.pt").averaged == sorted(c.step for c in ranked)
+    # mistakes are one line; nothing is replaced without --force
+    assert "3 numbered checkpoint(s) kept, 4 asked for" in cli("average", run, "--last", 4, "-o", tmp_path / "x.pt",
+                                                               ok=False).stderr
+    assert "already exists; pass --force" in cli("average", run, "--last", 2, "-o", tmp_path / "avg.pt",
+                                                 ok=False).stderr
+    assert "say which of its checkpoints: --last K or --best K" in cli("average", run, "-o", tmp_path / "y.pt",
+                                                                       ok=False).stderr
+    files = [run / "checkpoints" / f"step-{n:08d}.pt" for n in (4, 6)]
+    cli("average", *files, "-o", tmp_path / "two.pt")
+    assert checkpoint.load(tmp_path / "two.pt").averaged == [4, 6]
+
+
+def test_ema_is_evaluated_saved_and_sampled_and_resuming_it_is_exact(cli, tmp_path):
+    ema = [*KEEP, "train.keep_checkpoints=1", "train.ema=0.9"]
+    cli("run", "reverse", *ema, "--run-dir", tmp_path / "whole")
+    cli("run", "reverse", *ema, "train.max_steps=4", "--run-dir", tmp_path / "half")
+    cli("resume", tmp_path / "half", "train.max_steps=6")
+    whole, half = checkpoint.load(tmp_path / "whole", "last"), checkpoint.load(tmp_path / "half", "last")
+    assert largest_difference(whole.model, half.model) == 0.0  # the average, resumed exactly
+    training = whole.optimizer["ema"]["weights"]
+    assert whole.optimizer["ema"]["updates"] == 6
+    assert any((w - a).abs().max() > 1e-4 for w, a in zip(training, whole.model.values()))  # an average, not the weights
+    # what was evaluated at step 6 is the model saved: evaluate the checkpoint and get the same loss
+    logged = [json.loads(line) for line in (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()]
+    valid = [r for r in logged if r["split"] == "valid"][-1]
+    scored = json.loads(cli("evaluate", tmp_path / "whole", "--checkpoint", "last", "--split", "valid", "--json").stdout)
+    assert scored["loss"] == pytest.approx(valid["loss"], rel=1e-6)
+    result = cli("recipes", "validate", "char-lm", "train.ema=0.99", "train.optimizer={name: ntasgd}", ok=False)
+    assert "train.ema: the ntasgd optimizer averages the weights itself" in result.stderr

@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 
 from seqcli import __version__
-from seqcli.cli import evaluate, export, gradflow, plot, plugins, recipes, run, sample, serve, sweep
+from seqcli.cli import average, evaluate, export, gradflow, plot, plugins, recipes, run, sample, serve, sweep
 from seqcli.cli.common import state
 
 app = typer.Typer(
@@ -52,6 +52,7 @@ app.command("resume")(run.resume)
 app.command("sample", context_settings=sample.TASK_OPTIONS, add_help_option=False)(sample.sample)
 app.command("evaluate", context_settings=sample.TASK_OPTIONS, add_help_option=False)(evaluate.evaluate)
 app.command("export")(export.export)
+app.command("average")(average.average)
 app.command("serve")(serve.serve)
 app.command("plot")(plot.plot)
 app.command("gradflow")(gradflow.gradflow)

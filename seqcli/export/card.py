@@ -31,7 +31,10 @@ def model_card(ckpt, loaded, exported, run: Path, fmt: str, test: bool, say) -> 
     lines = [f"# {recipe.task.name}: {recipe.description or 'a model trained with seqcli'}", "",
              f"Exported by seqcli {__import__('seqcli').__version__} on {time.strftime('%Y-%m-%d')} from "
              f"`{ckpt.path}` (step {ckpt.step}, epoch {ckpt.epoch}), as {'ONNX' if fmt == 'onnx' else 'torch.export'} "
-             f"graphs.", "", "## What it does", "",
+             f"graphs." + (f" Its weights are the mean of the run's checkpoints of steps "
+                           f"{', '.join(map(str, ckpt.averaged))} (`seqcli average`)." if ckpt.averaged else "")
+             + (f" Its weights are an exponential moving average (train.ema {recipe.train.ema})."
+                if recipe.train.ema and not ckpt.averaged else ""), "", "## What it does", "",
              f"It {KINDS[exported.kind]}. Task `{recipe.task.name}`"
              f"{': ' + _first(type(loaded.task)).rstrip('.') if _first(type(loaded.task)) else ''}; cell `{recipe.cell.name}`; "
              f"{sum(p.numel() for p in loaded.model.parameters()):,} parameters.", ""]

@@ -196,6 +196,9 @@ def resolve(data: dict, origins: Origins) -> Recipe:
     if "optimizer" in values:
         values["optimizer"] = _named(values["optimizer"], OPTIMIZERS, "train.optimizer", report, default=DEFAULT_OPTIMIZER["name"],
                                      takes=("params",))
+    chosen = values.get("optimizer") if isinstance(values.get("optimizer"), dict) else {}
+    if values.get("ema") is not None and getattr(OPTIMIZERS.get(chosen.get("name")), "averages_weights", False):
+        report("train.ema", f"the {chosen['name']} optimizer averages the weights itself; use one of the two")
     if values.get("scheduler") is not None:
         values["scheduler"] = _named(values["scheduler"], SCHEDULERS, "train.scheduler", report,
                                      takes=("optimizer", "total_steps"))

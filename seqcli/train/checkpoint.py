@@ -74,6 +74,7 @@ class Checkpoint:
     scheduler: dict | None = None
     seqcli_version: str = "?"
     api_version: str = "1.0"
+    averaged: list[int] | None = None  # `seqcli average`: the steps of the checkpoints whose mean it holds
     path: str = ""  # the file it was read from
     digest: str = ""  # the SHA-256 of what was read (its identity, e.g. for `sample --continue`)
 
@@ -93,6 +94,7 @@ class Checkpoint:
             "model": self.model, "optimizer": self.optimizer, "scheduler": self.scheduler, "step": self.step,
             "epoch": self.epoch, "position": self.position, "carry": self.carry, "window": window,
             "metrics": self.metrics, "best": best, "rng": self.rng, "ranks": self.ranks,
+            **({"averaged": self.averaged} if self.averaged is not None else {}),
         }
 
     @classmethod
@@ -166,12 +168,16 @@ class Checkpoint:
             problem = check(obj.get(key)) if obj.get(key) is not None else None
             if problem:
                 raise bad(f"{key}: {problem}")
+        averaged = obj.get("averaged")
+        if averaged is not None and not (isinstance(averaged, list) and averaged and all(_count(s) for s in averaged)):
+            raise bad("averaged must list the steps of the checkpoints averaged")
         recipe = stored_recipe(obj["recipe"], records, file)
         return cls(recipe=recipe, plugins=records, fields=fields, model=model, data_info=obj.get("data_info") or {},
                    carry=obj.get("carry"), tally=Tally.from_state(window, obj.get("best")), metrics=obj.get("metrics"),
                    rng=obj.get("rng"), ranks=obj.get("ranks"), optimizer=obj.get("optimizer"),
                    scheduler=obj.get("scheduler"), seqcli_version=str(obj.get("seqcli_version", "?")),
-                   api_version=str(obj.get("api_version", "1.0")), path=file, digest=digest, **counters)
+                   api_version=str(obj.get("api_version", "1.0")), averaged=averaged, path=file, digest=digest,
+                   **counters)
 
     def plugin_name(self, kind: str) -> tuple[str, str | None]:
         """(name, package) to load `kind` with: the package the checkpoint recorded."""
@@ -285,12 +291,9 @@ def _optimizer(value) -> str | None:
                                            (isinstance(v, (list, tuple)) and all(_number(x) for x in v)))
                    for k, v in group.items() if k != "params"):
             return f"param_groups.{i}: options must be numbers"
-    from seqcli.optim import NTASGD
+    from seqcli.optim import EMA, NTASGD
 
-    problem = NTASGD.state_problem(value)
-    if problem:
-        return problem
-    return None
+    return NTASGD.state_problem(value) or EMA.state_problem(value)
 
 
 def stored_recipe(data, records: dict[str, PluginRecord], file: str):

@@ -172,8 +172,7 @@ class Trainer:
                 self.log.close()
             for sink in board:
                 sink.close()
-        if hasattr(self.optimizer, "finish"):
-            self.optimizer.finish()  # NT-ASGD: the model keeps the averaged weights
+        self.stepper.finish()  # NT-ASGD, train.ema: the model keeps the averaged weights
         if self.stopped_early():
             best = self.tally.best
             self.reporter.message(f"early stop at step {self.step}: no better valid {best.metric} in {best.stale} "
@@ -291,14 +290,9 @@ class Trainer:
             self.agreed_stop = round(signums / stopping)
         return total / max(targets, 1), int(targets)
 
-    def _averaged(self):
-        """NT-ASGD: the averaged weights in the model for the block; else nothing changes."""
-        averaged = getattr(self.optimizer, "averaged", None)
-        return averaged() if averaged is not None else contextlib.nullcontext()
-
     def _evaluate_and_save(self) -> dict:
         began = time.perf_counter()
-        with self._averaged():
+        with self.stepper.averaged():
             metrics = evaluate(self.task, self.model, self.data, "valid", self.config)
         if hasattr(self.optimizer, "observe") and self.optimizer.observe(metrics["loss"]):
             self.reporter.message(f"step {self.step}: valid loss {metrics['loss']:.4f} is worse than the best before "
@@ -326,11 +320,11 @@ class Trainer:
         if self.dist.active:  # each rank's own carried state and random numbers, for resuming
             ranks = distributed.gather({"carry": _moved(self.carry, "cpu"), "rng": rng})
         weights = self.model.state_dict()
-        if getattr(self.optimizer, "averaging", False):  # NT-ASGD: the model saved is the average
-            with self.optimizer.averaged():  # (the training weights are in the optimizer's state)
+        if self.stepper.saves_average:  # NT-ASGD, train.ema: the model saved is the average
+            with self.stepper.averaged():  # (the training weights are in the optimizer's state)
                 weights = {k: v.clone() for k, v in self.model.state_dict().items()}
         return dataclasses.replace(
-            self.record, model=weights, optimizer=self.optimizer.state_dict(),
+            self.record, model=weights, optimizer=self.stepper.state_dict(),
             scheduler=self.scheduler.state_dict() if self.scheduler is not None else None, step=self.step,
             epoch=self.epoch, position=self.position, carry=self.carry, tally=copy.deepcopy(self.tally),
             metrics=metrics, rng=rng, ranks=ranks)
@@ -357,7 +351,7 @@ class Trainer:
         checkpoint.load_weights(self.model, ckpt)
         fit_optimizer_state(ckpt, self.params_in_order())
         try:
-            self.optimizer.load_state_dict(ckpt.optimizer)
+            self.stepper.load_state_dict(ckpt.optimizer)
             if self.scheduler is not None and ckpt.scheduler is not None:
                 self.scheduler.load_state_dict(ckpt.scheduler)
         except (ValueError, KeyError, TypeError, IndexError, RuntimeError) as exc:
@@ -431,6 +425,7 @@ class Stepper:
         self.optimizer = optim.build(config.optimizer, optim.OPTIMIZERS, self.params)
         self.scheduler = optim.build(config.scheduler, optim.SCHEDULERS, self.optimizer, total or config.max_steps or 1)
         self.plateau = isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+        self.ema = optim.EMA(self.params, config.ema) if config.ema else None
         self.step, self.epoch = 0, 0
 
     def forward(self, batch, carry) -> StepResult:
@@ -484,8 +479,47 @@ class Stepper:
             norm = torch.nn.utils.get_total_norm(grads).item() if grads else 0.0
         if math.isfinite(norm):
             self.optimizer.step()
+            if self.ema is not None:
+                self.ema.update()
         self.step += 1
         return norm
+
+    # -- averaged weights (NT-ASGD's, train.ema's) ---------------------------------------------
+
+    @property
+    def saves_average(self) -> bool:
+        """Whether a checkpoint's model is an average of the weights rather than the weights."""
+        return self.ema is not None or getattr(self.optimizer, "averaging", False)
+
+    def averaged(self):
+        """The averaged weights in the model for the block, if there are any."""
+        if self.ema is not None:
+            return self.ema.averaged()
+        averaged = getattr(self.optimizer, "averaged", None)
+        return averaged() if averaged is not None else contextlib.nullcontext()
+
+    def finish(self) -> None:
+        """Training is over: the model keeps the averaged weights, if there are any."""
+        if self.ema is not None:
+            self.ema.finish()
+        elif hasattr(self.optimizer, "finish"):
+            self.optimizer.finish()
+
+    def state_dict(self) -> dict:
+        state = self.optimizer.state_dict()
+        if self.ema is not None:
+            state[optim.EMA.STATE] = self.ema.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        """After the model was loaded from a checkpoint (with the average, if it was saved)."""
+        state = dict(state)
+        ema = state.pop(optim.EMA.STATE, None)
+        self.optimizer.load_state_dict(state)
+        if self.ema is not None and ema is not None:
+            self.ema.load_state_dict(ema)
+        elif self.ema is not None:  # train.ema added on resume: the average starts from here
+            self.ema = optim.EMA(self.params, self.config.ema)
 
 
 class _TrainStep(torch.nn.Module):
@@ -518,6 +552,9 @@ def fit_optimizer_state(ckpt: Checkpoint, params: list) -> None:
             if isinstance(value, torch.Tensor) and value.dim() and value.shape != shapes[index]:
                 raise CheckpointError(f"{ckpt.path}: damaged checkpoint: optimizer state {index}.{name} has shape "
                                       f"{tuple(value.shape)}, its parameter {tuple(shapes[index])}")
+    problem = optim.EMA.state_problem(ckpt.optimizer, [p.shape for p in params])
+    if problem:
+        raise CheckpointError(f"{ckpt.path}: damaged checkpoint: optimizer state {problem}")
     weights = optim.NTASGD.training_weights(ckpt.optimizer)
     averaged = [index for index, entry in ckpt.optimizer["state"].items() if "average" in entry]
     if len(weights) != len(averaged) or any(w.shape != shapes[i] for w, i in zip(weights, sorted(averaged))):
