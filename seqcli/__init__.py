@@ -52,8 +52,9 @@ if not any(isinstance(finder, _Moved) for finder in sys.meta_path):
 
 
 def load(path, which: str = "best", device: str = "cpu"):
-    """A trained model from a run directory or checkpoint file: `.sample(...)`, `.predict(inputs)`,
-    `.evaluate(split=...)`. torch is imported here, not when seqcli is."""
+    """A trained model from a run directory or checkpoint file (a list of them: one ensemble):
+    `.sample(...)`, `.predict(inputs)`, `.evaluate(split=...)`. torch is imported here, not
+    when seqcli is."""
     from seqcli.inference import load as _load
 
     return _load(path, which, device)

@@ -59,7 +59,8 @@ __all__ = ["API_VERSION", "CONDITION", "Cell", "CellSpec", "ConfigError", "Data"
 #: optional `Task.stream(model, fields, **sample options)` generator of the text each sample
 #: gains per step (`seqcli serve`). 1.3 (seqcli 0.5): `seqcli.layers`, the toolkit the
 #: built-in tasks are made of; `Vocab.build`; `INPUTS`; `Samples.separator`; `Flag` (short
-#: and switch spellings of a sample option); `Cell.parameter_roles` and `Cell.role`.
+#: and switch spellings of a sample option); `Task.ensemble`; `Cell.parameter_roles` and
+#: `Cell.role`.
 API_VERSION = "1.3"
 
 # Field names: the keys of `Data.fields` and of each example that the built-in tasks read.
@@ -347,6 +348,14 @@ class Task:
         model's `prime`); one `sample` result per request, in order. The default returns
         NotImplemented: seqcli then decodes a task that takes `inputs` in one call over all
         of them, and any other one request at a time."""
+        return NotImplemented
+
+    def ensemble(self, models: list[nn.Module]) -> nn.Module:
+        """Optional (API 1.3): several models this task built, from runs on the same data,
+        as one module that `sample` and `evaluate` take in place of a model (`seqcli sample
+        RUN1 RUN2 ...`): the mean of their probabilities at every step, or of their outputs
+        (`seqcli.layers` has the wrappers). The default returns NotImplemented: seqcli then
+        says the task cannot combine models."""
         return NotImplemented
 
     def export(self, model: nn.Module, fields: dict) -> Exported:

@@ -212,6 +212,7 @@ class Model:
     task: Task
     model: torch.nn.Module
     fields: dict
+    members: list | None = None  # an ensemble: the checkpoints it combines (the first is `checkpoint`)
 
     @property
     def recipe(self) -> Recipe:
@@ -281,8 +282,10 @@ class Model:
 
 
 def load(path, which: str = "best", device: str = "cpu") -> Model:
-    """A run directory (its `which` checkpoint: 'best' or 'last') or a checkpoint file."""
-    return from_checkpoint(ckpt_io.load(path, which), device)
+    """A run directory (its `which` checkpoint: 'best' or 'last') or a checkpoint file; a
+    list of them: one ensemble of their models (`Task.ensemble`)."""
+    paths = list(path) if isinstance(path, (list, tuple)) else [path]
+    return from_checkpoints([ckpt_io.load(p, which) for p in paths], device)
 
 
 def from_checkpoint(ckpt: Checkpoint, device: str = "cpu") -> Model:
@@ -302,3 +305,25 @@ def from_checkpoint(ckpt: Checkpoint, device: str = "cpu") -> Model:
     ckpt_io.load_weights(model, ckpt)
     model.to(pick_device(device)).eval()
     return Model(ckpt, task, model, ckpt.fields)
+
+
+def from_checkpoints(ckpts: list[Checkpoint], device: str = "cpu") -> Model:
+    """One checkpoint's model, or several as one ensemble (`Task.ensemble`): they must be of
+    the same task (and package) and have the same vocabularies, labels and scales."""
+    loaded = [from_checkpoint(c, device) for c in ckpts]
+    if len(loaded) == 1:
+        return loaded[0]
+    first = loaded[0]
+    for other in loaded[1:]:
+        mine, theirs = first.checkpoint.plugins.get("task"), other.checkpoint.plugins.get("task")
+        if (mine and mine.qualified) != (theirs and theirs.qualified):
+            raise SeqcliError(f"{other.path}: a {other.recipe.task.name} model, {first.path} a "
+                              f"{first.recipe.task.name} one; an ensemble combines models of one task")
+        changed = sorted(k for k in set(first.fields) | set(other.fields) if first.fields.get(k) != other.fields.get(k))
+        if changed:
+            raise SeqcliError(f"{other.path}: its {', '.join(changed)} differ{'s' if len(changed) == 1 else ''} from "
+                              f"{first.path}'s; an ensemble combines models trained on the same data")
+    combined = first.task.ensemble([m.model for m in loaded])
+    if combined is NotImplemented:
+        raise SeqcliError(f"the {first.recipe.task.name} task cannot combine models (it has no Task.ensemble)")
+    return Model(first.checkpoint, first.task, combined.eval(), first.fields, members=[m.checkpoint for m in loaded])

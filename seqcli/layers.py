@@ -27,8 +27,10 @@ Data
 
 Decoding and metrics
     `next_token(logits, temperature, top_k, top_p)`; `beam_search` and `sample` over a
-    `Decoder`; `macro_f1`, `text_scores` (exact match, WER, CER; BLEU and chrF with sacrebleu),
-    `nearest` and `edit_distance`.
+    `Decoder`; for `Task.ensemble`, `mean_probabilities(logits_list)` and the wrappers
+    `MeanProbabilities` (classifiers, taggers), `MeanOutputs` (numbers) and `Writers`
+    (sequence writers: their decoders stepped together); `macro_f1`, `text_scores` (exact
+    match, WER, CER; BLEU and chrF with sacrebleu), `nearest` and `edit_distance`.
 
 Pictures (matplotlib, the `plot` extra)
     `pyplot()` imports it (or says which extra to install); `save(fig, path)` writes a PNG
@@ -50,6 +52,7 @@ from seqcli.nn import draw
 from seqcli.nn.attention import Kind as AttentionKind
 from seqcli.nn.decoder import Bridge, Decoder, DecoderState
 from seqcli.nn.encoder import Encoder, Scale
+from seqcli.nn.ensemble import MeanOutputs, MeanProbabilities, Writers, mean_probabilities
 from seqcli.nn.export import BATCH as EXAMPLE_BATCH
 from seqcli.nn.export import sequence_inputs, states_of, traceable
 from seqcli.nn.recurrent import Recurrent
@@ -57,6 +60,7 @@ from seqcli.nn.regularise import embedding_dropout, locked_dropout
 from seqcli.plots import pyplot, save
 
 __all__ = ["EXAMPLE_BATCH", "IGNORE", "AttentionKind", "Bridge", "Decoder", "DecoderState", "Encoder", "ExampleTask",
-           "Recurrent", "Scale", "batches", "beam_search", "draw", "edit_distance", "embedding_dropout", "encode_input",
-           "locked_dropout", "macro_f1", "mask", "nearest", "next_token", "pad", "pyplot", "require", "sample", "save",
+           "MeanOutputs", "MeanProbabilities", "Recurrent", "Scale", "Writers", "batches", "beam_search", "draw",
+           "edit_distance", "embedding_dropout", "encode_input", "locked_dropout", "macro_f1", "mask",
+           "mean_probabilities", "nearest", "next_token", "pad", "pyplot", "require", "sample", "save",
            "sequence_inputs", "stack_inputs", "states_of", "text_scores", "traceable", "user_batch"]

@@ -46,14 +46,16 @@ class Request:
     batch_size: int = 64
 
 
-def run(ckpt, request: Request, device: str = "cpu", threads: int | None = None, base: str | None = None) -> str | None:
-    """Check the request, build the model, predict. The outputs as text when no output file
-    is named, else None (written)."""
+def run(ckpts: list, request: Request, device: str = "cpu", threads: int | None = None,
+        base: str | None = None) -> str | None:
+    """Check the request, build the model (several checkpoints: an ensemble of them),
+    predict. The outputs as text when no output file is named, else None (written)."""
+    ckpt = ckpts[0]
     plan = check(ckpt, request, base if base is not None else os.getcwd())
     from seqcli.train.threads import use_threads
 
     use_threads(threads)
-    loaded = inference.from_checkpoint(ckpt, device)
+    loaded = inference.from_checkpoints(ckpts, device)
     if request.input_file is not None and not plan.pictures:  # streamed: in batches, written as they are done
         predict_file(loaded, plan.values, list(request.inputs or []), request.input_file, request.output,
                      plan.written, request.resume, request.batch_size)
@@ -219,7 +221,7 @@ def predict_file(loaded, values: dict, given: list[str], input_file: str, output
         if input_file != "-":
             plain = {k: v for k, v in values.items() if k != INPUTS}
             ledger = Ledger(written, {"input": os.path.abspath(input_file), "input_sha256": digest.hexdigest(),
-                                      "given": list(given), "model": loaded.checkpoint.digest,
+                                      "given": list(given), "model": "+".join(c.digest for c in loaded.members or [loaded.checkpoint]),
                                       "options": json.loads(json.dumps(plain, sort_keys=True, default=str))})
         if resume and written.exists():
             done = ledger.resume(output)

@@ -192,3 +192,66 @@ def test_ema_is_evaluated_saved_and_sampled_and_resuming_it_is_exact(cli, tmp_pa
     assert scored["loss"] == pytest.approx(valid["loss"], rel=1e-6)
     result = cli("recipes", "validate", "char-lm", "train.ema=0.99", "train.optimizer={name: ntasgd}", ok=False)
     assert "train.ema: the ntasgd optimizer averages the weights itself" in result.stderr
+
+
+# -- ensembles: seqcli sample RUN1 RUN2 ..., seqcli evaluate RUN1 RUN2 ... ----------------------
+
+TINY = {  # a run of every task that can combine models, a few steps long
+    "reverse": SMALL_MODELS["reverse"],
+    "copy-memory": SMALL_MODELS["copy-memory"],
+    "digits": SMALL_MODELS["digits"],
+    "digits-caption": ["model.hidden_size=8"],
+    "seasonal": ["dataset.train_size=64", "dataset.valid_size=16", "dataset.test_size=16", "model.hidden_size=8"],
+    "char-lm": SMALL_MODELS["char-lm"],
+}
+
+
+def tiny_run(cli, recipe, where, seed, corpus):
+    extra = [f"dataset.path={corpus}"] if recipe == "char-lm" else []
+    cli("run", recipe, *TINY[recipe], *extra, f"train.seed={seed}", "train.max_steps=4", "train.eval_every=4",
+        "train.eval_batches=1", "--run-dir", where)
+    return where
+
+
+def scores(cli, *runs):
+    result = json.loads(cli("evaluate", *runs, "--split", "valid", "--json").stdout)
+    return {k: v for k, v in result.items() if isinstance(v, float)}
+
+
+@pytest.mark.parametrize("recipe", sorted(TINY))
+def test_an_ensemble_scores_no_worse_than_its_members_and_of_one_model_twice_is_that_model(recipe, cli, tmp_path,
+                                                                                             corpus):
+    a = tiny_run(cli, recipe, tmp_path / "a", 1, corpus)
+    b = tiny_run(cli, recipe, tmp_path / "b", 2, corpus)
+    alone, twice = scores(cli, a), scores(cli, a, a)
+    assert twice.keys() == alone.keys()
+    for name in alone:
+        assert twice[name] == pytest.approx(alone[name], rel=1e-5, abs=1e-6), name
+    # cross-entropy and squared error are convex: the loss of the mean prediction is at most the
+    # mean of the losses (Jensen), and below it unless the two models agree everywhere
+    both = scores(cli, a, b)["loss"]
+    members = [alone["loss"], scores(cli, b)["loss"]]
+    assert both < sum(members) / 2
+    assert scores(cli, b, a)["loss"] == pytest.approx(both, rel=1e-5)  # the members' order does not matter
+    # and it decodes: the same outputs as the model alone when it is the model twice
+    if recipe in ("reverse", "char-lm"):
+        options = ["--input", "abc", "--input", "cab", "--beam-size", "3"] if recipe == "reverse" else \
+            ["--prime", "the ", "--length", "30", "--temperature", "0"]
+        assert cli("sample", a, a, *options).stdout == cli("sample", a, *options).stdout
+        assert cli("sample", a, b, *options).stdout.count("\n") == cli("sample", a, *options).stdout.count("\n")
+
+
+def test_an_ensemble_is_of_one_task_and_one_dataset(cli, tmp_path, corpus):
+    reverse = tiny_run(cli, "reverse", tmp_path / "rev", 1, corpus)
+    lm = tiny_run(cli, "char-lm", tmp_path / "lm", 1, corpus)
+    refused = cli("sample", reverse, lm, "--input", "abc", ok=False)
+    assert refused.exit_code == 2 and refused.stderr.count("\n") == 1
+    assert "a language_model model" in refused.stderr and "an ensemble combines models of one task" in refused.stderr
+    other = tmp_path / "symbols"
+    cli("run", "reverse", *TINY["reverse"], "dataset.symbols=5", "train.max_steps=1", "--run-dir", other)
+    refused = cli("evaluate", reverse, other, ok=False)
+    assert "differ" in refused.stderr and "an ensemble combines models trained on the same data" in refused.stderr
+    glimpses = tmp_path / "glimpsing"
+    cli("run", "digits-glimpses", "model.hidden_size=8", "train.max_steps=1", "--run-dir", glimpses)
+    refused = cli("evaluate", glimpses, glimpses, ok=False)
+    assert "the glimpse task cannot combine models (it has no Task.ensemble)" in refused.stderr

@@ -12,7 +12,7 @@ TASK_OPTIONS = {"allow_extra_args": True, "ignore_unknown_options": True, "help_
 @guard
 def sample(
     ctx: typer.Context,
-    checkpoint: Optional[str] = typer.Argument(None, help="A run directory or a checkpoint file.", show_default=False),
+    checkpoint: Optional[str] = typer.Argument(None, help="A run directory or a checkpoint file (several, first: an ensemble).", show_default=False),
     inputs: Optional[List[str]] = typer.Option(None, "--input", "-i", help="An input (repeat for several): text, a label, or numbers 'a b; c d'."),
     input_file: Optional[str] = typer.Option(None, "--input-file", help="One input per line ('-' for stdin)."),
     output: Optional[str] = typer.Option(None, "--output", "-o", help="Write the outputs here instead of stdout."),
@@ -27,7 +27,8 @@ def sample(
     """Generate, label, tag, translate or forecast with a trained model.
 
     Needs only the checkpoint: no recipe, no data. Conditional tasks take --input or
-    --input-file and print one output per input line. Every other option is the task's own
+    --input-file and print one output per input line. Several runs (seqcli sample RUN1
+    RUN2 ... [options]) decode as one ensemble: the mean of their probabilities. Every other option is the task's own
     (`seqcli sample RUN --help` lists those of RUN's task, with types and defaults); options
     not given take the values of the recipe's `sample:` section.
     """
@@ -42,11 +43,23 @@ def sample(
         print_task_options(f"Options of the {ckpt.recipe.task.name} task (from {ckpt.path})", task_cls.sample, params,
                            ckpt.recipe.sample, skip=(INPUTS,))
         raise typer.Exit()
-    given = task_options.parse(list(ctx.args), {k: v for k, v in params.items() if k != INPUTS}, ckpt.recipe.task.name)
+    more, args = more_runs(list(ctx.args), which)
+    given = task_options.parse(args, {k: v for k, v in params.items() if k != INPUTS}, ckpt.recipe.task.name)
     request = predict.Request(given, inputs, input_file, output, force, resume, batch_size)
-    text = predict.run(ckpt, request, device, threads)
+    text = predict.run([ckpt, *more], request, device, threads)
     if text is not None:
         typer.echo(text)
+
+
+def more_runs(args: list[str], which: str) -> tuple[list, list[str]]:
+    """`seqcli sample RUN1 RUN2 ... [options]`: the checkpoints after the first (an
+    ensemble), loaded, and the task's options that follow them."""
+    from seqcli.train import checkpoint as ckpt_io
+
+    runs = []
+    while args and not args[0].startswith("-"):
+        runs.append(ckpt_io.load(args.pop(0), which))
+    return runs, args
 
 
 def open_run(ctx: typer.Context, checkpoint: str | None, which: str, show_help: bool, command: str):

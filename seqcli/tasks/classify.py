@@ -14,8 +14,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from seqcli.api import INPUT, LABEL, CellSpec, Data, Exported, Graph, Labels, Numeric, Range, Vocab, device_of
-from seqcli.layers import (Encoder, ExampleTask, macro_f1, mask, require, sequence_inputs, stack_inputs, traceable,
-                           user_batch)
+from seqcli.layers import (Encoder, ExampleTask, MeanProbabilities, macro_f1, mask, require, sequence_inputs,
+                           stack_inputs, traceable, user_batch)
 
 Size = Annotated[int, Range(1, 65536)]
 Dropout = Annotated[float, Range(0, 1, hi_open=True)]
@@ -96,6 +96,10 @@ class Classify(ExampleTask):
         names = fields[LABEL].names
         return ["\t".join(f"{names[i]}\t{p:.4f}" for p, i in zip(ps, ids))
                 for ps, ids in zip(top.values.tolist(), top.indices.tolist())]
+
+    def ensemble(self, models):
+        """Several runs' models as one: the mean of their probabilities."""
+        return MeanProbabilities(models)
 
     def export(self, model, fields: dict) -> Exported:
         """"model": (x, lengths) -> logits (B, labels)."""

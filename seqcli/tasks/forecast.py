@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from seqcli.api import INPUT, TARGET, CellSpec, Data, Exported, Graph, Numeric, Range, device_of
-from seqcli.layers import Encoder, ExampleTask, Scale, require, sequence_inputs, stack_inputs, traceable, user_batch
+from seqcli.layers import (Encoder, ExampleTask, MeanOutputs, Scale, require, sequence_inputs, stack_inputs, traceable,
+                           user_batch)
 from seqcli.tasks.classify import Dropout, Size
 
 
@@ -81,6 +82,10 @@ class Forecast(ExampleTask):
         with torch.no_grad():
             values = model.target_scale.inverse(model(batch_x, lengths)).tolist()
         return ["; ".join(" ".join(f"{v:.6g}" for v in row) for row in rows) for rows in values]
+
+    def ensemble(self, models):
+        """Several runs' models as one: the mean of their forecasts."""
+        return MeanOutputs(models)
 
     def export(self, model, fields: dict) -> Exported:
         """"model": (x, lengths) -> the forecast (B, horizon, dim) in the data's units."""

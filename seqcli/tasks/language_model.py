@@ -17,7 +17,8 @@ from torch import Tensor, nn
 
 from seqcli.api import (TEXT, CellSpec, Data, DataError, Exported, Flag, Graph, Range, Samples, Seed, StepResult, Task,
                         TrainConfig, device_of)
-from seqcli.layers import Recurrent, embedding_dropout, locked_dropout, next_token, states_of, traceable
+from seqcli.layers import (Recurrent, embedding_dropout, locked_dropout, mean_probabilities, next_token, states_of,
+                           traceable)
 
 Size = Annotated[int, Range(1, 65536)]
 Dropout = Annotated[float, Range(0, 1, hi_open=True)]
@@ -61,6 +62,18 @@ class RNNLanguageModel(nn.Module):
         """tokens (B,) -> logits (B, V), new state: one step, for sampling."""
         h, state = self.rnn.step(self.embed(tokens), state)
         return self._logits(h), state
+
+    def stepper(self, state):
+        """Sampling from `state` on: a function tokens (B,) -> the next logits (B, V) that
+        carries the state itself, layer by layer, with the weights laid out once."""
+        layers, weights = self.rnn.unstack(state), self.rnn.step_weights()
+
+        def step(tokens: Tensor) -> Tensor:
+            nonlocal layers
+            h, layers = self.rnn.step_layers(self.embed(tokens), layers, weights)
+            return self._logits(h)
+
+        return step
 
     def _logits(self, h: Tensor) -> Tensor:
         return self.out(self.proj(h) if self.proj is not None else h)
@@ -271,14 +284,16 @@ class LanguageModel(Task):
             order += [i * num_samples + j for i in group for j in range(num_samples)]
         back = torch.argsort(torch.tensor(order, device=device))  # rows back in the primes' order
         logits = torch.cat(scores)[back]  # (rows, V)
-        state = tuple(torch.cat([s[k] for s in states], 1)[:, back] for k in range(len(states[0])))
-        layers, weights = model.rnn.unstack(state), model.rnn.step_weights()
+        step = model.stepper(_joined(states, back))
         for t in range(length):
             token = next_token(logits, temperature, top_k, top_p, generator)
             yield token
             if t + 1 < length:
-                h, layers = model.rnn.step_layers(model.embed(token), layers, weights)
-                logits = model._logits(h)
+                logits = step(token)
+
+    def ensemble(self, models: list[RNNLanguageModel]) -> LanguageModels:
+        """Sampling and scoring with several models at once: the mean of their probabilities."""
+        return LanguageModels(models)
 
     def export(self, model: RNNLanguageModel, fields: dict) -> Exported:
         """The step: the prime is read one token at a time, then tokens are drawn from it."""
@@ -290,6 +305,31 @@ class LanguageModel(Task):
         graph = Graph("step", Step(model), inputs, ["logits", *[f"next_{n}" for n in names]], dynamic)
         vocab = _vocab(fields)
         return Exported("generator", [graph], {"field": TEXT, "states": names, "start": _start_token(vocab)})
+
+
+def _joined(states: list, order: Tensor):
+    """The states of several groups of rows as one (batch is dim 1 of every tensor), rows in
+    `order`; states nest (an ensemble's hold one per model)."""
+    if isinstance(states[0], Tensor):
+        return torch.cat(states, 1)[:, order]
+    return tuple(_joined([s[k] for s in states], order) for k in range(len(states[0])))
+
+
+class LanguageModels(nn.Module):
+    """Language models as one (`LanguageModel.ensemble`): at every step the mean of their
+    probabilities; the state is one per model."""
+
+    def __init__(self, models: list[RNNLanguageModel]):
+        super().__init__()
+        self.members = nn.ModuleList(models)
+
+    def forward(self, x: Tensor, state=None, hidden: bool = False):
+        outs = [m(x, s) for m, s in zip(self.members, state or [None] * len(self.members))]
+        return mean_probabilities([o[0] for o in outs]), tuple(o[1] for o in outs)
+
+    def stepper(self, state):
+        steps = [m.stepper(s) for m, s in zip(self.members, state)]
+        return lambda tokens: mean_probabilities([step(tokens) for step in steps])
 
 
 class Step(nn.Module):

@@ -18,10 +18,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqcli.api import (CONDITION, SOURCE, TARGET, CellSpec, ConfigError, Data, DataError, Exported, Figure, Flag, Graph,
-                        Labels, Numeric, Output, Range, Samples, Seed, Vocab, device_of)
+from seqcli.api import (CONDITION, SOURCE, TARGET, CellSpec, ConfigError, Data, DataError, Exported, Figure, Flag,
+                        Graph, Labels, Numeric, Output, Range, Samples, Seed, Vocab, device_of)
 from seqcli.layers import (EXAMPLE_BATCH, IGNORE, AttentionKind, Bridge, Decoder, DecoderState, Encoder, ExampleTask,
-                           Scale, beam_search, encode_input, mask, nearest, pad, pyplot, require, sample, save,
+                           Scale, Writers, beam_search, encode_input, mask, nearest, pad, pyplot, require, sample, save,
                            sequence_inputs, stack_inputs, text_scores, traceable)
 from seqcli.tasks.classify import Dropout, Size, Smoothing
 
@@ -205,6 +205,11 @@ class SequenceWriter(ExampleTask):
         if n_best == 1:
             return [target.decode(r[0].tokens) for r in results]
         return ["\n".join(f"{target.decode(h.tokens)}\t{h.score:.4f}" for h in r) + "\n" for r in results]
+
+    def ensemble(self, models):
+        """Several runs' models as one writer: at every decoding step (greedy, sampled or in
+        the beam) the mean of their probabilities."""
+        return Writers(models)
 
     def export(self, model, fields: dict) -> Exported:
         """"start" (the inputs to the decoder's first state) and "step" (one token)."""

@@ -13,8 +13,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from seqcli.api import INPUT, TAGS, CellSpec, Data, Exported, Graph, Labels, Numeric, Range, Vocab, device_of
-from seqcli.layers import (IGNORE, Encoder, ExampleTask, pad, require, sequence_inputs, stack_inputs, traceable,
-                           user_batch)
+from seqcli.layers import (IGNORE, Encoder, ExampleTask, MeanProbabilities, pad, require, sequence_inputs, stack_inputs,
+                           traceable, user_batch)
 from seqcli.tasks.classify import Dropout, Size, Smoothing
 
 
@@ -83,6 +83,10 @@ class Tag(ExampleTask):
             else:
                 lines.append(("" if all(len(t) == 1 for t in tags) else " ").join(tags))
         return lines
+
+    def ensemble(self, models):
+        """Several runs' models as one: the mean of their probabilities."""
+        return MeanProbabilities(models)
 
     def export(self, model, fields: dict) -> Exported:
         """"model": (x, lengths) -> logits (T, B, tags)."""
