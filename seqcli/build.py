@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from seqcli import registry
 from seqcli.api import CellSpec, Data, Dataset, Task
+from seqcli.nn import pretrained
 from seqcli.nn.init import initialise
 from seqcli.errors import ConfigError
 from seqcli.recipe.resolve import Recipe
@@ -78,4 +79,5 @@ def model(task_: Task, data: Data, recipe: Recipe, packages: dict | None = None)
         initialise(built, recipe.init)
     except ConfigError as exc:
         raise ConfigError(f"model.init.{exc.key}", exc.message) from None
+    pretrained.freeze(built, recipe.embeddings)  # the vectors themselves: runs.train, in a new run
     return built

@@ -15,6 +15,8 @@ Model parts
     statistics). `Decoder`, `Bridge` and `DecoderState` are the attentional decoder of the
     seq2seq tasks (`Attention` kinds: `AttentionKind`); `locked_dropout` and
     `embedding_dropout` the functional regularisers; `draw` the DRAW read and write windows.
+    `VocabEmbedding(vocab, size)` embeds a `Vocab`'s tokens: the layers `model.embeddings`
+    fills from a file of word vectors.
 
 Data
     `batches(examples, batch_size, seed, epoch)` shuffled lists of examples; `pad` and `mask`
@@ -55,12 +57,14 @@ from seqcli.nn.encoder import Encoder, Scale
 from seqcli.nn.ensemble import MeanOutputs, MeanProbabilities, Writers, mean_probabilities
 from seqcli.nn.export import BATCH as EXAMPLE_BATCH
 from seqcli.nn.export import sequence_inputs, states_of, traceable
+from seqcli.nn.pretrained import VocabEmbedding
 from seqcli.nn.recurrent import Recurrent
 from seqcli.nn.regularise import embedding_dropout, locked_dropout
 from seqcli.plots import pyplot, save
 
 __all__ = ["EXAMPLE_BATCH", "IGNORE", "AttentionKind", "Bridge", "Decoder", "DecoderState", "Encoder", "ExampleTask",
-           "MeanOutputs", "MeanProbabilities", "Recurrent", "Scale", "Writers", "batches", "beam_search", "draw",
+           "MeanOutputs", "MeanProbabilities", "Recurrent", "Scale", "VocabEmbedding", "Writers",
+           "batches", "beam_search", "draw",
            "edit_distance", "embedding_dropout", "encode_input", "locked_dropout", "macro_f1", "mask",
            "mean_probabilities", "nearest", "next_token", "pad", "pyplot", "require", "sample", "save",
            "sequence_inputs", "stack_inputs", "states_of", "text_scores", "traceable", "user_batch"]

@@ -9,7 +9,7 @@ import os
 import time
 from pathlib import Path
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from rich.console import Console
@@ -62,6 +62,7 @@ class Prepared:
     data: Any
     task: Any
     model: Any
+    notes: list = field(default_factory=list)  # what preparing did that the start of training reports
 
 
 def check(recipe: Recipe) -> None:
@@ -151,6 +152,10 @@ def train(recipe: Recipe, run_dir: Path, console: Console, resume: Checkpoint | 
         torch.manual_seed(recipe.train.seed + 1_000_003 * ranks.rank)  # same initial weights, own dropout masks
     if resume is not None:
         ready = own_fields(ready, resume, recipe, packages, run_dir)
+    else:  # a new run: word vectors from a file (model.embeddings), read before anything is written
+        from seqcli.nn import pretrained
+
+        ready.notes.extend(pretrained.load(ready.model, recipe.embeddings))
     with contextlib.ExitStack() as held:
         created = False
         folder = RunFolder(run_dir)
@@ -184,6 +189,8 @@ def _train(recipe: Recipe, run_dir: Path, console: Console, resume, packages, re
     console.print(f"      {describe_sizes(data)}; ready in {time.perf_counter() - started:.1f}s", highlight=False)
     console.print(f"model: {type(model).__name__} with {params:,} parameters; run directory {run_dir}",
                   highlight=False)
+    for note in ready.notes:
+        console.print(f"       {note}", highlight=False)
     info = {**data.info, "files_sha256": build.data_digest(recipe, packages)}  # what resume compares
     record = Checkpoint(recipe=recipe, plugins=plugins_of(recipe, packages), fields=data.fields, model={},
                         data_info=info, seqcli_version=__version__, api_version=API_VERSION)
@@ -436,10 +443,10 @@ def describe_sizes(data) -> str:
         sizes = " / ".join(f"{k[: -len(unit) - 1]} {v:,}" for k, v in data.info.items() if k.endswith(f"_{unit}"))
         if sizes:
             parts.append(f"{unit} {sizes}")
-    for name, field in data.fields.items():
-        if hasattr(field, "__len__"):
+    for name, values in data.fields.items():
+        if hasattr(values, "__len__"):
             plural = name if name.endswith("s") else name + "s"
-            parts.append(f"{name} vocabulary {len(field):,}" if hasattr(field, "tokens") else f"{len(field)} {plural}")
-        elif hasattr(field, "dim"):
-            parts.append(f"{name} {field.dim} value{'s' if field.dim > 1 else ''} per step")
+            parts.append(f"{name} vocabulary {len(values):,}" if hasattr(values, "tokens") else f"{len(values)} {plural}")
+        elif hasattr(values, "dim"):
+            parts.append(f"{name} {values.dim} value{'s' if values.dim > 1 else ''} per step")
     return "; ".join(parts)

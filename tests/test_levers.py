@@ -255,3 +255,84 @@ def test_an_ensemble_is_of_one_task_and_one_dataset(cli, tmp_path, corpus):
     cli("run", "digits-glimpses", "model.hidden_size=8", "train.max_steps=1", "--run-dir", glimpses)
     refused = cli("evaluate", glimpses, glimpses, ok=False)
     assert "the glimpse task cannot combine models (it has no Task.ensemble)" in refused.stderr
+
+
+# -- pretrained word vectors: model.embeddings -----------------------------------------------------
+
+WORD_LM = ["model.embedding_size=8", "model.hidden_size=8", "model.num_layers=1", "train.max_steps=5",
+           "train.eval_every=5", "train.eval_batches=1", "train.seq_len=8", "train.batch_size=4"]
+KNOWN = ["the", "cat", "dog", "sat", "unseen-in-the-corpus"]
+
+
+def vectors(seed=0, dim=8):
+    generator = torch.Generator().manual_seed(seed)
+    return {w: [round(v, 4) for v in (torch.rand(dim, generator=generator) * 2 - 1).tolist()] for w in KNOWN}
+
+
+def write_vectors(path, table, kind):
+    import struct
+
+    dim = len(next(iter(table.values())))
+    if kind == "binary":  # word2vec's own: a header, then each word, a space and float32s
+        with open(path, "wb") as f:
+            f.write(f"{len(table)} {dim}\n".encode())
+            for word, values in table.items():
+                f.write(word.encode() + b" " + struct.pack(f"<{dim}f", *values) + b"\n")
+        return path
+    lines = [f"{word} {' '.join(map(str, values))}" for word, values in table.items()]
+    header = [f"{len(table)} {dim}"] if kind == "word2vec" else []  # GloVe has none
+    path.write_text("\n".join(header + lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("kind", ["glove", "word2vec", "binary"])
+def test_the_vectors_of_every_format_are_read_alike(kind, tmp_path):
+    from seqcli.nn import pretrained
+
+    table = vectors()
+    dim, found = pretrained.read(str(write_vectors(tmp_path / "v", table, kind)), {"the", "dog", "nowhere"})
+    assert dim == 8 and found.keys() == {"the", "dog"}
+    for word in found:
+        assert found[word] == pytest.approx(table[word], abs=1e-6)
+
+
+def test_embeddings_from_a_file_start_the_rows_of_known_words_and_stay_when_frozen(cli, tmp_path, corpus):
+    table = vectors()
+    glove = write_vectors(tmp_path / "glove.txt", table, "glove")
+    run = cli("run", "word-lm", f"dataset.path={corpus}", *WORD_LM, f"model.embeddings={{path: {glove}, freeze: true}}",
+              "--run-dir", tmp_path / "frozen").stdout
+    saved = checkpoint.load(tmp_path / "frozen", "last")
+    vocab = saved.fields["text"]
+    assert "model.embeddings: embed: 4 of" in run and "from glove.txt" in run and "frozen" in run
+    for word in ("the", "cat", "dog", "sat"):  # five optimizer steps later, as the file has them
+        row = saved.model["embed.weight"][vocab.index[word]]
+        assert row.tolist() == pytest.approx(table[word], abs=1e-6), word
+    # frozen on resume too, with the file gone (a resumed run takes its weights from the checkpoint)
+    glove.unlink()
+    cli("resume", tmp_path / "frozen", "train.max_steps=8")
+    resumed = checkpoint.load(tmp_path / "frozen", "last")
+    assert resumed.step == 8 and torch.equal(resumed.model["embed.weight"], saved.model["embed.weight"])
+    # not frozen: the rows start from the file and then learn
+    write_vectors(glove, table, "glove")
+    cli("run", "word-lm", f"dataset.path={corpus}", *WORD_LM, f"model.embeddings={{path: {glove}}}",
+        "train.optimizer={name: adam, lr: 0.001}", "--run-dir", tmp_path / "learning")
+    learnt = checkpoint.load(tmp_path / "learning", "last").model["embed.weight"][vocab.index["the"]]
+    assert 0 < (learnt - torch.tensor(table["the"])).abs().max() <= 5 * 0.001 + 1e-6  # Adam moves each by <= lr
+
+
+def test_embeddings_mistakes_are_one_line(cli, tmp_path, corpus):
+    wide = write_vectors(tmp_path / "wide.txt", vectors(dim=5), "word2vec")
+    result = cli("run", "word-lm", f"dataset.path={corpus}", *WORD_LM, f"model.embeddings={{path: {wide}}}",
+                 "--run-dir", tmp_path / "wide", ok=False)
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1
+    assert "holds vectors of 5 values; the model's embed has 8 (set model.embedding_size: 5)" in result.stderr
+    assert not (tmp_path / "wide").exists()  # refused before the run folder was made
+    result = cli("run", "seasonal", f"model.embeddings={{path: {wide}}}", "--run-dir", tmp_path / "s", ok=False)
+    assert "model.embeddings: the Forecaster model embeds no vocabulary" in result.stderr
+    (tmp_path / "bad.txt").write_text("the 0.1 0.2\ncat 0.3 nan\n")
+    result = cli("run", "word-lm", f"dataset.path={corpus}", *WORD_LM, "model.embedding_size=2",
+                 f"model.embeddings={{path: {tmp_path / 'bad.txt'}}}", "--run-dir", tmp_path / "bad", ok=False)
+    assert "bad.txt, line 2: not a word and 2 finite numbers" in result.stderr
+    result = cli("recipes", "validate", "word-lm", f"dataset.path={corpus}", "model.embeddings={path: nope.txt}",
+                 ok=False)
+    assert "model.embeddings.path: file not found: nope.txt" in result.stderr

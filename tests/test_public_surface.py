@@ -23,7 +23,7 @@ PUBLIC = {
     ],
     "seqcli.layers": [
         "EXAMPLE_BATCH", "IGNORE", "AttentionKind", "Bridge", "Decoder", "DecoderState", "Encoder", "ExampleTask",
-        "MeanOutputs", "MeanProbabilities", "Recurrent", "Scale", "Writers", "batches", "beam_search", "draw", "edit_distance", "embedding_dropout", "encode_input",
+        "MeanOutputs", "MeanProbabilities", "Recurrent", "Scale", "VocabEmbedding", "Writers", "batches", "beam_search", "draw", "edit_distance", "embedding_dropout", "encode_input",
         "locked_dropout", "macro_f1", "mask", "mean_probabilities", "nearest", "next_token", "pad", "pyplot", "require", "sample", "save",
         "sequence_inputs", "stack_inputs", "states_of", "text_scores", "traceable", "user_batch",
     ],

@@ -49,7 +49,7 @@ def evaluate(
     members = [ckpt, *more]
     if as_json:
         shown = ({"checkpoint": ckpt.path, "step": ckpt.step} if not more else
-                 {"checkpoints": [c.path for c in members], "steps": [c.step for c in members]})
+                 {"ensemble": [c.path for c in members], "steps": [c.step for c in members]})
         typer.echo(json.dumps({**shown, "split": file or split, **metrics}))
         return
     from rich.table import Table

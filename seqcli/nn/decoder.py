@@ -10,8 +10,10 @@ import torch
 from torch import Tensor, nn
 
 from seqcli.api import CellSpec
-from seqcli.nn.recurrent import Recurrent
 from seqcli.nn.attention import Attention
+from seqcli.nn.pretrained import VocabEmbedding
+from seqcli.nn.recurrent import Recurrent
+from seqcli.vocab import Vocab
 
 
 @dataclass
@@ -60,10 +62,14 @@ class Bridge(nn.Module):
 
 
 class Decoder(nn.Module):
-    def __init__(self, vocab_size: int, cell: CellSpec, embedding_size: int, hidden_size: int, num_layers: int,
+    def __init__(self, vocab: Vocab | int, cell: CellSpec, embedding_size: int, hidden_size: int, num_layers: int,
                  dropout: float, attention: str = "none", memory_size: int = 0):
+        """`vocab`: the output tokens (their `Vocab`, or how many there are)."""
         super().__init__()
-        self.embed = nn.Embedding(vocab_size, embedding_size)
+        if isinstance(vocab, Vocab):
+            self.embed, vocab_size = VocabEmbedding(vocab, embedding_size), len(vocab)
+        else:
+            self.embed, vocab_size = nn.Embedding(vocab, embedding_size), vocab
         self.drop = nn.Dropout(dropout)
         self.attending = attention != "none"
         feed = hidden_size if self.attending else 0

@@ -6,6 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from seqcli.api import CellSpec
+from seqcli.nn.pretrained import VocabEmbedding
 from seqcli.nn.recurrent import Recurrent
 from seqcli.vocab import Numeric, Vocab
 
@@ -28,7 +29,7 @@ class Scale(nn.Module):
 def input_layer(field, embedding_size: int) -> tuple[nn.Module, int]:
     """The layer that turns raw inputs into vectors, and its output size."""
     if isinstance(field, Vocab):
-        return nn.Embedding(len(field), embedding_size), embedding_size
+        return VocabEmbedding(field, embedding_size), embedding_size
     if isinstance(field, Numeric):
         return Scale(field), field.dim
     raise TypeError(f"cannot read a {type(field).__name__} field as a sequence")

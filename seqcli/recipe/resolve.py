@@ -16,6 +16,7 @@ from seqcli.config import DEFAULT_OPTIMIZER, TrainConfig
 from seqcli.errors import ConfigError, PluginError, RecipeError, SeqcliError, did_you_mean
 from seqcli.recipe.load import Origins, apply_overrides, locate, read
 from seqcli.schema import check_args, construct
+from seqcli.nn import pretrained
 from seqcli.nn.init import INITS
 from seqcli.optim import OPTIMIZERS, SCHEDULERS
 
@@ -49,6 +50,7 @@ class Recipe:
     train: TrainConfig
     sample: dict
     init: dict | None = None  # model.init: {name, **options} (None: each layer's own)
+    embeddings: dict | None = None  # model.embeddings: {path, freeze} (None: none from a file)
     description: str = ""
     source: str = "?"
 
@@ -56,6 +58,8 @@ class Recipe:
         data = {"description": self.description} if self.description else {}
         data.update({"dataset": self.dataset.as_data(), "task": self.task.as_data(),
                      "model": {"cell": self.cell.as_data(), **({"init": dict(self.init)} if self.init else {}),
+                               **({"embeddings": {k: str(v) if k == "path" else v for k, v in self.embeddings.items()}}
+                                  if self.embeddings else {}),
                                **copy.deepcopy(self.model)},
                      "train": self.train.to_dict(), "sample": copy.deepcopy(self.sample)})
         return data
@@ -164,7 +168,7 @@ def resolve(data: dict, origins: Origins) -> Recipe:
     task = _plugin(data, "task", "task", report, origins)
     task_cls = task[1] if task else None
 
-    cell, model_keys, init = None, {}, None
+    cell, model_keys, init, embeddings = None, {}, None, None
     model = data.get("model")
     if "model" in data and not isinstance(model, dict):
         report("model", "must be a mapping (with a 'cell' and the model's size)")
@@ -175,7 +179,10 @@ def resolve(data: dict, origins: Origins) -> Recipe:
             cell = _plugin(model, "cell", "cell", report, origins, prefix="model.")
         if model.get("init") is not None:
             init = _named(model["init"], INITS, "model.init", report, takes=("model",))
-        rest = {k: v for k, v in model.items() if k not in ("cell", "init")}
+        if model.get("embeddings") is not None:
+            embeddings = _options(model["embeddings"], pretrained.embeddings, "model.embeddings", report,
+                                  base=lambda k: origins.base(f"model.embeddings.{k}"))
+        rest = {k: v for k, v in model.items() if k not in ("cell", "init", "embeddings")}
         if task_cls is not None:
             model_keys, errors = check_args(task_cls.build_model, rest, skip=("self", "data", "cell"),
                                             base=lambda k: origins.base(f"model.{k}"))
@@ -228,7 +235,7 @@ def resolve(data: dict, origins: Origins) -> Recipe:
     if problems:
         raise RecipeError(problems)
     return Recipe(dataset=dataset[0], task=task[0], cell=cell[0], model=model_keys, train=config,
-                  sample=sample_keys, init=init, description=description, source=origins.source)
+                  sample=sample_keys, init=init, embeddings=embeddings, description=description, source=origins.source)
 
 
 def _plugin(section_holder: dict, key: str, kind: str, report, origins: Origins, prefix: str = ""):
@@ -302,12 +309,12 @@ def _named(spec, table: dict, path: str, report, default: str | None = None, tak
     return {"name": name, **values}
 
 
-def _options(spec, fn, path: str, report) -> dict:
+def _options(spec, fn, path: str, report, base=None) -> dict:
     """Check a mapping of options against the signature of `fn`."""
     if not isinstance(spec, dict):
         report(path, "must be a mapping of options (or null)")
         return spec
-    values, errors = check_args(fn, spec)
+    values, errors = check_args(fn, spec, base=base)
     for k, message in errors:
         report(f"{path}.{k}", message)
     return values

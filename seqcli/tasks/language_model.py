@@ -16,9 +16,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from seqcli.api import (TEXT, CellSpec, Data, DataError, Exported, Flag, Graph, Range, Samples, Seed, StepResult, Task,
-                        TrainConfig, device_of)
-from seqcli.layers import (Recurrent, embedding_dropout, locked_dropout, mean_probabilities, next_token, states_of,
-                           traceable)
+                        TrainConfig, Vocab, device_of)
+from seqcli.layers import (Recurrent, VocabEmbedding, embedding_dropout, locked_dropout, mean_probabilities,
+                           next_token, states_of, traceable)
 
 Size = Annotated[int, Range(1, 65536)]
 Dropout = Annotated[float, Range(0, 1, hi_open=True)]
@@ -29,12 +29,15 @@ class RNNLanguageModel(nn.Module):
     regularisers of AWD-LSTM (Merity et al., 2017) available: embedding dropout, locked
     dropout on the inputs, between layers and on the outputs, and weight drop."""
 
-    def __init__(self, vocab_size: int, cell: CellSpec, embedding_size: int, hidden_size: int,
+    def __init__(self, vocab: Vocab | int, cell: CellSpec, embedding_size: int, hidden_size: int,
                  num_layers: int, dropout: float, tie_weights: bool, embedding_dropout: float = 0.0,
                  input_dropout: float = 0.0, hidden_dropout: float = 0.0, output_dropout: float = 0.0,
                  weight_drop: float = 0.0, last_layer_size: int | None = None):
         super().__init__()
-        self.embed = nn.Embedding(vocab_size, embedding_size)
+        if isinstance(vocab, Vocab):  # its rows can come from a file of word vectors (model.embeddings)
+            self.embed, vocab_size = VocabEmbedding(vocab, embedding_size), len(vocab)
+        else:
+            self.embed, vocab_size = nn.Embedding(vocab, embedding_size), vocab
         self.drop = nn.Dropout(dropout)
         self.embedding_dropout, self.input_dropout, self.output_dropout = embedding_dropout, input_dropout, output_dropout
         options = {"dropout": dropout, "locked_dropout": hidden_dropout, "weight_drop": weight_drop}
@@ -154,7 +157,7 @@ class LanguageModel(Task):
         `embedding_size` so that tied weights need no projection (with tied weights
         and a top layer of another size, a linear projection maps it to the embedding)."""
         vocab = _vocab(data.fields)
-        return RNNLanguageModel(len(vocab), cell, embedding_size, hidden_size, num_layers, dropout, tie_weights,
+        return RNNLanguageModel(vocab, cell, embedding_size, hidden_size, num_layers, dropout, tie_weights,
                                 embedding_dropout, input_dropout, hidden_dropout, output_dropout, weight_drop,
                                 last_layer_size)
 

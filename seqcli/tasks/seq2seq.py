@@ -37,7 +37,7 @@ class Seq2SeqModel(nn.Module):
         super().__init__()
         self.encoder = Encoder(source, cell, embedding_size, hidden_size, num_layers, dropout, bidirectional)
         self.bridge = Bridge(self.encoder.output_size, hidden_size, num_layers, self.encoder.rnn.num_states)
-        self.decoder = Decoder(len(target), cell, embedding_size, hidden_size, num_layers, dropout, attention,
+        self.decoder = Decoder(target, cell, embedding_size, hidden_size, num_layers, dropout, attention,
                                self.encoder.output_size)
 
     def start(self, batch: dict) -> DecoderState:
@@ -54,7 +54,7 @@ class ConditionedModel(nn.Module):
             self.condition = nn.Embedding(len(condition), hidden_size)
         else:
             self.condition = nn.Sequential(Scale(condition), nn.Linear(condition.dim, hidden_size), nn.Tanh())
-        self.decoder = Decoder(len(target), cell, embedding_size, hidden_size, num_layers, dropout)
+        self.decoder = Decoder(target, cell, embedding_size, hidden_size, num_layers, dropout)
         self.bridge = Bridge(hidden_size, hidden_size, num_layers, self.decoder.rnn.num_states)
 
     def start(self, batch: dict) -> DecoderState:
