@@ -42,12 +42,22 @@ def test_a_sweep_trains_run_folders_and_keeps_the_best_recipe(cli, recipe, tmp_p
 
 def test_pruning_stops_bad_trials_early(cli, recipe, tmp_path):
     result = cli("sweep", recipe, "train.optimizer.lr=choice(0.02, 0.00001)", *FAST, "--trials", "6",
-                 "--sampler", "random", "--seed", "1", "--out", tmp_path / "s")
+                 "--sampler", "random", "--seed", "1", "--pruner-warmup", "1", "--out", tmp_path / "s")
     trials = study_of(tmp_path / "s").get_trials()
     pruned = [t for t in trials if t.state.name == "PRUNED"]
     assert pruned and all(t.last_step < 30 for t in pruned), result.stdout
     assert all(t.params["train.optimizer.lr"] == 1 for t in pruned)  # the tiny rate (choice index 1)
     assert f"pruned {len(pruned)}" in result.stdout
+    assert any(len(t.intermediate_values) == 1 for t in pruned)  # judged at its first evaluation
+
+
+def test_no_trial_is_pruned_before_its_warmup_evaluation(cli, recipe, tmp_path):
+    result = cli("sweep", recipe, "train.optimizer.lr=choice(0.02, 0.00001)", "train.max_steps=40",
+                 "train.eval_every=10", "train.log_every=10", "--trials", "6", "--sampler", "random", "--seed", "1",
+                 "--pruner-warmup", "3", "--out", tmp_path / "s")
+    assert "pruner median from evaluation 3" in result.stdout
+    pruned = [t for t in study_of(tmp_path / "s").get_trials() if t.state.name == "PRUNED"]
+    assert pruned and all(len(t.intermediate_values) == 3 for t in pruned), result.stdout  # at the third, not before
 
 
 def test_a_killed_sweep_resumes_with_every_trial_finished_once(recipe, tmp_path):

@@ -53,6 +53,7 @@ class Settings:
     maximize: bool = False
     sampler: str = "tpe"
     pruner: str = "median"
+    pruner_warmup: int = 3
     seed: int = 0
     threads: int | None = None
     space: str | None = None  # a space file
@@ -86,7 +87,7 @@ def start(target: str, arguments: list[str], settings: Settings, console) -> Pat
     spec = Spec(recipe=str(Path(target).resolve()) if Path(target).is_file() else target, overrides=overrides,
                 params=[asdict(p) for p in params], trials=settings.trials, metric=settings.metric,
                 maximize=settings.maximize, sampler=settings.sampler, pruner=settings.pruner,
-                storage=storage_url(settings.storage), study=settings.study, seed=settings.seed,
+                pruner_warmup=settings.pruner_warmup, storage=storage_url(settings.storage), study=settings.study, seed=settings.seed,
                 parallel=settings.parallel, threads=settings.threads)
     database = spec.sqlite_file(folder)
     if database is not None and spec.storage and not database.parent.is_dir():
@@ -102,7 +103,8 @@ def start(target: str, arguments: list[str], settings: Settings, console) -> Pat
     what = ", ".join(f"{p.key} {p.kind}{tuple(p.args)}" for p in params)
     console.print(f"sweep {folder}: {settings.trials} trials of {recipe.source} over {what}; "
                   f"{'maximising' if settings.maximize else 'minimising'} valid {settings.metric} "
-                  f"({settings.sampler}, pruner {settings.pruner})", highlight=False, markup=False)
+                  f"({settings.sampler}, pruner {settings.pruner}"
+                  f"{f' from evaluation {settings.pruner_warmup}' if settings.pruner != 'none' else ''})", highlight=False, markup=False)
     run_workers(folder, spec, console)
     return folder
 

@@ -42,6 +42,7 @@ class Spec:
     maximize: bool = False
     sampler: Literal["tpe", "random", "grid"] = "tpe"
     pruner: Literal["median", "hyperband", "none"] = "median"
+    pruner_warmup: Annotated[int, Range(1, 100_000)] = 3  # no trial is pruned before this evaluation
     storage: str | None = None
     study: str = "sweep"
     seed: Seed = 0

@@ -14,11 +14,13 @@ from seqcli.sweep.study import (Spec, _replace, is_held, locked, open_study, req
                                 sync_best, trial_dir, trial_lock, trial_seed)
 
 class Reporter:
-    """After each evaluation: report the metric to the trial; stop the run if pruned."""
+    """After each evaluation: report the metric to the trial; stop the run if pruned, but
+    never before its `warmup`-th evaluation (a slow starter gets that many)."""
 
-    def __init__(self, trial, metric: str, optuna):
-        self.trial, self.metric, self.optuna = trial, metric, optuna
+    def __init__(self, trial, metric: str, optuna, warmup: int = 0):
+        self.trial, self.metric, self.optuna, self.warmup = trial, metric, optuna, warmup
         self.pruned_at: int | None = None
+        self.evaluations = 0
 
     def __call__(self, step: int, metrics: dict) -> None:
         if self.metric not in metrics:
@@ -27,7 +29,8 @@ class Reporter:
         if not math.isfinite(value):
             return
         self.trial.report(value, step)
-        if self.trial.should_prune():
+        self.evaluations += 1
+        if self.evaluations >= self.warmup and self.trial.should_prune():
             self.pruned_at = step
             raise Pruned(step)
 
@@ -56,7 +59,7 @@ def run_trial(spec: Spec, folder: Path, study, trial, values: dict, console, res
 
     run_dir = trial_dir(folder, trial.number)
     overrides = spec.overrides + [f"{k}={dump(v)}" for k, v in values.items()]
-    reporter = Reporter(trial, spec.metric, optuna)
+    reporter = Reporter(trial, spec.metric, optuna, spec.pruner_warmup)
     from rich.console import Console
 
     quiet = Console(quiet=True)  # a trial's own progress stays in its run folder; the sweep prints a line
