@@ -23,6 +23,20 @@ def dataset(recipe: Recipe, packages: dict | None = None) -> Dataset:
     return construct(plugin_class("dataset", recipe, packages), recipe.dataset.options)
 
 
+def data(recipe: Recipe, packages: dict | None = None, fields: dict | None = None) -> Data:
+    """The recipe's data: its dataset's splits and fields (encoded with `fields` when given and
+    the dataset can), dealt into the recipe's fold (`dataset.folds`, `dataset.fold`)."""
+    from seqcli.data import folds
+
+    source = dataset(recipe, packages)
+    loaded = source.load() if fields is None else source.load_with(fields)
+    if loaded is NotImplemented:
+        loaded = source.load()
+    if recipe.folds and recipe.folds.get("fold") is not None:
+        loaded = folds.deal(loaded, recipe.folds["folds"], recipe.folds["fold"], recipe.dataset.name)
+    return loaded
+
+
 def data_files(recipe: Recipe, packages: dict | None = None) -> dict[str, str]:
     """The data files a recipe names: its dataset's File options that are set (key -> path)."""
     import typing

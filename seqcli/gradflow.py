@@ -154,7 +154,7 @@ def run(recipe_name: str, overrides: list[str], cells: list[str], clips: list[fl
         recipe = load_recipe(recipe_name, [*overrides, f"model.cell.name={cell}"])
         config = recipe.train
         if data is None:
-            data = build.dataset(recipe).load()
+            data = build.data(recipe)
             task = build.task(recipe)
             first_batch = next(iter(task.batches(data, config, 0)))
         for clip in clips if clips is not None else [config.clip_grad_norm]:

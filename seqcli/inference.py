@@ -243,7 +243,6 @@ class Model:
                 build.check_stored_data(self.recipe, self.packages)
             except DataError as exc:
                 raise DataError(f"{exc}; score another file with --file") from None
-        dataset = build.dataset(self.recipe, self.packages)
         if file is not None:
             from seqcli.schema import File, Problem
 
@@ -251,10 +250,11 @@ class Model:
                 path = File().apply(file)
             except Problem as exc:
                 raise DataError(f"--file: {exc.message}") from None
-            data = Data(splits={"file": dataset.load_file(path, self.fields)}, fields=self.fields)
+            data = Data(splits={"file": build.dataset(self.recipe, self.packages).load_file(path, self.fields)},
+                        fields=self.fields)
             split = "file"
         else:
-            data = dataset.load()
+            data = build.data(self.recipe, self.packages)
             changed = [k for k in self.fields if k in data.fields and data.fields[k] != self.fields[k]]
             if changed:
                 raise DataError(f"the dataset's {', '.join(changed)} vocabulary differs from the checkpoint's: "

@@ -32,6 +32,7 @@ CHECKPOINTS = "checkpoints"
 TENSORBOARD = "tensorboard"
 MLFLOW = "mlflow.json"
 LOCK = ".lock"
+FOLDS = "folds.json"  # a cross-validation's folder: fold-1, fold-2, ... (run folders) and this summary
 #: what a run writes into its folder, besides temporary files: all that a failed start removes
 RUN_FILES = (RECIPE, METRICS, SAMPLES, CHECKPOINTS, TENSORBOARD, MLFLOW, LOCK)
 
@@ -246,6 +247,17 @@ def choose(run_dir: str | None, stem: str, recipe_text: str, root: str = "runs")
     if parent is not None and not os.access(parent, os.W_OK):
         raise SeqcliError(f"cannot create run directory {folder.path}: {parent} is not writable")
     return folder.path
+
+
+def fold(base: str | Path, number: int) -> Path:
+    """The run folder of fold `number` of the cross-validation in `base`."""
+    return Path(base) / f"fold-{number}"
+
+
+def write_folds(base: str | Path, summary: dict) -> Path:
+    path = Path(base) / FOLDS
+    write_atomic(path, json.dumps(summary, indent=1) + "\n")
+    return path
 
 
 def latest(root: str = "runs") -> Path:

@@ -336,3 +336,70 @@ def test_embeddings_mistakes_are_one_line(cli, tmp_path, corpus):
     result = cli("recipes", "validate", "word-lm", f"dataset.path={corpus}", "model.embeddings={path: nope.txt}",
                  ok=False)
     assert "model.embeddings.path: file not found: nope.txt" in result.stderr
+
+
+# -- cross-validation: seqcli run --folds K, dataset.folds ---------------------------------------
+
+DIGITS = ["model.hidden_size=8", "train.max_steps=6", "train.eval_every=3", "train.log_every=3"]
+
+
+def test_folds_deal_every_example_to_one_validation_fold():
+    from seqcli.api import Data
+    from seqcli.data import folds
+
+    data = Data(splits={"train": list(range(70)), "valid": list(range(70, 100)), "test": ["t"]}, fields={},
+                info={"train_examples": 70, "valid_examples": 30})
+    dealt = [folds.deal(data, 4, n, "toy") for n in (1, 2, 3, 4)]
+    held = [d.splits["valid"] for d in dealt]
+    assert sorted(x for h in held for x in h) == list(range(100))  # each example validates once
+    assert sorted(len(h) for h in held) == [25, 25, 25, 25]
+    for d in dealt:
+        assert set(d.splits["train"]) | set(d.splits["valid"]) == set(range(100)) and d.splits["test"] == ["t"]
+        assert not set(d.splits["train"]) & set(d.splits["valid"])
+        assert d.info["train_examples"] == 75 and d.info["valid_examples"] == 25
+    assert folds.deal(data, 4, 2, "toy").splits == dealt[1].splits  # one dealing, always
+
+
+def test_run_with_folds_trains_every_fold_and_reports_the_mean_and_spread(cli, tmp_path):
+    out = cli("run", "digits", *DIGITS, "--folds", 3, "--run-dir", tmp_path / "cv").stdout
+    summary = json.loads((tmp_path / "cv" / "folds.json").read_text())
+    accuracy = summary["valid"]["accuracy"]
+    assert summary["folds"] == 3 and len(accuracy["folds"]) == 3
+    assert accuracy["mean"] == pytest.approx(sum(accuracy["folds"]) / 3)
+    assert accuracy["std"] == pytest.approx(torch.tensor(accuracy["folds"]).std(unbiased=False).item(), abs=1e-9)
+    assert "3-fold cross-validation" in out and f"{accuracy['mean']:.4f}" in out
+    # each fold is an ordinary run whose recipe says its fold: evaluate scores its validation fold again
+    fold2 = tmp_path / "cv" / "fold-2"
+    assert "fold: 2" in (fold2 / "recipe.yaml").read_text()
+    scored = json.loads(cli("evaluate", fold2, "--split", "valid", "--json").stdout)
+    assert scored["accuracy"] == pytest.approx(accuracy["folds"][1], abs=1e-6)
+    # the folder is never trained into again; --resume keeps the folds done and trains further
+    refused = cli("run", "digits", *DIGITS, "--folds", 3, "--run-dir", tmp_path / "cv", ok=False)
+    assert refused.exit_code == 2 and "already exists and is not empty" in refused.stderr
+    again = cli("run", "digits", *DIGITS, "train.max_steps=9", "--folds", 3, "--run-dir", tmp_path / "cv", "--resume")
+    assert json.loads((tmp_path / "cv" / "folds.json").read_text())["steps"] == [9, 9, 9], again.stdout
+
+
+def test_folds_mistakes_are_one_line(cli, tmp_path, corpus):
+    result = cli("recipes", "validate", "digits", "dataset.folds=3", "dataset.fold=4", ok=False)
+    assert "dataset.fold: must be 1 to dataset.folds (3), got 4" in result.stderr
+    result = cli("run", "digits", "dataset.folds=3", "dataset.fold=2", "--folds", 3, ok=False)
+    assert "--folds: the recipe sets dataset.fold (2), one fold's run; remove it to train every fold" in result.stderr
+    result = cli("run", "char-lm", f"dataset.path={corpus}", "--folds", 2, "--run-dir", tmp_path / "lm", ok=False)
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1
+    assert "dataset.folds: the text dataset's splits are not lists of examples" in result.stderr
+
+
+def test_a_sweep_with_folds_optimises_the_mean_of_the_folds(cli, tmp_path):
+    import optuna
+
+    result = cli("sweep", "digits", "train.optimizer.lr=choice(0.01, 0.00001)", *DIGITS, "--trials", 2,
+                 "--sampler", "grid", "--folds", 2, "--out", tmp_path / "s")
+    assert "each trial the mean of 2 folds" in result.stdout
+    study = optuna.load_study(storage=f"sqlite:///{tmp_path / 's' / 'study.db'}", study_name="sweep")
+    for trial in study.get_trials():
+        summary = json.loads((tmp_path / "s" / f"trial-{trial.number:04d}" / "folds.json").read_text())
+        assert trial.value == pytest.approx(summary["valid"]["loss"]["mean"])
+    best = (tmp_path / "s" / "best.yaml").read_text()
+    assert "folds" not in best and "fold:" not in best  # the recipe to train on all the data with
+    cli("recipes", "validate", tmp_path / "s" / "best.yaml")

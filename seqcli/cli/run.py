@@ -35,6 +35,7 @@ def run(
     run_dir: Optional[str] = typer.Option(None, "--run-dir", "-o", help="Where to write the run (default: runs/RECIPE-TIME). Never overwritten."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --run-dir from its last checkpoint."),
     force: bool = typer.Option(False, "--force", help="With --resume: continue even if the recipe changed what is learnt."),
+    folds: Optional[int] = typer.Option(None, "--folds", min=2, max=100, help="Cross-validate: K runs (RUN_DIR/fold-1 ...), each validating on one of K folds of the training and validation examples; the mean and spread of each metric."),
     threads: Optional[int] = THREADS,
     nproc_per_node: Optional[int] = NPROC,
     nnodes: int = NNODES,
@@ -59,6 +60,17 @@ def run(
     if threads:  # a setting of this process, not a key the user wrote: errors never name it
         checked.train.threads = threads
     launching = distributed.launching(nproc_per_node, nnodes)
+    if folds or (checked.folds and checked.folds.get("fold") is None):
+        if checked.folds and checked.folds.get("fold") is not None:
+            raise SeqcliError(f"--folds: the recipe sets dataset.fold ({checked.folds['fold']}), one fold's run; "
+                              f"remove it to train every fold")
+        if launching:
+            raise SeqcliError("--folds: the folds train one after the other in this process; drop --nproc-per-node")
+        if resume and run_dir is None:
+            raise SeqcliError("--resume needs --run-dir: the cross-validation's folder")
+        checked.folds = {"folds": folds or checked.folds["folds"], "fold": None}
+        show_folds(runs.cross_validation(checked, run_dir, resume, console()))
+        return
     if launching:
         distributed.check_options(nproc_per_node, nnodes, node_rank, rdzv_endpoint)
         distributed.check_devices(nproc_per_node, checked.train.device)
@@ -76,6 +88,18 @@ def run(
     if distributed_launch(argv, nproc_per_node, nnodes, node_rank, rdzv_endpoint):
         return
     runs.in_process(checked, run_dir, resume, force, console())
+
+
+def show_folds(summary: dict) -> None:
+    from rich.table import Table
+
+    k = summary["folds"]
+    table = Table(title=f"{k}-fold cross-validation: the best checkpoint of each fold, on its validation fold")
+    for column in ("metric", "mean", "std", *(f"fold {n}" for n in range(1, k + 1))):
+        table.add_column(column, justify="left" if column == "metric" else "right")
+    for name, m in summary["valid"].items():
+        table.add_row(name, f"{m['mean']:.4f}", f"{m['std']:.4f}", *(f"{v:.4f}" for v in m["folds"]))
+    console().print(table)
 
 
 @guard

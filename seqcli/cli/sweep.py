@@ -21,6 +21,7 @@ def sweep(
     maximize: bool = typer.Option(False, "--maximize", help="Higher is better (default: lower)."),
     sampler: str = typer.Option("tpe", "--sampler", help="tpe, random or grid."),
     pruner: str = typer.Option("median", "--pruner", help="median, hyperband or none."),
+    folds: Optional[int] = typer.Option(None, "--folds", min=2, max=100, help="Cross-validate each trial on K folds; its value is their mean (pruned on the first)."),
     pruner_warmup: int = typer.Option(3, "--pruner-warmup", min=1, max=100_000, help="No trial is pruned before its Nth evaluation."),
     seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="The sampler's seed."),
     threads: Optional[int] = THREADS,
@@ -55,7 +56,7 @@ def sweep(
         return
     settings = S.Settings(trials=trials, parallel=parallel, out=out, storage=storage, study=study, metric=metric,
                           maximize=maximize, sampler=sampler, pruner=pruner,
-                          pruner_warmup=pruner_warmup, seed=seed, threads=threads, space=space)
+                          pruner_warmup=pruner_warmup, folds=folds, seed=seed, threads=threads, space=space)
     show(S.report(S.start(target, arguments, settings, out_console)), None, False)
 
 

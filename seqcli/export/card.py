@@ -84,7 +84,7 @@ def _data(loaded, test: bool, say):
     try:
         build.check_stored_data(recipe, packages)
         say("export: reading the run's data again (test metrics, lengths)", highlight=False)
-        return build.dataset(recipe, packages).load(), None
+        return build.data(recipe, packages), None
     except Exception as exc:  # noqa: BLE001 - the data is gone, moved or changed: the card says so
         return None, str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 

@@ -16,6 +16,7 @@ from seqcli.config import DEFAULT_OPTIMIZER, TrainConfig
 from seqcli.errors import ConfigError, PluginError, RecipeError, SeqcliError, did_you_mean
 from seqcli.recipe.load import Origins, apply_overrides, locate, read
 from seqcli.schema import check_args, construct
+from seqcli.data import folds
 from seqcli.nn import pretrained
 from seqcli.nn.init import INITS
 from seqcli.optim import OPTIMIZERS, SCHEDULERS
@@ -51,12 +52,13 @@ class Recipe:
     sample: dict
     init: dict | None = None  # model.init: {name, **options} (None: each layer's own)
     embeddings: dict | None = None  # model.embeddings: {path, freeze} (None: none from a file)
+    folds: dict | None = None  # dataset.folds and dataset.fold: {folds, fold} (None: the dataset's own splits)
     description: str = ""
     source: str = "?"
 
     def to_data(self) -> dict:
         data = {"description": self.description} if self.description else {}
-        data.update({"dataset": self.dataset.as_data(), "task": self.task.as_data(),
+        data.update({"dataset": {**self.dataset.as_data(), **(self.folds or {})}, "task": self.task.as_data(),
                      "model": {"cell": self.cell.as_data(), **({"init": dict(self.init)} if self.init else {}),
                                **({"embeddings": {k: str(v) if k == "path" else v for k, v in self.embeddings.items()}}
                                   if self.embeddings else {}),
@@ -164,6 +166,13 @@ def resolve(data: dict, origins: Origins) -> Recipe:
     if not isinstance(description, str):
         report("description", "must be a string")
 
+    folding = None
+    if isinstance(data.get("dataset"), dict) and {"folds", "fold"} & data["dataset"].keys():
+        spec = {k: data["dataset"][k] for k in ("folds", "fold") if k in data["dataset"]}
+        data = {**data, "dataset": {k: v for k, v in data["dataset"].items() if k not in ("folds", "fold")}}
+        folding = _options(spec, folds.folds, "dataset", report)
+        if isinstance(folding, dict) and "folds" in folding and folds.check(folding):
+            report("dataset.fold", folds.check(folding).partition(": ")[2])
     dataset = _plugin(data, "dataset", "dataset", report, origins)
     task = _plugin(data, "task", "task", report, origins)
     task_cls = task[1] if task else None
@@ -235,7 +244,7 @@ def resolve(data: dict, origins: Origins) -> Recipe:
     if problems:
         raise RecipeError(problems)
     return Recipe(dataset=dataset[0], task=task[0], cell=cell[0], model=model_keys, train=config,
-                  sample=sample_keys, init=init, embeddings=embeddings, description=description, source=origins.source)
+                  sample=sample_keys, init=init, embeddings=embeddings, folds=folding, description=description, source=origins.source)
 
 
 def _plugin(section_holder: dict, key: str, kind: str, report, origins: Origins, prefix: str = ""):

@@ -54,6 +54,7 @@ class Settings:
     sampler: str = "tpe"
     pruner: str = "median"
     pruner_warmup: int = 3
+    folds: int | None = None
     seed: int = 0
     threads: int | None = None
     space: str | None = None  # a space file
@@ -74,6 +75,9 @@ def start(target: str, arguments: list[str], settings: Settings, console) -> Pat
     from seqcli.recipe.resolve import load_recipe
 
     recipe = load_recipe(target, overrides)
+    if settings.folds and recipe.folds and recipe.folds.get("fold") is not None:
+        raise SeqcliError(f"--folds: the recipe sets dataset.fold ({recipe.folds['fold']}); remove it to "
+                          f"cross-validate every trial")
     check_space(target, overrides, params)
     if settings.sampler == "grid":
         for p in params:
@@ -87,7 +91,7 @@ def start(target: str, arguments: list[str], settings: Settings, console) -> Pat
     spec = Spec(recipe=str(Path(target).resolve()) if Path(target).is_file() else target, overrides=overrides,
                 params=[asdict(p) for p in params], trials=settings.trials, metric=settings.metric,
                 maximize=settings.maximize, sampler=settings.sampler, pruner=settings.pruner,
-                pruner_warmup=settings.pruner_warmup, storage=storage_url(settings.storage), study=settings.study, seed=settings.seed,
+                pruner_warmup=settings.pruner_warmup, folds=settings.folds, storage=storage_url(settings.storage), study=settings.study, seed=settings.seed,
                 parallel=settings.parallel, threads=settings.threads)
     database = spec.sqlite_file(folder)
     if database is not None and spec.storage and not database.parent.is_dir():
@@ -104,7 +108,8 @@ def start(target: str, arguments: list[str], settings: Settings, console) -> Pat
     console.print(f"sweep {folder}: {settings.trials} trials of {recipe.source} over {what}; "
                   f"{'maximising' if settings.maximize else 'minimising'} valid {settings.metric} "
                   f"({settings.sampler}, pruner {settings.pruner}"
-                  f"{f' from evaluation {settings.pruner_warmup}' if settings.pruner != 'none' else ''})", highlight=False, markup=False)
+                  f"{f' from evaluation {settings.pruner_warmup}' if settings.pruner != 'none' else ''}"
+                  f"{f'; each trial the mean of {settings.folds} folds' if settings.folds else ''})", highlight=False, markup=False)
     run_workers(folder, spec, console)
     return folder
 

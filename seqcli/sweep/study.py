@@ -11,6 +11,7 @@ import yaml
 
 from seqcli.errors import RecipeError, SeqcliError
 from seqcli.files import Lock
+from seqcli import runfolder
 from seqcli.runfolder import RunFolder
 from seqcli.schema import Range, Seed
 from seqcli.sweep.space import Param, dump, parse
@@ -43,6 +44,7 @@ class Spec:
     sampler: Literal["tpe", "random", "grid"] = "tpe"
     pruner: Literal["median", "hyperband", "none"] = "median"
     pruner_warmup: Annotated[int, Range(1, 100_000)] = 3  # no trial is pruned before this evaluation
+    folds: Annotated[int, Range(2, 100)] | None = None  # each trial cross-validated; its value the folds' mean
     storage: str | None = None
     study: str = "sweep"
     seed: Seed = 0
@@ -229,14 +231,26 @@ def sync_best(folder: Path, study):
     best = _best(study)
     if best is None:
         return None
-    source = RunFolder(trial_dir(Path(best.user_attrs.get("folder", folder)), best.number)).recipe
+    trial = trial_dir(Path(best.user_attrs.get("folder", folder)), best.number)
     try:
-        text = source.read_bytes()
+        text = best_recipe(trial)
         if not (folder / "best.yaml").is_file() or (folder / "best.yaml").read_bytes() != text:
             write_atomic(folder / "best.yaml", text)
     except OSError:  # the best trial's folder is on another machine, or gone
         pass
     return best
+
+
+def best_recipe(trial: Path) -> bytes:
+    """A trial's recipe; for a cross-validated trial, its first fold's without the folds (the
+    recipe to train on all the data with)."""
+    source = RunFolder(trial).recipe
+    if source.is_file():
+        return source.read_bytes()
+    data = yaml.safe_load(RunFolder(runfolder.fold(trial, 1)).recipe.read_text(encoding="utf-8"))
+    for key in ("folds", "fold"):
+        data.get("dataset", {}).pop(key, None)
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True).encode()
 
 
 def _best(study):

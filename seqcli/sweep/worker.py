@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import shutil
 from pathlib import Path
 
 from seqcli.errors import SeqcliError
+from seqcli import runfolder
 from seqcli.runfolder import RunFolder
 from seqcli.sweep.space import _short, dump
 from seqcli.sweep.study import (Spec, _replace, is_held, locked, open_study, require_optuna, sampler_for, sweep_lock,
@@ -41,8 +43,15 @@ class Pruned(SeqcliError):
         self.step = step
 
 
-def trial_value(run_dir: Path, metric: str, maximize: bool) -> float | None:
-    """The best validation value of `metric` the run recorded."""
+def trial_value(run_dir: Path, metric: str, maximize: bool, folds: int | None = None) -> float | None:
+    """The best validation value of `metric` the run recorded; of a cross-validated trial, the
+    mean of its folds' (or, stopped before the end, its first fold's best)."""
+    if folds:
+        summary = Path(run_dir) / runfolder.FOLDS
+        if summary.is_file():
+            value = json.loads(summary.read_text(encoding="utf-8"))["valid"].get(metric, {}).get("mean")
+            return value if isinstance(value, float) and math.isfinite(value) else None
+        run_dir = runfolder.fold(run_dir, 1)
     values = [float(r[metric]) for r in RunFolder(run_dir).validation_records()
               if isinstance(r.get(metric), (int, float)) and math.isfinite(r[metric])]
     if not values:
@@ -65,7 +74,13 @@ def run_trial(spec: Spec, folder: Path, study, trial, values: dict, console, res
     quiet = Console(quiet=True)  # a trial's own progress stays in its run folder; the sweep prints a line
     state, note = "complete", ""
     try:
-        if resume and RunFolder(run_dir).recipe.is_file():
+        if spec.folds:  # the trial's folder holds a run folder per fold
+            recipe = load_recipe(spec.recipe, overrides)
+            recipe.train.threads = spec.threads or recipe.train.threads
+            recipe.folds = {"folds": spec.folds, "fold": None}
+            run_dir.mkdir(parents=True, exist_ok=True)
+            runs.cross_validate(recipe, run_dir, quiet, again=resume, on_evaluation=reporter)
+        elif resume and RunFolder(run_dir).recipe.is_file():
             runs.resume(run_dir, None, [], False, quiet, on_evaluation=reporter, threads=spec.threads)
         else:
             if resume and run_dir.exists():
@@ -81,7 +96,7 @@ def run_trial(spec: Spec, folder: Path, study, trial, values: dict, console, res
         state, note = "failed", f": {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
     except Exception as exc:  # noqa: BLE001 - a plugin's bug fails its trial, not the sweep
         state, note = "failed", f": {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-    value = trial_value(run_dir, spec.metric, spec.maximize)
+    value = trial_value(run_dir, spec.metric, spec.maximize, spec.folds)
     if state == "complete" and value is None:
         state, note = "failed", f": no finite validation {spec.metric} (NaN or infinite at every evaluation)"
     with sweep_lock(folder):
