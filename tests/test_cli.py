@@ -262,3 +262,15 @@ def test_help_does_not_import_torch():
 def test_python_dash_m_runs_the_same_cli():
     result = subprocess.run([sys.executable, "-m", "seqcli", "--version"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and result.stdout.startswith("seqcli ")
+
+
+def test_the_command_makes_idle_compute_threads_sleep_unless_the_user_chose():
+    code = ("import os, sys\nsys.argv = ['seqcli', '--version']\nfrom seqcli.cli import main\ntry:\n    main()\n"
+            "except SystemExit:\n    pass\nprint('torch' in sys.modules, os.environ.get('GOMP_SPINCOUNT'))")
+    env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    chosen = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert chosen.stdout.splitlines()[-1] == "False 1000", chosen.stderr  # set before torch starts
+    assert run_python(code, GOMP_SPINCOUNT="5").stdout.splitlines()[-1] == "False 5"
+    kept = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**env, "OMP_WAIT_POLICY": "PASSIVE"})
+    assert kept.stdout.splitlines()[-1] == "False None"

@@ -151,3 +151,51 @@ def test_length_penalty():
     assert length_penalty(7, 0.0) == 1.0
     assert length_penalty(1, 1.0) == 1.0
     assert math.isclose(length_penalty(7, 0.6), 2 ** 0.6)
+
+
+class Reading:
+    """A decoder over 2 source positions whose attention follows the token it reads: <bos>
+    and 'b' look at position 0, 'a' at position 1. From <bos>, 'a' and 'b' are equally
+    likely; after either, <eos> is."""
+
+    attending = True
+
+    def step(self, tokens, state):
+        logits = torch.full((len(tokens), 4), -20.0)
+        first = tokens == 0
+        logits[first, 2] = logits[first, 3] = math.log(0.45)
+        logits[first, 1] = math.log(0.1)
+        logits[~first, 1] = 0.0
+        weights = torch.zeros(len(tokens), 2)
+        weights[tokens == 2, 1] = 1.0
+        weights[tokens != 2, 0] = 1.0
+        return logits, state, weights
+
+
+class Held:
+    def __init__(self, rows):
+        self.rnn = (torch.zeros(1, rows, 1),)
+        self.mask = torch.ones(2, rows, dtype=torch.bool)
+
+    def select(self, index):
+        return Held(len(index))
+
+
+def test_the_coverage_penalty_ranks_a_hypothesis_that_read_the_whole_source_first():
+    plain = beam_search(Reading(), Held(1), 1, 0, 1, 4, beam_size=2, n_best=2)[0]
+    assert plain[0].score == pytest.approx(plain[1].score)  # 'a' and 'b' alike by probability
+    ranked = beam_search(Reading(), Held(1), 1, 0, 1, 4, beam_size=2, n_best=2, beta=0.2)[0]
+    assert [h.tokens for h in ranked] == [[2], [3]]  # 'a' read both positions; 'b' only the first, twice
+    assert ranked[0].score == pytest.approx(plain[0].score, abs=1e-6)  # full coverage costs nothing
+    assert ranked[1].score == pytest.approx(plain[1].score + 0.2 * math.log(1e-10), abs=1e-4)
+
+
+def test_the_coverage_penalty_needs_attention():
+    class Blind(Reading):
+        def step(self, tokens, state):
+            return super().step(tokens, state)[0], state, None
+
+    from seqcli.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="needs a model that attends"):
+        beam_search(Blind(), Held(1), 1, 0, 1, 4, beam_size=2, beta=0.2)

@@ -62,4 +62,7 @@ app.add_typer(plugins.app, name="plugins")
 
 
 def main() -> None:
+    from seqcli.train.threads import quiet_waits
+
+    quiet_waits()  # before torch starts its threads: in this process and every one it starts
     app(prog_name="seqcli")

@@ -10,8 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
+from torch import Tensor
 
 from seqcli.decoding.sampling import next_token
+from seqcli.errors import ConfigError
 
 
 @dataclass
@@ -55,9 +57,19 @@ def sample(decoder, state, batch: int, bos: int, eos: int, max_length: int, temp
     return hyps
 
 
+def _coverage(received: Tensor, real: Tensor, beta: float) -> float:
+    """GNMT's coverage penalty of one hypothesis: beta * sum log(min(received, 1)) over the
+    real source positions (never below log 1e-10 for one that got no attention at all)."""
+    return beta * received[real].clamp(1e-10, 1.0).log().sum().item()
+
+
 def beam_search(decoder, state, batch: int, bos: int, eos: int, max_length: int, beam_size: int,
-                n_best: int = 1, alpha: float = 0.0) -> list[list[Hypothesis]]:
-    """The `n_best` best sequences per batch row, by log-probability / length_penalty.
+                n_best: int = 1, alpha: float = 0.0, beta: float = 0.0) -> list[list[Hypothesis]]:
+    """The `n_best` best sequences per batch row, by log-probability / length_penalty, plus
+    with `beta` > 0 GNMT's coverage penalty (Wu et al., 2016; OpenNMT's `wu`): beta times the
+    sum over the source positions of log(min(attention they received, 1)), which is 0 for a
+    hypothesis that attended to every position at least once in all and lower the more of the
+    source it left unread (the decoder must attend: its `step` gives weights).
 
     All rows and beams advance together as one batch of rows * beam_size, chosen with tensor
     operations (only finished hypotheses reach Python). A row stops when its n_best-th
@@ -75,9 +87,15 @@ def beam_search(decoder, state, batch: int, bos: int, eos: int, max_length: int,
     finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
     bar = [inf] * batch  # each input row's n_best-th best finished score
     kindest = length_penalty(max_length + 1, alpha)  # live beams only lose log-probability
+    coverage = None  # (A, K, S): the attention each live beam has given each source position
     for _ in range(max_length):
-        logits, state, _ = decoder.step(tokens, state)
+        logits, state, weights = decoder.step(tokens, state)
         A, V = scores.shape[0], logits.shape[-1]
+        if beta:
+            if weights is None:
+                raise ConfigError("coverage_penalty", "needs a model that attends to its source (model.attention)")
+            coverage = weights.float().view(A, K, -1) + (coverage if coverage is not None else 0.0)
+            real = state.mask.t().reshape(A, K, -1)  # (A, K, S) True on the source's own positions
         candidates = scores.unsqueeze(-1) + logits.log_softmax(-1).view(A, K, V)  # (A, K, V)
         top_scores, top_index = candidates.view(A, -1).topk(min(2 * K, K * V), dim=-1)  # sorted, best first
         beam, token = top_index // V, top_index % V
@@ -89,7 +107,8 @@ def beam_search(decoder, state, batch: int, bos: int, eos: int, max_length: int,
             for a, j in ending.nonzero().tolist():
                 b, s = rows[a], top_scores[a, j].item()
                 seq = history[a, beam[a, j]].tolist()
-                finished[b].append(Hypothesis(seq, s / length_penalty(len(seq) + 1, alpha), s))
+                unread = _coverage(coverage[a, beam[a, j]], real[a, 0], beta) if beta else 0.0
+                finished[b].append(Hypothesis(seq, s / length_penalty(len(seq) + 1, alpha) + unread, s))
                 if len(finished[b]) >= n_best:
                     bar[b] = sorted((h.score for h in finished[b]), reverse=True)[n_best - 1]
         new_scores, pick = top_scores.masked_fill(~live, inf).topk(K, dim=-1)  # the K best live, in order
@@ -107,13 +126,18 @@ def beam_search(decoder, state, batch: int, bos: int, eos: int, max_length: int,
         state = state.select(flat) if moved or not hasattr(state, "select_carried") else state.select_carried(flat)
         new_token = token.gather(1, pick)
         history = torch.cat([history.reshape(A * K, history.shape[-1])[flat].view(len(rows), K, -1), new_token[..., None]], -1)
+        if beta:
+            coverage = coverage.reshape(A * K, -1)[flat].view(len(rows), K, -1)
         scores = new_scores
         tokens = new_token.view(-1)
+    if beta and scores.shape[0]:
+        real = state.mask.t().reshape(scores.shape[0], K, -1)
     for a, b in enumerate(rows[: scores.shape[0]]):  # out of steps: live beams count as they are
         for k, s in enumerate(scores[a].tolist()):
             if s > inf:
                 seq = history[a, k].tolist()
-                finished[b].append(Hypothesis(seq, s / length_penalty(len(seq), alpha), s))
+                unread = _coverage(coverage[a, k], real[a, 0], beta) if beta else 0.0
+                finished[b].append(Hypothesis(seq, s / length_penalty(len(seq), alpha) + unread, s))
     for b in range(batch):
         finished[b].sort(key=lambda h: -h.score)
         finished[b] = finished[b][:n_best]

@@ -60,6 +60,10 @@ class States:
     def rnn(self):  # where the decoding runs: the first model's state says
         return self.members[0].rnn
 
+    @property
+    def mask(self):  # the source's real positions: the same in every model's state
+        return self.members[0].mask
+
     def select(self, index: Tensor) -> States:
         return States([s.select(index) for s in self.members])
 
@@ -75,6 +79,7 @@ class Decoders(nn.Module):
     def __init__(self, decoders: list[nn.Module]):
         super().__init__()
         self.members = nn.ModuleList(decoders)
+        self.attending = all(getattr(d, "attending", False) for d in decoders)
 
     def forward(self, y_in: Tensor, state: States):
         outs = [d(y_in, s) for d, s in zip(self.members, state.members)]

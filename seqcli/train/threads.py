@@ -8,11 +8,30 @@ threads, 259 ms with 2 threads beside another training, 42 ms with 1 thread besi
 the processes started on this machine together: the local processes of a distributed run
 (`LOCAL_WORLD_SIZE`, which torchrun and `--nproc-per-node` set); a sweep gives its parallel
 workers their share with `--threads`. An `OMP_NUM_THREADS` set by the user is respected as a request.
+
+Processes started by hand still share cores (a training, and a few `seqcli sample` commands
+beside it). What makes that costly is how long an idle OpenMP thread spins before it sleeps:
+libgomp's default is 300,000 spins, so each process's idle threads keep the cores the others'
+working threads need (a 2x200 LSTM word model on 2 cores: 9,565 tokens/s alone, 1,499 beside
+two tiny trainings). The `seqcli` command therefore sets `GOMP_SPINCOUNT` to 1000, the spin
+libgomp itself falls back to when it knows the cores are oversubscribed, before torch starts
+(`quiet_waits`): beside the same two, 3,958 tokens/s, and 9,180 alone (0.96x; medians of 3,
+`benchmarks/shared_cores.py --beside`). A user's `GOMP_SPINCOUNT` or `OMP_WAIT_POLICY` is kept.
 """
 
 from __future__ import annotations
 
 import os
+
+
+SPIN_COUNT = "1000"
+
+
+def quiet_waits(environ=os.environ) -> None:
+    """Before torch is imported: idle compute threads sleep after a short spin (see above),
+    unless the user chose how they wait."""
+    if "GOMP_SPINCOUNT" not in environ and "OMP_WAIT_POLICY" not in environ:
+        environ["GOMP_SPINCOUNT"] = SPIN_COUNT
 
 
 def cores() -> int:
