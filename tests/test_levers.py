@@ -2,6 +2,7 @@
 
 import copy
 import json
+import math
 import subprocess
 import sys
 
@@ -403,3 +404,27 @@ def test_a_sweep_with_folds_optimises_the_mean_of_the_folds(cli, tmp_path):
     best = (tmp_path / "s" / "best.yaml").read_text()
     assert "folds" not in best and "fold:" not in best  # the recipe to train on all the data with
     cli("recipes", "validate", tmp_path / "s" / "best.yaml")
+
+
+# -- the coverage penalty, from the command line -----------------------------------------------
+
+def test_the_coverage_penalty_from_the_command_line(cli, tmp_path, corpus):
+    run = tiny_run(cli, "reverse", tmp_path / "rev", 1, corpus)
+    short = ["-i", "abcdefg", "-i", "gfedcba", "-b", 3, "--n-best", 3, "--max-length", 2]  # 2 steps cannot read 7
+    plain = [line.split("\t") for line in cli("sample", run, *short).stdout.splitlines() if line]
+    covered = [line.split("\t") for line in cli("sample", run, *short, "--coverage-penalty", 0.4).stdout.splitlines()
+               if line]
+    assert len(plain) == len(covered) == 6
+    # the beam finds the same hypotheses, each scored lower by the attention it did not give: 2 steps
+    # of attention over 7 positions leave sum log(min(received, 1)) at most 7 log(2/7) (spread evenly)
+    before = {(i // 3, text): float(score) for i, (text, score) in enumerate(plain)}
+    after = {(i // 3, text): float(score) for i, (text, score) in enumerate(covered)}
+    assert before.keys() == after.keys()
+    assert all(after[k] <= before[k] + 0.4 * 7 * math.log(2 / 7) + 1e-4 for k in before)
+    assert cli("sample", run, run, "-i", "abcd", "-b", 3, "--coverage-penalty", 0.4).stdout.count("\n") == 1  # ensembles
+    refused = cli("sample", run, "-i", "abcd", "-b", 1, "--coverage-penalty", 0.4, ok=False)
+    assert refused.exit_code == 2 and "ranks the hypotheses of a beam: give beam_size > 1 with it" in refused.stderr
+    blind = tmp_path / "blind"
+    cli("run", "reverse", *TINY["reverse"], "model.attention=none", "train.max_steps=1", "--run-dir", blind)
+    refused = cli("sample", blind, "-i", "abcd", "-b", 2, "--coverage-penalty", 0.4, ok=False)
+    assert "needs a model that attends to its source (model.attention)" in refused.stderr
