@@ -11,7 +11,17 @@ Every model is scored on the test split by `seqcli evaluate` (greedy decoding): 
   - the ensemble of the three seeds (`seqcli evaluate RUN1 RUN2 RUN3`).
 `--steps` shortens every run (default: the recipe's own budget); `--tasks` chooses tasks.
 
-    python benchmarks/levers.py [--steps N] [--tasks spell addition]
+`--part cv`: `digits` trained on its own split (valid accuracy of the best checkpoint, and
+its test accuracy) against `seqcli run digits --folds 5` (the folds' mean and standard
+deviation, and the mean test accuracy of the five models).
+
+`--part embeddings`: a word-level classifier (`labeled` text, 4 topics of 60 words each
+among 300 filler words; 8 words a sentence, 2 from its topic) trained on 200 sentences,
+with and without `model.embeddings` from a file of vectors this script writes (each topic
+word: its topic's direction plus noise; fillers: noise), frozen and not; test accuracy on
+1,000 sentences.
+
+    python benchmarks/levers.py [--part levers|cv|embeddings|all] [--steps N] [--tasks spell addition]
 """
 
 from __future__ import annotations
@@ -64,15 +74,87 @@ def lever(task: str, work: Path, steps: int | None) -> dict[str, tuple[float, fl
     }
 
 
+def cross_validation(work: Path) -> None:
+    started = time.perf_counter()
+    single = work / "digits"
+    seqcli("run", "digits", "--run-dir", single)
+    best = json.loads(seqcli("evaluate", single, "--split", "valid", "--json"))["accuracy"]
+    test = json.loads(seqcli("evaluate", single, "--json"))["accuracy"]
+    seqcli("run", "digits", "--folds", 5, "--run-dir", work / "digits-cv")
+    summary = json.loads((work / "digits-cv" / "folds.json").read_text())["valid"]["accuracy"]
+    tests = [json.loads(seqcli("evaluate", work / "digits-cv" / f"fold-{n}", "--json"))["accuracy"] for n in range(1, 6)]
+    print(f"\ndigits, accuracy ({time.perf_counter() - started:.0f} s)")
+    print(f"  its own split: valid {best:.4f} (one number), test {test:.4f}")
+    print(f"  5 folds: valid {summary['mean']:.4f} +- {summary['std']:.4f} "
+          f"(folds {', '.join(f'{v:.4f}' for v in summary['folds'])}); "
+          f"test, mean of the 5 models {sum(tests) / 5:.4f} ({', '.join(f'{v:.4f}' for v in tests)})")
+
+
+def embeddings(work: Path) -> None:
+    import random
+
+    import torch
+
+    started = time.perf_counter()
+    rng = random.Random(0)
+    topics = [[f"t{k}w{i}" for i in range(60)] for k in range(4)]
+    fillers = [f"f{i}" for i in range(300)]
+
+    def sentences(n: int) -> str:
+        lines = ["input\tlabel"]
+        for _ in range(n):
+            k = rng.randrange(4)
+            words = rng.sample(fillers, 6) + rng.sample(topics[k], 2)
+            rng.shuffle(words)
+            lines.append(f"{' '.join(words)}\ttopic{k}")
+        return "\n".join(lines) + "\n"
+
+    for split, n in (("train", 200), ("valid", 100), ("test", 1000)):
+        (work / f"topics-{split}.tsv").write_text(sentences(n))
+    generator = torch.Generator().manual_seed(0)
+    directions = torch.nn.functional.normalize(torch.randn(4, 16, generator=generator), dim=-1) * 2
+    with open(work / "vectors.txt", "w") as f:
+        for k, words in enumerate(topics):
+            for word in words:
+                f.write(word + " " + " ".join(f"{v:.5f}" for v in (directions[k] + 0.3 * torch.randn(16, generator=generator)).tolist()) + "\n")
+        for word in fillers:
+            f.write(word + " " + " ".join(f"{v:.5f}" for v in (0.3 * torch.randn(16, generator=generator)).tolist()) + "\n")
+    recipe = work / "topics.yaml"
+    recipe.write_text(f"""\
+dataset: {{name: labeled, train: {work}/topics-train.tsv, valid: {work}/topics-valid.tsv, test: {work}/topics-test.tsv}}
+task: {{name: classify}}
+model: {{cell: {{name: lstm}}, embedding_size: 16, hidden_size: 32}}
+train: {{max_steps: 300, batch_size: 16, eval_every: 50, optimizer: {{name: adam, lr: 0.005}}}}
+""")
+    print("\ntopic classification from 200 sentences, test accuracy on 1,000:")
+    for name, keys in (("no pretrained vectors", []),
+                       ("model.embeddings", [f"model.embeddings={{path: {work}/vectors.txt}}"]),
+                       ("model.embeddings, frozen", [f"model.embeddings={{path: {work}/vectors.txt, freeze: true}}"])):
+        run = work / f"topics-{len(keys)}-{name[-6:]}"
+        out = seqcli("run", recipe, *keys, "--run-dir", run)
+        counted = next((line.strip() for line in out.splitlines() if "model.embeddings:" in line), "")
+        accuracy = json.loads(seqcli("evaluate", run, "--json"))["accuracy"]
+        print(f"  {name:28} {accuracy:.4f}  {counted}")
+    print(f"  ({time.perf_counter() - started:.0f} s)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--part", choices=["levers", "cv", "embeddings", "all"], default="all")
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--tasks", nargs="+", default=["spell", "addition"])
     args = parser.parse_args()
     import torch
 
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; steps: {args.steps or "each recipe's own"}")
+    budget = args.steps or "each recipe's own"
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; steps: {budget}")
     work = Path(tempfile.mkdtemp(prefix="seqcli-levers-"))
+    if args.part in ("cv", "all"):
+        cross_validation(work)
+    if args.part in ("embeddings", "all"):
+        embeddings(work)
+    if args.part not in ("levers", "all"):
+        return
     for task in args.tasks:
         started = time.perf_counter()
         table = lever(task, work, args.steps)
