@@ -377,8 +377,14 @@ def cross_validation(recipe: Recipe, run_dir: str | None, again: bool, console: 
             raise CheckpointError(f"{base}: no such cross-validation folder to resume")
     else:
         base = choose_run_dir(run_dir, recipe)
-        base.mkdir(parents=True, exist_ok=True)
-    summary = cross_validate(recipe, base, console, again)
+    made = not base.exists()
+    base.mkdir(parents=True, exist_ok=True)
+    try:
+        summary = cross_validate(recipe, base, console, again)
+    except BaseException:
+        if made and not any(base.iterdir()):  # refused before any fold started: nothing left behind
+            base.rmdir()
+        raise
     console.print(f"{summary['folds']} folds trained in {base}; their mean and spread in {base / runfolder.FOLDS}",
                   highlight=False)
     return summary

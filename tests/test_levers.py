@@ -389,6 +389,7 @@ def test_folds_mistakes_are_one_line(cli, tmp_path, corpus):
     result = cli("run", "char-lm", f"dataset.path={corpus}", "--folds", 2, "--run-dir", tmp_path / "lm", ok=False)
     assert result.exit_code == 2 and result.stderr.count("\n") == 1
     assert "dataset.folds: the text dataset's splits are not lists of examples" in result.stderr
+    assert not (tmp_path / "lm").exists()  # nothing left behind
 
 
 def test_a_sweep_with_folds_optimises_the_mean_of_the_folds(cli, tmp_path):
