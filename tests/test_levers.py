@@ -384,6 +384,8 @@ def test_run_with_folds_trains_every_fold_and_reports_the_mean_and_spread(cli, t
 def test_folds_mistakes_are_one_line(cli, tmp_path, corpus):
     result = cli("recipes", "validate", "digits", "dataset.folds=3", "dataset.fold=4", ok=False)
     assert "dataset.fold: must be 1 to dataset.folds (3), got 4" in result.stderr
+    result = cli("recipes", "validate", "digits", "dataset.fold=2", ok=False)
+    assert "override 'dataset.fold=2': dataset.fold: needs dataset.folds" in result.stderr
     result = cli("run", "digits", "dataset.folds=3", "dataset.fold=2", "--folds", 3, ok=False)
     assert "--folds: the recipe sets dataset.fold (2), one fold's run; remove it to train every fold" in result.stderr
     result = cli("run", "char-lm", f"dataset.path={corpus}", "--folds", 2, "--run-dir", tmp_path / "lm", ok=False)

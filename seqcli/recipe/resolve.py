@@ -170,7 +170,9 @@ def resolve(data: dict, origins: Origins) -> Recipe:
     if isinstance(data.get("dataset"), dict) and {"folds", "fold"} & data["dataset"].keys():
         spec = {k: data["dataset"][k] for k in ("folds", "fold") if k in data["dataset"]}
         data = {**data, "dataset": {k: v for k, v in data["dataset"].items() if k not in ("folds", "fold")}}
-        folding = _options(spec, folds.folds, "dataset", report)
+        if "folds" not in spec:
+            report("dataset.fold", "needs dataset.folds (how many folds the examples are dealt into)")
+        folding = _options(spec, folds.folds, "dataset", report) if "folds" in spec else None
         if isinstance(folding, dict) and "folds" in folding and folds.check(folding):
             report("dataset.fold", folds.check(folding).partition(": ")[2])
     dataset = _plugin(data, "dataset", "dataset", report, origins)
