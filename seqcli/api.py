@@ -46,7 +46,7 @@ from seqcli.vocab import Labels, Numeric, Vocab
 __all__ = ["API_VERSION", "CONDITION", "Cell", "CellSpec", "ConfigError", "Data", "DataError", "Dataset",
            "EXPORT_KINDS", "Exported", "Figure", "File", "Flag", "Folder", "Graph", "IMAGE", "INPUT", "INPUTS", "LABEL",
            "Labels", "Numeric",
-           "Output", "Range", "SOURCE", "Samples", "Seed", "StepResult", "TAGS", "TARGET", "TEXT", "Task", "TrainConfig",
+           "Output", "Range", "SOURCE", "SOURCE_FIRST", "Samples", "Seed", "StepResult", "TAGS", "TARGET", "TARGET_COPY", "TEXT", "Task", "TrainConfig",
            "TrainingError", "Vocab", "device_of", "shard_examples"]
 
 #: The version of these contracts, "major.minor". A new minor version only adds (optional
@@ -83,6 +83,12 @@ LABEL = "label"
 TAGS = "tags"
 SOURCE = "source"
 TARGET = "target"
+#: API 1.3, optional in a seq2seq example, for copy attention (`model.copy`): SOURCE_FIRST (S,)
+#: long, each source position's first position with the same token; TARGET_COPY (T,) long,
+#: each target token's first position in the source, or -1. They say which words are the same
+#: where the vocabularies cannot (a word neither vocabulary has); the `pairs` dataset gives them.
+SOURCE_FIRST = "source_first"
+TARGET_COPY = "target_copy"
 CONDITION = "condition"
 IMAGE = "image"
 

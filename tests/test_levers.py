@@ -431,3 +431,69 @@ def test_the_coverage_penalty_from_the_command_line(cli, tmp_path, corpus):
     cli("run", "reverse", *TINY["reverse"], "model.attention=none", "train.max_steps=1", "--run-dir", blind)
     refused = cli("sample", blind, "-i", "abcd", "-b", 2, "--coverage-penalty", 0.4, ok=False)
     assert "needs a model that attends to its source (model.attention)" in refused.stderr
+
+
+# -- copy attention: model.copy ------------------------------------------------------------------
+
+def names_data(folder, train=1500):
+    """Pairs whose outputs carry the inputs' names: 'please call A and B' -> 'calling B then A';
+    the test split's names never occur in training."""
+    import random
+
+    rng = random.Random(0)
+    verbs = {"call": "calling", "meet": "meeting", "thank": "thanking", "invite": "inviting"}
+
+    def rows(names, n):
+        lines = ["source\ttarget"]
+        for _ in range(n):
+            a, b = rng.sample(names, 2)
+            verb = rng.choice(sorted(verbs))
+            lines.append(f"please {verb} {a} and {b}\t{verbs[verb]} {b} then {a}")
+        return "\n".join(lines) + "\n"
+
+    seen, unseen = [f"n{i}" for i in range(200)], [f"m{i}" for i in range(50)]
+    for split, names, n in (("train", seen, train), ("valid", seen, 50), ("test", unseen, 100)):
+        (folder / f"{split}.tsv").write_text(rows(names, n))
+    return [f"dataset={{name: pairs, train: {folder}/train.tsv, valid: {folder}/valid.tsv, test: {folder}/test.tsv, "
+            f"tokenize: whitespace}}", "model.embedding_size=16", "model.hidden_size=32", "train.batch_size=32",
+            "train.eval_every=100", "train.optimizer={name: adam, lr: 0.01}", "sample.inputs=[]"]
+
+
+def test_copy_attention_writes_words_it_never_saw(cli, tmp_path):
+    keys = names_data(tmp_path)
+    cli("run", "reverse", *keys, "train.max_steps=300", "model.copy=true", "--run-dir", tmp_path / "copy")
+    cli("run", "reverse", *keys, "train.max_steps=20", "--run-dir", tmp_path / "plain")
+    copying = json.loads(cli("evaluate", tmp_path / "copy", "--json").stdout)
+    plain = json.loads(cli("evaluate", tmp_path / "plain", "--json").stdout)
+    assert copying["exact_match"] >= 0.9, copying  # names never seen in training, written out
+    assert plain["exact_match"] == 0.0  # a model without copying has no way to write them
+    out = cli("sample", tmp_path / "copy", "-i", "please call m5 and m7", "-i", "please thank zed and n3",
+              "-b", 3).stdout
+    assert out == "calling m7 then m5\nthanking n3 then zed\n"
+    assert cli("sample", tmp_path / "copy", tmp_path / "copy", "-i", "please call m5 and m7").stdout == \
+        "calling m7 then m5\n"  # an ensemble of copying models copies
+    refused = cli("sample", tmp_path / "copy", tmp_path / "plain", "-i", "please call n5 and n7", ok=False)
+    assert "an ensemble combines models that all copy (model.copy) or none that does" in refused.stderr
+    refused = cli("export", tmp_path / "copy", "-o", tmp_path / "exported", ok=False)
+    assert refused.exit_code == 2 and "model.copy: a model with copy attention cannot be exported yet" in refused.stderr
+    refused = cli("sample", tmp_path / "plain", "-i", "please call m5 and m7", ok=False)
+    assert "has tokens the model never saw in training: 'm5', 'm7'" in refused.stderr
+
+
+def test_copy_attention_is_checked(cli, tmp_path):
+    keys = names_data(tmp_path, train=100)
+    result = cli("run", "reverse", *keys, "model.copy=true", "model.attention=none", "train.max_steps=1",
+                 "--run-dir", tmp_path / "blind", ok=False)
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1
+    assert "model.copy: copies what the decoder attends to: give model.attention" in result.stderr
+
+
+def test_copy_ids_and_copied_text():
+    from seqcli.tasks.seq2seq import COPIED, copied_text, copy_ids
+    from seqcli.vocab import Vocab
+
+    target = Vocab(["<unk>", "<eos>", "<bos>", "calling", "then", "n3"], "whitespace")
+    tokens = ["please", "call", "zed", "and", "n3", "zed"]
+    assert copy_ids(tokens, target).tolist() == [6, 7, 8, 9, 5, 8]  # n3 is in the vocabulary; zed twice, one id
+    assert copied_text([3, 8, 4, 5], target, tokens) == "calling zed then n3"
+    assert copied_text([3, 8], target) == "calling " + chr(COPIED + 2)  # scored: one stand-in per source word

@@ -18,7 +18,7 @@ PUBLIC = {
     "seqcli.api": [
         "API_VERSION", "CONDITION", "Cell", "CellSpec", "ConfigError", "Data", "DataError", "Dataset", "EXPORT_KINDS",
         "Exported", "Figure", "File", "Flag", "Folder", "Graph", "IMAGE", "INPUT", "INPUTS", "LABEL", "Labels",
-        "Numeric", "Output", "Range", "SOURCE", "Samples", "Seed", "StepResult", "TAGS", "TARGET", "TEXT", "Task",
+        "Numeric", "Output", "Range", "SOURCE", "SOURCE_FIRST", "Samples", "Seed", "StepResult", "TAGS", "TARGET", "TARGET_COPY", "TEXT", "Task",
         "TrainConfig", "TrainingError", "Vocab", "device_of", "shard_examples",
     ],
     "seqcli.layers": [

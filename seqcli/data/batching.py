@@ -87,8 +87,10 @@ class ExampleTask(Task):
         return {}
 
 
-def encode_input(text: str, field, where: str) -> torch.Tensor:
-    """A user's input line: text split like the training data, or 'a b; c d' numbers."""
+def encode_input(text: str, field, where: str, unknown_ok: bool = False) -> torch.Tensor:
+    """A user's input line: text split like the training data, or 'a b; c d' numbers. A token
+    the vocabulary lacks is refused by name, or, with `unknown_ok` (a model that copies its
+    input's words), read as <unk>."""
     if isinstance(field, Numeric):
         values = torch.tensor(numbers(text, where), dtype=torch.float32)
         if values.shape[1] != field.dim:
@@ -98,10 +100,10 @@ def encode_input(text: str, field, where: str) -> torch.Tensor:
     if not tokens:
         raise DataError(f"{where}: the input is empty")
     unknown = field.unknown(text)
-    if unknown:
+    if unknown and not unknown_ok:
         shown = ", ".join(repr(t) for t in unknown[:10]) + (" ..." if len(unknown) > 10 else "")
         raise DataError(f"{where} has tokens the model never saw in training: {shown}")
-    return torch.tensor([field.index[t] for t in tokens])
+    return torch.tensor([field.index.get(t, 0) for t in tokens])
 
 
 def user_batch(inputs: list[str], field, device, what: str) -> tuple[torch.Tensor, torch.Tensor]:

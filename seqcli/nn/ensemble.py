@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from seqcli.errors import SeqcliError
+
 
 def mean_probabilities(logits: list[Tensor]) -> Tensor:
     """The log of the mean of the models' probabilities over the last dim: a tensor that acts
@@ -80,6 +82,10 @@ class Decoders(nn.Module):
         super().__init__()
         self.members = nn.ModuleList(decoders)
         self.attending = all(getattr(d, "attending", False) for d in decoders)
+        copying = {getattr(d, "copying", False) for d in decoders}
+        if len(copying) > 1:
+            raise SeqcliError("an ensemble combines models that all copy (model.copy) or none that does")
+        self.copying = copying.pop()
 
     def forward(self, y_in: Tensor, state: States):
         outs = [d(y_in, s) for d, s in zip(self.members, state.members)]

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqcli.api import (CONDITION, SOURCE, TARGET, CellSpec, ConfigError, Data, DataError, Exported, Figure, Flag,
+from seqcli.api import (CONDITION, SOURCE, SOURCE_FIRST, TARGET, TARGET_COPY, CellSpec, ConfigError, Data, DataError, Exported, Figure, Flag,
                         Graph, Labels, Numeric, Output, Range, Samples, Seed, Vocab, device_of)
 from seqcli.layers import (EXAMPLE_BATCH, IGNORE, AttentionKind, Bridge, Decoder, DecoderState, Encoder, ExampleTask,
                            Scale, Writers, beam_search, encode_input, mask, nearest, pad, pyplot, require, sample, save,
@@ -33,17 +33,17 @@ Temperature = Annotated[float, Range(0, 100), Flag("-t", greedy=0.0)]
 
 class Seq2SeqModel(nn.Module):
     def __init__(self, source: Vocab, target: Vocab, cell: CellSpec, embedding_size: int, hidden_size: int,
-                 num_layers: int, dropout: float, bidirectional: bool, attention: str):
+                 num_layers: int, dropout: float, bidirectional: bool, attention: str, copy: bool = False):
         super().__init__()
         self.encoder = Encoder(source, cell, embedding_size, hidden_size, num_layers, dropout, bidirectional)
         self.bridge = Bridge(self.encoder.output_size, hidden_size, num_layers, self.encoder.rnn.num_states)
         self.decoder = Decoder(target, cell, embedding_size, hidden_size, num_layers, dropout, attention,
-                               self.encoder.output_size)
+                               self.encoder.output_size, copy)
 
     def start(self, batch: dict) -> DecoderState:
         out, state = self.encoder(batch["x"], batch["lengths"])  # (S, B, D*H)
         initial = self.bridge(self.encoder.summary(state))
-        return self.decoder.start(initial, out, mask(batch["lengths"], out.shape[0]))
+        return self.decoder.start(initial, out, mask(batch["lengths"], out.shape[0]), batch.get("copy"))
 
 
 class ConditionedModel(nn.Module):
@@ -124,6 +124,14 @@ class SequenceWriter(ExampleTask):
         x, lengths = stack_inputs(inputs, device)
         return {"x": x, "lengths": lengths}
 
+    def user_batch(self, x: list, words: list, target: Vocab, device) -> dict:
+        """A user's encoded inputs as a batch; for a copying model (`words`: each input's
+        tokens), with each source position's output id."""
+        batch = self.collate_inputs(x, device)
+        if words and words[0] is not None:
+            batch["copy"] = pad([copy_ids(w, target) for w in words], 0)[0].to(device)
+        return batch
+
     def loss(self, model, batch):
         logits, _ = model.decoder(batch["y_in"], model.start(batch))  # (T, B, V)
         y = batch["y_out"]
@@ -147,7 +155,7 @@ class SequenceWriter(ExampleTask):
             total += real.sum().item()
             longest = max(len(t) for t in batch["targets"])
             hyps = sample(model.decoder, model.start(batch), len(batch["targets"]), bos, eos, 2 * longest + 10)
-            for i, (hyp, ref) in enumerate(zip(hyps, batch["targets"])):
+            for i, (hyp, ref) in enumerate(zip(hyps, batch.get("copied_targets", batch["targets"]))):
                 key = self.source_key(batch, i)
                 outputs.setdefault(key, hyp.tokens)
                 known = references.setdefault(key, [])
@@ -157,8 +165,8 @@ class SequenceWriter(ExampleTask):
         for key, hyp in outputs.items():
             e, n = nearest(hyp, references[key])
             errors, ref_tokens = errors + e, ref_tokens + n
-        scores = text_scores([target.decode(h) for h in outputs.values()],
-                             [[target.decode(r) for r in references[k]] for k in outputs])
+        scores = text_scores([copied_text(h, target) for h in outputs.values()],
+                             [[copied_text(r, target) for r in references[k]] for k in outputs])
         return {"token_accuracy": right / max(total, 1), "ter": errors / max(ref_tokens, 1), **scores}
 
     def source_key(self, batch: dict, i: int) -> tuple:
@@ -171,6 +179,8 @@ class SequenceWriter(ExampleTask):
     def _prepare(self, fields) -> None:
         target = fields[TARGET]
         self._specials = (target.eos, target.bos)
+        self._target = target
+        self._source_tokens = fields[SOURCE].tokens if isinstance(fields.get(SOURCE), Vocab) else None
 
     def check_sample(self, beam_size: int = 1, n_best: int = 1, coverage_penalty: float = 0.0, **options) -> None:
         if n_best > beam_size:
@@ -199,8 +209,10 @@ class SequenceWriter(ExampleTask):
         if not x:
             raise DataError("give inputs (--input TEXT or --input-file FILE)")
         target = fields[TARGET]
+        words = [fields[SOURCE].split(text) for text in inputs] if getattr(model.decoder, "copying", False) \
+            else [None] * len(x)
         with torch.no_grad():
-            state = model.start(self.collate_inputs(x, device))
+            state = model.start(self.user_batch(x, words, target, device))
             if beam_size > 1:
                 results = beam_search(model.decoder, state, len(x), bos, eos, max_length, beam_size, n_best,
                                       length_penalty, coverage_penalty)
@@ -210,8 +222,9 @@ class SequenceWriter(ExampleTask):
                 results = [[h] for h in sample(model.decoder, state, len(x), bos, eos, max_length, temperature,
                                                top_k, top_p, generator)]
         if n_best == 1:
-            return [target.decode(r[0].tokens) for r in results]
-        return ["\n".join(f"{target.decode(h.tokens)}\t{h.score:.4f}" for h in r) + "\n" for r in results]
+            return [copied_text(r[0].tokens, target, w) for r, w in zip(results, words)]
+        return ["\n".join(f"{copied_text(h.tokens, target, w)}\t{h.score:.4f}" for h in r) + "\n"
+                for r, w in zip(results, words)]
 
     def ensemble(self, models):
         """Several runs' models as one writer: at every decoding step (greedy, sampled or in
@@ -220,6 +233,9 @@ class SequenceWriter(ExampleTask):
 
     def export(self, model, fields: dict) -> Exported:
         """"start" (the inputs to the decoder's first state) and "step" (one token)."""
+        if getattr(model.decoder, "copying", False):
+            raise ConfigError("model.copy", "a model with copy attention cannot be exported yet (its runner would "
+                                            "need the source's words); sample it with seqcli")
         self._prepare(fields)
         model = traceable(model)
         decoder, condition = model.decoder, self.input_field == CONDITION
@@ -245,20 +261,77 @@ class SequenceWriter(ExampleTask):
                                                   "batch_axis": batch_axis})
 
 
+COPIED = 0xF0000  # a copied word the vocabulary lacks, when scored: a private-use character per source position
+
+
+def copy_ids(tokens: list[str], target: Vocab, first: list[int] | None = None) -> torch.Tensor:
+    """Each source token's output id for copy attention: its id in `target`, or, for a token
+    the target vocabulary lacks (or <unk>), len(target) + its first position in the source."""
+    if first is None:
+        seen: dict[str, int] = {}
+        first = [seen.setdefault(t, i) for i, t in enumerate(tokens)]
+    size, ids = len(target), []
+    for token, f in zip(tokens, first):
+        known = target.index.get(token, 0)  # 0 is <unk>: copied as the source's own word
+        ids.append(known if known else size + f)
+    return torch.tensor(ids, dtype=torch.long)
+
+
+def copied_text(ids, target: Vocab, words: list[str] | None = None) -> str:
+    """Output ids as text; an id past the vocabulary is a copied source word: `words[i]` for
+    position i, or, without the words (scoring), a private-use character standing for it."""
+    size = len(target)
+    ids = [int(i) for i in ids]
+    if all(i < size for i in ids):
+        return target.decode(ids)
+    pieces = [target.decode([i]) if i < size else (words[i - size] if words else chr(COPIED + i - size)) for i in ids]
+    return "".join(pieces) if target.level == "char" else " ".join(pieces)
+
+
 class Seq2Seq(SequenceWriter):
     """Sequence to sequence. Metrics: loss, token_accuracy (teacher forced), exact_match and
     ter (token error rate: edit distance / reference length) of greedy decoding."""
 
     def build_model(self, data: Data, cell: CellSpec, embedding_size: Size = 64, hidden_size: Size = 128,
                     num_layers: Layers = 1, dropout: Dropout = 0.0, bidirectional: bool = True,
-                    attention: AttentionKind = "additive") -> Seq2SeqModel:
+                    attention: AttentionKind = "additive", copy: bool = False) -> Seq2SeqModel:
+        """`copy: true`: copy attention (a pointer-generator), so a source word can be written
+        out even when the target vocabulary lacks it (a name, a number never seen)."""
         require(data.fields, "seq2seq", source=Vocab, target=Vocab)
+        if copy and attention == "none":
+            raise ConfigError("copy", "copies what the decoder attends to: give model.attention (additive, general "
+                                      "or dot)")
+        if copy and type(data.fields[TARGET]) is not Vocab:
+            raise ConfigError("copy", "needs a char, whitespace or word target vocabulary (a copied word is one "
+                                      "token of the output)")
         self._prepare(data.fields)
+        self.copying = copy
         return Seq2SeqModel(data.fields[SOURCE], data.fields[TARGET], cell, embedding_size, hidden_size,
-                            num_layers, dropout, bidirectional, attention)
+                            num_layers, dropout, bidirectional, attention, copy)
+
+    def collate(self, examples, device):
+        """With copy attention, also each source position's output id (`copy`) and the
+        targets as the copying decoder writes them (a word the vocabulary lacks, found in the
+        source: V + its first position there)."""
+        batch = super().collate(examples, device)
+        if not getattr(self, "copying", False):
+            return batch
+        target, eos = self._target, self._specials[0]
+        size, unk = len(target), 0
+        copies, written = [], []
+        for e in examples:
+            tokens = [self._source_tokens[i] for i in e[SOURCE].tolist()]
+            first = e.get(SOURCE_FIRST)
+            copies.append(copy_ids(tokens, target, first.tolist() if first is not None else None))
+            to, where = e[TARGET], e.get(TARGET_COPY)
+            written.append(to if where is None else torch.where((to == unk) & (where >= 0), size + where, to))
+        batch["copy"] = pad(copies, 0)[0].to(device)
+        batch["y_out"] = pad([torch.cat([w, torch.tensor([eos])]) for w in written], IGNORE)[0].to(device)
+        batch["copied_targets"] = written
+        return batch
 
     def encode_user_input(self, text, fields, where):
-        return encode_input(text, fields[SOURCE], where)
+        return encode_input(text, fields[SOURCE], where, unknown_ok=getattr(self, "copying", False))
 
     def sample(self, model, fields: dict, inputs: list[str] = (), beam_size: BeamSize = 1,
                n_best: Annotated[int, Range(1, 1000)] = 1, max_length: MaxLength = 100,
@@ -293,12 +366,15 @@ class Seq2Seq(SequenceWriter):
         x = [self.encode_user_input(text, fields, f"input {i + 1}") for i, text in enumerate(inputs)]
         y = [torch.tensor(target.encode(text), dtype=torch.long) for text in outputs]
         y_in, _ = pad([torch.cat([torch.tensor([bos]), t]) for t in y], eos)
+        copying = getattr(model.decoder, "copying", False)
+        words = [source.split(text) for text in inputs] if copying else [None] * len(x)
         with torch.no_grad():
-            _, weights = model.decoder(y_in.to(device), model.start(self.collate_inputs(x, device)))  # (T, B, S)
+            _, weights = model.decoder(y_in.to(device), model.start(self.user_batch(x, words, target, device)))
         maps = []
         for i, (text, ids) in enumerate(zip(inputs, y)):
             rows = weights[: len(ids) + 1, i, : len(x[i])].cpu()
-            maps.append({"input": source.split(text), "output": [target.tokens[t] for t in ids.tolist()] + ["</s>"],
+            written = target.split(outputs[i]) if copying else [target.tokens[t] for t in ids.tolist()]
+            maps.append({"input": source.split(text), "output": written + ["</s>"],
                          "weights": [[round(v, 5) for v in row] for row in rows.tolist()]})
         return maps
 

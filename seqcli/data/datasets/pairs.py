@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 import torch
 
-from seqcli.api import DataError, Range
+from seqcli.api import SOURCE_FIRST, TARGET_COPY, DataError, Range
 from seqcli import vocab as V
 from seqcli.data.examples import FileDataset
 from seqcli.data.readers import rows, text_field
@@ -57,6 +57,13 @@ class PairsDataset(FileDataset):
         }
 
     def encode(self, raw, fields) -> dict:
+        """The ids, and which tokens are the same words (for copy attention: a word neither
+        vocabulary has is still the same word in the source and the target)."""
         source, target = raw
+        first: dict[str, int] = {}
+        for i, token in enumerate(source):
+            first.setdefault(token, i)
         return {"source": torch.tensor(V.ids_of(source, fields["source"]), dtype=torch.long),
-                "target": torch.tensor(V.ids_of(target, fields["target"]), dtype=torch.long)}
+                "target": torch.tensor(V.ids_of(target, fields["target"]), dtype=torch.long),
+                SOURCE_FIRST: torch.tensor([first[t] for t in source], dtype=torch.long),
+                TARGET_COPY: torch.tensor([first.get(t, -1) for t in target], dtype=torch.long)}
