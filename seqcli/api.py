@@ -59,8 +59,8 @@ __all__ = ["API_VERSION", "CONDITION", "Cell", "CellSpec", "ConfigError", "Data"
 #: optional `Task.stream(model, fields, **sample options)` generator of the text each sample
 #: gains per step (`seqcli serve`). 1.3 (seqcli 0.5): `seqcli.layers`, the toolkit the
 #: built-in tasks are made of; `Vocab.build`; `INPUTS`; `Samples.separator`; `Flag` (short
-#: and switch spellings of a sample option); `Task.ensemble`; `Cell.parameter_roles` and
-#: `Cell.role`.
+#: and switch spellings of a sample option); `Task.ensemble`; the optional example keys
+#: SOURCE_FIRST and TARGET_COPY; `Cell.parameter_roles` and `Cell.role`.
 API_VERSION = "1.3"
 
 # Field names: the keys of `Data.fields` and of each example that the built-in tasks read.
