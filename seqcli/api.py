@@ -86,7 +86,8 @@ TARGET = "target"
 #: API 1.3, optional in a seq2seq example, for copy attention (`model.copy`): SOURCE_FIRST (S,)
 #: long, each source position's first position with the same token; TARGET_COPY (T,) long,
 #: each target token's first position in the source, or -1. They say which words are the same
-#: where the vocabularies cannot (a word neither vocabulary has); the `pairs` dataset gives them.
+#: where the vocabularies cannot (a word neither vocabulary has); the `pairs` dataset gives them
+#: for the pairs with an <unk> (without them, the ids say which words are the same).
 SOURCE_FIRST = "source_first"
 TARGET_COPY = "target_copy"
 CONDITION = "condition"

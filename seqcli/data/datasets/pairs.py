@@ -57,13 +57,16 @@ class PairsDataset(FileDataset):
         }
 
     def encode(self, raw, fields) -> dict:
-        """The ids, and which tokens are the same words (for copy attention: a word neither
-        vocabulary has is still the same word in the source and the target)."""
+        """The ids; for a pair with a word its vocabulary lacks (<unk>), also which tokens
+        are the same words, which copy attention needs then (a word neither vocabulary has is
+        still the same word in the source and the target). Without one, the ids say it."""
         source, target = raw
-        first: dict[str, int] = {}
-        for i, token in enumerate(source):
-            first.setdefault(token, i)
-        return {"source": torch.tensor(V.ids_of(source, fields["source"]), dtype=torch.long),
-                "target": torch.tensor(V.ids_of(target, fields["target"]), dtype=torch.long),
-                SOURCE_FIRST: torch.tensor([first[t] for t in source], dtype=torch.long),
-                TARGET_COPY: torch.tensor([first.get(t, -1) for t in target], dtype=torch.long)}
+        ids = (V.ids_of(source, fields["source"]), V.ids_of(target, fields["target"]))
+        example = {"source": torch.tensor(ids[0], dtype=torch.long), "target": torch.tensor(ids[1], dtype=torch.long)}
+        if 0 in ids[0] or 0 in ids[1]:
+            first: dict[str, int] = {}
+            for i, token in enumerate(source):
+                first.setdefault(token, i)
+            example[SOURCE_FIRST] = torch.tensor([first[t] for t in source], dtype=torch.long)
+            example[TARGET_COPY] = torch.tensor([first.get(t, -1) for t in target], dtype=torch.long)
+        return example
