@@ -1,10 +1,13 @@
 """The performance suite in one command: every benchmark, each comparison in its own
 processes against its plain-PyTorch baseline on this machine, then one table of ratios.
 
-    python benchmarks/run_all.py [--quick] [--markdown FILE]
+    python benchmarks/run_all.py [--quick] [--device cpu|cuda] [--markdown FILE]
 
 --quick runs fewer steps and repeats (a few minutes); the default takes about 15 minutes on
-2 CPU cores. --markdown writes the table (with the machine it ran on) for the README.
+2 CPU cores. --device cuda runs the training benchmarks on the GPU instead, each in fp32 and
+bf16, at the CPU's sizes and at one worth a GPU (about 10 minutes on one H200, most of it
+starting the 28 processes). --markdown writes the table (with the machine it ran on) for the
+README.
 """
 
 from __future__ import annotations
@@ -39,8 +42,24 @@ def suite(quick: bool) -> list[list[str]]:
     ]
 
 
-def machine() -> str:
+def gpu_suite(quick: bool) -> list[list[str]]:
+    steps, repeats = ["--steps", "30" if quick else "100"], ["--repeats", "1"]
+    runs = []
+    for precision in ("fp32", "bf16"):
+        where = ["--device", "cuda", "--precision", precision]
+        for cell in ("lstm", "gru", "rnn"):
+            runs += [["lm_throughput.py", "--size", size, "--cell", cell, *steps, *repeats, *where]
+                     for size in ("small", "gpu")]
+        runs.append(["seq2seq_throughput.py", *steps, *repeats, *where])
+    return runs
+
+
+def machine(device: str = "cpu") -> str:
     import torch
+
+    if device == "cuda":
+        return (f"{torch.cuda.get_device_name()}, {os.cpu_count()} CPU cores; Python {platform.python_version()}, "
+                f"torch {torch.__version__}, cuDNN {torch.backends.cudnn.version()}")
 
     cpu = platform.processor() or platform.machine()
     try:
@@ -73,17 +92,19 @@ def table(records: list[dict]) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer steps and repeats")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--markdown", help="also write the table to this file")
     args = parser.parse_args()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         results = Path(tmp) / "results.jsonl"
         env = {**os.environ, "SEQCLI_BENCH_RECORD": str(results)}
-        for argv in suite(args.quick):
+        for argv in (gpu_suite if args.device == "cuda" else suite)(args.quick):
             print(f"\n$ python benchmarks/{' '.join(argv)}", flush=True)
             subprocess.run([sys.executable, str(HERE / argv[0]), *argv[1:]], env=env, check=True)
         records = [json.loads(line) for line in results.read_text().splitlines()]
-    lines = [f"Machine: {machine()}.", f"`python benchmarks/run_all.py{' --quick' if args.quick else ''}`, "
+    flags = (" --quick" if args.quick else "") + (" --device cuda" if args.device == "cuda" else "")
+    lines = [f"Machine: {machine(args.device)}.", f"`python benchmarks/run_all.py{flags}`, "
              f"{time.strftime('%Y-%m-%d')}, {(time.perf_counter() - started) / 60:.0f} min. Ratio: seqcli / baseline "
              f"(for times, lower is better; for rates, higher).", "", *table(records)]
     print("\n" + "\n".join(lines))
