@@ -85,13 +85,16 @@ class RNNLanguageModel(nn.Module):
         layers, weights = self.rnn.unstack(state), self.rnn.step_weights()
         embed, out = self.embed, self.out
         if isinstance(self.rnn, Recurrent) and self.rnn.kernel == "lstm" and self.proj is None and not self.training:
-            # the fused LSTM's own cell, layer after layer: nothing else runs between tokens
+            # the fused LSTM's own cell, layer after layer, between the embedding's and the
+            # output layer's functions: nothing else runs between tokens
+            table, out_weight, out_bias = embed.weight, out.weight, out.bias
+
             def step(tokens: Tensor) -> Tensor:
-                x = embed(tokens)
+                x = F.embedding(tokens, table)
                 for layer, w in enumerate(weights):
                     layers[layer] = torch.lstm_cell(x, layers[layer], *w)
                     x = layers[layer][0]
-                return out(x)
+                return F.linear(x, out_weight, out_bias)
 
             return step
 
