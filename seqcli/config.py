@@ -43,6 +43,7 @@ class TrainConfig:
     device: str = "auto"
     tensorboard: bool = False  # also log to RUN_DIR/tensorboard (needs the tensorboard package)
     precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast matrix products to bfloat16 (weights stay fp32)
+    compile: bool = False  # torch.compile each step-by-step cell's `step` (cells without a fused kernel)
     threads: Annotated[int, Range(1, 1024)] | None = None  # compute threads (None: the cores, shared among local processes)
     mlflow: dict | None = None  # also log to MLflow: {tracking_uri, experiment, run_name, export} (seqcli.tracking)
 

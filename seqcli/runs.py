@@ -153,6 +153,12 @@ def train(recipe: Recipe, run_dir: Path, console: Console, resume: Checkpoint | 
         from seqcli.nn import pretrained
 
         ready.notes.extend(pretrained.load(ready.model, recipe.embeddings))
+    if recipe.train.compile:
+        from seqcli.nn.recurrent import compile_steps
+
+        count = compile_steps(ready.model)
+        ready.notes.append(f"train.compile: {count} step-by-step cells run their step through torch.compile" if count
+                           else "train.compile: nothing to compile (every cell runs on a fused kernel)")
     with contextlib.ExitStack() as held:
         created = False
         folder = RunFolder(run_dir)

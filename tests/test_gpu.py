@@ -36,3 +36,16 @@ def test_seq2seq_on_cudnn(cli, tmp_path):
         "dataset.valid_size=40", "train.max_steps=30", "train.eval_every=30", "train.device=cuda", "--run-dir", run)
     result = cli("sample", run, "--device", "cuda", "-i", "abc", "--beam-size", 2)
     assert result.stdout.strip()
+
+
+def test_compiled_plugin_cell_on_the_gpu(cli, corpus, tmp_path):
+    """train.compile on CUDA (Triton kernels for the step): the same losses as the eager run."""
+    losses = {}
+    for compiled in ("false", "true"):
+        run = tmp_path / compiled
+        cli("run", "char-lm", f"dataset.path={corpus}", *TINY, "model.cell.name=mingru", "model.cell.parallel=never",
+            f"train.compile={compiled}", "train.max_steps=60", "train.eval_every=60", "train.device=cuda",
+            "--run-dir", run)
+        records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        losses[compiled] = [r for r in records if r["split"] == "valid"][-1]["loss"]
+    assert abs(losses["true"] - losses["false"]) < 1e-3, losses

@@ -2,10 +2,14 @@
 
 A cell whose `fused_kernel()` names a PyTorch kernel runs on nn.LSTM / nn.GRU / nn.RNN
 (cuDNN on GPU); any other cell runs here: its input projection is hoisted out of the time
-loop as one matrix product, and only `step` runs per time step.
+loop as one matrix product, and only `step` runs per time step (through torch.compile
+with `train.compile`: `compile_steps`).
 """
 
 from __future__ import annotations
+
+import functools
+import weakref
 
 import torch
 import torch.nn.functional as F
@@ -31,6 +35,8 @@ State = tuple[Tensor, ...]  # each (num_layers * num_directions, B, H), like nn.
 
 class Recurrent(nn.Module):
     """A stack of recurrent layers. Time-major: inputs are (T, B, input_size)."""
+
+    compiled = False  # set by `compile_steps`: each cell's `step` runs through torch.compile
 
     def __init__(self, cell: CellSpec, input_size: int, hidden_size: int, num_layers: int = 1,
                  dropout: float = 0.0, bidirectional: bool = False, locked_dropout: float = 0.0,
@@ -151,7 +157,7 @@ class Recurrent(nn.Module):
         for layer, s in enumerate(layers):
             if weights is None:
                 cell = self.cells[layer]
-                s = cell.step(cell.project(x.unsqueeze(0)).squeeze(0), s)
+                s = self.stepper(layer)(cell.project(x.unsqueeze(0)).squeeze(0), s)
             elif self.kernel == "lstm":
                 s = tuple(torch.lstm_cell(x, s, *weights[layer]))
             else:
@@ -171,7 +177,7 @@ class Recurrent(nn.Module):
                 index = layer * self.num_directions + d
                 s = tuple(t[index] for t in state)
                 seq = x if d == 0 else reverse_padded(x, lengths)
-                out, s = scan(self.cells[index], seq, s, mask)
+                out, s = scan(self.cells[index], seq, s, mask, self.stepper(index))
                 outs.append(out if d == 0 else reverse_padded(out, lengths))
                 for k in range(self.num_states):
                     finals[k].append(s[k])
@@ -182,6 +188,62 @@ class Recurrent(nn.Module):
                 elif self.dropout:
                     x = F.dropout(x, self.dropout, True)
         return x, tuple(torch.stack(f) for f in finals)
+
+    def stepper(self, index: int):
+        """The `step` of cell `index`: the cell's own, or its compiled form (`compile_steps`)."""
+        cell = self.cells[index]
+        if not self.compiled:
+            return cell.step
+        step = _COMPILED.get(type(cell))
+        if step is None:
+            step = _COMPILED[type(cell)] = CompiledStep(type(cell))
+        return functools.partial(step, cell)
+
+
+# each cell class's compiled step, shared by its cells (their weights are the graph's inputs)
+_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def compile_steps(model: nn.Module) -> int:
+    """`train.compile`: every step-by-step cell of `model` runs its `step` through
+    torch.compile (one graph per step, its element-wise work fused). Cells on a fused kernel
+    are left as they are. Returns how many cells will be compiled."""
+    count = 0
+    for module in model.modules():
+        if isinstance(module, Recurrent) and module.kernel is None:
+            module.compiled = True
+            count += len(module.cells)
+    return count
+
+
+class CompiledStep:
+    """A cell class's `step` through torch.compile. Its first call says, in one line, when
+    the compiler cannot work on this machine (no C++ compiler, an unsupported platform); an
+    error of the cell's own is raised as the cell raises it."""
+
+    def __init__(self, cls):
+        import torch._dynamo.config as dynamo
+
+        # one graph for each of: training and evaluation, the first step (a state without
+        # gradient) and the rest, a fixed and then a varying batch size, for each cell class
+        limit = "recompile_limit" if hasattr(dynamo, "recompile_limit") else "cache_size_limit"
+        setattr(dynamo, limit, max(getattr(dynamo, limit), 64))
+        self.cls, self.fn, self.checked = cls, torch.compile(cls.step), False
+
+    def __call__(self, cell, u: Tensor, state: State) -> State:
+        if self.checked:
+            return self.fn(cell, u, state)
+        try:
+            out = self.fn(cell, u, state)
+        except Exception as exc:  # noqa: BLE001 - told apart below: the cell's error or the compiler's
+            cell.step(u, state)  # the cell's own error, raised as the cell raises it
+            from seqcli.errors import ConfigError
+
+            first = (str(exc).strip().splitlines() or [""])[0][:200]
+            raise ConfigError("train.compile", f"torch.compile cannot compile {self.cls.__name__}.step here "
+                                               f"({type(exc).__name__}: {first}); set train.compile=false") from None
+        self.checked = True
+        return out
 
 
 def _call(kernel: str, x: Tensor, hx: list[Tensor], weights: list[Tensor], num_layers: int, dropout: float,
@@ -201,8 +263,10 @@ def _call(kernel: str, x: Tensor, hx: list[Tensor], weights: list[Tensor], num_l
     return out, [h.index_select(1, back) for h in result[1:]]
 
 
-def scan(cell, x: Tensor, state: State, mask: Tensor | None):
-    """Run one cell over x (T, B, I); returns outputs (T, B, H) and the final state."""
+def scan(cell, x: Tensor, state: State, mask: Tensor | None, step=None):
+    """Run one cell over x (T, B, I); returns outputs (T, B, H) and the final state. `step`:
+    what runs each time step (the cell's `step`, or its compiled form)."""
+    step = step or cell.step
     u = cell.project(x)  # the whole sequence's input projection at once: (T, B, G)
     whole = cell.scan(u, state, mask)
     if whole is not NotImplemented:
@@ -211,11 +275,11 @@ def scan(cell, x: Tensor, state: State, mask: Tensor | None):
     outs = []
     if mask is None:
         for u_t in u.unbind(0):  # unbind, not u[t]: indexing slows every step's backward
-            state = cell.step(u_t, state)
+            state = step(u_t, state)
             outs.append(state[0])
         return torch.stack(outs), state
     for u_t, m_t in zip(u.unbind(0), mask.unbind(0)):
-        new = cell.step(u_t, state)
+        new = step(u_t, state)
         state = tuple(torch.where(m_t, n, o) for n, o in zip(new, state))
         outs.append(state[0])
     return torch.stack(outs) * mask, state
