@@ -394,6 +394,37 @@ def test_folds_mistakes_are_one_line(cli, tmp_path, corpus):
     assert not (tmp_path / "lm").exists()  # nothing left behind
 
 
+def test_a_dataset_with_its_own_folds_option_is_not_shadowed(cli, tmp_path, monkeypatch):
+    """A dataset plugin that takes `folds` itself: a recipe giving `dataset.folds` is one line
+    saying whose key it is, never silently taken for cross-validation."""
+    from seqcli import registry
+    from tests.test_registry import fake_package
+
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    fake_package(site, "seqcli-foldy", {"seqcli.datasets": {"foldy": "foldy:Foldy"}}, {"foldy": """
+        from seqcli.data.datasets.synthetic import SyntheticDataset
+
+        class Foldy(SyntheticDataset):
+            # its own `folds` option: how many times each problem is repeated
+            def __init__(self, folds: int = 1, problem: str = "reverse", train_size: int = 500,
+                         max_length: int = 10, symbols: int = 10, seed: int = 0):
+                super().__init__(problem=problem, train_size=train_size, max_length=max_length,
+                                 symbols=symbols, seed=seed)
+                self.repeats = folds
+    """})
+    registry.forget()
+    try:
+        result = cli("recipes", "validate", "reverse", "dataset.name=foldy", "dataset.folds=3", ok=False)
+        assert result.exit_code != 0
+        assert ("dataset.folds: the foldy dataset has its own 'folds' option, and dataset.folds and dataset.fold "
+                "are seqcli's cross-validation keys") in result.stderr
+        cli("recipes", "validate", "reverse", "dataset.name=foldy")  # without the key, the plugin works
+    finally:
+        registry.forget()
+
+
 def test_a_sweep_with_folds_optimises_the_mean_of_the_folds(cli, tmp_path):
     import optuna
 

@@ -176,6 +176,14 @@ def resolve(data: dict, origins: Origins) -> Recipe:
         if isinstance(folding, dict) and "folds" in folding and folds.check(folding):
             report("dataset.fold", folds.check(folding).partition(": ")[2])
     dataset = _plugin(data, "dataset", "dataset", report, origins)
+    if folding is not None and dataset is not None:
+        import inspect
+
+        own = [k for k in ("folds", "fold") if k in inspect.signature(dataset[1]).parameters]
+        if own:
+            report(f"dataset.{own[0]}", f"the {dataset[0].name} dataset has its own '{own[0]}' option, and "
+                                        f"dataset.folds and dataset.fold are seqcli's cross-validation keys; the "
+                                        f"dataset's option cannot be given in a recipe until its plugin renames it")
     task = _plugin(data, "task", "task", report, origins)
     task_cls = task[1] if task else None
 
