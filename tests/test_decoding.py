@@ -190,6 +190,30 @@ def test_the_coverage_penalty_ranks_a_hypothesis_that_read_the_whole_source_firs
     assert ranked[1].score == pytest.approx(plain[1].score + 0.2 * math.log(1e-10), abs=1e-4)
 
 
+class Padded(Held):
+    def __init__(self, mask):
+        self.rnn, self.mask = (torch.zeros(1, mask.shape[1], 1),), mask
+
+    def select(self, index):
+        return Padded(self.mask[:, index])
+
+
+def test_the_coverage_penalty_of_a_source_beside_a_longer_one_counts_its_own_positions():
+    """In a batch, a shorter source is padded: the padding gets no attention and must not count
+    as source left unread, so each input ranks and scores as it does alone."""
+    class Wide(Reading):  # the same decoder over a third source position it never attends to
+        def step(self, tokens, state):
+            logits, state, weights = super().step(tokens, state)
+            return logits, state, torch.cat([weights, torch.zeros(len(tokens), 1)], 1)
+
+    alone = beam_search(Reading(), Held(1), 1, 0, 1, 4, beam_size=2, n_best=2, beta=0.2)[0]
+    mask = torch.tensor([[True, True], [True, True], [False, True]])  # (S, rows): row 0 has 2 positions, row 1 has 3
+    both = beam_search(Wide(), Padded(mask), 2, 0, 1, 4, beam_size=2, n_best=2, beta=0.2)
+    assert [h.tokens for h in both[0]] == [h.tokens for h in alone]
+    assert [h.score for h in both[0]] == pytest.approx([h.score for h in alone])
+    assert both[1][0].score == pytest.approx(alone[0].score + 0.2 * math.log(1e-10), abs=1e-4)  # its own unread one
+
+
 def test_the_coverage_penalty_needs_attention():
     class Blind(Reading):
         def step(self, tokens, state):

@@ -458,6 +458,11 @@ def test_the_coverage_penalty_from_the_command_line(cli, tmp_path, corpus):
     assert cli("sample", run, run, "-i", "abcd", "-b", 3, "--coverage-penalty", 0.4).stdout.count("\n") == 1  # ensembles
     refused = cli("sample", run, "-i", "abcd", "-b", 1, "--coverage-penalty", 0.4, ok=False)
     assert refused.exit_code == 2 and "ranks the hypotheses of a beam: give beam_size > 1 with it" in refused.stderr
+    # an input beside a longer one (padded in the batch) is ranked and scored as it is alone
+    options = ["-b", 3, "--n-best", 3, "--coverage-penalty", 0.4]
+    alone = cli("sample", run, "-i", "abc", *options).stdout
+    beside = cli("sample", run, "-i", "abcdefghij", "-i", "abc", *options).stdout.split("\n\n")
+    assert beside[1].strip() == alone.strip()
     blind = tmp_path / "blind"
     cli("run", "reverse", *TINY["reverse"], "model.attention=none", "train.max_steps=1", "--run-dir", blind)
     refused = cli("sample", blind, "-i", "abcd", "-b", 2, "--coverage-penalty", 0.4, ok=False)

@@ -95,7 +95,7 @@ def beam_search(decoder, state, batch: int, bos: int, eos: int, max_length: int,
             if weights is None:
                 raise ConfigError("coverage_penalty", "needs a model that attends to its source (model.attention)")
             coverage = weights.float().view(A, K, -1) + (coverage if coverage is not None else 0.0)
-            real = state.mask.t().reshape(A, K, -1)  # (A, K, S) True on the source's own positions
+            source = state.mask.t().reshape(A, K, -1)  # (A, K, S) True on the source's own positions
         candidates = scores.unsqueeze(-1) + logits.log_softmax(-1).view(A, K, V)  # (A, K, V)
         top_scores, top_index = candidates.view(A, -1).topk(min(2 * K, K * V), dim=-1)  # sorted, best first
         beam, token = top_index // V, top_index % V
@@ -107,7 +107,7 @@ def beam_search(decoder, state, batch: int, bos: int, eos: int, max_length: int,
             for a, j in ending.nonzero().tolist():
                 b, s = rows[a], top_scores[a, j].item()
                 seq = history[a, beam[a, j]].tolist()
-                unread = _coverage(coverage[a, beam[a, j]], real[a, 0], beta) if beta else 0.0
+                unread = _coverage(coverage[a, beam[a, j]], source[a, 0], beta) if beta else 0.0
                 finished[b].append(Hypothesis(seq, s / length_penalty(len(seq) + 1, alpha) + unread, s))
                 if len(finished[b]) >= n_best:
                     bar[b] = sorted((h.score for h in finished[b]), reverse=True)[n_best - 1]
@@ -131,12 +131,12 @@ def beam_search(decoder, state, batch: int, bos: int, eos: int, max_length: int,
         scores = new_scores
         tokens = new_token.view(-1)
     if beta and scores.shape[0]:
-        real = state.mask.t().reshape(scores.shape[0], K, -1)
+        source = state.mask.t().reshape(scores.shape[0], K, -1)
     for a, b in enumerate(rows[: scores.shape[0]]):  # out of steps: live beams count as they are
         for k, s in enumerate(scores[a].tolist()):
             if s > inf:
                 seq = history[a, k].tolist()
-                unread = _coverage(coverage[a, k], real[a, 0], beta) if beta else 0.0
+                unread = _coverage(coverage[a, k], source[a, 0], beta) if beta else 0.0
                 finished[b].append(Hypothesis(seq, s / length_penalty(len(seq), alpha) + unread, s))
     for b in range(batch):
         finished[b].sort(key=lambda h: -h.score)
