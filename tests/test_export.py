@@ -38,7 +38,8 @@ def digit_images():
 
 
 CASES = {  # recipe: (overrides, inputs, options compared)
-    "reverse": ([], lambda: [letters(2, 9) for _ in range(N)], [{}, {"beam_size": 3, "n_best": 2}]),
+    "reverse": ([], lambda: [letters(2, 9) for _ in range(N)],
+                [{}, {"beam_size": 3, "n_best": 2}, {"beam_size": 3, "n_best": 2, "coverage_penalty": 0.4}]),
     "char-lm": (["model.hidden_size=32", "model.embedding_size=16"], None, None),
     "digits": ([], lambda: [rows(8, 8) for _ in range(N)], [{"n_best": 3}]),
     "copy-memory": ([], lambda: [letters(3, 12, "abcd") for _ in range(N)], [{}]),
@@ -250,3 +251,17 @@ def test_a_plugin_that_cannot_be_exported_is_named_in_one_line(runs, tmp_path, m
         assert not (tmp_path / "b").exists()
     finally:
         registry.forget()
+
+
+def test_the_runners_coverage_penalty_from_its_command_line(runs, tmp_path):
+    from seqcli import export
+
+    writer = export.export(runs["reverse"], tmp_path / "rev", test=False)
+    run = [sys.executable, str(writer / "run.py"), "-i", "abcdefg", "-i", "ab"]
+    plain, covered, refused = (subprocess.run(run + extra, capture_output=True, text=True, timeout=120) for extra in (
+        ["--beam-size", "3", "--n-best", "2"], ["--beam-size", "3", "--n-best", "2", "--coverage-penalty", "0.4"],
+        ["--beam-size", "1", "--coverage-penalty", "0.4"]))
+    assert plain.returncode == covered.returncode == 0, covered.stderr
+    assert plain.stdout != covered.stdout and covered.stdout.count("\t") == 4  # 2 inputs x 2 hypotheses, rescored
+    assert refused.returncode == 2 and refused.stderr.strip().splitlines() == [
+        "error: --coverage-penalty: ranks the hypotheses of a beam: give --beam-size > 1 with it"]

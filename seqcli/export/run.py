@@ -9,7 +9,7 @@ The folder holds the model's graphs (model/*.onnx, or model/*.pt2 read with torc
 vocabularies and label sets (fields/*.json), and config.json, which says what kind of model
 it is and how its graphs are used. Decoding is done here, as seqcli does it: greedy,
 sampling with temperature, top-k and top-p (numpy's generator, seeded with --seed), and beam
-search with GNMT's length penalty. Options not given take the values the model was trained
+search with GNMT's length and coverage penalties. Options not given take the values the model was trained
 with (config.json's "sample"). A subword vocabulary (bpe, unigram) is read with the
 `tokenizers` package, the only other package such a model needs.
 """
@@ -264,13 +264,18 @@ class Model:
 
     def write(self, inputs: list[str], beam_size: int = 1, n_best: int = 1, max_length: int = 100,
               length_penalty: float = 0.0, temperature: float = 0.0, top_k: int | None = None,
-              top_p: float | None = None, seed: int | None = None) -> list[str]:
+              top_p: float | None = None, seed: int | None = None, coverage_penalty: float = 0.0) -> list[str]:
         if n_best > beam_size:
             raise Failure(f"--n-best: must be <= beam_size ({beam_size})")
+        if coverage_penalty and beam_size == 1:
+            raise Failure("--coverage-penalty: ranks the hypotheses of a beam: give --beam-size > 1 with it")
+        if coverage_penalty and "attention" not in self.graphs["step"].outputs:
+            raise Failure("--coverage-penalty: needs a model that attends to its source (model.attention)")
         target = self.fields[self.use["field"]]
         state = self.start(inputs)
         if beam_size > 1:
-            results = self.beam_search(state, len(inputs), max_length, beam_size, n_best, length_penalty)
+            results = self.beam_search(state, len(inputs), max_length, beam_size, n_best, length_penalty,
+                                       coverage_penalty)
         else:
             rng = np.random.default_rng(seed)
             results = [[h] for h in self.decode(state, len(inputs), max_length, temperature, top_k, top_p, rng)]
@@ -278,9 +283,10 @@ class Model:
             return [target.decode(r[0][0]) for r in results]
         return ["\n".join(f"{target.decode(tokens)}\t{score:.4f}" for tokens, score in r) + "\n" for r in results]
 
-    def _step(self, tokens: np.ndarray, state: dict) -> tuple[np.ndarray, dict]:
+    def _step(self, tokens: np.ndarray, state: dict) -> tuple[np.ndarray, dict, np.ndarray | None]:
         out = self.graphs["step"](token=tokens, **state)
-        return out["logits"], {**state, **{name: out[f"next_{name}"] for name in self.use["carried"]}}
+        return (out["logits"], {**state, **{name: out[f"next_{name}"] for name in self.use["carried"]}},
+                out.get("attention"))
 
     def _select(self, state: dict, index: np.ndarray, names) -> dict:
         axis = self.use["batch_axis"]
@@ -294,7 +300,7 @@ class Model:
         logprob = np.zeros(batch, dtype=np.float32)
         steps = []
         for _ in range(max_length):
-            logits, state = self._step(tokens, state)
+            logits, state, _ = self._step(tokens, state)
             chosen = np.where(finished, eos, next_token(logits, temperature, top_k, top_p, rng)).astype(np.int64)
             picked = np.take_along_axis(log_softmax(logits), chosen[:, None], 1)[:, 0]
             logprob = logprob + np.where(finished, 0.0, picked).astype(np.float32)
@@ -310,9 +316,11 @@ class Model:
             hyps.append((seq[:n], float(logprob[b])))
         return hyps
 
-    def beam_search(self, state: dict, batch: int, max_length: int, K: int, n_best: int, alpha: float) -> list:
+    def beam_search(self, state: dict, batch: int, max_length: int, K: int, n_best: int, alpha: float,
+                    beta: float = 0.0) -> list:
         """As seqcli's: all rows and beams advance as one batch; a row leaves once its n_best-th
-        finished score beats what its live beams could still reach."""
+        finished score beats what its live beams could still reach. `beta`: GNMT's coverage
+        penalty, beta * sum log(min(attention received, 1)) over each source's own positions."""
         bos, eos, inf = self.use["bos"], self.use["eos"], -np.inf
         every = list(state)
         state = self._select(state, np.repeat(np.arange(batch), K), every)
@@ -324,9 +332,19 @@ class Model:
         finished: list[list] = [[] for _ in range(batch)]
         bar = [inf] * batch
         kindest = penalty(max_length + 1, alpha)
+        coverage = None  # (A, K, S): the attention each live beam has given each source position
+
+        def unread(a: int, k: int) -> float:  # the coverage penalty of row a's beam k
+            if not beta:
+                return 0.0
+            own = state["mask"][:, a * K + k]  # (S,) True on the row's own source positions
+            return beta * float(np.log(np.clip(coverage[a, k][own], 1e-10, 1.0)).sum())
+
         for _ in range(max_length):
-            logits, state = self._step(tokens, state)
+            logits, state, weights = self._step(tokens, state)
             A, V = scores.shape[0], logits.shape[-1]
+            if beta:
+                coverage = weights.astype(np.float32).reshape(A, K, -1) + (coverage if coverage is not None else 0.0)
             candidates = (scores[:, :, None] + log_softmax(logits).reshape(A, K, V)).reshape(A, -1)
             width = min(2 * K, K * V)
             top_index = topk(candidates, width)
@@ -339,7 +357,7 @@ class Model:
             for a, j in zip(*np.nonzero(ending)):
                 b, s = rows[a], float(top_scores[a, j])
                 seq = history[a, beam[a, j]].tolist()
-                finished[b].append((seq, s / penalty(len(seq) + 1, alpha)))
+                finished[b].append((seq, s / penalty(len(seq) + 1, alpha) + unread(a, beam[a, j])))
                 if len(finished[b]) >= n_best:
                     bar[b] = sorted((h[1] for h in finished[b]), reverse=True)[n_best - 1]
             masked = np.where(live, top_scores, inf)
@@ -359,13 +377,15 @@ class Model:
             new_token = np.take_along_axis(token, pick, 1)
             history = np.concatenate([history.reshape(A * K, -1)[flat].reshape(len(rows), K, -1),
                                       new_token[..., None]], -1)
+            if beta:
+                coverage = coverage.reshape(A * K, -1)[flat].reshape(len(rows), K, -1)
             scores = new_scores
             tokens = new_token.reshape(-1).astype(np.int64)
         for a, b in enumerate(rows[: scores.shape[0]]):
             for k, s in enumerate(scores[a].tolist()):
                 if s > inf:
                     seq = history[a, k].tolist()
-                    finished[b].append((seq, s / penalty(len(seq), alpha)))
+                    finished[b].append((seq, s / penalty(len(seq), alpha) + unread(a, k)))
         for b in range(batch):
             finished[b].sort(key=lambda h: -h[1])
             finished[b] = finished[b][:n_best]
@@ -464,6 +484,7 @@ OPTIONS = {  # kind -> (option, type, help)
                   ("num_samples", int, "samples, separated by a blank line"), ("seed", int, "the random seed")],
     "writer": [("beam_size", int, "beam search with this many hypotheses"), ("n_best", int, "outputs per input"),
                ("max_length", int, "the longest output"), ("length_penalty", float, "GNMT's alpha"),
+               ("coverage_penalty", float, "GNMT's beta: ranks hypotheses that read more of the source higher"),
                ("temperature", float, "0 is greedy"), ("top_k", int, "draw from the k likeliest"),
                ("top_p", float, "draw from the likeliest holding this much probability"),
                ("seed", int, "the random seed")],
