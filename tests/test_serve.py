@@ -38,7 +38,8 @@ class Server:
     def __init__(self, run, *options):
         self.port = free_port()
         self.url = f"http://{HOST}:{self.port}"
-        self.proc = subprocess.Popen([sys.executable, "-m", "seqcli", "serve", str(run), "--port", str(self.port),
+        runs = [str(r) for r in run] if isinstance(run, (list, tuple)) else [str(run)]
+        self.proc = subprocess.Popen([sys.executable, "-m", "seqcli", "serve", *runs, "--port", str(self.port),
                                       *map(str, options)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.time() + 120
         while True:
@@ -282,6 +283,37 @@ def test_an_api_key_is_required_where_asked_and_compared_whole(runs, tmp_path):
     finally:
         server.stop()
     assert "serving" in server.proc.stderr.read() if server.proc.stderr else True
+
+
+def test_an_ensemble_is_served_as_seqcli_sample_decodes_it(runs, tmp_path):
+    other = tmp_path / "reverse-seed-1"
+    result = CliRunner().invoke(app, ["run", "reverse", "train.max_steps=60", "train.eval_every=60",
+                                      "model.hidden_size=64", "train.seed=1", "--run-dir", str(other)])
+    assert result.exit_code == 0, result.output
+    server = Server([runs / "reverse", other])
+    try:
+        inputs = words(8, seed=3)
+        status, answer = server.post("/v1/predict", {"inputs": inputs, "beam_size": 3, "n_best": 2})
+        assert status == 200
+        options = [*[a for t in inputs for a in ("-i", t)], "--beam-size", 3, "--n-best", 2]
+        together = seqcli_sample(runs / "reverse", other, *options)
+        alone = seqcli_sample(runs / "reverse", *options)
+
+        def scored(text):  # (output, score) lines; the scores may differ in the last digit (threads)
+            return [(line.split("\t")[0], float(line.split("\t")[1])) for line in text.splitlines() if line]
+
+        served = scored("\n".join(answer["outputs"]))
+        assert [t for t, _ in served] == [t for t, _ in scored(together)]
+        assert all(abs(a - b) <= 2e-4 for (_, a), (_, b) in zip(served, scored(together)))
+        assert scored(together) != scored(alone)  # the scores are the mean of two models' probabilities
+        status, model, _ = server.get("/v1/model")
+        members = json.loads(model)["ensemble"]
+        assert [m["step"] for m in members] == [150, 60] and all("loss" in m["metrics"] for m in members)
+    finally:
+        assert server.stop() == 0
+    lm = CliRunner().invoke(app, ["serve", str(runs / "reverse"), str(runs / "char-lm"), "--port", str(free_port())])
+    assert lm.exit_code == 2 and lm.stderr.count("\n") == 1
+    assert "an ensemble combines models of one task" in lm.stderr
 
 
 def test_serve_mistakes_are_one_line(cli, runs, tmp_path, monkeypatch):

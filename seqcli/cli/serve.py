@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -9,7 +9,7 @@ from seqcli.cli.common import THREADS, guard
 
 @guard
 def serve(
-    run: str = typer.Argument(..., help="A run directory or a checkpoint file."),
+    runs: List[str] = typer.Argument(..., help="A run directory or a checkpoint file (several: one ensemble, the mean of their probabilities)."),
     host: str = typer.Option("127.0.0.1", "--host", help="The address to listen on (another than 127.0.0.1 exposes the model)."),
     port: int = typer.Option(8000, "--port", min=1, max=65535, help="The port."),
     max_batch: int = typer.Option(64, "--max-batch", min=1, max=4096, help="Inputs decoded together at most."),
@@ -29,7 +29,8 @@ def serve(
     POST /v1/predict (inputs and the task's options), POST /v1/generate (language models;
     "stream": true sends tokens as server-sent events), GET /v1/model, GET /health,
     GET /metrics (Prometheus), GET / (the page), /docs (the OpenAPI document). Requests are
-    batched; SIGTERM or Ctrl-C lets the requests in flight finish.
+    batched; SIGTERM or Ctrl-C lets the requests in flight finish. Several runs of one task
+    and data (seqcli serve RUN1 RUN2 ...) are served as one ensemble, as seqcli sample does.
     """
     from seqcli import serve as serving
     from seqcli.errors import SeqcliError
@@ -47,8 +48,9 @@ def serve(
                 from None
         if not key:
             raise SeqcliError(f"--api-key-file {api_key_file}: the file is empty")
-    ckpt_io.find(run, which)  # a missing run is one line before anything starts
+    for run in runs:
+        ckpt_io.find(run, which)  # a missing run is one line before anything starts
     settings = serving.Settings(max_batch=max_batch, batch_wait_ms=batch_wait_ms, max_queue=max_queue,
                                 max_inputs=max_inputs, max_chars=max_chars, max_tokens=max_tokens, api_key=key,
                                 workers=workers)
-    serving.serve(run, host, port, settings, threads, which, device, log=lambda text: typer.echo(text, err=True))
+    serving.serve(runs, host, port, settings, threads, which, device, log=lambda text: typer.echo(text, err=True))

@@ -205,17 +205,21 @@ class Service:
             "checkpoint": {"path": ckpt.path, "step": ckpt.step, "epoch": ckpt.epoch,
                            "best": ckpt.best.to_state() if ckpt.best else None},
             "metrics": self.run_metrics(),
+            **({"ensemble": [{"path": m.path, "step": m.step, "metrics": self.run_metrics(m)}
+                             for m in self.loaded.members]} if self.loaded.members else {}),
             "versions": {"seqcli": __version__, "trained_with": ckpt.seqcli_version, "torch": torch.__version__,
                          "plugins": {k: {"name": r.name, "package": r.package, "version": r.version}
                                      for k, r in ckpt.plugins.items()}},
         }
 
-    def run_metrics(self) -> dict:
-        """The validation record of the checkpoint served, from the run's metrics.jsonl."""
+    def run_metrics(self, ckpt=None) -> dict:
+        """The validation record of the checkpoint served (of an ensemble, its first member),
+        or of `ckpt`, from its run's metrics.jsonl."""
         from seqcli import runfolder
 
-        ckpt = self.loaded.checkpoint
-        folder = runfolder.of_checkpoint(self.run) or runfolder.of_checkpoint(ckpt.path)
+        given = ckpt is not None
+        ckpt = ckpt or self.loaded.checkpoint
+        folder = (None if given else runfolder.of_checkpoint(self.run)) or runfolder.of_checkpoint(ckpt.path)
         records = folder.validation_records() if folder is not None else []
         step = ckpt.best.step if ckpt.best else ckpt.step
         return next((r for r in records if r.get("step") == step), ckpt.metrics or {})
@@ -245,8 +249,9 @@ def _form(fields: dict, takes_inputs: bool) -> dict:
     return {"kind": "text"}
 
 
-def create_app(run: str, settings: Settings, which: str = "best", device: str = "cpu"):
-    """The FastAPI application serving `run` (a run directory or a checkpoint file)."""
+def create_app(run, settings: Settings, which: str = "best", device: str = "cpu"):
+    """The FastAPI application serving `run` (a run directory or a checkpoint file; a list of
+    them: one ensemble)."""
     require_fastapi()
     import contextlib
 
@@ -257,8 +262,9 @@ def create_app(run: str, settings: Settings, which: str = "best", device: str = 
     from seqcli import __version__, inference
     from seqcli.serve.schema import request_schema
 
-    loaded = inference.load(run, which, device)
-    service = Service(loaded, settings, str(run))
+    runs = [str(r) for r in run] if isinstance(run, (list, tuple)) else [str(run)]
+    loaded = inference.load(runs, which, device)
+    service = Service(loaded, settings, runs[0])
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -413,7 +419,7 @@ async def _events(job):
         job.cancelled.set()
 
 
-def serve(run: str, host: str, port: int, settings: Settings, threads: int | None, which: str = "best",
+def serve(run, host: str, port: int, settings: Settings, threads: int | None, which: str = "best",
           device: str = "cpu", log=print) -> None:
     """Run the server until SIGTERM or Ctrl-C, which let in-flight requests finish."""
     import uvicorn
@@ -424,7 +430,9 @@ def serve(run: str, host: str, port: int, settings: Settings, threads: int | Non
     # threads well, and two decoders keep both cores of a small host busy
     use_threads(threads or max(1, default_threads() // settings.workers))
     app = create_app(run, settings, which, device)
-    log(f"serving {run} ({app.state.service.recipe.task.name}) on http://{host}:{port}/ (API: /docs)")
+    runs = [str(r) for r in run] if isinstance(run, (list, tuple)) else [str(run)]
+    what = runs[0] if len(runs) == 1 else f"an ensemble of {len(runs)} ({', '.join(runs)})"
+    log(f"serving {what} ({app.state.service.recipe.task.name}) on http://{host}:{port}/ (API: /docs)")
     server = _Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
                                     timeout_graceful_shutdown=None))
     server.run()
