@@ -9,9 +9,9 @@ The folder holds the model's graphs (model/*.onnx, or model/*.pt2 read with torc
 vocabularies and label sets (fields/*.json), and config.json, which says what kind of model
 it is and how its graphs are used. Decoding is done here, as seqcli does it: greedy,
 sampling with temperature, top-k and top-p (numpy's generator, seeded with --seed), and beam
-search with GNMT's length and coverage penalties. Options not given take the values the model was trained
-with (config.json's "sample"). A subword vocabulary (bpe, unigram) is read with the
-`tokenizers` package, the only other package such a model needs.
+search with GNMT's length and coverage penalties. Options not given take the values the
+model was trained with (config.json's "sample"). A subword vocabulary (bpe, unigram) is read
+with the `tokenizers` package, the only other package such a model needs.
 """
 
 from __future__ import annotations

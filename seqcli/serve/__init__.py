@@ -249,6 +249,11 @@ def _form(fields: dict, takes_inputs: bool) -> dict:
     return {"kind": "text"}
 
 
+def _runs(run) -> list[str]:
+    """One run (a run directory or a checkpoint file) or several (an ensemble), as a list."""
+    return [str(r) for r in run] if isinstance(run, (list, tuple)) else [str(run)]
+
+
 def create_app(run, settings: Settings, which: str = "best", device: str = "cpu"):
     """The FastAPI application serving `run` (a run directory or a checkpoint file; a list of
     them: one ensemble)."""
@@ -262,7 +267,7 @@ def create_app(run, settings: Settings, which: str = "best", device: str = "cpu"
     from seqcli import __version__, inference
     from seqcli.serve.schema import request_schema
 
-    runs = [str(r) for r in run] if isinstance(run, (list, tuple)) else [str(run)]
+    runs = _runs(run)
     loaded = inference.load(runs, which, device)
     service = Service(loaded, settings, runs[0])
 
@@ -430,7 +435,7 @@ def serve(run, host: str, port: int, settings: Settings, threads: int | None, wh
     # threads well, and two decoders keep both cores of a small host busy
     use_threads(threads or max(1, default_threads() // settings.workers))
     app = create_app(run, settings, which, device)
-    runs = [str(r) for r in run] if isinstance(run, (list, tuple)) else [str(run)]
+    runs = _runs(run)
     what = runs[0] if len(runs) == 1 else f"an ensemble of {len(runs)} ({', '.join(runs)})"
     log(f"serving {what} ({app.state.service.recipe.task.name}) on http://{host}:{port}/ (API: /docs)")
     server = _Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
