@@ -510,8 +510,14 @@ def test_copy_attention_writes_words_it_never_saw(cli, tmp_path):
         "calling m7 then m5\n"  # an ensemble of copying models copies
     refused = cli("sample", tmp_path / "copy", tmp_path / "plain", "-i", "please call n5 and n7", ok=False)
     assert "an ensemble combines models that all copy (model.copy) or none that does" in refused.stderr
-    refused = cli("export", tmp_path / "copy", "-o", tmp_path / "exported", ok=False)
-    assert refused.exit_code == 2 and "model.copy: a model with copy attention cannot be exported yet" in refused.stderr
+    # exported, its runner copies as seqcli does: names it never saw, greedy, beam, coverage
+    from seqcli.testing import check_export
+
+    names = [f"q{i}" for i in range(30)] + [f"n{i}" for i in range(30)]  # unseen and seen names
+    inputs = [f"please {verb} {a} and {b}" for verb, a, b in zip(["call", "meet", "thank", "invite"] * 15, names,
+                                                                   reversed(names))]
+    for options in ({}, {"beam_size": 3, "n_best": 2}, {"beam_size": 3, "coverage_penalty": 0.2}):
+        assert "the runner's outputs are seqcli's" in check_export(tmp_path / "copy", inputs, options)
     refused = cli("sample", tmp_path / "plain", "-i", "please call m5 and m7", ok=False)
     assert "has tokens the model never saw in training: 'm5', 'm7'" in refused.stderr
 

@@ -146,12 +146,27 @@ class Field:
                 out.append(word if not out or out[-1] == "\n" else " " + word)
         return "".join(out)
 
+    def copy_ids(self, tokens: list[str]) -> list[int]:
+        """Copy attention: each source token's output id, its id here, or for a token this
+        vocabulary lacks, len(vocabulary) + its first position in the source."""
+        seen: dict[str, int] = {}
+        return [self.index.get(t, 0) or len(self.tokens) + seen.setdefault(t, i) for i, t in enumerate(tokens)]
+
+    def copied(self, ids, words: list[str]) -> str:
+        """Output ids as text, an id past the vocabulary being the source word it copies."""
+        ids, size = [int(i) for i in ids], len(self.tokens)
+        if all(i < size for i in ids):
+            return self.decode(ids)
+        pieces = [self.decode([i]) if i < size else words[i - size] for i in ids]
+        return "".join(pieces) if self.level == "char" else " ".join(pieces)
+
     def _decode_line(self, ids: list[int]) -> str:
         text = self.tokenizer.decode(ids, skip_special_tokens=False)
         return text[1:] if text.startswith(" ") else text
 
-    def sequence(self, text: str, where: str) -> np.ndarray:
-        """An input line: ids (T,) for a vocabulary, values (T, D) for numbers 'a b; c d'."""
+    def sequence(self, text: str, where: str, unknown_ok: bool = False) -> np.ndarray:
+        """An input line: ids (T,) for a vocabulary, values (T, D) for numbers 'a b; c d'.
+        `unknown_ok` (a copying model's source): a token the vocabulary lacks is read as <unk>."""
         if self.kind == "numeric":
             try:
                 rows = [[float(v) for v in step.replace(",", " ").split()] for step in text.split(";") if step.strip()]
@@ -163,7 +178,7 @@ class Field:
         tokens = self.split(text)
         if not tokens:
             raise Failure(f"{where}: the input is empty")
-        unknown = self.unknown(text)
+        unknown = [] if unknown_ok else self.unknown(text)
         if unknown:
             raise Failure(f"{where} has tokens the model never saw in training: "
                           + ", ".join(repr(t) for t in unknown[:10]))
@@ -256,10 +271,15 @@ class Model:
                                   + ", ".join(field.names[:12]))
                 ids.append(field.index[text.strip()])
             return self.graphs["start"](x=np.asarray(ids, dtype=np.int64))
-        values = [field.sequence(text, f"input {i + 1}") for i, text in enumerate(inputs)]
+        copying = self.use.get("copy", False)
+        values = [field.sequence(text, f"input {i + 1}", unknown_ok=copying) for i, text in enumerate(inputs)]
         if self.use["input"] == "condition":
             return self.graphs["start"](x=np.stack([v.reshape(-1) for v in values]))
         x, lengths = padded(values)
+        if copying:
+            target = self.fields[self.use["field"]]
+            copy, _ = padded([np.asarray(target.copy_ids(field.split(text)), dtype=np.int64) for text in inputs])
+            return {**self.graphs["start"](x=x, lengths=lengths, copy=copy), "copy": copy}
         return self.graphs["start"](x=x, lengths=lengths)
 
     def write(self, inputs: list[str], beam_size: int = 1, n_best: int = 1, max_length: int = 100,
@@ -279,9 +299,15 @@ class Model:
         else:
             rng = np.random.default_rng(seed)
             results = [[h] for h in self.decode(state, len(inputs), max_length, temperature, top_k, top_p, rng)]
+        words = [self.fields[self.use["input"]].split(t) for t in inputs] if self.use.get("copy", False) else None
+
+        def text(b: int, ids) -> str:  # with copy attention, ids past the vocabulary are source words
+            return target.copied(ids, words[b]) if words else target.decode(ids)
+
         if n_best == 1:
-            return [target.decode(r[0][0]) for r in results]
-        return ["\n".join(f"{target.decode(tokens)}\t{score:.4f}" for tokens, score in r) + "\n" for r in results]
+            return [text(b, r[0][0]) for b, r in enumerate(results)]
+        return ["\n".join(f"{text(b, tokens)}\t{score:.4f}" for tokens, score in r) + "\n"
+                for b, r in enumerate(results)]
 
     def _step(self, tokens: np.ndarray, state: dict) -> tuple[np.ndarray, dict, np.ndarray | None]:
         out = self.graphs["step"](token=tokens, **state)

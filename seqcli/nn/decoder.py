@@ -7,7 +7,6 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from seqcli.api import CellSpec
@@ -135,7 +134,8 @@ class Decoder(nn.Module):
         """log(p * softmax(logits) + (1 - p) * the attention placed on each position's output
         id), over V + S ids; p = sigmoid(gate([feed; x])). Any leading dims (time, batch)."""
         p = torch.sigmoid(self.gate(torch.cat([feed, x], -1)))  # (..., 1)
-        generated = F.pad(logits.float().softmax(-1) * p, (0, copy.shape[0]))  # (..., V + S)
+        generated = logits.float().softmax(-1) * p
+        generated = torch.cat([generated, torch.zeros_like(weights, dtype=generated.dtype)], -1)  # (..., V + S)
         where = copy.t().expand(*weights.shape[:-1], -1)  # (..., S): each position's output id
         mixed = generated.scatter_add(-1, where, weights.float() * (1 - p))
         return mixed.clamp_min(1e-12).log()

@@ -69,10 +69,13 @@ class Start(nn.Module):
         super().__init__()
         self.model, self.condition = model, condition
 
-    def forward(self, x, lengths=None):
-        state = self.model.start({"x": x} if self.condition else {"x": x, "lengths": lengths})
+    def forward(self, x, lengths=None, copy=None):
+        batch = {"x": x} if self.condition else {"x": x, "lengths": lengths}
+        if copy is not None:  # copy attention: each source position's output id
+            batch["copy"] = copy
+        state = self.model.start(batch)
         return (*state.rnn, *(getattr(state, name) for name in carried(self.model.decoder)[len(state.rnn):]
-                              + fixed(self.model.decoder)))
+                              + fixed(self.model.decoder) if name != "copy"))  # copy: the input itself
 
 
 class Step(nn.Module):
@@ -98,8 +101,11 @@ def carried(decoder: Decoder) -> list[str]:
 
 
 def fixed(decoder: Decoder) -> list[str]:
-    """The state's tensors that stay (the source's memory, its keys and mask; batch on axis 1)."""
-    return ["memory", "keys", "mask"] if decoder.attending else []
+    """The state's tensors that stay (the source's memory, its keys and mask, and with copy
+    attention each source position's output id; batch on axis 1)."""
+    if not decoder.attending:
+        return []
+    return ["memory", "keys", "mask"] + (["copy"] if getattr(decoder, "copying", False) else [])
 
 
 class SequenceWriter(ExampleTask):
@@ -232,11 +238,11 @@ class SequenceWriter(ExampleTask):
         return Writers(models)
 
     def export(self, model, fields: dict) -> Exported:
-        """"start" (the inputs to the decoder's first state) and "step" (one token)."""
-        if getattr(model.decoder, "copying", False):
-            raise ConfigError("model.copy", "a model with copy attention cannot be exported yet (its runner would "
-                                            "need the source's words); sample it with seqcli")
+        """"start" (the inputs to the decoder's first state) and "step" (one token). With copy
+        attention "start" also takes each source position's output id (`copy_ids`), and the
+        step's scores cover the vocabulary and then the source's positions."""
         self._prepare(fields)
+        copying = getattr(model.decoder, "copying", False)
         model = traceable(model)
         decoder, condition = model.decoder, self.input_field == CONDITION
         if condition:
@@ -245,12 +251,17 @@ class SequenceWriter(ExampleTask):
             inputs, dynamic = {"x": x}, {"x": {0: "batch"}}
         else:
             inputs, dynamic = sequence_inputs(fields[SOURCE])
+            if copying:
+                inputs["copy"], dynamic["copy"] = torch.zeros_like(inputs["x"]), dynamic["x"]
         with torch.no_grad():
             first = Start(model, condition)(*inputs.values())
         names = carried(decoder) + fixed(decoder)
-        start = Graph("start", Start(model, condition), inputs, names, dynamic)
+        made = [n for n in names if n != "copy"]  # a copying model's runner keeps the copy ids it gave
+        if copying:
+            first = (*first, inputs["copy"])
+        start = Graph("start", Start(model, condition), inputs, made, dynamic)
         batch_axis = {n: 0 if n == "feed" else 1 for n in names}
-        state_axes = {n: {batch_axis[n]: "batch", **({0: "source"} if n in ("memory", "keys", "mask") else {})}
+        state_axes = {n: {batch_axis[n]: "batch", **({0: "source"} if n in ("memory", "keys", "mask", "copy") else {})}
                       for n in names}
         step_inputs = {"token": torch.zeros(EXAMPLE_BATCH, dtype=torch.long), **dict(zip(names, first))}
         outputs = ["logits", *[f"next_{n}" for n in carried(decoder)]] + (["attention"] if decoder.attending else [])
@@ -258,7 +269,7 @@ class SequenceWriter(ExampleTask):
         eos, bos = self._specials
         return Exported("writer", [start, step], {"input": self.input_field, "field": TARGET, "bos": bos, "eos": eos,
                                                   "carried": carried(decoder), "fixed": fixed(decoder),
-                                                  "batch_axis": batch_axis})
+                                                  "batch_axis": batch_axis, **({"copy": True} if copying else {})})
 
 
 COPIED = 0xF0000  # a copied word the vocabulary lacks, when scored: a private-use character per source position
