@@ -518,6 +518,10 @@ def test_copy_attention_writes_words_it_never_saw(cli, tmp_path):
                                                                    reversed(names))]
     for options in ({}, {"beam_size": 3, "n_best": 2}, {"beam_size": 3, "coverage_penalty": 0.2}):
         assert "the runner's outputs are seqcli's" in check_export(tmp_path / "copy", inputs, options)
+    cli("export", tmp_path / "copy", "-o", tmp_path / "exported")
+    card = (tmp_path / "exported" / "README.md").read_text()
+    assert "a word outside it is read as <unk> and can be copied to the output (copy attention)" in card
+    assert "Copy attention: `copy` holds each source position's output id" in card
     refused = cli("sample", tmp_path / "plain", "-i", "please call m5 and m7", ok=False)
     assert "has tokens the model never saw in training: 'm5', 'm7'" in refused.stderr
 

@@ -66,6 +66,11 @@ def _usage(exported, fmt: str) -> list[str]:
         lines.append(f"| {graph.name} | {shown} | {', '.join(graph.outputs)} |")
     lines += ["", "Time-major: sequences are (time, batch, ...); ids are int64, values float32. "
               "`config.json` says how the graphs are used (`kind`, `use`).", ""]
+    if exported.config.get("copy"):
+        lines += ["Copy attention: `copy` holds each source position's output id (the word's id in the target "
+                  "vocabulary, or, for a word it lacks, the vocabulary's size plus the word's first position in "
+                  "the source), and `logits` score the target vocabulary and then those extra ids; `run.py` works "
+                  "them out and writes a copied word as the input had it.", ""]
     return lines
 
 
@@ -150,10 +155,12 @@ def _limits(loaded, exported, data, reason) -> list[str]:
 
     lines = ["## Limits", ""]
     inputs = {exported.config.get("input"), exported.config.get("field") if exported.kind == "generator" else None}
+    outside = ("; a word outside it is read as <unk> and can be copied to the output (copy attention)"
+               if exported.config.get("copy") else "; an input with tokens outside it is refused")
     for name, field in loaded.fields.items():
         if isinstance(field, Vocab):
             lines.append(f"- `{name}`: a {field.level}-level vocabulary of {len(field):,} tokens, learnt from the "
-                         f"training split{'; an input with tokens outside it is refused' if name in inputs else ''}.")
+                         f"training split{outside if name in inputs else ''}.")
         elif isinstance(field, Labels):
             lines.append(f"- `{name}`: {len(field)} labels: {', '.join(field.names[:20])}"
                          f"{' ...' if len(field) > 20 else ''}.")
