@@ -71,7 +71,7 @@ def curves(runs: list[Path], metrics: list[str] | None = None) -> dict[str, dict
         for record in read_metrics(run):
             split = record.get("split")
             for key, value in record.items():
-                if key in ("step", "split", "lr", "elapsed_s", "epoch") or key.endswith("_per_s") or not isinstance(value, (int, float)):
+                if key in ("step", "split", "lr", "elapsed_s", "epoch", "examples", "tokens") or key.endswith("_per_s") or not isinstance(value, (int, float)):
                     continue
                 if split == "train" and key != "loss":
                     continue

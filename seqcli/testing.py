@@ -251,7 +251,7 @@ def check_task(cls: type | str, data, options: dict | None = None, model: dict |
         if abs(one_by_one - together) > 1e-4 * max(1.0, abs(together)):
             raise AssertionError(f"check_task({name}): the validation loss depends on how examples are batched "
                                  f"({one_by_one:.6f} one at a time, {together:.6f} all together): mask the padding")
-        capped = evaluate(task, net, data, "valid", TrainConfig(batch_size=1, eval_batches=1))["loss"]
+        capped = evaluate(task, net, data, "valid", TrainConfig(batch_size=1, eval_batches=1), capped=True)["loss"]
         first = valid[:1]
         alone = evaluate(task, net, type(data)(splits={"valid": first}, fields=data.fields), "valid",
                          TrainConfig(batch_size=1))["loss"]

@@ -233,7 +233,7 @@ class LanguageModel(Task):
         metrics = {"loss": loss, "perplexity": math.exp(min(loss, 700.0))}
         if vocab.level == "char":
             metrics["bpc"] = loss / math.log(2)
-        return metrics
+        return {**metrics, "tokens": count}  # the targets scored (the remainder of the columns is dropped)
 
     def sample(
         self,

@@ -293,7 +293,7 @@ class Trainer:
     def _evaluate_and_save(self) -> dict:
         began = time.perf_counter()
         with self.stepper.averaged():
-            metrics = evaluate(self.task, self.model, self.data, "valid", self.config)
+            metrics = evaluate(self.task, self.model, self.data, "valid", self.config, capped=True)
         if hasattr(self.optimizer, "observe") and self.optimizer.observe(metrics["loss"]):
             self.reporter.message(f"step {self.step}: valid loss {metrics['loss']:.4f} is worse than the best before "
                                   f"the last {self.optimizer.nonmono} evaluations: averaging the weights from here on "
@@ -611,17 +611,26 @@ def _as_state(value):
 
 
 def evaluate(task: Task, model: torch.nn.Module, data: Data, split: str, config: TrainConfig,
-             options: dict | None = None) -> dict:
+             options: dict | None = None, capped: bool = False) -> dict:
     """`task.evaluate` on one split, in eval mode without gradients (under autocast when the
-    run trains in bf16), with the task's own evaluate options."""
+    run trains in bf16), with the task's own evaluate options.
+
+    The whole split is scored, and the result says how much of it (`examples`, or `tokens`
+    for a stream); `train.eval_batches` caps only the evaluations made while training
+    (`capped=True`), where a quick look at the validation loss is the point."""
     from seqcli.errors import DataError
 
     if split not in data.splits:
         raise DataError(f"--split: the dataset has no split '{split}' (it has: {', '.join(data.splits) or 'none'})")
+    if not capped and config.eval_batches is not None:
+        config = dataclasses.replace(config, eval_batches=None)
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad(), autocast(device_of(model), config.precision):
-            return task.evaluate(model, data, split, config, **(options or {}))
+            metrics = task.evaluate(model, data, split, config, **(options or {}))
     finally:
         model.train(was_training)
+    if capped or not isinstance(data.splits[split], list) or "examples" in metrics:
+        return metrics  # a stream's task says how many tokens it scored (the language model does)
+    return {**metrics, "examples": len(data.splits[split])}
