@@ -15,6 +15,13 @@ Every model is scored on the test split by `seqcli evaluate` (greedy decoding): 
 its test accuracy) against `seqcli run digits --folds 5` (the folds' mean and standard
 deviation, and the mean test accuracy of the five models).
 
+`--part cv-series`: cross-validation on ordered data: a generated monthly series (a level
+that drifts as a random walk, a yearly cycle whose strength changes, noise; 3,000 months)
+forecast one month ahead from the last 24 (`series`, its last 300 windows the test split).
+`seqcli run --folds 5` forward-chains (each fold validates on months after all it trains
+on) against the same folds dealt shuffled (what seqcli did before; done here by marking the
+data unordered), each against the five models' RMSE on the held-out last months.
+
 `--part embeddings`: a word-level classifier (`labeled` text, 4 topics of 60 words each
 among 300 filler words; 8 words a sentence, 2 from its topic) trained on 200 sentences,
 with and without `model.embeddings` from a file of vectors this script writes (each topic
@@ -25,7 +32,7 @@ word: its topic's direction plus noise; fillers: noise), frozen and not; test ac
 test split's names never occur in training, with and without `model.copy`: exact match,
 WER and CER on the test split.
 
-    python benchmarks/levers.py [--part levers|cv|embeddings|copy|all] [--steps N] [--tasks spell addition]
+    python benchmarks/levers.py [--part levers|cv|cv-series|embeddings|copy|all] [--steps N] [--tasks spell addition]
 """
 
 from __future__ import annotations
@@ -92,6 +99,44 @@ def cross_validation(work: Path) -> None:
     print(f"  5 folds: valid {summary['mean']:.4f} +- {summary['std']:.4f} "
           f"(folds {', '.join(f'{v:.4f}' for v in summary['folds'])}); "
           f"test, mean of the 5 models {sum(tests) / 5:.4f} ({', '.join(f'{v:.4f}' for v in tests)})")
+
+
+SHUFFLED = ("import dataclasses, sys; from seqcli.data.datasets import series; load = series.SeriesDataset.load_with; "
+            "series.SeriesDataset.load_with = lambda self, fields: dataclasses.replace(load(self, fields), "
+            "ordered=False); from seqcli.cli import main; sys.argv[0] = 'seqcli'; main()")
+
+
+def cross_validation_series(work: Path) -> None:
+    import math
+    import random
+
+    started = time.perf_counter()
+    rng = random.Random(0)
+    level, rows = 100.0, ["month,value"]
+    for t in range(3000):
+        level += rng.gauss(0, 1.0)
+        season = (10 + 8 * math.sin(2 * math.pi * t / 1500)) * math.sin(2 * math.pi * t / 12)
+        rows.append(f"{t},{level + season + rng.gauss(0, 2):.3f}")
+    (work / "monthly.csv").write_text("\n".join(rows) + "\n")
+    recipe = work / "monthly.yaml"
+    recipe.write_text(f"""\
+dataset: {{name: series, path: {work}/monthly.csv, columns: [value], window: 24, horizon: 1, test_size: 300,
+          valid_size: 300}}
+task: {{name: forecast}}
+model: {{cell: {{name: gru}}, hidden_size: 32}}
+train: {{max_steps: 600, batch_size: 32, eval_every: 100, optimizer: {{name: adam, lr: 0.003}}}}
+""")
+    print("\na monthly series, one step ahead from 24; RMSE in the data's units:")
+    for name, launch in (("forward-chaining (seqcli)", [sys.executable, "-m", "seqcli"]),
+                         ("shuffled folds", [sys.executable, "-c", SHUFFLED])):
+        folder = work / f"monthly-{name.split()[0]}"
+        subprocess.run([*launch, "run", str(recipe), "--folds", "5", "--run-dir", str(folder)], check=True,
+                       capture_output=True)
+        summary = json.loads((folder / "folds.json").read_text())["valid"]["rmse"]
+        tests = [json.loads(seqcli("evaluate", folder / f"fold-{n}", "--json"))["rmse"] for n in range(1, 6)]
+        print(f"  {name:28} folds {summary['mean']:.2f} +- {summary['std']:.2f}; the same 5 models on the last "
+              f"300 months {sum(tests) / 5:.2f} ({', '.join(f'{v:.2f}' for v in tests)})")
+    print(f"  ({time.perf_counter() - started:.0f} s)")
 
 
 def embeddings(work: Path) -> None:
@@ -180,7 +225,7 @@ sample: {{inputs: []}}
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--part", choices=["levers", "cv", "embeddings", "copy", "all"], default="all")
+    parser.add_argument("--part", choices=["levers", "cv", "cv-series", "embeddings", "copy", "all"], default="all")
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--tasks", nargs="+", default=["spell", "addition"])
     args = parser.parse_args()
@@ -191,6 +236,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="seqcli-levers-"))
     if args.part in ("cv", "all"):
         cross_validation(work)
+    if args.part in ("cv-series", "all"):
+        cross_validation_series(work)
     if args.part in ("embeddings", "all"):
         embeddings(work)
     if args.part in ("copy", "all"):

@@ -60,8 +60,9 @@ __all__ = ["API_VERSION", "CONDITION", "Cell", "CellSpec", "ConfigError", "Data"
 #: gains per step (`seqcli serve`). 1.3 (seqcli 0.5): `seqcli.layers`, the toolkit the
 #: built-in tasks are made of; `Vocab.build`; `INPUTS`; `Samples.separator`; `Flag` (short
 #: and switch spellings of a sample option); `Task.ensemble`; the optional example keys
-#: SOURCE_FIRST and TARGET_COPY; `Cell.parameter_roles` and `Cell.role`.
-API_VERSION = "1.3"
+#: SOURCE_FIRST and TARGET_COPY; `Cell.parameter_roles` and `Cell.role`. 1.4 (seqcli 0.6):
+#: `Data.ordered` and `Data.gap` (forward-chaining cross-validation of ordered examples).
+API_VERSION = "1.4"
 
 # Field names: the keys of `Data.fields` and of each example that the built-in tasks read.
 #
@@ -189,11 +190,20 @@ class Data:
     (`seqcli evaluate --split test`). `fields` describes the examples so the task can size
     the model: `Vocab`, `Labels`, `Numeric` or plain data; they are stored in checkpoints.
     `info` is plain data shown to users (sizes, sources).
+
+    API 1.4: `ordered` says the examples are in time order, within each split and across
+    them (every 'valid' example after every 'train' one), as windows of a series are:
+    cross-validation then forward-chains (each fold validates on a block after everything it
+    trains on) instead of dealing shuffled examples. `gap` is how many examples it leaves out
+    between the two, so that no training example overlaps a validation example's targets
+    (windows with a horizon of H steps, one step apart: H - 1).
     """
 
     splits: dict[str, Any]
     fields: dict[str, Any]
     info: dict[str, Any] = field(default_factory=dict)
+    ordered: bool = False
+    gap: int = 0
 
 
 class Dataset:

@@ -424,7 +424,8 @@ def cross_validate(recipe: Recipe, base: Path, console: Console, again: bool = F
         mean = sum(values) / len(values)
         metrics[name] = {"mean": mean, "std": (sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5,
                          "folds": values}
-    summary = {"folds": k, "recipe": recipe.source, "steps": [c.step for c in best], "valid": metrics}
+    scheme = "forward-chaining" if "forward" in str(best[0].data_info.get("fold", "")) else "shuffled"
+    summary = {"folds": k, "scheme": scheme, "recipe": recipe.source, "steps": [c.step for c in best], "valid": metrics}
     runfolder.write_folds(base, summary)
     return summary
 

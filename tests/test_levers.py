@@ -9,6 +9,7 @@ import sys
 import pytest
 import torch
 
+from seqcli.errors import DataError
 from seqcli.train import checkpoint
 
 # reverse strings: a seq2seq task whose batches hold different numbers of target tokens, so a
@@ -359,6 +360,34 @@ def test_folds_deal_every_example_to_one_validation_fold():
         assert not set(d.splits["train"]) & set(d.splits["valid"])
         assert d.info["train_examples"] == 75 and d.info["valid_examples"] == 25
     assert folds.deal(data, 4, 2, "toy").splits == dealt[1].splits  # one dealing, always
+
+
+def test_ordered_examples_forward_chain_each_fold_validating_after_all_it_trains_on():
+    from seqcli.api import Data
+    from seqcli.data import folds
+
+    data = Data(splits={"train": list(range(80)), "valid": list(range(80, 100)), "test": ["t"]}, fields={},
+                info={"train_examples": 80, "valid_examples": 20}, ordered=True, gap=2)
+    dealt = [folds.deal(data, 4, n, "series") for n in (1, 2, 3, 4)]
+    for n, d in enumerate(dealt, 1):
+        train, valid = d.splits["train"], d.splits["valid"]
+        assert valid == list(range(20 * n, 20 * n + 20))  # blocks of 100 // 5, in time order, never shuffled
+        assert train == list(range(20 * n - 2))  # everything before it but the gap
+        assert d.info["fold"] == f"{n} of 4, forward-chaining" and d.splits["test"] == ["t"]
+    with pytest.raises(DataError, match=r"dataset.folds: 9 ordered training and validation examples cannot make 4 "
+                                        r"forward-chaining folds .* 2 left out between them\); use fewer folds"):
+        folds.deal(Data(splits={"train": list(range(6)), "valid": [6, 7, 8]}, fields={}, ordered=True, gap=2),
+                   4, 1, "series")
+
+
+def test_a_series_is_cross_validated_forward(cli, tmp_path):
+    out = cli("run", "seasonal", "train.max_steps=4", "train.eval_every=4", "dataset.train_size=200",
+              "dataset.valid_size=40", "model.hidden_size=8", "--folds", 3, "--run-dir", tmp_path / "cv").stdout
+    assert "3-fold cross-validation (forward-chaining" in out
+    assert json.loads((tmp_path / "cv" / "folds.json").read_text())["scheme"] == "forward-chaining"
+    info = [checkpoint.load(tmp_path / "cv" / f"fold-{n}", "best").data_info for n in (1, 2, 3)]
+    # 240 windows in 4 blocks of 60; the recipe's horizon of 6 leaves 5 windows out before each block
+    assert [i["train_examples"] for i in info] == [55, 115, 175] and [i["valid_examples"] for i in info] == [60] * 3
 
 
 def test_run_with_folds_trains_every_fold_and_reports_the_mean_and_spread(cli, tmp_path):

@@ -94,7 +94,9 @@ def show_folds(summary: dict) -> None:
     from rich.table import Table
 
     k = summary["folds"]
-    table = Table(title=f"{k}-fold cross-validation: the best checkpoint of each fold, on its validation fold")
+    scheme = " (forward-chaining: each fold validates on data after all it trains on)" \
+        if summary.get("scheme") == "forward-chaining" else ""
+    table = Table(title=f"{k}-fold cross-validation{scheme}: the best checkpoint of each fold, on its validation fold")
     for column in ("metric", "mean", "std", *(f"fold {n}" for n in range(1, k + 1))):
         table.add_column(column, justify="left" if column == "metric" else "right")
     for name, m in summary["valid"].items():

@@ -1,8 +1,12 @@
 """`dataset.folds: K` and `dataset.fold: I`: K-fold cross-validation over any dataset whose
-splits are lists of examples. The training and validation examples are pooled and dealt
-into K folds in one fixed shuffled order (the same for every run, seed and recipe of the
-same data); fold I validates on the I-th and trains on the others. The test split is left
-as it is."""
+splits are lists of examples. The training and validation examples are pooled. Separate
+examples are dealt into K folds in one fixed shuffled order (the same for every run, seed
+and recipe of the same data); fold I validates on the I-th and trains on the others.
+Ordered examples (`Data.ordered`: windows of a series) are never shuffled, since a model
+trained on later windows would validate on the past: the pool is cut in time into K + 1
+blocks, and fold I validates on block I + 1 and trains on blocks 1 to I, less `Data.gap`
+examples before the validation block (forward chaining, as scikit-learn's TimeSeriesSplit).
+The test split is left as it is."""
 
 from __future__ import annotations
 
@@ -38,12 +42,22 @@ def deal(data: Data, k: int, fold: int, dataset: str) -> Data:
         raise DataError(f"dataset.folds: the {dataset} dataset's splits are not lists of examples (a language "
                         f"model's text is one stream); cross-validation needs separate examples")
     pool = train + valid
-    if len(pool) < 2 * k:
-        raise DataError(f"dataset.folds: {len(pool)} training and validation examples cannot make {k} folds "
-                        f"of 2 or more")
-    order = torch.randperm(len(pool), generator=torch.Generator().manual_seed(SHUFFLE_SEED)).tolist()
-    held = set(order[fold - 1::k])  # every k-th of the shuffled order: fold sizes differ by at most 1
-    splits = {**data.splits, "train": [x for i, x in enumerate(pool) if i not in held],
-              "valid": [x for i, x in enumerate(pool) if i in held]}
+    held = (forward(len(pool), k, fold, data.gap) if data.ordered else
+            set(torch.randperm(len(pool), generator=torch.Generator().manual_seed(SHUFFLE_SEED)).tolist()[fold - 1::k]))
+    trained = range(min(held) - data.gap) if data.ordered else (i for i in range(len(pool)) if i not in held)
+    splits = {**data.splits, "train": [pool[i] for i in trained], "valid": [pool[i] for i in sorted(held)]}
     sizes = {f"{name}_examples": len(splits[name]) for name in ("train", "valid") if f"{name}_examples" in data.info}
-    return replace(data, splits=splits, info={**data.info, **sizes, "fold": f"{fold} of {k}"})
+    return replace(data, splits=splits, info={**data.info, **sizes, "fold": f"{fold} of {k}" + (", forward-chaining" if data.ordered else "")})
+
+
+def forward(n: int, k: int, fold: int, gap: int) -> range:
+    """The positions fold `fold` of `k` validates on, of `n` ordered examples: the (fold+1)-th
+    of k + 1 blocks in time (the first block takes the remainder, so each fold trains on at
+    least as much as it validates on)."""
+    block = n // (k + 1)
+    if block < 2 or n - k * block - gap < 2:
+        raise DataError(f"dataset.folds: {n} ordered training and validation examples cannot make {k} "
+                        f"forward-chaining folds (each validates on a block of 2 or more after 2 or more it trains "
+                        f"on{f', {gap} left out between them' if gap else ''}); use fewer folds")
+    start = n - (k - fold + 1) * block
+    return range(start, start + block)

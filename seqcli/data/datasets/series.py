@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import csv
 import math
+from dataclasses import replace
 from typing import Annotated
 
 import numpy as np
 import torch
 
-from seqcli.api import ConfigError, DataError, Range
+from seqcli.api import ConfigError, Data, DataError, Range
 from seqcli import vocab as V
 from seqcli.data.examples import FileDataset
 from seqcli.data.readers import text_lines
@@ -77,6 +78,11 @@ class SeriesDataset(FileDataset):
         splits, source = super().raw_splits()
         self._train_rows = np.asarray(splits["train"], dtype=np.float32)
         return {name: self.windows(rows, f"{source} ({name} split)") for name, rows in splits.items()}, source
+
+    def load_with(self, fields: dict | None) -> Data:
+        """Windows in time order; a fold validating on later windows leaves out the training
+        windows whose targets reach into its first window's targets."""
+        return replace(super().load_with(fields), ordered=True, gap=-(-(self.horizon - 1) // self.stride))
 
     def load_file(self, path: str, fields: dict) -> list[dict]:
         return [self.encode(w, fields) for w in self.windows(self._read(path), path)]

@@ -67,6 +67,8 @@ class SyntheticDataset(Dataset):
         fields = self.fields(raw["train"])
         splits = {k: [self.encode(r, fields) for r in v] for k, v in raw.items()}
         info = {"source": f"synthetic {self.problem} (seed {self.seed})", **{f"{k}_examples": n for k, n in self.sizes.items()}}
+        if self.problem == "seasonal":  # windows of one series, one step apart, in time order
+            return Data(splits=splits, fields=fields, info=info, ordered=True, gap=self.horizon - 1)
         return Data(splits=splits, fields=fields, info=info)
 
     def example(self, rng: random.Random):
