@@ -79,6 +79,7 @@ class Service:
         self.metrics = Metrics()
         self.batcher = Batcher(self.decode, self.stream, self.metrics, settings.max_batch,
                                settings.batch_wait_ms / 1000, settings.max_queue, settings.workers)
+        self.metrics.decoders = lambda: (self.batcher.alive, self.batcher.restarts)
 
     # -- requests -----------------------------------------------------------------------------
 
@@ -139,8 +140,7 @@ class Service:
         try:
             job = self.batcher.submit(values, group_key(values, self.varying), size)
         except Full:
-            raise Refused(503, "the server is busy: its queue is full; try again shortly",
-                          headers={"Retry-After": "1"}) from None
+            raise self.busy() from None
         try:
             samples = await job.future
         except SeqcliError as exc:
@@ -151,6 +151,13 @@ class Service:
         if pictures:
             out["pictures"] = {name: samples.figures[name].data for name in pictures if name in samples.figures}
         return out
+
+    def busy(self) -> Refused:
+        """The answer to a request the queue cannot take."""
+        reason = self.batcher.health()
+        if reason is not None:
+            return Refused(503, f"the server cannot decode: {reason}")
+        return Refused(503, "the server is busy: its queue is full; try again shortly", headers={"Retry-After": "1"})
 
     # -- the worker thread's side -------------------------------------------------------------
 
@@ -331,8 +338,7 @@ def create_app(run, settings: Settings, which: str = "best", device: str = "cpu"
             try:
                 job = service.batcher.submit(values, "stream", 1, streaming=True)
             except Full:
-                raise Refused(503, "the server is busy: its queue is full; try again shortly",
-                              headers={"Retry-After": "1"}) from None
+                raise service.busy() from None
         except Refused as exc:
             return refuse(exc)
         return StreamingResponse(_events(job), media_type="text/event-stream",
@@ -346,7 +352,13 @@ def create_app(run, settings: Settings, which: str = "best", device: str = "cpu"
 
     @app.get("/health")
     async def health():
-        return {"status": "ok"}
+        """ok while a decoder runs; 503 and the reason when none can decode."""
+        batcher = service.batcher
+        decoders = {"running": batcher.alive, "of": len(batcher.threads), "restarts": batcher.restarts}
+        reason = batcher.health()
+        if reason is not None:
+            return JSONResponse({"status": "unavailable", "reason": reason, "decoders": decoders}, status_code=503)
+        return {"status": "ok", "decoders": decoders}
 
     @app.get("/metrics")
     async def metrics():

@@ -53,16 +53,43 @@ _unique = itertools.count()
 
 
 class Batcher:
+    """A bounded queue of jobs and `workers` decoder threads taking groups from it.
+
+    A decoder never dies of what it decodes: an error in a group's decoding is that group's
+    answer, and anything that still escapes a decoder's loop is counted, and the decoder is
+    started again (`restarts`). Only a decoder that fails `GIVE_UP` times within
+    `GIVE_UP_SECONDS` is left down; when none is left, `/health` answers 503 with the reason."""
+
+    GIVE_UP, GIVE_UP_SECONDS = 5, 60.0
+
     def __init__(self, decode, stream, metrics, max_batch: int, wait: float, max_queue: int, workers: int = 1):
         self.decode, self.stream_decode, self.metrics = decode, stream, metrics
         self.max_batch, self.wait, self.max_queue = max_batch, wait, max_queue
         self.pending: deque[Job] = deque()
         self.condition = threading.Condition()
         self.running = True
-        self.threads = [threading.Thread(target=self._work, name=f"seqcli-decoder-{i}", daemon=True)
-                        for i in range(workers)]
-        for thread in self.threads:
-            thread.start()
+        self.restarts, self.last_error = 0, None
+        self.failures: list[deque[float]] = [deque(maxlen=self.GIVE_UP) for _ in range(workers)]
+        self.threads = [self._start(i) for i in range(workers)]
+
+    def _start(self, i: int) -> threading.Thread:
+        thread = threading.Thread(target=self._run, args=(i,), name=f"seqcli-decoder-{i}", daemon=True)
+        thread.start()
+        return thread
+
+    @property
+    def alive(self) -> int:
+        """Decoder threads running now."""
+        return sum(t.is_alive() for t in self.threads)
+
+    def health(self) -> str | None:
+        """Why nothing can be decoded now, or None."""
+        if self.alive:
+            return None
+        if not self.running:
+            return "the server is stopping"
+        return f"no decoder is running (each failed {self.GIVE_UP} times in {self.GIVE_UP_SECONDS:.0f} s; " \
+               f"the last: {self.last_error})"
 
     # -- the event loop's side ---------------------------------------------------------------
 
@@ -70,7 +97,7 @@ class Batcher:
         loop = asyncio.get_running_loop()
         job = Job(values, key, size, loop, loop.create_future(), asyncio.Queue() if streaming else None)
         with self.condition:
-            if len(self.pending) >= self.max_queue:
+            if len(self.pending) >= self.max_queue or not self.alive:
                 raise Full
             self.pending.append(job)
             self.metrics.queue = len(self.pending)
@@ -78,68 +105,106 @@ class Batcher:
         return job
 
     def stop(self) -> None:
-        """Finish what is queued, then stop the worker."""
+        """Finish what is queued, then stop the decoders."""
         with self.condition:
             self.running = False
             self.condition.notify_all()
-        for thread in self.threads:
+        for thread in list(self.threads):
             thread.join()
 
-    # -- the worker's side ---------------------------------------------------------------------
+    # -- the decoders' side ----------------------------------------------------------------------
 
     def _take(self) -> list[Job] | None:
-        """The next group: the oldest request and those queued with its key, once its wait is
-        over or the batch is full."""
+        """The next group, taken whole under the lock: the oldest request and those queued
+        with its key, once its wait is over or the batch is full. While a decoder waits,
+        another may take that request; the decoder then starts again from the oldest one."""
         with self.condition:
-            while not self.pending:
-                if not self.running:
-                    return None
-                self.condition.wait()
-            first = self.pending[0]
-            deadline = time.monotonic() + self.wait
-            while self.running:
-                queued = sum(j.size for j in self.pending if j.key == first.key)
-                left = deadline - time.monotonic()
-                if queued >= self.max_batch or left <= 0 or first.stream is not None:
-                    break
-                self.condition.wait(left)
-            group, size = [], 0
-            for job in list(self.pending):
-                if job.key == first.key and (not group or size + job.size <= self.max_batch):
-                    group.append(job)
-                    size += job.size
-                    self.pending.remove(job)
-            self.metrics.queue = len(self.pending)
-            return group
+            while True:
+                while not self.pending:
+                    if not self.running:
+                        return None
+                    self.condition.wait()
+                first = self.pending[0]
+                deadline = time.monotonic() + self.wait
+                while self.running and first.stream is None:
+                    queued = sum(j.size for j in self.pending if j.key == first.key)
+                    left = deadline - time.monotonic()
+                    if queued >= self.max_batch or left <= 0:
+                        break
+                    self.condition.wait(left)
+                    if not self.pending or self.pending[0] is not first:
+                        break  # taken by another decoder
+                if not self.pending or self.pending[0] is not first:
+                    continue
+                group, size = [], 0
+                for job in list(self.pending):
+                    if job.key == first.key and (not group or size + job.size <= self.max_batch):
+                        group.append(job)
+                        size += job.size
+                        self.pending.remove(job)
+                self.metrics.queue = len(self.pending)
+                return group
+
+    def _run(self, i: int) -> None:
+        """A decoder: its loop, started again if anything escapes it."""
+        try:
+            self._work()
+        except BaseException as exc:  # noqa: BLE001 - the decoder is replaced, never lost
+            with self.condition:
+                self.last_error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")
+                now = time.monotonic()
+                self.failures[i].append(now)
+                crash_loop = (len(self.failures[i]) == self.GIVE_UP and
+                              now - self.failures[i][0] < self.GIVE_UP_SECONDS)
+                if self.running and not crash_loop:
+                    self.restarts += 1
+                    self.threads[i] = self._start(i)
 
     def _work(self) -> None:
         while True:
             group = self._take()
             if group is None:
                 return
-            self.metrics.batch(sum(j.size for j in group))
-            if group[0].stream is not None:
-                self._stream(group[0])
-                continue
             try:
+                self.metrics.batch(sum(j.size for j in group))
+                if group[0].stream is not None:
+                    self._stream(group[0])
+                    continue
                 results = self.decode([job.values for job in group])
-            except BaseException as exc:  # noqa: BLE001 - every request of the group hears of it
+                for job, result in zip(group, results, strict=True):
+                    _answer(job, result, None)
+            except Exception as exc:  # every request of the group hears of it; the decoder goes on
                 for job in group:
-                    job.loop.call_soon_threadsafe(_settle, job.future, None, exc)
-                continue
-            for job, result in zip(group, results):
-                job.loop.call_soon_threadsafe(_settle, job.future, result, None)
+                    _answer(job, None, exc)
+            except BaseException as exc:
+                for job in group:
+                    _answer(job, None, exc)
+                raise
 
     def _stream(self, job: Job) -> None:
         try:
             for pieces in self.stream_decode(job.values):
                 if job.cancelled.is_set():
                     raise Cancelled
-                job.loop.call_soon_threadsafe(job.stream.put_nowait, pieces)
-            job.loop.call_soon_threadsafe(_settle, job.future, None, None)
-        except BaseException as exc:  # noqa: BLE001
-            job.loop.call_soon_threadsafe(_settle, job.future, None, exc)
-        job.loop.call_soon_threadsafe(job.stream.put_nowait, None)  # the end
+                _call(job, job.stream.put_nowait, pieces)
+            _answer(job, None, None)
+        except Cancelled:  # nobody is left to hear of it
+            _answer(job, None, None)
+        except Exception as exc:  # noqa: BLE001 - the stream's own answer
+            _answer(job, None, exc)
+        _call(job, job.stream.put_nowait, None)  # the end
+
+
+def _call(job: Job, fn, *args) -> None:
+    """`fn(*args)` on the job's event loop; nothing when that loop has closed (the server stopped)."""
+    try:
+        job.loop.call_soon_threadsafe(fn, *args)
+    except RuntimeError:
+        pass
+
+
+def _answer(job: Job, result, error) -> None:
+    _call(job, _settle, job.future, result, error)
 
 
 def _settle(future: asyncio.Future, result, error) -> None:

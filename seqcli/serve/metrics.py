@@ -37,6 +37,7 @@ class Metrics:
         self.batches = Histogram(BATCH)
         self.tokens = 0
         self.queue = 0
+        self.decoders = lambda: (0, 0)  # (running now, restarts so far): the batcher's
 
     def request(self, endpoint: str, status: int, seconds: float) -> None:
         with self.lock:
@@ -52,6 +53,7 @@ class Metrics:
             self.tokens += tokens
 
     def text(self) -> str:
+        alive, restarts = self.decoders()
         with self.lock:
             lines = ["# HELP seqcli_requests_total Requests answered, by endpoint and HTTP status.",
                      "# TYPE seqcli_requests_total counter"]
@@ -65,6 +67,10 @@ class Metrics:
                       "# TYPE seqcli_batch_inputs histogram", *self.batches.lines("seqcli_batch_inputs"),
                       "# HELP seqcli_queue_length Requests waiting to be decoded.", "# TYPE seqcli_queue_length gauge",
                       f"seqcli_queue_length {self.queue}",
+                      "# HELP seqcli_decoders Decoder threads running now.", "# TYPE seqcli_decoders gauge",
+                      f"seqcli_decoders {alive}",
+                      "# HELP seqcli_decoder_restarts_total Decoders started again after an error escaped them.",
+                      "# TYPE seqcli_decoder_restarts_total counter", f"seqcli_decoder_restarts_total {restarts}",
                       "# HELP seqcli_tokens_generated_total Tokens drawn by language models.",
                       "# TYPE seqcli_tokens_generated_total counter", f"seqcli_tokens_generated_total {self.tokens}"]
         return "\n".join(lines) + "\n"
