@@ -7,7 +7,13 @@ Models of the bundled recipes' sizes (char-lm, reverse, digits), trained for a f
 number of threads (--threads, default 2) and the same batches (--batch-size). A rate is the
 best of --repeats runs; a cold start the median of --runs.
 
-    python benchmarks/export_runner.py [--inputs 2000] [--length 300]
+Then the models of real size (benchmarks/realsize.py; trained once and cached): the 2M
+parameter seq2seq's 6,300 test inputs as files, `python run.py --input-file` against `seqcli
+sample --input-file` (whole commands, start-up included; greedy and beam 5; the outputs
+compared), each command's peak memory, and the runner's peak memory on 100,000 inputs
+against 6,300; and batch-1 sampling from the 10,000-word language model.
+
+    python benchmarks/export_runner.py [--inputs 2000] [--length 300] [--no-real-size]
 """
 
 from __future__ import annotations
@@ -81,6 +87,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--real-size", action=argparse.BooleanOptionalAction, default=True,
+                        help="also the real-size models (benchmarks/realsize.py; trained once, then cached)")
     args = parser.parse_args()
     import torch
 
@@ -120,6 +128,77 @@ def main() -> None:
         started_runner = cold([sys.executable, str(s2s_folder / "run.py"), "--input", "abcd"], args.runs)
         started_seqcli = cold([sys.executable, "-m", "seqcli", "sample", str(s2s_run), "--input", "abcd"], args.runs)
         row("cold start to the first output (seq2seq)", started_runner, started_seqcli, "s", "< 0.33")
+        if args.real_size:
+            real_size(root, args)
+
+
+MAXRSS = ("import resource, runpy, sys; sys.argv = sys.argv[1:]; code = 0\n"
+          "try:\n    runpy.run_path(sys.argv[0], run_name='__main__')\n"
+          "except SystemExit as exc:\n    code = exc.code or 0\n"
+          "print('maxrss', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); sys.exit(code)")
+
+
+def command(args: list[str]) -> tuple[float, float]:
+    """Seconds and peak memory (MB) of a whole command."""
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", MAXRSS, *args], capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    if done.returncode:
+        raise SystemExit(done.stderr)
+    return elapsed, int(done.stderr.rsplit("maxrss", 1)[1].split()[0]) / 1024
+
+
+def real_size(root: Path, args) -> None:
+    import random
+
+    import realsize
+    import seqcli
+
+    run = realsize.path("seq2seq")
+    folder = root / "real-onnx"
+    from seqcli import export
+
+    export.export(run, folder, test=False)
+    inputs = root / "real.txt"
+    inputs.write_text("\n".join(realsize.test_inputs(run)) + "\n")
+    count = len(realsize.test_inputs(run))
+    seqcli_main = str(Path(seqcli.__file__).parent / "__main__.py")
+    print(f"real size: seq2seq of {sum(p.numel() for p in seqcli.load(run).model.parameters()):,} parameters, "
+          f"{count:,} test inputs, whole commands, threads {args.threads}, batch {args.batch_size}")
+    for name, beam in (("greedy", 1), ("beam 5", 5)):
+        times = {"runner": [], "seqcli": []}
+        for _ in range(args.repeats):
+            times["runner"].append(command([str(folder / "run.py"), "--input-file", str(inputs), "-o",
+                                            str(root / "r.txt"), "--beam-size", str(beam), "--threads",
+                                            str(args.threads), "--batch-size", str(args.batch_size)]))
+            times["seqcli"].append(command([seqcli_main, "sample", str(run), "--input-file", str(inputs), "-o",
+                                            str(root / "s.txt"), "--force", "--beam-size", str(beam), "--threads",
+                                            str(args.threads), "--batch-size", str(args.batch_size)]))
+        same = (root / "r.txt").read_text() == (root / "s.txt").read_text()
+        (mine, my_rss), (theirs, their_rss) = min(times["runner"]), min(times["seqcli"])
+        row(f"real-size seq2seq {name}, {count:,} inputs", count / mine, count / theirs, "inputs/s", ">= 1")
+        print(f"    peak memory: runner {my_rss:,.0f} MB, seqcli {their_rss:,.0f} MB; outputs identical: {same}",
+              flush=True)
+    rng = random.Random(0)
+    many = root / "many.txt"
+    many.write_text("\n".join(rng.choice(realsize.test_inputs(run)) for _ in range(100_000)) + "\n")
+    _, few_rss = command([str(folder / "run.py"), "--input-file", str(inputs), "-o", str(root / "r.txt"),
+                          "--threads", str(args.threads)])
+    elapsed, many_rss = command([str(folder / "run.py"), "--input-file", str(many), "-o", str(root / "r.txt"),
+                                 "--threads", str(args.threads)])
+    print(f"    runner's peak memory, greedy: {count:,} inputs {few_rss:,.0f} MB, 100,000 inputs {many_rss:,.0f} MB "
+          f"({elapsed:.1f} s)", flush=True)
+    record("export_runner", "real-size seq2seq: runner's peak memory, 100,000 inputs vs 6,300", many_rss, few_rss,
+           "MB", "flat")
+
+    lm_run = realsize.path("lm")
+    lm_folder = root / "real-lm-onnx"
+    export.export(lm_run, lm_folder, test=False)
+    ours, theirs = seqcli.load(lm_run), runner(lm_folder, args.threads)
+    sample = {"prime": "w1 w2", "length": args.length, "temperature": 0.8, "seed": 1}
+    row(f"real-size word LM ({len(ours.fields['text']):,} words), batch 1",
+        best_rate(lambda: theirs.generate(**sample), args.length, args.repeats),
+        best_rate(lambda: ours.sample(**sample), args.length, args.repeats), "tokens/s", ">= 1")
 
 
 if __name__ == "__main__":

@@ -265,3 +265,43 @@ def test_the_runners_coverage_penalty_from_its_command_line(runs, tmp_path):
     assert plain.stdout != covered.stdout and covered.stdout.count("\t") == 4  # 2 inputs x 2 hypotheses, rescored
     assert refused.returncode == 2 and refused.stderr.strip().splitlines() == [
         "error: --coverage-penalty: ranks the hypotheses of a beam: give --beam-size > 1 with it"]
+
+
+MAXRSS = ("import resource, runpy, sys; sys.argv = sys.argv[1:]; code = 0\n"
+          "try:\n    runpy.run_path(sys.argv[0], run_name='__main__')\n"
+          "except SystemExit as exc:\n    code = exc.code or 0\n"
+          "print('maxrss', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); sys.exit(code)")
+
+
+def test_the_runner_streams_a_file_in_batches_with_flat_memory(runs, tmp_path):
+    """100,000 inputs take no more memory than 1,000 (the window in flight, not the file), in
+    input order, as seqcli sample writes them; a bad line is named by its line number and
+    leaves no output file."""
+    from seqcli import export
+
+    folder = export.export(runs["reverse"], tmp_path / "rev", test=False)
+    words = [letters(2, 9) for _ in range(1000)]
+    few, many = tmp_path / "few.txt", tmp_path / "many.txt"
+    few.write_text("\n".join(words) + "\n")
+    many.write_text("\n".join(words * 100) + "\n")
+
+    def run(path, out, *options):
+        done = subprocess.run([sys.executable, "-c", MAXRSS, str(folder / "run.py"), "--input-file", str(path), "-o",
+                               str(out), "--threads", "1", *options], capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr
+        return int(done.stderr.rsplit("maxrss", 1)[1].split()[0]) / 1024  # MB
+
+    small, large = run(few, tmp_path / "few.out"), run(many, tmp_path / "many.out", "--batch-size", "32")
+    assert large < small + 20, (small, large)
+    expected = CliRunner().invoke(app, ["sample", str(runs["reverse"]), "--input-file", str(few), "-o",
+                                        str(tmp_path / "seqcli.out")])
+    assert expected.exit_code == 0, expected.output
+    assert (tmp_path / "few.out").read_text() == (tmp_path / "seqcli.out").read_text()
+    assert (tmp_path / "many.out").read_text() == (tmp_path / "few.out").read_text() * 100
+    bad = tmp_path / "bad.txt"
+    bad.write_text("\n".join(words[:700] + ["abcz"] + words[:10]) + "\n")
+    failed = subprocess.run([sys.executable, str(folder / "run.py"), "--input-file", str(bad), "-o",
+                             str(tmp_path / "bad.out")], capture_output=True, text=True, timeout=120)
+    assert failed.returncode == 2 and failed.stderr.strip() == \
+        f"error: {bad}:701 has tokens the model never saw in training: 'z'"
+    assert not (tmp_path / "bad.out").exists() and not list(tmp_path.glob(".bad.out*"))

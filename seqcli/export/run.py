@@ -1,7 +1,7 @@
 """Run a model exported by `seqcli export`, with numpy and onnxruntime alone.
 
     python run.py --input "some text"            # one output line per input
-    python run.py --input-file inputs.txt         # one input per line
+    python run.py --input-file inputs.txt         # one input per line, read and written as it goes
     python run.py --prime "The " --length 200     # language models
     python run.py --help                          # this model's options
 
@@ -12,6 +12,11 @@ sampling with temperature, top-k and top-p (numpy's generator, seeded with --see
 search with GNMT's length and coverage penalties. Options not given take the values the
 model was trained with (config.json's "sample"). A subword vocabulary (bpe, unigram) is read
 with the `tokenizers` package, the only other package such a model needs.
+
+Inputs are decoded as `seqcli sample --input-file` decodes them: `--batch-size` at a time,
+each window of 8 batches sorted by length (less padding), and the outputs written in input
+order as each window is done, so memory holds one window whatever the file's size.
+onnxruntime's threads do not spin while they wait, so the runner shares cores politely.
 """
 
 from __future__ import annotations
@@ -47,6 +52,9 @@ class Graph:
             if threads:
                 options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
+            # threads that spin between the small products of each step keep cores busy that
+            # other processes need (and gain little: one step's work is short either way)
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
             self.run = self._onnx
         else:
@@ -479,6 +487,40 @@ class Model:
                "image": self.image}[self.kind]
         return run(inputs, **self.options(run, options))
 
+    def predict_stream(self, items, batch_size: int = 64, window: int = 8, **options):
+        """Outputs for an iterable of (where, text) inputs, a list per window of `batch_size *
+        window` inputs, in input order, yielded as each window is done. Inside a window the
+        inputs are decoded in batches of similar length, then put back in order. An input
+        the model cannot take is a Failure naming its `where` (for a file, `path:line`)."""
+        group: list = []
+        for item in items:
+            group.append(item)
+            if len(group) == batch_size * window:
+                yield self._window(group, batch_size, options)
+                group = []
+        if group:
+            yield self._window(group, batch_size, options)
+
+    def _window(self, group: list, batch_size: int, options: dict) -> list[str]:
+        order = sorted(range(len(group)), key=lambda i: len(group[i][1]))
+        out: list = [None] * len(group)
+        for start in range(0, len(order), batch_size):
+            part = order[start : start + batch_size]
+            try:
+                lines = self.predict([group[i][1] for i in part], **options)
+            except Failure as exc:
+                if not str(exc).startswith("input "):
+                    raise
+                for where, text in group:  # the first input it is about, in input order
+                    try:
+                        self.predict([text], **options)
+                    except Failure as alone:
+                        raise Failure(re.sub(r"^input 1\b", where, str(alone))) from None
+                raise
+            for i, line in zip(part, lines):
+                out[i] = line
+        return out
+
     def sample(self, **options) -> list[str]:
         """A language model's samples; options not given take the values it was trained with."""
         return self.generate(**self.options(self.generate, options))
@@ -518,14 +560,50 @@ OPTIONS = {  # kind -> (option, type, help)
 }
 
 
-def read_inputs(args) -> list[str]:
-    inputs = list(args.input or [])
-    if args.input_file == "-":
-        inputs += [line.rstrip("\r\n") for line in sys.stdin if line.strip()]
-    elif args.input_file:
-        with open(args.input_file, encoding="utf-8") as f:
-            inputs += [line.rstrip("\r\n") for line in f if line.strip()]
-    return inputs
+def read_inputs(args):
+    """(where, text) for each --input, then each non-blank line of --input-file ('-': stdin),
+    read as it is used."""
+    for i, text in enumerate(args.input or []):
+        yield f"input {i + 1}", text
+    if not args.input_file:
+        return
+    name = "<stdin>" if args.input_file == "-" else args.input_file
+    stream = sys.stdin if args.input_file == "-" else open(args.input_file, encoding="utf-8")  # noqa: SIM115
+    try:
+        for number, line in enumerate(stream, 1):
+            if line.strip():
+                yield f"{name}:{number}", line.rstrip("\r\n")
+    finally:
+        if stream is not sys.stdin:
+            stream.close()
+
+
+def write_outputs(chunks, output: str | None, sep: str) -> int:
+    """Each chunk's lines as they come, to stdout or, whole or not at all, to `output` (a
+    temporary file beside it, renamed into place once every line is written)."""
+    import os
+
+    if not output:
+        count = 0
+        for lines in chunks:
+            sys.stdout.write("".join(line + "\n" for line in lines) if sep == "\n" else
+                             ("\n\n" if count else "") + sep.join(lines) + "\n")
+            sys.stdout.flush()
+            count += len(lines)
+        return count
+    target = Path(output)
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    count = 0
+    try:
+        with open(temporary, "w", encoding="utf-8") as f:
+            for lines in chunks:
+                f.write("".join(line + "\n" for line in lines) if sep == "\n" else sep.join(lines) + "\n")
+                count += len(lines)
+        if count:
+            os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return count
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -541,23 +619,20 @@ def main(argv: list[str] | None = None) -> int:
         parser.add_argument("--" + name.replace("_", "-"), type=kind_of, default=defaults.get(name),
                             help=f"{text} (default: {defaults.get(name)})")
     parser.add_argument("--output", "-o", help="write the outputs here instead of stdout")
+    if kind != "generator":
+        parser.add_argument("--batch-size", type=int, default=64, help="inputs decoded together (default: 64)")
     parser.add_argument("--threads", type=int, help="compute threads (default: onnxruntime's)")
     args = parser.parse_args(argv)
     options = {name: getattr(args, name) for name, _, _ in OPTIONS.get(kind, []) if getattr(args, name) is not None}
     try:
         model = Model(model_folder, args.threads)
         if kind == "generator":
-            lines, sep = model.generate(**options), "\n\n"
-        else:
-            lines, sep = model.predict(read_inputs(args), **options), "\n"
+            write_outputs([model.generate(**options)], args.output, "\n\n")
+        elif not write_outputs(model.predict_stream(read_inputs(args), args.batch_size, **options), args.output, "\n"):
+            raise Failure("give inputs: --input TEXT (repeatable) or --input-file FILE")
     except (Failure, OSError, UnicodeDecodeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    text = sep.join(lines) + "\n"
-    if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text)
     return 0
 
 
