@@ -17,6 +17,7 @@ unless asked to.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,13 @@ def evaluate_parameters(task_cls) -> dict:
     return parameters(task_cls.evaluate, EVALUATE_SKIP)
 
 
+@functools.lru_cache(maxsize=None)
+def sample_outputs(task_cls) -> dict[str, Output]:
+    """The options of a task's `sample` that name a file to write (read once per class: a
+    server checks every request's options)."""
+    return outputs(sample_parameters(task_cls))
+
+
 def outputs(params: dict) -> dict[str, Output]:
     """The options that name a file to write (`Annotated[..., Output(".png")]`)."""
     import typing
@@ -68,7 +76,8 @@ def sample_options(task: Task, recipe: Recipe, given: dict, base: str | None = N
         if key not in accepted:
             raise ConfigError(key, f"the {recipe.task.name} task does not take this option "
                                    f"(it takes: {', '.join(accepted) or 'none'})")
-    options = {k: v for k, v in recipe.sample.items() if k not in outputs(accepted)}
+    pictures = sample_outputs(type(task))
+    options = {k: v for k, v in recipe.sample.items() if k not in pictures}
     options.update(given)
     values, problems = check_args(task.sample, options, skip=SAMPLE_SKIP, base=base)
     if problems:

@@ -30,7 +30,7 @@ async def flood(batcher, n, key=lambda i: "same"):
 def test_racing_decoders_answer_every_request_and_none_dies():
     random.seed(0)
     metrics = Metrics()
-    batcher = Batcher(echo, None, metrics, max_batch=8, wait=0.002, max_queue=10_000, workers=4)
+    batcher = Batcher(lambda i, r: echo(r), None, metrics, max_batch=8, wait=0.002, max_queue=10_000, workers=4)
     metrics.decoders = lambda: (batcher.alive, batcher.restarts)
     try:
         answers = asyncio.run(flood(batcher, 5_000, key=lambda i: f"k{i % 3}"))
@@ -46,7 +46,7 @@ def test_racing_decoders_answer_every_request_and_none_dies():
 def test_an_error_in_a_group_is_its_answer_and_an_escaped_one_restarts_the_decoder():
     calls = {"n": 0}
 
-    def decode(requests):
+    def decode(i, requests):
         calls["n"] += 1
         if requests[0]["inputs"] == ["bad"]:
             raise ValueError("this group cannot be decoded")
@@ -80,7 +80,7 @@ def test_an_error_in_a_group_is_its_answer_and_an_escaped_one_restarts_the_decod
 
 
 def test_a_decoder_failing_over_and_over_is_left_down_and_health_says_why():
-    def decode(requests):
+    def decode(i, requests):
         raise SystemExit("the model is gone")
 
     batcher = Batcher(decode, None, Metrics(), max_batch=1, wait=0.0, max_queue=100, workers=1)

@@ -18,7 +18,8 @@ def serve(
     max_inputs: int = typer.Option(256, "--max-inputs", min=1, max=100_000, help="Inputs in one request at most."),
     max_chars: int = typer.Option(10_000, "--max-chars", min=1, max=10_000_000, help="Characters in one input at most."),
     max_tokens: int = typer.Option(2_000, "--max-tokens", min=1, max=1_000_000, help="The largest length or max_length a request may ask for."),
-    workers: int = typer.Option(2, "--workers", min=1, max=64, help="Batches decoded at once, each in a thread of its own."),
+    workers: int = typer.Option(2, "--workers", min=1, max=64, help="Batches decoded at once, each by a decoder process of its own."),
+    in_process: bool = typer.Option(False, "--in-process", help="Decode in threads of the server's own process: less memory and a faster start, but the decoders share the GIL with the server."),
     threads: Optional[int] = THREADS,
     api_key_file: Optional[str] = typer.Option(None, "--api-key-file", help="Require 'Authorization: Bearer KEY' on /v1/* and /metrics, KEY read from this file."),
     which: str = typer.Option("best", "--checkpoint", help="In a run directory: the best or the last checkpoint."),
@@ -52,5 +53,5 @@ def serve(
         ckpt_io.find(run, which)  # a missing run is one line before anything starts
     settings = serving.Settings(max_batch=max_batch, batch_wait_ms=batch_wait_ms, max_queue=max_queue,
                                 max_inputs=max_inputs, max_chars=max_chars, max_tokens=max_tokens, api_key=key,
-                                workers=workers)
+                                workers=workers, processes=not in_process)
     serving.serve(runs, host, port, settings, threads, which, device, log=lambda text: typer.echo(text, err=True))

@@ -31,28 +31,50 @@ def length_penalty(length: int, alpha: float) -> float:
 
 def sample(decoder, state, batch: int, bos: int, eos: int, max_length: int, temperature: float = 0.0,
            top_k: int | None = None, top_p: float | None = None, generator=None) -> list[Hypothesis]:
-    """One sequence per batch row; temperature 0 is greedy decoding."""
+    """One sequence per batch row; temperature 0 is greedy decoding.
+
+    Greedy, a row that has written <eos> leaves the batch once a quarter of the rows still in
+    it have (a batch of inputs of mixed lengths then costs what its outputs' lengths add up
+    to, not its longest output times its size). Sampling keeps every row to the end, so the
+    draws a seed gives do not depend on when other rows finish."""
     device = state.rnn[0].device
     tokens = torch.full((batch,), bos, dtype=torch.long, device=device)
-    finished = torch.zeros(batch, dtype=torch.bool, device=device)
+    rows = torch.arange(batch, device=device)  # the input row of each row still in the batch
+    finished = torch.zeros(batch, dtype=torch.bool, device=device)  # of the rows in the batch
+    written = torch.full((batch, max_length), eos, dtype=torch.long, device=device)
     logprob = torch.zeros(batch, device=device)
-    steps, weights = [], []
-    for _ in range(max_length):
+    attention = []  # (rows, weights (B', S)) per step
+    shrinks = temperature == 0
+    steps = 0
+    for t in range(max_length):
         logits, state, w = decoder.step(tokens, state)
         chosen = next_token(logits, temperature, top_k, top_p, generator)
         chosen = torch.where(finished, torch.full_like(chosen, eos), chosen)
-        logprob += torch.where(finished, 0.0, logits.log_softmax(-1).gather(1, chosen[:, None]).squeeze(1))
-        steps.append(chosen)
-        weights.append(w)
-        finished |= chosen == eos
-        if finished.all():
+        gained = torch.where(finished, 0.0, logits.log_softmax(-1).gather(1, chosen[:, None]).squeeze(1))
+        logprob.index_add_(0, rows, gained)
+        written[rows, t] = chosen
+        if w is not None:
+            attention.append((rows, w))
+        steps = t + 1
+        finished = finished | (chosen == eos)
+        done = int(finished.sum())
+        if done == len(rows):
             break
+        if shrinks and 4 * done >= len(rows):
+            keep = (~finished).nonzero().squeeze(1)
+            state, rows, chosen = state.select(keep), rows[keep], chosen[keep]
+            finished = finished[keep]
         tokens = chosen
-    out = torch.stack(steps, 1).tolist()  # (B, steps)
+    out = written[:, :steps].tolist()  # (B, steps)
+    maps = None
+    if attention:  # each row's weights at every step it took part in: (B, steps, S)
+        maps = torch.zeros(batch, steps, attention[0][1].shape[-1], device=device)
+        for t, (at, w) in enumerate(attention):
+            maps[at, t] = w.float()
     hyps = []
     for b, seq in enumerate(out):
         n = seq.index(eos) if eos in seq else len(seq)
-        attn = [w[b].tolist() for w in weights[: n + 1]] if weights[0] is not None else None
+        attn = maps[b, : n + 1].tolist() if maps is not None else None
         hyps.append(Hypothesis(seq[:n], logprob[b].item(), logprob[b].item(), attn))
     return hyps
 

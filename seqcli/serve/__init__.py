@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from seqcli.api import INPUTS
-from seqcli.errors import ConfigError, DataError, SeqcliError
+from seqcli.errors import ConfigError, SeqcliError
+from seqcli.serve.decoders import DecoderLost, Failed
 
 STATIC = Path(__file__).with_name("static")
 STREAMED = "stream"
@@ -49,7 +50,9 @@ class Settings:
     max_chars: int = 10_000  # characters in one input (or prime)
     max_tokens: int = 2_000  # the largest `length` / `max_length` a request may ask for
     max_body: int = 1 << 20  # bytes in a request body
-    workers: int = 2  # threads decoding batches at once
+    workers: int = 2  # batches decoded at once, each by a decoder of its own
+    processes: bool = True  # each decoder a worker process with its own model (else a thread of the server's)
+    threads: int | None = None  # compute threads per decoder (None: the cores shared among the decoders)
     api_key: str | None = None
 
 
@@ -64,7 +67,7 @@ class Refused(Exception):
 class Service:
     """The model, its options and the batcher: what the routes call."""
 
-    def __init__(self, loaded, settings: Settings, run: str):
+    def __init__(self, loaded, settings: Settings, run: str, decoders: list):
         from seqcli import inference
         from seqcli.serve.batcher import Batcher
         from seqcli.serve.metrics import Metrics
@@ -77,9 +80,10 @@ class Service:
         self.varying = INPUTS if self.takes_inputs else self.task.batched_option  # what requests decoded together differ in
         self.streams = hasattr(self.task, "stream")
         self.metrics = Metrics()
+        self.decoders = decoders
         self.batcher = Batcher(self.decode, self.stream, self.metrics, settings.max_batch,
-                               settings.batch_wait_ms / 1000, settings.max_queue, settings.workers)
-        self.metrics.decoders = lambda: (self.batcher.alive, self.batcher.restarts)
+                               settings.batch_wait_ms / 1000, settings.max_queue, len(decoders))
+        self.metrics.decoders = lambda: (self.batcher.alive, self.restarts())
 
     # -- requests -----------------------------------------------------------------------------
 
@@ -136,16 +140,21 @@ class Service:
     async def answer(self, values: dict, pictures: list[str]) -> dict:
         from seqcli.serve.batcher import Full, group_key
 
-        size = len(values.get(INPUTS) or [1])
+        inputs = values.get(INPUTS) or [values.get(self.varying) or ""]
+        length = sum(len(str(text)) for text in inputs) / len(inputs)
         try:
-            job = self.batcher.submit(values, group_key(values, self.varying), size)
+            job = self.batcher.submit(values, group_key(values, self.varying), len(inputs), length=length)
         except Full:
             raise self.busy() from None
         try:
             samples = await job.future
         except SeqcliError as exc:
             raise Refused(422, str(exc).replace("\n", " ")) from None
-        if isinstance(samples, _Failed):
+        except DecoderLost as exc:
+            raise Refused(503, str(exc), headers={"Retry-After": "1"}) from None
+        except Exception as exc:  # noqa: BLE001 - the model failed on this request: one line, not a traceback
+            raise Refused(500, f"the model failed on this request: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+        if isinstance(samples, Failed):
             raise Refused(422, str(samples.error).replace("\n", " "))
         out = {"outputs": samples.lines}
         if pictures:
@@ -159,36 +168,30 @@ class Service:
             return Refused(503, f"the server cannot decode: {reason}")
         return Refused(503, "the server is busy: its queue is full; try again shortly", headers={"Retry-After": "1"})
 
-    # -- the worker thread's side -------------------------------------------------------------
+    # -- the decoder threads' side ------------------------------------------------------------
 
-    def decode(self, requests: list[dict]) -> list:
-        """One group's requests, decoded together; a request the model cannot take fails
-        alone (the group is decoded again one by one to find it)."""
-        from seqcli import inference
-
-        try:
-            results = inference.sample_together(self.task, self.loaded.model, self.loaded.fields, requests)
-        except (DataError, ConfigError):
-            if len(requests) == 1:
-                raise
-            results = []
-            for values in requests:
-                try:
-                    results.append(inference.sample_together(self.task, self.loaded.model, self.loaded.fields,
-                                                             [values])[0])
-                except (DataError, ConfigError) as exc:
-                    results.append(_Failed(exc))
+    def decode(self, i: int, requests: list[dict]) -> list:
+        """One group's requests, decoded together by decoder `i`."""
+        results = self.decoders[i].decode(requests)
         if "length" in requests[0]:
             self.metrics.generated(sum(r.get("length", 0) * r.get("num_samples", 1) for r in requests))
         return results
 
-    def stream(self, values: dict):
-        """A language model's pieces of text as they are drawn."""
-        from seqcli import inference
-
-        for pieces in inference.stream(self.task, self.loaded.model, self.loaded.fields, values):
+    def stream(self, i: int, values: dict):
+        """A language model's pieces of text as decoder `i` draws them."""
+        for pieces in self.decoders[i].stream(values):
             self.metrics.generated(len(pieces))
             yield pieces
+
+    def restarts(self) -> int:
+        """Decoders started again: threads the batcher replaced, and worker processes."""
+        return self.batcher.restarts + sum(d.restarts for d in self.decoders)
+
+    def close(self) -> None:
+        """Let the work in flight finish, then stop the decoders."""
+        self.batcher.stop()
+        for decoder in self.decoders:
+            decoder.close()
 
     # -- what the model is ----------------------------------------------------------------------
 
@@ -232,13 +235,6 @@ class Service:
         return next((r for r in records if r.get("step") == step), ckpt.metrics or {})
 
 
-class _Failed:
-    """A request of a group that failed on its own: raised when its answer is read."""
-
-    def __init__(self, error: Exception):
-        self.error = error
-
-
 def _form(fields: dict, takes_inputs: bool) -> dict:
     """What an input is, for the page: text, numbers ('a b; c d') or a label."""
     from seqcli.vocab import Labels, Numeric, Vocab
@@ -261,6 +257,30 @@ def _runs(run) -> list[str]:
     return [str(r) for r in run] if isinstance(run, (list, tuple)) else [str(run)]
 
 
+def decoders(runs: list[str], loaded, settings: Settings, which: str, device: str) -> list:
+    """`settings.workers` decoders: worker processes, each loading the model (in parallel,
+    before the server answers anything), or the server's own model for every thread."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from seqcli.serve.decoders import Decoding, Local, Worker
+    from seqcli.train.threads import default_threads
+
+    if not settings.processes:
+        return [Local(Decoding(loaded))] * settings.workers
+    threads = settings.threads or max(1, default_threads() // settings.workers)
+    workers = [Worker(runs, which, device, threads, f"seqcli-decoder-{i}") for i in range(settings.workers)]
+    with ThreadPoolExecutor(len(workers)) as pool:
+        started = [pool.submit(w.start) for w in workers]
+    try:
+        for future in started:
+            future.result()
+    except BaseException:
+        for worker in workers:
+            worker.close()
+        raise
+    return workers
+
+
 def create_app(run, settings: Settings, which: str = "best", device: str = "cpu"):
     """The FastAPI application serving `run` (a run directory or a checkpoint file; a list of
     them: one ensemble)."""
@@ -276,12 +296,12 @@ def create_app(run, settings: Settings, which: str = "best", device: str = "cpu"
 
     runs = _runs(run)
     loaded = inference.load(runs, which, device)
-    service = Service(loaded, settings, runs[0])
+    service = Service(loaded, settings, runs[0], decoders(runs, loaded, settings, which, device))
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
         yield
-        await asyncio.get_running_loop().run_in_executor(None, service.batcher.stop)  # in-flight work finishes
+        await asyncio.get_running_loop().run_in_executor(None, service.close)  # in-flight work finishes
 
     app = FastAPI(title=f"seqcli: {loaded.recipe.task.name}", version=__version__, lifespan=lifespan,
                   description=loaded.recipe.description or "A model trained with seqcli.")
@@ -354,7 +374,7 @@ def create_app(run, settings: Settings, which: str = "best", device: str = "cpu"
     async def health():
         """ok while a decoder runs; 503 and the reason when none can decode."""
         batcher = service.batcher
-        decoders = {"running": batcher.alive, "of": len(batcher.threads), "restarts": batcher.restarts}
+        decoders = {"running": batcher.alive, "of": len(batcher.threads), "restarts": service.restarts()}
         reason = batcher.health()
         if reason is not None:
             return JSONResponse({"status": "unavailable", "reason": reason, "decoders": decoders}, status_code=503)
@@ -445,7 +465,8 @@ def serve(run, host: str, port: int, settings: Settings, threads: int | None, wh
 
     # decoders at once share the cores: each batch's small matrix products use one or two
     # threads well, and two decoders keep both cores of a small host busy
-    use_threads(threads or max(1, default_threads() // settings.workers))
+    settings.threads = threads
+    use_threads(1 if settings.processes else threads or max(1, default_threads() // settings.workers))
     app = create_app(run, settings, which, device)
     runs = _runs(run)
     what = runs[0] if len(runs) == 1 else f"an ensemble of {len(runs)} ({', '.join(runs)})"

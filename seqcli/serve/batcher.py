@@ -37,6 +37,8 @@ class Job:
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future
     stream: asyncio.Queue | None = None  # a streamed generation's pieces
+    length: float = 0.0  # how long its inputs are: requests of similar length are batched together
+    arrived: float = field(default_factory=time.monotonic)
     cancelled: threading.Event = field(default_factory=threading.Event)
 
 
@@ -69,6 +71,7 @@ class Batcher:
         self.condition = threading.Condition()
         self.running = True
         self.restarts, self.last_error = 0, None
+        self.idle = 0  # decoders waiting for a group
         self.failures: list[deque[float]] = [deque(maxlen=self.GIVE_UP) for _ in range(workers)]
         self.threads = [self._start(i) for i in range(workers)]
 
@@ -93,9 +96,9 @@ class Batcher:
 
     # -- the event loop's side ---------------------------------------------------------------
 
-    def submit(self, values: dict, key: str, size: int, streaming: bool = False) -> Job:
+    def submit(self, values: dict, key: str, size: int, streaming: bool = False, length: float = 0.0) -> Job:
         loop = asyncio.get_running_loop()
-        job = Job(values, key, size, loop, loop.create_future(), asyncio.Queue() if streaming else None)
+        job = Job(values, key, size, loop, loop.create_future(), asyncio.Queue() if streaming else None, length)
         with self.condition:
             if len(self.pending) >= self.max_queue or not self.alive:
                 raise Full
@@ -115,40 +118,60 @@ class Batcher:
     # -- the decoders' side ----------------------------------------------------------------------
 
     def _take(self) -> list[Job] | None:
-        """The next group, taken whole under the lock: the oldest request and those queued
-        with its key, once its wait is over or the batch is full. While a decoder waits,
-        another may take that request; the decoder then starts again from the oldest one."""
+        """The next group, taken whole under the lock: the oldest request and others queued
+        with its key, once it has waited `wait` seconds or a batch is full. Requests waiting
+        together are shared among the decoders that are idle, each taking requests of
+        similar length (less padding); whichever takes the oldest, every request is taken
+        by one of them. While a decoder waits, another may take its oldest request; it then
+        starts again from the oldest one left."""
         with self.condition:
-            while True:
-                while not self.pending:
-                    if not self.running:
-                        return None
-                    self.condition.wait()
-                first = self.pending[0]
-                deadline = time.monotonic() + self.wait
-                while self.running and first.stream is None:
-                    queued = sum(j.size for j in self.pending if j.key == first.key)
-                    left = deadline - time.monotonic()
-                    if queued >= self.max_batch or left <= 0:
-                        break
-                    self.condition.wait(left)
+            self.idle += 1
+            try:
+                while True:
+                    while not self.pending:
+                        if not self.running:
+                            return None
+                        self.condition.wait()
+                    first = self.pending[0]
+                    while self.running and first.stream is None:
+                        queued = sum(j.size for j in self.pending if j.key == first.key)
+                        left = first.arrived + self.wait - time.monotonic()
+                        if queued >= self.max_batch or left <= 0:
+                            break
+                        self.condition.wait(left)
+                        if not self.pending or self.pending[0] is not first:
+                            break  # taken by another decoder
                     if not self.pending or self.pending[0] is not first:
-                        break  # taken by another decoder
-                if not self.pending or self.pending[0] is not first:
-                    continue
-                group, size = [], 0
-                for job in list(self.pending):
-                    if job.key == first.key and (not group or size + job.size <= self.max_batch):
-                        group.append(job)
-                        size += job.size
+                        continue
+                    group = [first] if first.stream is not None else self._share(first)
+                    for job in group:
                         self.pending.remove(job)
-                self.metrics.queue = len(self.pending)
-                return group
+                    self.metrics.queue = len(self.pending)
+                    self.condition.notify_all()  # the other idle decoders take the rest
+                    return group
+            finally:
+                self.idle -= 1
+
+    def _share(self, first: Job) -> list[Job]:
+        """`first` and the requests of its key that make this decoder's share: those queued
+        with it, sorted by length and cut into runs of about total / idle decoders inputs
+        (at most `max_batch`); the run that holds `first`."""
+        same = sorted((j for j in self.pending if j.key == first.key), key=lambda j: j.length)
+        share = min(self.max_batch, -(-sum(j.size for j in same) // max(1, self.idle)))
+        run, size = [], 0
+        for job in same:
+            if run and size + job.size > share:
+                if first in run:
+                    return run
+                run, size = [], 0
+            run.append(job)
+            size += job.size
+        return run
 
     def _run(self, i: int) -> None:
         """A decoder: its loop, started again if anything escapes it."""
         try:
-            self._work()
+            self._work(i)
         except BaseException as exc:  # noqa: BLE001 - the decoder is replaced, never lost
             with self.condition:
                 self.last_error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")
@@ -160,7 +183,8 @@ class Batcher:
                     self.restarts += 1
                     self.threads[i] = self._start(i)
 
-    def _work(self) -> None:
+    def _work(self, i: int) -> None:
+        """Decoder `i`: groups go to `decode(i, requests)`, streams to `stream(i, values)`."""
         while True:
             group = self._take()
             if group is None:
@@ -168,9 +192,9 @@ class Batcher:
             try:
                 self.metrics.batch(sum(j.size for j in group))
                 if group[0].stream is not None:
-                    self._stream(group[0])
+                    self._stream(i, group[0])
                     continue
-                results = self.decode([job.values for job in group])
+                results = self.decode(i, [job.values for job in group])
                 for job, result in zip(group, results, strict=True):
                     _answer(job, result, None)
             except Exception as exc:  # every request of the group hears of it; the decoder goes on
@@ -181,12 +205,15 @@ class Batcher:
                     _answer(job, None, exc)
                 raise
 
-    def _stream(self, job: Job) -> None:
+    def _stream(self, i: int, job: Job) -> None:
+        import contextlib
+
         try:
-            for pieces in self.stream_decode(job.values):
-                if job.cancelled.is_set():
-                    raise Cancelled
-                _call(job, job.stream.put_nowait, pieces)
+            with contextlib.closing(self.stream_decode(i, job.values)) as pieces_drawn:
+                for pieces in pieces_drawn:
+                    if job.cancelled.is_set():
+                        raise Cancelled
+                    _call(job, job.stream.put_nowait, pieces)
             _answer(job, None, None)
         except Cancelled:  # nobody is left to hear of it
             _answer(job, None, None)

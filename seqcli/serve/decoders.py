@@ -1,0 +1,245 @@
+"""Who decodes the server's batches: the model in the server's own process (`Local`), or a
+copy of it in a worker process of its own (`Worker`, the default).
+
+Decoding is a Python loop over small tensor operations, and a Python thread holds the GIL
+for all of it but the operations themselves: decoder threads in the server's process share
+the GIL with the event loop that parses requests, so under load the server uses little more
+than one core however many it has. A worker process has its own interpreter: the event loop
+and every decoder then run at once. The cost is memory (each process holds the model and
+torch's runtime) and start-up (each process imports torch and loads the checkpoint).
+
+Both kinds run the same code (`Decoding`); a group's results and errors cross the pipe as
+plain data. A worker process that dies (killed, out of memory) is `DecoderLost` for the
+group it held, and is started again for the next one.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import signal
+
+from seqcli.api import Figure, Samples
+from seqcli.errors import ConfigError, DataError, SeqcliError
+
+
+class DecoderLost(Exception):
+    """A worker process exited while it held a group: its requests may be tried again."""
+
+
+class Failed:
+    """A request of a group that failed on its own: raised when its answer is read."""
+
+    def __init__(self, error: Exception):
+        self.error = error
+
+
+class Decoding:
+    """The model's side of the server: groups of checked requests and streams."""
+
+    def __init__(self, loaded):
+        self.task, self.model, self.fields = loaded.task, loaded.model, loaded.fields
+
+    def decode(self, requests: list[dict]) -> list:
+        """One group's requests, decoded together; a request the model cannot take fails
+        alone (the group is decoded again one by one to find it)."""
+        from seqcli import inference
+
+        try:
+            return inference.sample_together(self.task, self.model, self.fields, requests)
+        except (DataError, ConfigError):
+            if len(requests) == 1:
+                raise
+        results = []
+        for values in requests:
+            try:
+                results.append(inference.sample_together(self.task, self.model, self.fields, [values])[0])
+            except (DataError, ConfigError) as exc:
+                results.append(Failed(exc))
+        return results
+
+    def stream(self, values: dict):
+        """A language model's pieces of text as they are drawn."""
+        from seqcli import inference
+
+        yield from inference.stream(self.task, self.model, self.fields, values)
+
+
+class Local:
+    """Decoding in the server's own process (a decoder thread calls it)."""
+
+    restarts = 0
+
+    def __init__(self, decoding: Decoding):
+        self.decoding = decoding
+
+    def decode(self, requests: list[dict]) -> list:
+        return self.decoding.decode(requests)
+
+    def stream(self, values: dict):
+        return self.decoding.stream(values)
+
+    def close(self) -> None:
+        pass
+
+
+class Worker:
+    """Decoding in a process of its own, with its own copy of the model; one decoder thread
+    of the batcher sends it groups and waits (without the GIL) for their results."""
+
+    def __init__(self, runs: list[str], which: str, device: str, threads: int, name: str):
+        self.spec, self.name = (runs, which, device, threads), name
+        self.process, self.conn, self.restarts = None, None, 0
+
+    def start(self) -> None:
+        """Start the process and wait until its model is loaded (a failure is one line)."""
+        context = multiprocessing.get_context("spawn")  # never fork a process whose threads hold locks
+        mine, theirs = context.Pipe()
+        self.process = context.Process(target=main, args=(theirs, *self.spec), name=self.name, daemon=True)
+        self.process.start()
+        theirs.close()
+        self.conn = mine
+        try:
+            kind, payload = mine.recv()
+        except EOFError:
+            raise SeqcliError(f"{self.name}: the decoder process exited while loading the model "
+                              f"({describe_exit(self.process)})") from None
+        if kind != "ready":
+            raise unpack(payload)
+
+    def _ready(self) -> None:
+        if self.process is None or not self.process.is_alive():
+            if self.process is not None:
+                self.restarts += 1
+            self.start()
+
+    def _lost(self) -> DecoderLost:
+        self.process.join(1.0)
+        why = describe_exit(self.process)
+        self.process = None
+        return DecoderLost(f"the decoder process exited ({why}) while decoding this request; try again")
+
+    def decode(self, requests: list[dict]) -> list:
+        self._ready()
+        try:
+            self.conn.send(("decode", requests))
+            kind, payload = self.conn.recv()
+        except (EOFError, OSError):
+            raise self._lost() from None
+        if kind != "ok":
+            raise unpack(payload)
+        return [Failed(unpack(r.error)) if isinstance(r, Failed) else r for r in payload]
+
+    def stream(self, values: dict):
+        self._ready()
+        ended = False
+        try:
+            self.conn.send(("stream", values))
+            while True:
+                kind, payload = self.conn.recv()
+                if kind == "piece":
+                    yield payload
+                    continue
+                ended = True
+                if kind != "ok":
+                    raise unpack(payload)
+                return
+        except (EOFError, OSError):
+            ended = True
+            raise self._lost() from None
+        finally:
+            if not ended:  # the reader stopped (its client went away): the process stops drawing
+                try:
+                    self.conn.send(("cancel", None))
+                    while self.conn.recv()[0] == "piece":
+                        pass
+                except (EOFError, OSError):
+                    self.process = None
+
+    def close(self) -> None:
+        if self.process is None:
+            return
+        try:
+            self.conn.send(("stop", None))
+        except OSError:
+            pass
+        self.process.join(10)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(5)
+
+
+def describe_exit(process) -> str:
+    code = process.exitcode
+    if code is None:
+        return "still running"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit status {code}"
+
+
+def pack(exc: BaseException) -> tuple:
+    """An error as plain data for the pipe (seqcli's errors keep their kind)."""
+    key = getattr(exc, "key", None) if isinstance(exc, ConfigError) else None
+    message = exc.message if isinstance(exc, ConfigError) else str(exc)
+    kind = next((k.__name__ for k in (ConfigError, DataError) if isinstance(exc, k)),
+                "SeqcliError" if isinstance(exc, SeqcliError) else type(exc).__name__)
+    return kind, message, key
+
+
+def unpack(packed: tuple) -> Exception:
+    kind, message, key = packed
+    if kind == "ConfigError":
+        return ConfigError(key, message)
+    if kind == "DataError":
+        return DataError(message)
+    if kind == "SeqcliError":
+        return SeqcliError(message)
+    return RuntimeError(f"{kind}: {message}" if message else kind)
+
+
+def plain(result):
+    """A decoded result the pipe can carry: pictures as their numbers only."""
+    if isinstance(result, Failed):
+        return Failed(pack(result.error))
+    return Samples(result.lines, {k: Figure(None, f.data) for k, f in result.figures.items()}, result.separator)
+
+
+def main(conn, runs: list[str], which: str, device: str, threads: int) -> None:
+    """A worker process: load the model, then decode what the server sends until it says
+    stop or goes away. Signals are the server's to handle: it lets the work in flight finish."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        from seqcli import inference
+        from seqcli.train.threads import use_threads
+
+        use_threads(threads)
+        decoding = Decoding(inference.load(runs, which, device))
+    except BaseException as exc:  # noqa: BLE001 - told to the server, which says it in one line
+        conn.send(("error", pack(exc)))
+        return
+    conn.send(("ready", None))
+    while True:
+        try:
+            kind, payload = conn.recv()
+        except (EOFError, OSError):
+            return  # the server is gone
+        if kind == "stop":
+            return
+        try:
+            if kind == "decode":
+                conn.send(("ok", [plain(r) for r in decoding.decode(payload)]))
+            elif kind == "stream":
+                for pieces in decoding.stream(payload):
+                    if conn.poll() and conn.recv()[0] in ("cancel", "stop"):
+                        break
+                    conn.send(("piece", pieces))
+                conn.send(("ok", None))
+            # a "cancel" that arrives after its stream ended is nothing to do
+        except (EOFError, OSError):
+            return
+        except Exception as exc:  # noqa: BLE001 - the group's answer
+            conn.send(("error", pack(exc)))
