@@ -1,12 +1,14 @@
 """`seqcli serve` under load, on loopback only: K concurrent clients against the same requests
-one at a time, for a `reverse` seq2seq and a character language model; the seq2seq against
-`seqcli sample --input-file` on the same inputs; the server's memory over many requests.
+one at a time, for a `reverse` seq2seq, the real-size seq2seq of benchmarks/realsize.py (1.9M
+parameters, 100,000 pairs) and a character language model; each seq2seq against `seqcli
+sample --input-file` on the same inputs; the server's memory over many requests.
 
 Every run is bounded: a fixed number of requests, each with a timeout, and a deadline for the
 whole benchmark. The server and the clients share the machine's cores (the server uses
 --threads, default 2), as they would on a small host.
 
-    python benchmarks/serve.py [--requests 2000] [--clients 32] [--memory-requests 10000]
+    python benchmarks/serve.py [--requests 2000] [--clients 32] [--memory-requests 10000] [--no-real-size]
+                               [--in-process]
 """
 
 from __future__ import annotations
@@ -57,9 +59,14 @@ class Server:
                 raise RuntimeError("the server did not start")
             time.sleep(0.2)
 
-    def rss_mb(self) -> float:
-        text = Path(f"/proc/{self.proc.pid}/status").read_text()
+    def rss_mb(self, pid: int | None = None) -> float:
+        text = Path(f"/proc/{pid or self.proc.pid}/status").read_text()
         return int(re.search(r"VmRSS:\s+(\d+)", text).group(1)) / 1024
+
+    def child_rss_mb(self) -> list[float]:
+        """Each decoder process's memory."""
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
+        return [self.rss_mb(int(c)) for c in children]
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -117,58 +124,91 @@ def show(what: str, result: dict) -> None:
           f"p99 {result['p99'] * 1000:>7.1f} ms  errors {result['errors']}", flush=True)
 
 
+def bulk_rate(run: Path, words: list[str], root: Path, threads: int) -> float:
+    inputs = root / "inputs.txt"
+    inputs.write_text("\n".join(words) + "\n")
+    bulk = subprocess.run([sys.executable, "-m", "seqcli", "sample", str(run), "--input-file", str(inputs), "-o",
+                           str(root / "out.txt"), "--force", "--beam-size", "1", "--threads", str(threads)],
+                          capture_output=True, text=True, check=True)
+    return float(re.search(r"\(([\d,.]+) inputs/s\)", bulk.stderr).group(1).replace(",", ""))
+
+
+def seq2seq(name: str, run: Path, words: list[str], args, stop_at: float, root: Path, *options: str,
+            memory: bool = False) -> None:
+    """One at a time, `--clients` clients with one input a request and with 16, against the
+    bulk command on the same inputs (the best of --repeats for each)."""
+    bodies = [{"inputs": [w], "beam_size": 1} for w in words]
+    packed = [{"inputs": words[i : i + 16], "beam_size": 1} for i in range(0, len(words), 16)]
+    server = Server(run, *options)
+    try:
+        alone = max((load(server.port, "/v1/predict", bodies[: len(bodies) // 8], 1, stop_at)
+                     for _ in range(args.repeats)), key=lambda r: r["rate"])
+        show(f"{name}, one request at a time", alone)
+        together = max((load(server.port, "/v1/predict", bodies, args.clients, stop_at) for _ in range(args.repeats)),
+                       key=lambda r: r["rate"])
+        show(f"{name}, {args.clients} clients", together)
+        sixteen = max((load(server.port, "/v1/predict", packed, args.clients, stop_at) for _ in range(args.repeats)),
+                      key=lambda r: r["rate"])
+        show(f"{name}, {args.clients} clients, 16 inputs a request", sixteen)
+        rss = server.rss_mb() + sum(server.child_rss_mb())
+        if memory:
+            rng = random.Random(1)
+            before = rss
+            many = [{"inputs": [rng.choice(words)], "beam_size": 1} for _ in range(args.memory_requests)]
+            done = load(server.port, "/v1/predict", many, args.clients, stop_at)
+            after = server.rss_mb() + sum(server.child_rss_mb())
+            print(f"memory over {done['done']:,} more requests: {before:.0f} MB -> {after:.0f} MB "
+                  f"(errors {done['errors']})", flush=True)
+            record("serve", f"{name}: memory over {done['done']:,} requests", after, before, "MB", "flat")
+    finally:
+        server.stop()
+    bulk = max(bulk_rate(run, words, root, args.threads) for _ in range(args.repeats))
+    print(f"{name + ', seqcli sample --input-file':<42} {bulk:>9,.1f} inputs/s  (the server's memory: {rss:,.0f} MB)",
+          flush=True)
+    ratio = together["rate"] / alone["rate"]
+    print(f"  {args.clients} clients / one at a time: {ratio:.2f} (goal >= 5); / bulk: "
+          f"{together['rate'] / bulk:.2f} (goal >= 0.7); 16 inputs a request / bulk: {sixteen['rate'] * 16 / bulk:.2f}",
+          flush=True)
+    record("serve", f"{name}: {args.clients} clients vs one at a time (req/s)", together["rate"], alone["rate"],
+           "req/s", ">= 5")
+    record("serve", f"{name}: {args.clients} clients vs seqcli sample --input-file", together["rate"], bulk,
+           "inputs/s", ">= 0.7")
+    record("serve", f"{name}: {args.clients} clients, 16 inputs a request, vs seqcli sample --input-file",
+           sixteen["rate"] * 16, bulk, "inputs/s", ">= 0.7")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--lm-requests", type=int, default=400)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--memory-requests", type=int, default=10_000)
+    parser.add_argument("--repeats", type=int, default=2, help="each rate is the best of this many runs")
     parser.add_argument("--threads", type=int, default=2, help="the bulk command's; the server shares the cores "
                                                                   "among its decoders (seqcli serve's default)")
+    parser.add_argument("--real-size", action=argparse.BooleanOptionalAction, default=True,
+                        help="also the real-size seq2seq (benchmarks/realsize.py; trained once, then cached)")
+    parser.add_argument("--in-process", action="store_true", help="also serve with --in-process (decoder threads)")
     args = parser.parse_args()
     stop_at = time.time() + DEADLINE
     rng = random.Random(0)
+    print(f"seqcli serve's defaults (2 decoder processes, a thread each); {args.clients} concurrent clients; "
+          f"loopback; the bulk command with {args.threads} threads", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         reverse = train("reverse", root, "train.max_steps=200", "train.eval_every=200")
         lm = train("char-lm", root, "train.max_steps=50", "train.eval_every=50")
         words = ["".join(rng.choice("abcdefghij") for _ in range(rng.randint(4, 10))) for _ in range(args.requests)]
-        bodies = [{"inputs": [w], "beam_size": 1} for w in words]
-        print(f"seqcli serve's defaults (2 decoders, a thread each); {args.clients} concurrent clients; loopback")
+        seq2seq("reverse", reverse, words, args, stop_at, root, memory=True)
+        if args.real_size:
+            import realsize
 
-        server = Server(reverse)
-        try:
-            alone = load(server.port, "/v1/predict", bodies[: args.requests // 4], 1, stop_at)
-            show("reverse, one request at a time", alone)
-            together = load(server.port, "/v1/predict", bodies, args.clients, stop_at)
-            show(f"reverse, {args.clients} clients", together)
-            packed = [{"inputs": words[i : i + 16], "beam_size": 1} for i in range(0, len(words), 16)]
-            sixteen = load(server.port, "/v1/predict", packed, args.clients, stop_at)
-            show(f"reverse, {args.clients} clients, 16 inputs a request", sixteen)
-            before = server.rss_mb()
-            many = [{"inputs": [rng.choice(words)], "beam_size": 1} for _ in range(args.memory_requests)]
-            memory = load(server.port, "/v1/predict", many, args.clients, stop_at)
-            after = server.rss_mb()
-            print(f"memory over {memory['done']:,} more requests: {before:.0f} MB -> {after:.0f} MB "
-                  f"(errors {memory['errors']})", flush=True)
-        finally:
-            server.stop()
-        inputs = root / "inputs.txt"
-        inputs.write_text("\n".join(words) + "\n")
-        bulk = subprocess.run([sys.executable, "-m", "seqcli", "sample", str(reverse), "--input-file", str(inputs),
-                               "-o", str(root / "out.txt"), "--beam-size", "1", "--threads", str(args.threads)],
-                              capture_output=True, text=True, check=True)
-        bulk_rate = float(re.search(r"\(([\d,.]+) inputs/s\)", bulk.stderr).group(1).replace(",", ""))
-        print(f"{'reverse, seqcli sample --input-file':<42} {bulk_rate:>9,.1f} inputs/s", flush=True)
-        record("serve", f"reverse: {args.clients} clients vs one at a time (req/s)", together["rate"], alone["rate"],
-               "req/s", ">= 5")
-        record("serve", f"reverse: {args.clients} clients vs seqcli sample --input-file", together["rate"], bulk_rate,
-               "inputs/s", ">= 0.7")
-        record("serve", f"reverse: {args.clients} clients, 16 inputs a request, vs seqcli sample --input-file",
-               sixteen["rate"] * 16, bulk_rate, "inputs/s", ">= 0.7")
-        print(f"inputs/s: one a request {together['rate']:,.0f}, 16 a request {sixteen['rate'] * 16:,.0f}; "
-              f"the bulk command {bulk_rate:,.0f}", flush=True)
-        record("serve", f"reverse: memory over {memory['done']:,} requests", after, before, "MB", "flat")
+            run = realsize.path("seq2seq")
+            tests = realsize.test_inputs(run)
+            real = [rng.choice(tests) for _ in range(args.requests)]
+            seq2seq("real-size seq2seq (1.9M)", run, real, args, stop_at, root)
+            if args.in_process:
+                seq2seq("real-size seq2seq, --in-process", run, real, args, stop_at, root, "--in-process")
 
         server = Server(lm)
         try:
