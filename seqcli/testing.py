@@ -31,8 +31,13 @@ def _close(a, b, what: str, name: str, atol: float = 1e-5) -> None:
         raise AssertionError(f"check_cell({name}): {what} (largest difference {(a - b).abs().max().item():.3g})")
 
 
-def check_cell(cls: type, options: dict | None = None) -> list[str]:
-    """Check a Cell class against the contract; returns the names of the checks it passed."""
+def check_cell(cls: type, options: dict | None = None, export: bool = True) -> list[str]:
+    """Check a Cell class against the contract; returns the names of the checks it passed.
+
+    With `export` (the default), a stack of the cell is also traced as `seqcli export`
+    traces it (`seqcli.layers.traceable`, then `torch.export`, the time and batch axes
+    dynamic, with lengths, both directions), so a cell that cannot be exported fails here,
+    in its own tests, not when a user exports a model."""
     options = dict(options or {})
     name = getattr(cls, "__name__", str(cls))
     passed = []
@@ -132,7 +137,49 @@ def check_cell(cls: type, options: dict | None = None) -> list[str]:
                     getattr(fused.fused, f"{p}_l{layer_no}{'_reverse' if direction else ''}").copy_(getattr(c, p))
         _close(fused(x, lengths=lengths)[0], padded, f"the fused '{kernel}' kernel and step() disagree", name)
         ok("fused kernel matches steps")
+
+    if export:
+        _check_export(layer, name)
+        ok("exports")
     return passed
+
+
+class _Outputs(torch.nn.Module):
+    """A stack's outputs for padded sequences: the graph `seqcli export` makes of it."""
+
+    def __init__(self, rnn):
+        super().__init__()
+        self.rnn = rnn
+
+    def forward(self, x, lengths):
+        return self.rnn(x, lengths=lengths)[0]
+
+
+def _check_export(layer, name: str) -> None:
+    """The stack (2 layers, both directions) through `seqcli.layers.traceable` and
+    `torch.export`, with the time and batch axes dynamic; the program run at another length
+    and batch size gives the layer's outputs."""
+    from seqcli.layers import traceable
+
+    x, lengths = torch.randn(T, B, I), torch.tensor([T, 2, 4])
+    time, batch = torch.export.Dim("time", min=1), torch.export.Dim("batch", min=1)
+    try:
+        with torch.no_grad():
+            program = torch.export.export(_Outputs(traceable(layer)), (x, lengths),
+                                          dynamic_shapes=({0: time, 1: batch}, {0: batch}))
+    except Exception as exc:  # noqa: BLE001 - any tracer failure is the finding
+        cause = exc
+        while cause.__cause__ is not None:
+            cause = cause.__cause__
+        text = str(cause).strip().splitlines()[0][:300] if str(cause).strip() else ""
+        raise AssertionError(f"check_cell({name}): torch.export cannot trace its step through seqcli.layers.traceable, "
+                             f"so seqcli export cannot export a model made with it ({type(cause).__name__}: {text})") \
+            from exc
+    other = torch.randn(T + 3, B + 2, I)
+    other_lengths = torch.tensor([T + 3, 1, 5, T + 3, 2])
+    with torch.no_grad():
+        _close(program.module()(other, other_lengths), layer(other, lengths=other_lengths)[0],
+               "its exported graph, run at another length and batch size, differs from the layer", name, atol=1e-4)
 
 
 # -- datasets and tasks -----------------------------------------------------------------------

@@ -13,7 +13,8 @@ CELLS = [(name, {}) for name in registry.names("cell")] + [("rnn", {"nonlinearit
 @pytest.mark.parametrize("name,options", CELLS)
 def test_registered_cells_pass_the_contract(name, options):
     passed = check_cell(registry.load("cell", name), options)
-    assert {"shapes", "batch independence", "masking", "state handling", "gradient flow", "serialisation"} <= set(passed)
+    assert {"shapes", "batch independence", "masking", "state handling", "gradient flow", "serialisation",
+            "exports"} <= set(passed)
 
 
 def test_the_checks_catch_a_broken_cell():
@@ -47,6 +48,31 @@ def test_the_checks_catch_a_broken_cell():
 
     with pytest.raises(AssertionError, match="no finite, non-zero gradient reaches parameter .*unused"):
         check_cell(Stateless)
+
+
+def test_a_cell_that_cannot_be_exported_fails_in_its_own_checks():
+    class Branchy(Cell):
+        """Asks a tensor for a Python number in its step: torch.export cannot trace that."""
+
+        def __init__(self, input_size, hidden_size):
+            super().__init__(input_size, hidden_size)
+            self.w = torch.nn.Linear(input_size, hidden_size)
+            self.r = torch.nn.Linear(hidden_size, hidden_size)
+
+        def project(self, x):
+            return self.w(x)
+
+        def step(self, u, state):
+            if u.abs().max().item() >= 0:  # always true, but only known once the numbers are there
+                return (torch.tanh(u + self.r(state[0])),)
+            return (u,)
+
+    with pytest.raises(AssertionError, match=r"check_cell\(Branchy\): torch.export cannot trace its step through "
+                                             r"seqcli.layers.traceable, so seqcli export cannot export a model made "
+                                             r"with it \(\w+: .+\)"):
+        check_cell(Branchy)
+    passed = check_cell(Branchy, export=False)  # everything else holds
+    assert "gradient flow" in passed and "exports" not in passed
 
 
 SMALL = {"train_size": 300, "valid_size": 40, "test_size": 20, "max_length": 5}

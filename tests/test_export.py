@@ -14,6 +14,7 @@ import torch
 from typer.testing import CliRunner
 
 from seqcli.cli import app
+from seqcli.errors import SeqcliError
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
@@ -212,6 +213,11 @@ def test_a_plugin_that_cannot_be_exported_is_named_in_one_line(runs, tmp_path, m
             "--run-dir", tmp_path / "run")
         message = one_line(cli("export", tmp_path / "run", "-o", tmp_path / "b", ok=False))
         assert "cannot export graph 'model': cell 'branchy' (package seqcli-branchy 0.1) could not be traced" in message
+        assert "Could not guard on data-dependent expression" in message  # the tracer's own words: the cause
+        assert "seqcli --debug export shows the exporter's whole report" in message
+        assert not (tmp_path / "b").exists()
+        debug = cli("--debug", "export", tmp_path / "run", "-o", tmp_path / "b", ok=False)  # the whole chain
+        assert isinstance(debug.exception, SeqcliError) and debug.exception.__cause__ is not None
         assert not (tmp_path / "b").exists()
     finally:
         registry.forget()

@@ -125,7 +125,7 @@ def exported_by(loaded):
             raise
         except Exception as exc:  # noqa: BLE001 - a plugin's export method failing
             raise SeqcliError(f"cannot export: {describe(loaded, 'task')}'s export failed "
-                              f"({type(exc).__name__}: {first_line(exc)})") from None
+                              f"({root_cause(exc)})") from exc
     if exported is NotImplemented or exported is None:
         raise SeqcliError(f"cannot export: {describe(loaded, 'task')} has no export method (Task.export, plugin "
                           f"API 1.2); its runs are used with seqcli sample and seqcli.load")
@@ -145,6 +145,19 @@ def describe(loaded, kind: str) -> str:
 def first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
+def root_cause(exc: BaseException) -> str:
+    """What an exporter's error comes down to: the innermost exception it was raised from
+    (the ONNX exporter wraps torch.export's, which wraps the tracer's), as `Type: first line`."""
+    import re
+
+    seen = {id(exc)}
+    while exc.__cause__ is not None and id(exc.__cause__) not in seen:
+        exc = exc.__cause__
+        seen.add(id(exc))
+    text = re.sub(r"\x1b\[[0-9;]*m", "", first_line(exc))  # the exporters colour their words
+    return f"{type(exc).__name__}: {text}"
 
 
 @contextlib.contextmanager
@@ -191,7 +204,8 @@ def traced(graph, loaded, how):
                        if getattr(loaded.checkpoint.plugins.get(kind), "package", "seqcli") != "seqcli"]
             who = " or ".join(plugins) if plugins else "the model"
             raise SeqcliError(f"cannot export graph '{graph.name}': {who} could not be traced "
-                              f"({type(exc).__name__}: {first_line(exc)})") from None
+                              f"({root_cause(exc)}; seqcli --debug export shows the exporter's whole report)") \
+                from exc
 
 
 def to_onnx(graph, path: Path, loaded) -> None:
