@@ -44,7 +44,7 @@ from seqcli.schema import File, Flag, Folder, Output, Range, Seed
 from seqcli.vocab import Labels, Numeric, Vocab
 
 __all__ = ["API_VERSION", "CONDITION", "Cell", "CellSpec", "ConfigError", "Data", "DataError", "Dataset",
-           "EXPORT_KINDS", "Exported", "Figure", "File", "Flag", "Folder", "Graph", "IMAGE", "INPUT", "INPUTS", "LABEL",
+           "EXPORT_CONFIG", "EXPORT_GRAPHS", "EXPORT_KINDS", "Exported", "Figure", "File", "Flag", "Folder", "Graph", "IMAGE", "INPUT", "INPUTS", "LABEL",
            "Labels", "Numeric",
            "Output", "Range", "SOURCE", "SOURCE_FIRST", "Samples", "Seed", "StepResult", "TAGS", "TARGET", "TARGET_COPY", "TEXT", "Task", "TrainConfig",
            "TrainingError", "Vocab", "device_of", "shard_examples"]
@@ -61,7 +61,8 @@ __all__ = ["API_VERSION", "CONDITION", "Cell", "CellSpec", "ConfigError", "Data"
 #: built-in tasks are made of; `Vocab.build`; `INPUTS`; `Samples.separator`; `Flag` (short
 #: and switch spellings of a sample option); `Task.ensemble`; the optional example keys
 #: SOURCE_FIRST and TARGET_COPY; `Cell.parameter_roles` and `Cell.role`. 1.4 (seqcli 0.6):
-#: `Data.ordered` and `Data.gap` (forward-chaining cross-validation of ordered examples).
+#: `Data.ordered` and `Data.gap` (forward-chaining cross-validation of ordered examples);
+#: `EXPORT_CONFIG` and `EXPORT_GRAPHS` (what each kind of export holds, checked).
 API_VERSION = "1.4"
 
 # Field names: the keys of `Data.fields` and of each example that the built-in tasks read.
@@ -270,6 +271,28 @@ class Graph:
 #:   "values"     graph "model": inputs -> values (B, ...) in the data's units (forecast)
 #:   "image"      graph "model": labels (B,) -> images (B, H, W) in [0, 1] (draw)
 EXPORT_KINDS = ("generator", "writer", "labels", "tags", "values", "image")
+
+#: API 1.4: what `Exported.config` holds, by kind: key -> what it is. A key whose name ends
+#: in "?" may be left out. `seqcli export` refuses a config that lacks a key, or names a field
+#: the model does not have, in one line, before anything is written.
+EXPORT_CONFIG = {
+    "generator": {"field": "the field (a Vocab) of the text", "states": "the names of the step's state inputs, "
+                  "in order (each (layers, B, H))", "start": "the token id a sample without a prime starts from"},
+    "writer": {"input": "the field the inputs are (a Vocab, Numeric or Labels)", "field": "the field (a Vocab) of "
+               "the outputs", "bos": "the id the first step reads", "eos": "the id that ends an output",
+               "carried": "the names of the state tensors each step changes", "fixed": "the names of the state "
+               "tensors that stay (the source's memory)", "batch_axis": "each state tensor's batch axis, by name",
+               "copy?": "true for copy attention: the start graph also reads each source position's output id"},
+    "labels": {"input": "the field the inputs are", "labels": "the field (Labels) of the classes",
+               "image?": "[rows, columns]: inputs are images of this size"},
+    "tags": {"input": "the field the inputs are", "labels": "the field (Labels) of the tags"},
+    "values": {"input": "the field (Numeric) the inputs are", "target": "the field (Numeric) of the values"},
+    "image": {"labels": "the field (Labels) of the classes", "shades": "the characters that draw an image, "
+              "lightest first"},
+}
+#: The graphs each kind's runner calls, by name.
+EXPORT_GRAPHS = {"generator": ("step",), "writer": ("start", "step"), "labels": ("model",), "tags": ("model",),
+                 "values": ("model",), "image": ("model",)}
 
 
 @dataclass

@@ -227,13 +227,15 @@ def predict_file(loaded, values: dict, given: list[str], input_file: str, output
             done = ledger.resume(output)
             if done > total:
                 raise DataError(f"--continue: {output} has {done} outputs, more than the {total} inputs")
-            out = open(written, "ab")  # noqa: SIM115 - closed below
-        else:
-            if ledger is not None:
-                ledger.save()  # before the output is emptied: a kill between them leaves a record of 0 outputs
-            out = open(written, "wb")  # noqa: SIM115 - closed below
-    else:
-        out = None
+    out = None  # the output is opened when the first outputs are ready: a run that fails before leaves none
+
+    def opened():
+        if resume and done:
+            return open(written, "ab")  # noqa: SIM115 - closed below
+        if ledger is not None:
+            ledger.save()  # before the output is emptied: a kill between them leaves a record of 0 outputs
+        return open(written, "wb")  # noqa: SIM115 - closed below
+
     stderr = Console(stderr=True, highlight=False, soft_wrap=True)
     meter = Meter(stderr, total, done)
     try:
@@ -241,7 +243,9 @@ def predict_file(loaded, values: dict, given: list[str], input_file: str, output
                                 itertools.islice(items, done, None), batch_size)
         for lines in groups:  # a group's outputs at once: whole outputs reach the file as they are done
             text = "".join(line + "\n" for line in lines)
-            if out is None:
+            if written is not None and out is None:
+                out = opened()
+            if written is None:
                 sys.stdout.write(text)
                 sys.stdout.flush()
             else:
@@ -255,7 +259,7 @@ def predict_file(loaded, values: dict, given: list[str], input_file: str, output
         meter.close()
         if out is not None:
             out.close()
-    if ledger is not None:
+    if ledger is not None and (out is not None or done):
         ledger.finish()
     if output is not None:
         stderr.print(f"wrote {meter.count:,} outputs to {output}" + (f" after the {done:,} it had" if done else "")

@@ -99,6 +99,10 @@ def new_plugin(kind: str, name: str, folder: str = ".") -> Path:
     if own:
         raise SeqcliError(f"'{name}' is the name of seqcli's own {kind}; a plugin of that name could only be "
                           f"used as 'seqcli-{name}:{name}'. Choose another name")
+    installed = _installed(name)
+    if installed:
+        raise SeqcliError(f"plugin name '{name}': {installed} is installed already, and a new package of that name "
+                          f"would replace it when installed; choose another name (nothing was changed)")
     root = Path(folder) / f"seqcli-{name}"
     if root.exists():
         raise SeqcliError(f"{root} already exists; choose another name or folder (nothing was changed)")
@@ -128,3 +132,24 @@ def new_plugin(kind: str, name: str, folder: str = ".") -> Path:
         (staging / path).write_text(text, encoding="utf-8")
     os.replace(staging, root)  # all of it or nothing
     return root
+
+
+def _installed(name: str) -> str | None:
+    """What is installed under the names a new plugin `name` would take: its distribution
+    (seqcli-NAME) or its import package (seqcli_NAME), described; None when neither is."""
+    import importlib.metadata
+    import importlib.util
+
+    try:
+        found = importlib.metadata.distribution(f"seqcli-{name}")
+        return f"the package seqcli-{name} {found.version}"
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    try:
+        spec = importlib.util.find_spec(f"seqcli_{name}")
+    except (ImportError, ValueError):
+        spec = None
+    if spec is not None:
+        where = spec.origin or (list(spec.submodule_search_locations or []) or ["?"])[0]
+        return f"a module seqcli_{name} ({where})"
+    return None

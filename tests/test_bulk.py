@@ -85,6 +85,18 @@ def test_bulk_mistakes_are_one_line(cli, reverser, tmp_path):
     assert result.exit_code == 2 and f"{binary}:2: not valid UTF-8" in result.stderr
 
 
+def test_a_run_that_fails_before_its_first_outputs_leaves_no_output(cli, reverser, tmp_path):
+    path = tmp_path / "in.txt"
+    path.write_text("ab#c\nabc\n")  # the first group fails
+    out = tmp_path / "o.txt"
+    result = cli("sample", reverser, "--input-file", path, "-o", out, ok=False)
+    assert result.exit_code == 2 and f"{path}:1: has tokens the model never saw" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt"]  # no empty output, no record beside it
+    out.write_text("an earlier result\n")
+    result = cli("sample", reverser, "--input-file", path, "-o", out, "--force", ok=False)
+    assert result.exit_code == 2 and out.read_text() == "an earlier result\n"  # replaced only by outputs
+
+
 def test_the_first_bad_input_is_named_whatever_the_task_raises(cli, reverser, tmp_path, monkeypatch):
     path = tmp_path / "in.txt"
     path.write_text("abc\nabcdefg#hij\nde\nfed\n#\n")  # line 2 is bad, and so is the shorter line 5

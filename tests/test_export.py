@@ -273,5 +273,33 @@ def test_the_runner_streams_a_file_in_batches_with_flat_memory(runs, tmp_path):
     failed = subprocess.run([sys.executable, str(folder / "run.py"), "--input-file", str(bad), "-o",
                              str(tmp_path / "bad.out")], capture_output=True, text=True, timeout=120)
     assert failed.returncode == 2 and failed.stderr.strip() == \
-        f"error: {bad}:701 has tokens the model never saw in training: 'z'"
+        f"error: {bad}:701: has tokens the model never saw in training: 'z'"  # as seqcli sample says it
     assert not (tmp_path / "bad.out").exists() and not list(tmp_path.glob(".bad.out*"))
+
+
+def test_an_export_config_run_py_cannot_read_is_refused_before_anything_is_written(runs, tmp_path, monkeypatch, cli):
+    from seqcli.api import Exported
+    from seqcli.tasks.classify import Classify
+
+    real = Classify.export
+
+    def lacking(self, model, fields):
+        made = real(self, model, fields)
+        return Exported(made.kind, made.graphs, {"labels": made.config["labels"]})
+
+    monkeypatch.setattr(Classify, "export", lacking)
+    message = one_line(cli("export", runs["digits"], "-o", tmp_path / "a", ok=False)).strip()
+    assert message == ("error: cannot export: task 'classify' (package seqcli 0.5.0)'s export (labels) lacks config "
+                       "key 'input' (the field the inputs are; a labels's config holds: input, labels, image)")
+
+    def wrong_field(self, model, fields):
+        made = real(self, model, fields)
+        return Exported(made.kind, made.graphs, {**made.config, "labels": "input"})  # a Numeric, not the Labels
+
+    monkeypatch.setattr(Classify, "export", wrong_field)
+    message = one_line(cli("export", runs["digits"], "-o", tmp_path / "b", ok=False)).strip()
+    assert message.startswith("error: cannot export: the exported folder's run.py fails on an example input (")
+    assert message.endswith("task 'classify' (package seqcli 0.5.0)'s export is not what run.py reads for a 'labels' "
+                            "(nothing was written)")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folder left either

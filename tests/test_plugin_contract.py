@@ -434,7 +434,7 @@ def test_the_api_sits_beneath_everything_that_implements_it():
 def test_api_version_and_typed_marker():
     from seqcli import api
 
-    assert api.API_VERSION == "1.3" and (ROOT / "seqcli" / "py.typed").exists()
+    assert api.API_VERSION == "1.4" and (ROOT / "seqcli" / "py.typed").exists()
     for name in api.__all__:
         assert hasattr(api, name), name
     assert api.INPUT == "input" and api.TARGET == "target" and api.TAGS == "tags"
@@ -453,9 +453,9 @@ def test_sys_exit_while_importing_is_isolated(site, cli):
 def test_plugin_written_for_another_api_version_is_failed(site):
     install(site, "seqcli-future", {"seqcli.cells": {"future": "future_mod:Elman", "newer": "newer_mod:Elman"}},
             {"future_mod": ELMAN + "\nElman.api_version = 2\n", "newer_mod": ELMAN + "\nElman.api_version = '1.7'\n"})
-    with pytest.raises(PluginError, match=r"written for seqcli plugin API 2.x; this seqcli provides 1.3"):
+    with pytest.raises(PluginError, match=r"written for seqcli plugin API 2.x; this seqcli provides 1.4"):
         registry.load("cell", "future")
-    with pytest.raises(PluginError, match=r"needs seqcli plugin API 1.7; this seqcli provides 1.3 \(upgrade seqcli\)"):
+    with pytest.raises(PluginError, match=r"needs seqcli plugin API 1.7; this seqcli provides 1.4 \(upgrade seqcli\)"):
         registry.load("cell", "newer")
 
 

@@ -36,3 +36,14 @@ def test_new_plugin_refuses_bad_names_and_existing_folders(cli, tmp_path):
     marker.write_text("mine")
     again = cli("plugins", "new", "cell", "twice", "--dir", tmp_path, ok=False)
     assert again.exit_code == 2 and "already exists" in again.stderr and marker.read_text() == "mine"
+
+
+def test_new_plugin_refuses_a_name_whose_package_is_installed(cli, tmp_path):
+    """seqcli-fasta (an example plugin the test extra installs) holds 'fasta': a new
+    seqcli-fasta would replace it when installed."""
+    pytest.importorskip("seqcli_fasta")
+    taken = cli("plugins", "new", "dataset", "fasta", "--dir", tmp_path, ok=False)
+    assert taken.exit_code == 2 and taken.stderr.count("\n") == 1
+    assert "plugin name 'fasta': the package seqcli-fasta 0." in taken.stderr
+    assert "is installed already, and a new package of that name would replace it" in taken.stderr
+    assert not (tmp_path / "seqcli-fasta").exists()

@@ -33,7 +33,7 @@ import shutil
 import warnings
 from pathlib import Path
 
-from seqcli.api import INPUTS
+from seqcli.api import CONDITION, INPUTS
 from seqcli.errors import CheckpointError, SeqcliError
 
 FORMATS = ("onnx", "pt2")
@@ -102,6 +102,7 @@ def export(run: str | Path, out: str | Path, fmt: str = "onnx", checkpoint: str 
         needs = ["numpy"] + (["onnxruntime"] if fmt == "onnx" else ["torch"]) + \
             (["tokenizers"] if any(f.get("kind") == "subword" for f in fields.values()) else [])
         (tmp / "requirements.txt").write_text("".join(f"{n}\n" for n in needs), encoding="utf-8")
+        try_runner(tmp, exported, loaded)
         from seqcli.export.card import model_card
 
         (tmp / "README.md").write_text(model_card(ckpt, loaded, exported, Path(run), fmt, test, say), encoding="utf-8")
@@ -132,7 +133,82 @@ def exported_by(loaded):
     if not isinstance(exported, Exported) or exported.kind not in EXPORT_KINDS or not exported.graphs:
         raise SeqcliError(f"cannot export: {describe(loaded, 'task')}'s export gave no graphs of a kind run.py knows "
                           f"({', '.join(EXPORT_KINDS)})")
+    check_config(exported, loaded)
     return exported
+
+
+def check_config(exported, loaded) -> None:
+    """The Exported's graphs and config are what run.py reads for its kind (EXPORT_CONFIG,
+    EXPORT_GRAPHS), and the fields it names are the model's: one line naming what is not."""
+    from seqcli.api import EXPORT_CONFIG, EXPORT_GRAPHS
+
+    who, kind = f"{describe(loaded, 'task')}'s export", exported.kind
+    names = [g.name for g in exported.graphs]
+    missing = [g for g in EXPORT_GRAPHS[kind] if g not in names]
+    if missing:
+        raise SeqcliError(f"cannot export: {who} ({kind}) has no graph '{missing[0]}' (a {kind} needs: "
+                          f"{', '.join(EXPORT_GRAPHS[kind])}; it gave: {', '.join(names)})")
+    spec = EXPORT_CONFIG[kind]
+    config = exported.config if isinstance(exported.config, dict) else {}
+    needed = [k for k in spec if not k.endswith("?")]
+    lacking = [k for k in needed if k not in config]
+    if lacking:
+        raise SeqcliError(f"cannot export: {who} ({kind}) lacks config key '{lacking[0]}' ({spec[lacking[0]]}; a "
+                          f"{kind}'s config holds: {', '.join(k.rstrip('?') for k in spec)})")
+    unknown = [k for k in config if k not in needed and f"{k}?" not in spec]
+    if unknown:
+        raise SeqcliError(f"cannot export: {who} ({kind}) has config key '{unknown[0]}', which run.py does not "
+                          f"read (a {kind}'s config holds: {', '.join(k.rstrip('?') for k in spec)})")
+    for key in ("field", "input", "labels", "target"):
+        if key in config and config[key] not in loaded.fields:
+            raise SeqcliError(f"cannot export: {who} ({kind}) names field '{config[key]}' as its {key}; the model's "
+                              f"fields are: {', '.join(loaded.fields)}")
+    try:
+        json.dumps(config)
+    except (TypeError, ValueError):
+        raise SeqcliError(f"cannot export: {who} ({kind}) has a config that is not plain data (JSON)") from None
+
+
+def example_inputs(exported, loaded) -> list[str]:
+    """Inputs to try the runner on: the recipe's `sample: inputs`, else one made from the
+    input field (a few of its tokens, zeros of its shape, its first label)."""
+    from seqcli.vocab import Labels, Numeric
+
+    given = [t for t in loaded.recipe.sample.get(INPUTS) or [] if isinstance(t, str) and t.strip()]
+    if given:
+        return given[:4]
+    field = loaded.fields[exported.config["input" if exported.kind != "image" else "labels"]]
+    if isinstance(field, Labels):
+        return [field.names[0]]
+    if isinstance(field, Numeric):  # a condition is one vector; a sequence, a few steps
+        steps = 1 if exported.config["input"] == CONDITION else field.steps or 3
+        rows, dim = exported.config.get("image") or [steps, field.dim]
+        return ["; ".join(" ".join("0" for _ in range(dim)) for _ in range(rows))]
+    ids = [i for i, t in enumerate(field.tokens) if not (t.startswith("<") and t.endswith(">"))][:3]
+    return [field.decode(ids)]
+
+
+def try_runner(folder: Path, exported, loaded) -> None:
+    """The folder's run.py, loaded from the folder, decodes an example (a language model
+    draws a few tokens): a config it cannot read is found here, before the folder is moved
+    into place, not by the folder's first user."""
+    import sys
+
+    spec = importlib.util.spec_from_file_location(f"seqcli_export_trial_{os.getpid()}", folder / "run.py")
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+        model = module.Model(folder, 1)
+        lines = model.sample(prime="", length=3) if exported.kind == "generator" else \
+            model.predict(example_inputs(exported, loaded))
+        if not lines or not all(isinstance(line, str) for line in lines):
+            raise ValueError(f"it gave {lines!r}")
+    except Exception as exc:  # noqa: BLE001 - whatever the runner meets, it is the export's fault
+        raise SeqcliError(f"cannot export: the exported folder's run.py fails on an example input "
+                          f"({type(exc).__name__}: {first_line(exc)}); {describe(loaded, 'task')}'s export is not "
+                          f"what run.py reads for a '{exported.kind}' (nothing was written)") from exc
+    finally:
+        sys.modules.pop(spec.name, None)
 
 
 def describe(loaded, kind: str) -> str:

@@ -38,7 +38,7 @@ def model_card(ckpt, loaded, exported, run: Path, fmt: str, test: bool, say) -> 
              f"It {KINDS[exported.kind]}. Task `{recipe.task.name}`"
              f"{': ' + _first(type(loaded.task)).rstrip('.') if _first(type(loaded.task)) else ''}; cell `{recipe.cell.name}`; "
              f"{sum(p.numel() for p in loaded.model.parameters()):,} parameters.", ""]
-    lines += _usage(exported, fmt)
+    lines += _usage(exported, fmt, loaded)
     lines += _data_section(loaded, ckpt)
     lines += _metrics(run, ckpt, loaded, data, reason, say)
     lines += _limits(loaded, exported, data, reason)
@@ -53,7 +53,7 @@ def _first(cls) -> str:
     return " ".join(doc.split("\n\n")[0].split())
 
 
-def _usage(exported, fmt: str) -> list[str]:
+def _usage(exported, fmt: str, loaded) -> list[str]:
     needs = "numpy and onnxruntime" if fmt == "onnx" else "numpy and torch"
     lines = ["## How to run it", "", "```bash", "pip install -r requirements.txt", EXAMPLES[exported.kind],
              "python run.py --help                 # the options, with the defaults it was trained with", "```", "",
@@ -66,12 +66,40 @@ def _usage(exported, fmt: str) -> list[str]:
         lines.append(f"| {graph.name} | {shown} | {', '.join(graph.outputs)} |")
     lines += ["", "Time-major: sequences are (time, batch, ...); ids are int64, values float32. "
               "`config.json` says how the graphs are used (`kind`, `use`).", ""]
+    lines += _options(exported, loaded)
     if exported.config.get("copy"):
         lines += ["Copy attention: `copy` holds each source position's output id (the word's id in the target "
                   "vocabulary, or, for a word it lacks, the vocabulary's size plus the word's first position in "
                   "the source), and `logits` score the target vocabulary and then those extra ids; `run.py` works "
                   "them out and writes a copied word as the input had it.", ""]
     return lines
+
+
+def _options(exported, loaded) -> list[str]:
+    """Which of the task's sample options run.py applies, and which it does not."""
+    from seqcli import inference
+    from seqcli.api import INPUTS
+    from seqcli.export.run import OPTIONS
+
+    task = type(loaded.task)
+    pictures = inference.sample_outputs(task)
+    options = [p for p in inference.sample_parameters(task) if p not in pictures and p != INPUTS]
+    applied = {name for name, _, _ in OPTIONS.get(exported.kind, [])}
+    missing = [p for p in options if p not in applied]
+    lines = []
+    if options:
+        taken = [p for p in options if p in applied]
+        lines.append("`run.py` applies the options " + ", ".join(f"`{p}`" for p in taken) + "." if taken else
+                     "`run.py` takes no options of the task.")
+    if missing:
+        set_here = {k: v for k, v in loaded.recipe.sample.items() if k in missing}
+        lines[-1] += (" Not applied by `run.py`: " + ", ".join(f"`{p}`" for p in missing) + " (the task's own; "
+                      "`seqcli sample` applies them, and the export's outputs are what the model gives without "
+                      "them" + (f"; the recipe sets {', '.join(f'{k}: {v}' for k, v in set_here.items())}, which "
+                                f"run.py ignores" if set_here else "") + ").")
+    if pictures:
+        lines.append("Pictures (" + ", ".join(f"`{p}`" for p in pictures) + ") are drawn by `seqcli sample` only.")
+    return [" ".join(lines), ""] if lines else []
 
 
 def _shape(tensor, dynamic: dict) -> str:

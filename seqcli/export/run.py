@@ -515,7 +515,7 @@ class Model:
                     try:
                         self.predict([text], **options)
                     except Failure as alone:
-                        raise Failure(re.sub(r"^input 1\b", where, str(alone))) from None
+                        raise Failure(f"{where}: {re.sub(r'^input 1:? ?', '', str(alone))}") from None
                 raise
             for i, line in zip(part, lines):
                 out[i] = line

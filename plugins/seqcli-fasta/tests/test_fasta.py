@@ -76,3 +76,6 @@ def test_exports_and_its_runner_agrees(tmp_path):
     cli("run", "oligo-tm", "train.max_steps=30", "train.eval_every=30", "--run-dir", tmp_path / "run")
     sequences = ["ACGTACGTAC", "GGGGCCCCGGGGCCCC", "ATATATATATATATATATAT", "GATTACA"]
     assert "the runner's outputs are seqcli's" in check_export(tmp_path / "run", sequences, {"precision": 3})
+    cli("export", tmp_path / "run", "-o", tmp_path / "exported")
+    card = (tmp_path / "exported" / "README.md").read_text()
+    assert "Not applied by `run.py`: `precision`, `unit` (the task's own;" in card  # its outputs are plain numbers
