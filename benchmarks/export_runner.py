@@ -132,10 +132,13 @@ def main() -> None:
             real_size(root, args)
 
 
-MAXRSS = ("import resource, runpy, sys; sys.argv = sys.argv[1:]; code = 0\n"
+# the peak resident memory of this process's own memory map (VmHWM, in kB): ru_maxrss would
+# also count the parent's, which a forked child inherits
+MAXRSS = ("import runpy, sys; sys.argv = sys.argv[1:]; code = 0\n"
           "try:\n    runpy.run_path(sys.argv[0], run_name='__main__')\n"
           "except SystemExit as exc:\n    code = exc.code or 0\n"
-          "print('maxrss', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); sys.exit(code)")
+          "peak = next(line.split()[1] for line in open('/proc/self/status') if line.startswith('VmHWM'))\n"
+          "print('maxrss', peak, file=sys.stderr); sys.exit(code)")
 
 
 def command(args: list[str]) -> tuple[float, float]:

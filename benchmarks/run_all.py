@@ -3,8 +3,9 @@ processes against its plain-PyTorch baseline on this machine, then one table of 
 
     python benchmarks/run_all.py [--quick] [--device cpu|cuda] [--markdown FILE]
 
---quick runs fewer steps and repeats (a few minutes); the default takes about 15 minutes on
-2 CPU cores. --device cuda runs the training benchmarks on the GPU instead, each in fp32 and
+--quick runs fewer steps and repeats, and leaves out the real-size models (a few minutes);
+the default takes about 20 minutes on 2 CPU cores, and the first time about 25 more to train
+the real-size models of benchmarks/realsize.py (kept in ~/.cache/seqcli-bench). --device cuda runs the training benchmarks on the GPU instead, each in fp32 and
 bf16, at the CPU's sizes and at one worth a GPU (about 10 minutes on one H200, most of it
 starting the 28 processes). --markdown writes the table (with the machine it ran on) for the
 README.
@@ -37,8 +38,10 @@ def suite(quick: bool) -> list[list[str]]:
         ["bulk.py", "--inputs", "10000" if quick else "100000"],
         ["shared_cores.py", "--steps", "50" if quick else "150"],
         ["accumulate.py", "--steps", "15" if quick else "30"],
-        ["export_runner.py", "--inputs", "1000" if quick else "2000", "--repeats", "2" if quick else "3"],
-        ["serve.py", "--requests", "1000" if quick else "2000", "--memory-requests", "2000" if quick else "10000"],
+        ["export_runner.py", "--inputs", "1000" if quick else "2000", "--repeats", "2" if quick else "3",
+         *(["--no-real-size"] if quick else [])],
+        ["serve.py", "--requests", "1000" if quick else "2000", "--memory-requests", "2000" if quick else "10000",
+         *(["--no-real-size"] if quick else [])],
     ]
 
 

@@ -16,7 +16,8 @@ with the `tokenizers` package, the only other package such a model needs.
 Inputs are decoded as `seqcli sample --input-file` decodes them: `--batch-size` at a time,
 each window of 8 batches sorted by length (less padding), and the outputs written in input
 order as each window is done, so memory holds one window whatever the file's size.
-onnxruntime's threads do not spin while they wait, so the runner shares cores politely.
+onnxruntime's threads do not spin while they wait (unless --spin), so the runner shares
+cores politely.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ class Failure(Exception):
 class Graph:
     """One exported graph: called with numpy arrays by name, returns them by name."""
 
-    def __init__(self, folder: Path, spec: dict, threads: int | None):
+    def __init__(self, folder: Path, spec: dict, threads: int | None, spin: bool = False):
         self.inputs, self.outputs = spec["inputs"], spec["outputs"]
         path = folder / spec["file"]
         if path.suffix == ".onnx":
@@ -53,8 +54,9 @@ class Graph:
                 options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
             # threads that spin between the small products of each step keep cores busy that
-            # other processes need (and gain little: one step's work is short either way)
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            # other processes need; on a machine of its own, spinning makes batch-1 sampling
+            # with several threads faster (--spin)
+            options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
             self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
             self.run = self._onnx
         else:
@@ -234,11 +236,11 @@ def next_token(logits: np.ndarray, temperature: float, top_k: int | None, top_p:
 # -- the kinds of model ------------------------------------------------------------------------------
 
 class Model:
-    def __init__(self, folder: Path = HERE, threads: int | None = None):
+    def __init__(self, folder: Path = HERE, threads: int | None = None, spin: bool = False):
         self.folder = Path(folder)
         self.config = json.loads((self.folder / "config.json").read_text(encoding="utf-8"))
         self.kind = self.config["kind"]
-        self.graphs = {name: Graph(self.folder, spec, threads) for name, spec in self.config["graphs"].items()}
+        self.graphs = {name: Graph(self.folder, spec, threads, spin) for name, spec in self.config["graphs"].items()}
         self.fields = {name: Field(json.loads((self.folder / "fields" / f"{name}.json").read_text(encoding="utf-8")),
                                    self.folder, name) for name in self.config["fields"]}
         self.use = self.config["use"]
@@ -622,10 +624,12 @@ def main(argv: list[str] | None = None) -> int:
     if kind != "generator":
         parser.add_argument("--batch-size", type=int, default=64, help="inputs decoded together (default: 64)")
     parser.add_argument("--threads", type=int, help="compute threads (default: onnxruntime's)")
+    parser.add_argument("--spin", action="store_true", help="let idle compute threads spin (faster batch-1 "
+                                                            "sampling on a machine of its own; busier cores)")
     args = parser.parse_args(argv)
     options = {name: getattr(args, name) for name, _, _ in OPTIONS.get(kind, []) if getattr(args, name) is not None}
     try:
-        model = Model(model_folder, args.threads)
+        model = Model(model_folder, args.threads, args.spin)
         if kind == "generator":
             write_outputs([model.generate(**options)], args.output, "\n\n")
         elif not write_outputs(model.predict_stream(read_inputs(args), args.batch_size, **options), args.output, "\n"):
