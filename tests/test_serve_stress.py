@@ -165,3 +165,25 @@ def test_64_clients_mixed_options_and_gone_streams_lose_nothing(runs, tmp_path):
     finally:
         assert reverse.stop() == 0
         assert lm.stop() == 0
+
+
+def test_a_killed_decoder_process_is_started_again_and_nothing_is_lost(runs):
+    import os
+    import signal
+
+    server = Server(runs / "reverse")
+    try:
+        children = Path(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children").read_text().split()
+        workers = [int(c) for c in children if "spawn_main" in Path(f"/proc/{c}/cmdline").read_text()
+                   and "resource_tracker" not in Path(f"/proc/{c}/cmdline").read_text()]
+        assert len(workers) == 2
+        os.kill(workers[0], signal.SIGKILL)
+        answers = [server.post("/v1/predict", {"inputs": [w], "beam_size": 1}) for w in words(40, seed=5)]
+        assert all(status in (200, 503) for status, _ in answers)
+        assert sum(status == 200 for status, _ in answers) >= 39  # at most the group it held hears of it
+        status, text, _ = server.get("/health")
+        health = json.loads(text)
+        assert status == 200 and health["decoders"]["running"] == 2 and health["decoders"]["restarts"] == 1, health
+        assert metric(server, "seqcli_decoder_restarts_total") == 1
+    finally:
+        assert server.stop() == 0

@@ -83,7 +83,7 @@ class Service:
         self.decoders = decoders
         self.batcher = Batcher(self.decode, self.stream, self.metrics, settings.max_batch,
                                settings.batch_wait_ms / 1000, settings.max_queue, len(decoders))
-        self.metrics.decoders = lambda: (self.batcher.alive, self.restarts())
+        self.metrics.decoders = lambda: (self.health()[1]["running"], self.restarts())
 
     # -- requests -----------------------------------------------------------------------------
 
@@ -160,6 +160,15 @@ class Service:
         if pictures:
             out["pictures"] = {name: samples.figures[name].data for name in pictures if name in samples.figures}
         return out
+
+    def health(self) -> tuple[str | None, dict]:
+        """Why nothing can be decoded now (or None), and the decoders: running, of, restarts."""
+        running = sum(t.is_alive() and d.down is None for t, d in zip(self.batcher.threads, self.decoders))
+        decoders = {"running": running, "of": len(self.decoders), "restarts": self.restarts()}
+        reason = self.batcher.health()
+        if reason is None and not running:
+            reason = f"no decoder process can start: {self.decoders[0].down}"
+        return reason, decoders
 
     def busy(self) -> Refused:
         """The answer to a request the queue cannot take."""
@@ -373,9 +382,7 @@ def create_app(run, settings: Settings, which: str = "best", device: str = "cpu"
     @app.get("/health")
     async def health():
         """ok while a decoder runs; 503 and the reason when none can decode."""
-        batcher = service.batcher
-        decoders = {"running": batcher.alive, "of": len(batcher.threads), "restarts": service.restarts()}
-        reason = batcher.health()
+        reason, decoders = service.health()
         if reason is not None:
             return JSONResponse({"status": "unavailable", "reason": reason, "decoders": decoders}, status_code=503)
         return {"status": "ok", "decoders": decoders}

@@ -67,7 +67,7 @@ class Decoding:
 class Local:
     """Decoding in the server's own process (a decoder thread calls it)."""
 
-    restarts = 0
+    restarts, down = 0, None
 
     def __init__(self, decoding: Decoding):
         self.decoding = decoding
@@ -89,6 +89,7 @@ class Worker:
     def __init__(self, runs: list[str], which: str, device: str, threads: int, name: str):
         self.spec, self.name = (runs, which, device, threads), name
         self.process, self.conn, self.restarts = None, None, 0
+        self.down: str | None = None  # why the process cannot be started again, once it could not
 
     def start(self) -> None:
         """Start the process and wait until its model is loaded (a failure is one line)."""
@@ -107,10 +108,16 @@ class Worker:
             raise unpack(payload)
 
     def _ready(self) -> None:
-        if self.process is None or not self.process.is_alive():
-            if self.process is not None:
-                self.restarts += 1
+        if self.process is not None and self.process.is_alive():
+            return
+        self.restarts += 1
+        try:
             self.start()
+        except Exception as exc:  # noqa: BLE001 - the checkpoint gone, memory short: this decoder is down
+            self.process = None
+            self.down = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise DecoderLost(f"the decoder process cannot start again: {self.down}") from None
+        self.down = None
 
     def _lost(self) -> DecoderLost:
         self.process.join(1.0)
