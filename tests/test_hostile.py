@@ -358,8 +358,8 @@ def test_random_objectives_including_nan(tmp_path, cli, values):
     (tmp_path / "base.yaml").write_text(yaml.safe_dump(BASE))
     real, calls = trainer.evaluate, [0]
 
-    def scripted(task, model, data, split, config, options=None):
-        metrics = real(task, model, data, split, config, options)
+    def scripted(task, model, data, split, config, options=None, **kw):
+        metrics = real(task, model, data, split, config, options, **kw)
         trial, evaluation = divmod(calls[0], 3)
         calls[0] += 1
         return {**metrics, "loss": values[trial][evaluation]}

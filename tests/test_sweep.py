@@ -207,8 +207,8 @@ def test_a_nan_objective_fails_its_trial_with_the_reason_and_the_sweep_goes_on(c
 
     real, calls = trainer.evaluate, [0]
 
-    def nan_for_the_second_trial(task, model, data, split, config, options=None):
-        metrics = real(task, model, data, split, config, options)
+    def nan_for_the_second_trial(task, model, data, split, config, options=None, **kw):
+        metrics = real(task, model, data, split, config, options, **kw)
         calls[0] += 1
         return {**metrics, "loss": float("nan")} if 4 <= calls[0] <= 6 else metrics
 

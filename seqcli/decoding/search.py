@@ -50,7 +50,7 @@ def sample(decoder, state, batch: int, bos: int, eos: int, max_length: int, temp
         logits, state, w = decoder.step(tokens, state)
         chosen = next_token(logits, temperature, top_k, top_p, generator)
         chosen = torch.where(finished, torch.full_like(chosen, eos), chosen)
-        gained = torch.where(finished, 0.0, logits.log_softmax(-1).gather(1, chosen[:, None]).squeeze(1))
+        gained = torch.where(finished, 0.0, logits.float().log_softmax(-1).gather(1, chosen[:, None]).squeeze(1))
         logprob.index_add_(0, rows, gained)
         written[rows, t] = chosen
         if w is not None:
