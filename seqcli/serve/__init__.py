@@ -153,7 +153,8 @@ class Service:
         except DecoderLost as exc:
             raise Refused(503, str(exc), headers={"Retry-After": "1"}) from None
         except Exception as exc:  # noqa: BLE001 - the model failed on this request: one line, not a traceback
-            raise Refused(500, f"the model failed on this request: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+            why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise Refused(500, f"the model failed on this request: {why}") from None
         if isinstance(samples, Failed):
             raise Refused(422, str(samples.error).replace("\n", " "))
         out = {"outputs": samples.lines}
@@ -172,7 +173,7 @@ class Service:
 
     def busy(self) -> Refused:
         """The answer to a request the queue cannot take."""
-        reason = self.batcher.health()
+        reason, _ = self.health()
         if reason is not None:
             return Refused(503, f"the server cannot decode: {reason}")
         return Refused(503, "the server is busy: its queue is full; try again shortly", headers={"Retry-After": "1"})
