@@ -20,21 +20,11 @@ pytest.importorskip("uvicorn")
 
 from seqcli.cli import app  # noqa: E402
 from test_batch_invariance import same  # noqa: E402
-from test_serve import HOST, Server, words  # noqa: E402
+from test_serve import HOST, Server, runs, words  # noqa: E402,F401 - runs: the trained models, a fixture
 
 CLIENTS, STREAMERS, REQUESTS, DEADLINE = 64, 8, 3000, 240.0
 OPTIONS = [{"beam_size": 1}, {"beam_size": 3, "n_best": 2}, {"beam_size": 2, "max_length": 4},
            {"beam_size": 3, "length_penalty": 0.6}]
-
-
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("stress-runs")
-    for recipe, extra in (("reverse", ["train.max_steps=150", "train.eval_every=150", "model.hidden_size=64"]),
-                          ("char-lm", ["train.max_steps=30", "train.eval_every=30", "model.hidden_size=64"])):
-        result = CliRunner().invoke(app, ["run", recipe, *extra, "--run-dir", str(root / recipe)])
-        assert result.exit_code == 0, result.output
-    return root
 
 
 def tree_rss_mb(pid: int) -> float:
