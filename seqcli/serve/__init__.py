@@ -54,6 +54,13 @@ class Settings:
     processes: bool = True  # each decoder a worker process with its own model (else a thread of the server's)
     threads: int | None = None  # compute threads per decoder (None: the cores shared among the decoders)
     api_key: str | None = None
+    max_work: int = 200_000  # a request's decoding work at most: see `Service.work`
+    max_header: int = 64 << 10  # bytes in a request's line and headers
+    header_timeout: float = 10.0  # seconds for a request's head to arrive
+    request_timeout: float = 60.0  # seconds for a whole request (head and body) to arrive
+    max_connections: int = 1000  # connections open at once
+    grace: float = 30.0  # seconds SIGTERM waits for requests in flight before cancelling them
+    allow_hosts: tuple = ()  # Host names answered besides IP addresses and localhost ("*": any)
 
 
 class Refused(Exception):
@@ -94,6 +101,8 @@ class Service:
 
         if not isinstance(body, dict):
             raise Refused(400, "the body must be a JSON object of the task's options")
+        if STREAMED in body and not isinstance(body[STREAMED], bool):
+            raise Refused(422, f"{STREAMED}: must be true or false, not {json.dumps(body[STREAMED])[:40]}", STREAMED)
         given = {k: v for k, v in body.items() if k not in ("pictures", STREAMED)}
         for key in given:
             if key not in self.params:
@@ -135,7 +144,22 @@ class Service:
         for key in ("length", "max_length"):  # the recipe's own value may exceed the server's bound
             if isinstance(values.get(key), int) and values[key] > self.settings.max_tokens:
                 values[key] = self.settings.max_tokens
+        work = self.work(values)
+        if work > self.settings.max_work:
+            raise Refused(413, f"the request asks for {work:,} units of decoding work (inputs x beam_size x "
+                               f"num_samples x (characters + max_length or length)); this server takes at most "
+                               f"{self.settings.max_work:,} a request (seqcli serve --max-work): send fewer inputs "
+                               f"or ask for less")
         return values, pictures
+
+    def work(self, values: dict) -> int:
+        """What decoding a request costs at most, in characters read and tokens written, each
+        once per hypothesis: the sum over its inputs (or its prime) of beam_size x num_samples
+        x (characters + max_length or length)."""
+        texts = values.get(INPUTS) if self.takes_inputs else [values.get(self.varying) or ""]
+        hypotheses = _whole(values.get("beam_size")) * _whole(values.get("num_samples"))
+        steps = max(_whole(values.get("max_length"), 0), _whole(values.get("length"), 0))
+        return sum(hypotheses * (len(str(text)) + steps) for text in texts or [""])
 
     async def answer(self, values: dict, pictures: list[str]) -> dict:
         from seqcli.serve.batcher import Full, group_key
@@ -221,7 +245,7 @@ class Service:
             "takes_inputs": self.takes_inputs, "streams": self.streams,
             INPUTS: _form(self.loaded.fields, self.takes_inputs), "options": options,
             "pictures": self.pictures, "limits": {k: getattr(self.settings, k) for k in
-                                                  ("max_batch", "max_inputs", "max_chars", "max_tokens", "max_body")},
+                                                  ("max_batch", "max_inputs", "max_chars", "max_tokens", "max_body", "max_work")},
             "checkpoint": {"path": ckpt.path, "step": ckpt.step, "epoch": ckpt.epoch,
                            "best": ckpt.best.to_state() if ckpt.best else None},
             "metrics": self.run_metrics(),
@@ -243,6 +267,11 @@ class Service:
         records = folder.validation_records() if folder is not None else []
         step = ckpt.best.step if ckpt.best else ckpt.step
         return next((r for r in records if r.get("step") == step), ckpt.metrics or {})
+
+
+def _whole(value, default: int = 1) -> int:
+    """An option's count (a beam, samples, a length), or `default` where it has none."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else default
 
 
 def _form(fields: dict, takes_inputs: bool) -> dict:
@@ -324,11 +353,16 @@ def create_app(run, settings: Settings, which: str = "best", device: str = "cpu"
     app.add_middleware(Guard, service=service, settings=settings)
 
     async def read(request: Request):
+        from starlette.requests import ClientDisconnect
+
         body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > settings.max_body:
-                raise Refused(413, f"the body is over {settings.max_body:,} bytes")
+        try:
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > settings.max_body:
+                    raise Refused(413, f"the body is over {settings.max_body:,} bytes")
+        except ClientDisconnect:
+            raise Refused(400, "the client went away before its body arrived") from None
         try:
             return json.loads(body)
         except (ValueError, RecursionError) as exc:
@@ -428,8 +462,8 @@ class Guard:
             await send(message)
 
         headers = dict(scope["headers"])
-        refused = None
-        if self.expected is not None and (path.startswith("/v1/") or path == "/metrics") and \
+        refused = self.foreign(headers, scope["method"])
+        if refused is None and self.expected is not None and (path.startswith("/v1/") or path == "/metrics") and \
                 not hmac.compare_digest(headers.get(b"authorization", b""), self.expected):
             refused = Refused(401, "missing or wrong API key (Authorization: Bearer KEY)",
                               headers={"WWW-Authenticate": "Bearer"})
@@ -443,6 +477,52 @@ class Guard:
             await self.app(scope, receive, counting)
         endpoint = path if path in ENDPOINTS else "other"
         self.service.metrics.request(endpoint, status[0], time.perf_counter() - started)
+
+    def foreign(self, headers: dict, method: str) -> Refused | None:
+        """A request a web page made without the user meaning it: a Host that is not this
+        server's (DNS rebinding), an Origin of another site, or a body that is not JSON (a
+        cross-site form or "simple" request)."""
+        host = headers.get(b"host", b"").decode("latin-1").strip().lower()
+        if host and not host_allowed(host, self.settings.allow_hosts):
+            return Refused(400, f"Host {host[:100]!r} is not this server's (seqcli serve --allow-host NAME names "
+                                f"another)")
+        origin = headers.get(b"origin")
+        if origin is not None:
+            origin = origin.decode("latin-1").strip().lower()
+            named = origin.split("://", 1)[-1].rstrip("/")
+            if origin == "null" or (named != host and not host_allowed(named, self.settings.allow_hosts,
+                                                                       literal=False)):
+                return Refused(403, f"cross-site requests are refused (Origin {origin[:100]!r} is not this server)")
+        if method in ("POST", "PUT", "PATCH"):
+            kind = headers.get(b"content-type", b"").decode("latin-1").split(";")[0].strip().lower()
+            if kind != "application/json":
+                return Refused(415, f"Content-Type must be application/json, not {kind[:60] or 'missing'}")
+        return None
+
+
+def host_allowed(host: str, allowed: tuple, literal: bool = True) -> bool:
+    """Whether a Host header (name[:port]) names this server: an IP address or localhost (when
+    `literal`), or a name in `allowed` ("*" allows any)."""
+    import ipaddress
+
+    if "*" in allowed:
+        return True
+    name = host
+    if name.startswith("["):
+        name = name[1:name.find("]")] if "]" in name else name
+    elif name.count(":") == 1:
+        name = name.rsplit(":", 1)[0]
+    if name in allowed:
+        return True
+    if not literal:
+        return False
+    if name == "localhost":
+        return True
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
 
 
 async def _events(job):
@@ -479,8 +559,12 @@ def serve(run, host: str, port: int, settings: Settings, threads: int | None, wh
     runs = _runs(run)
     what = runs[0] if len(runs) == 1 else f"an ensemble of {len(runs)} ({', '.join(runs)})"
     log(f"serving {what} ({app.state.service.recipe.task.name}) on http://{host}:{port}/ (API: /docs)")
+    from seqcli.serve import http
+
+    http.check_connections(settings.max_connections)
     server = _Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
-                                    timeout_graceful_shutdown=None))
+                                    http=http.protocol(settings), timeout_keep_alive=5,
+                                    timeout_graceful_shutdown=settings.grace))
     server.run()
 
 

@@ -99,6 +99,7 @@ class Batcher:
     def submit(self, values: dict, key: str, size: int, streaming: bool = False, length: float = 0.0) -> Job:
         loop = asyncio.get_running_loop()
         job = Job(values, key, size, loop, loop.create_future(), asyncio.Queue() if streaming else None, length)
+        job.future.add_done_callback(_retrieved)  # a client gone before its answer leaves no warning
         with self.condition:
             if len(self.pending) >= self.max_queue or not self.alive:
                 raise Full
@@ -241,3 +242,8 @@ def _settle(future: asyncio.Future, result, error) -> None:
         future.set_exception(error)
     else:
         future.set_result(result)
+
+
+def _retrieved(future: asyncio.Future) -> None:
+    if not future.cancelled():
+        future.exception()
