@@ -60,9 +60,11 @@ def average(chosen: list[Checkpoint]) -> Checkpoint:
     """The newest checkpoint's record with the mean of every floating-point tensor of the
     models (others, such as counters, from the newest); the same recipe, fields and tensor
     shapes are required."""
+    from seqcli.recipe.changes import unsafe
+
     newest = chosen[-1]
-    for other in chosen[:-1]:
-        if other.recipe.to_data() != newest.recipe.to_data() or other.fields != newest.fields:
+    for other in chosen[:-1]:  # a resumed run's checkpoints may differ in what resume may change
+        if unsafe(other.recipe.to_data(), newest.recipe.to_data()) or other.fields != newest.fields:
             raise CheckpointError(f"{other.path} and {newest.path}: trained from different recipes or data; only "
                                   f"checkpoints of one run can be averaged")
         if {k: tuple(v.shape) for k, v in other.model.items()} != {k: tuple(v.shape) for k, v in newest.model.items()}:
@@ -81,6 +83,13 @@ def write(averaged: Checkpoint, output: str, force: bool, inputs: list[str]) -> 
     """Save it at `output` (replaced only with `force`; never one of the inputs)."""
     from seqcli.files import check_output
 
+    from seqcli import runfolder
+
+    folder = runfolder.of_checkpoint(Path(output).parent.resolve() / Path(output).name)
+    if folder is not None and Path(output).parent.resolve().name == runfolder.CHECKPOINTS:
+        raise SeqcliError(f"--output {output}: a run's own checkpoint folder ({folder.path}); an averaged "
+                          f"checkpoint cannot resume and would change what the run samples from: write it beside "
+                          f"the run, e.g. -o {folder.path / 'averaged.pt'}")
     path = check_output(output, "--output", replace=force, inputs=tuple(inputs))
     ckpt_io.save(averaged, path)
     return path

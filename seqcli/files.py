@@ -199,9 +199,10 @@ def sha256_of(path: str | Path) -> str:
 
 
 def identity(path: str | Path) -> tuple[int, int] | None:
-    """(device, inode) of the file at `path` (links followed), or None when there is none."""
+    """(device, inode) of the file at `path` (links followed; "-": the standard input), or
+    None when there is none."""
     try:
-        info = os.stat(path)
+        info = os.fstat(0) if str(path) == "-" else os.stat(path)
     except OSError:
         return None
     return info.st_dev, info.st_ino
@@ -225,7 +226,8 @@ def check_output(path: str | Path, flag: str, *, replace: bool, inputs: tuple = 
     if info is not None:
         for source in inputs:
             if source is not None and identity(source) == (info.st_dev, info.st_ino):
-                raise SeqcliError(f"{flag} {path}: is the input {source}; writing it would destroy the input "
+                what = "the standard input" if str(source) == "-" else f"the input {source}"
+                raise SeqcliError(f"{flag} {path}: is {what}; writing it would destroy the input "
                                   f"(choose another output file)")
         if not stat.S_ISREG(info.st_mode):
             raise SeqcliError(f"{flag} {path}: is {kind_of(info.st_mode)}, not a regular file; seqcli writes outputs "

@@ -364,6 +364,16 @@ class EMA:
         return None
 
 
+def hyperparameters(spec: dict) -> dict:
+    """An optimizer spec's settings, defaults included: those of a parameter group of the
+    optimizer it builds (on a stand-in parameter)."""
+    try:
+        optimizer = build(spec, OPTIMIZERS, [torch.nn.Parameter(torch.zeros(1))])
+    except Exception:  # noqa: BLE001 - a spec this seqcli cannot build: compared as written
+        return {k: v for k, v in spec.items() if k != "name"}
+    return {k: v for k, v in optimizer.param_groups[0].items() if k != "params"}
+
+
 def build(spec: dict | None, table: dict, *args):
     """A checked `{name, **keys}` spec -> what its callable builds (None for no spec)."""
     if not spec:

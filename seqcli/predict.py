@@ -101,7 +101,7 @@ def check(ckpt, request: Request, base: str) -> Plan:
                           "output)")
     if resume and request.force:
         raise SeqcliError("--continue and --force: choose one (append to the output, or replace it)")
-    source = (request.input_file,) if request.input_file not in (None, "-") else ()
+    source = (request.input_file,) if request.input_file is not None else ()  # "-": what stdin reads
     written = None
     if output is not None:
         written = check_output(output, "--output", replace=True, inputs=source)  # never an input, folder or device

@@ -20,12 +20,8 @@ from seqcli import runfolder
 from seqcli.errors import CheckpointError, DataError, SeqcliError
 from seqcli.runfolder import RunFolder
 from seqcli.recipe.resolve import Recipe
+from seqcli.recipe.changes import SAFE_CHANGES, differences, safe  # noqa: F401 (SAFE_CHANGES: documented)
 from seqcli.train.checkpoint import Checkpoint, plugins_of
-
-# Keys a resumed run may change without --force: they do not change what is being learnt.
-SAFE_CHANGES = ("description", "sample.", "train.max_steps", "train.max_epochs", "train.patience", "train.log_every", "train.eval_every",
-                "train.eval_batches", "train.checkpoint_every", "train.keep_checkpoints", "train.nonfinite",
-                "train.device", "train.tensorboard", "train.threads", "train.mlflow", "train.mlflow.")
 
 
 def choose_run_dir(run_dir: str | None, recipe: Recipe, root: str = "runs") -> Path:
@@ -42,16 +38,6 @@ def start(recipe: Recipe, run_dir: Path, console: Console, on_evaluation=None, r
     if RunFolder(run_dir).unstarted() if restart is None else restart:
         return resume(run_dir, recipe, [], False, console, on_evaluation)
     return train(recipe, run_dir, console, on_evaluation=on_evaluation)
-
-
-def differences(old, new, prefix: str = "") -> list[tuple[str, object, object]]:
-    """(dotted key, old value, new value) for every leaf that differs."""
-    if isinstance(old, dict) and isinstance(new, dict):
-        out = []
-        for key in list(old) + [k for k in new if k not in old]:
-            out += differences(old.get(key), new.get(key), f"{prefix}{key}.")
-        return out
-    return [] if old == new else [(prefix[:-1], old, new)]
 
 
 @dataclass
@@ -324,7 +310,7 @@ def _resume(run_dir: Path, recipe: Recipe | None, overrides: list[str], force: b
     if threads:
         recipe.train.threads = threads
     changes = differences(stored, recipe.to_data())
-    unsafe = [c for c in changes if not any(c[0] == s or (s.endswith(".") and c[0].startswith(s)) for s in SAFE_CHANGES)]
+    unsafe = [c for c in changes if not safe(c[0])]
     for key, old, new in changes:
         console.print(f"recipe change: {key}: {old!r} -> {new!r}", highlight=False)
     if unsafe and not force:

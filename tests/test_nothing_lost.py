@@ -364,6 +364,17 @@ CRAFTED = {
     "extra-weights": (lambda o: o["model"].update({"extra.weight": torch.zeros(2)}), "unexpected keys: extra.weight"),
     "window": (lambda o: o.update(window=[float("nan"), 1]), "window must be [loss sum, steps]"),
     "window-steps": (lambda o: o.update(window=[0.5, 1.5]), "window must be [loss sum, steps]"),
+    "window-huge": (lambda o: o.update(window=[1e308, 3]), "window must be [loss sum, steps]"),
+    "optimizer-lr": (lambda o: o["optimizer"]["param_groups"][0].update(lr="fast"),
+                     "optimizer param_groups.0.lr is 'fast', not a value like"),
+    "optimizer-negative-lr": (lambda o: o["optimizer"]["param_groups"][0].update(lr=-1.0),
+                              "optimizer param_groups.0.lr is '-1.0'"),
+    "optimizer-betas": (lambda o: o["optimizer"]["param_groups"][0].update(betas="ab"),
+                        "optimizer param_groups.0.betas is 'ab'"),
+    "optimizer-amsgrad": (lambda o: o["optimizer"]["param_groups"][0].update(amsgrad="x"),
+                          "optimizer param_groups.0.amsgrad is 'x'"),
+    "optimizer-step": (lambda o: o["optimizer"]["state"][0].update(step=torch.tensor(-5.0)),
+                       "optimizer state 0.step is '-5.0', not a count of steps"),
     "position": (lambda o: o.update(position=10**6), "position 1000000 is past the end of an epoch"),
     "deep": (lambda o: o.update(data_info={"nested": deep(300)}), "values nested more than 64 levels deep"),
     "fields": (lambda o: o["fields"].update(text={"kind": "vocab", "tokens": [1, 2], "level": "char"}),
@@ -579,3 +590,63 @@ def test_a_model_whose_scores_are_nan_skips_its_sample_in_one_line(cli, recipe, 
     assert "sample skipped: the model's scores are NaN or infinite" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
     assert "the model's scores are NaN" in one_line(cli("sample", tmp_path / "run", ok=False), code=1)
+
+
+# -- what resume --force records is what trains ----------------------------------------------------
+
+def optimizer_groups(run):
+    return torch.load(run / "checkpoints" / "last.pt", weights_only=True)["optimizer"]["param_groups"]
+
+
+def test_resume_force_applies_a_new_learning_rate_and_weight_decay(cli, finished):
+    assert optimizer_groups(finished)[0]["lr"] == pytest.approx(0.01)
+    result = cli("resume", finished, "train.max_steps=9", "train.optimizer.lr=0.0001",
+                 "train.optimizer.weight_decay=0.25", "--force")
+    assert "train.optimizer.lr: 0.01 -> 0.0001, applied from this step" in result.stdout
+    group = optimizer_groups(finished)[0]
+    assert group["lr"] == pytest.approx(0.0001) and group["weight_decay"] == 0.25
+    assert (finished / "recipe.yaml").read_text().count("lr: 0.0001") == 1
+
+
+def test_resume_force_scales_a_scheduled_rate_and_keeps_the_schedule(cli, recipe, tmp_path):
+    cosine = ["train.scheduler.name=cosine", "train.max_steps=12"]
+    runs = {}
+    for name, extra in (("same", []), ("halved", ["train.optimizer.lr=0.005"])):
+        run = tmp_path / name
+        cli("run", recipe, *TINY, *cosine, "train.max_steps=6", "--run-dir", run)
+        cli("resume", run, *cosine, "train.max_steps=9", *extra, "--force")
+        runs[name] = optimizer_groups(run)[0]["lr"]
+    assert 0 < runs["same"] < 0.01 and runs["halved"] == pytest.approx(runs["same"] / 2, rel=1e-9)
+
+
+def test_resume_force_with_another_optimizer_rebuilds_it(cli, finished):
+    result = cli("resume", finished, "train.max_steps=9", "train.optimizer={name: sgd, lr: 0.05}", "--force")
+    assert "adam -> sgd: the new optimizer starts with a fresh state" in result.stdout
+    group = optimizer_groups(finished)[0]
+    assert "momentum" in group and "betas" not in group and group["lr"] == pytest.approx(0.05)
+
+
+def test_the_standard_input_is_never_the_output(reverser, tmp_path):
+    given = tmp_path / "in.txt"
+    given.write_text("abc\ncab\n")
+    with open(given, "rb") as stdin:
+        result = subprocess.run([sys.executable, "-m", "seqcli", "sample", str(reverser), "--input-file", "-", "-o",
+                                 str(given), "--force"], stdin=stdin, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "is the standard input; writing it would destroy the input" in result.stderr
+    assert given.read_text() == "abc\ncab\n"
+
+
+# -- seqcli average never writes into a run's checkpoints --------------------------------------------
+
+def test_average_refuses_a_runs_own_checkpoint_folder_and_takes_a_resumed_runs_checkpoints(cli, tmp_path):
+    run = tmp_path / "run"
+    cli("run", "reverse", "train.max_steps=4", "train.eval_every=2", "train.keep_checkpoints=3", "model.hidden_size=16",
+        "--run-dir", run)
+    last = (run / "checkpoints" / "last.pt").read_bytes()
+    for name in ("last.pt", "best.pt", "mine.pt"):
+        message = one_line(cli("average", run, "--last", 2, "-o", run / "checkpoints" / name, "--force", ok=False))
+        assert "a run's own checkpoint folder" in message and "averaged.pt" in message
+    assert (run / "checkpoints" / "last.pt").read_bytes() == last
+    cli("resume", run, "train.max_steps=6", "train.eval_every=2", "train.keep_checkpoints=3")  # a documented resume
+    out = cli("average", run, "--last", 3, "-o", run / "averaged.pt").stdout
+    assert "the mean of the checkpoints of steps 2, 4, 6" in out

@@ -158,7 +158,7 @@ class Checkpoint:
             raise bad(f"fields: {type(exc).__name__}: {exc}") from None
         window = obj.get("window")
         if not (isinstance(window, (list, tuple)) and len(window) == 2 and _number(window[0])
-                and _count(window[1])):
+                and _count(window[1]) and abs(window[0]) <= 1e15 * max(1, window[1])):
             raise bad(f"window must be [loss sum, steps], got {_short(window)}")
         for key in ("data_info", "scheduler"):
             if obj.get(key) is not None and not isinstance(obj[key], dict):

@@ -349,13 +349,24 @@ class Trainer:
             raise CheckpointError(f"{ckpt.path}: holds no training state (optimizer and random numbers); "
                                   f"it can be sampled and evaluated, not resumed")
         checkpoint.load_weights(self.model, ckpt)
-        fit_optimizer_state(ckpt, self.params_in_order())
+        configured = [{k: v for k, v in g.items() if k != "params"} for g in self.optimizer.param_groups]
+        recorded = getattr(getattr(ckpt.recipe, "train", None), "optimizer", None) or {}
+        rebuilt = bool(recorded) and recorded.get("name") != (self.config.optimizer or {}).get("name")
         try:
-            self.stepper.load_state_dict(ckpt.optimizer)
-            if self.scheduler is not None and ckpt.scheduler is not None:
+            if rebuilt:  # another optimizer: its state starts afresh, the weights carry on
+                self.stepper.load_state_dict(ckpt.optimizer, optimizer=False)
+                self.reporter.message(f"train.optimizer: {recorded.get('name')} -> {self.config.optimizer.get('name')}:"
+                                      f" the new optimizer starts with a fresh state from the checkpoint's weights")
+            else:
+                fit_optimizer_state(ckpt, self.params_in_order())
+                self.stepper.load_state_dict(ckpt.optimizer)
+                check_optimizer_values(ckpt, configured)
+            if self.scheduler is not None and ckpt.scheduler is not None and not rebuilt:
                 self.scheduler.load_state_dict(ckpt.scheduler)
         except (ValueError, KeyError, TypeError, IndexError, RuntimeError) as exc:
             raise CheckpointError(f"{ckpt.path}: the optimizer state does not fit this optimizer ({exc})") from None
+        if not rebuilt:
+            self._apply_changed_hyperparameters(recorded, configured)
         if ckpt.position >= max(self.per_epoch, 1):
             raise CheckpointError(f"{ckpt.path}: damaged checkpoint: position {ckpt.position} is past the end of an "
                                   f"epoch ({self.per_epoch} batches)")
@@ -375,6 +386,27 @@ class Trainer:
             torch.cuda.set_rng_state_all(rng["cuda"])
         if self.dist.main:
             self.run.log().truncate(self.step)
+
+    def _apply_changed_hyperparameters(self, recorded: dict, configured: list[dict]) -> None:
+        """The optimizer settings the recipe changed since the checkpoint (`resume --force`)
+        replace the restored ones: a new learning rate scales the restored one (the schedule's
+        or the plateau's progress is kept), any other setting is the recipe's."""
+        if not recorded:
+            return
+        before = optim.hyperparameters(recorded)
+        after = optim.hyperparameters(self.config.optimizer or {})
+        for key in sorted(set(before) | set(after)):
+            old, new = before.get(key), after.get(key)
+            if old == new:
+                continue
+            for group, wanted in zip(self.optimizer.param_groups, configured):
+                if key == "lr" and isinstance(old, (int, float)) and old > 0:
+                    group["lr"] = group["lr"] * (new / old)
+                elif key in wanted:
+                    group[key] = wanted[key]
+            if key == "lr" and isinstance(self.scheduler, optim.Schedule):
+                self.scheduler.base = [g["lr"] for g in configured]
+            self.reporter.message(f"train.optimizer.{key}: {old!r} -> {new!r}, applied from this step")
 
     # -- signals ------------------------------------------------------------------------------
 
@@ -511,11 +543,13 @@ class Stepper:
             state[optim.EMA.STATE] = self.ema.state_dict()
         return state
 
-    def load_state_dict(self, state: dict) -> None:
-        """After the model was loaded from a checkpoint (with the average, if it was saved)."""
+    def load_state_dict(self, state: dict, optimizer: bool = True) -> None:
+        """After the model was loaded from a checkpoint (with the average, if it was saved).
+        `optimizer`: False when the optimizer changed, whose state then starts afresh."""
         state = dict(state)
         ema = state.pop(optim.EMA.STATE, None)
-        self.optimizer.load_state_dict(state)
+        if optimizer:
+            self.optimizer.load_state_dict(state)
         if self.ema is not None and ema is not None:
             self.ema.load_state_dict(ema)
         elif self.ema is not None:  # train.ema added on resume: the average starts from here
@@ -560,6 +594,41 @@ def fit_optimizer_state(ckpt: Checkpoint, params: list) -> None:
     if len(weights) != len(averaged) or any(w.shape != shapes[i] for w, i in zip(weights, sorted(averaged))):
         raise CheckpointError(f"{ckpt.path}: damaged checkpoint: optimizer state {optim.NTASGD.STATE}.weights do not fit the "
                               f"averaged parameters")
+
+
+def check_optimizer_values(ckpt: Checkpoint, configured: list[dict]) -> None:
+    """Each restored optimizer setting is a value of the kind this optimizer was built with (a
+    bool, a finite number of the same sign, a sequence of as many), and each `step` a finite
+    count >= 0: a crafted checkpoint is one line, not a traceback in the first step."""
+    def like(value, expected) -> bool:
+        if isinstance(expected, bool):
+            return isinstance(value, bool) or value is None
+        if expected is None:
+            return value is None or isinstance(value, bool) or \
+                (isinstance(value, (int, float)) and math.isfinite(value))
+        if isinstance(expected, (int, float)):
+            return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) \
+                and (value >= 0 or expected < 0)
+        if isinstance(expected, (tuple, list)):
+            return isinstance(value, (tuple, list)) and len(value) == len(expected) and \
+                all(like(v, e) for v, e in zip(value, expected))
+        if isinstance(expected, str):
+            return isinstance(value, str)
+        return True
+
+    for i, (group, wanted) in enumerate(zip(ckpt.optimizer["param_groups"], configured)):
+        for key, expected in wanted.items():
+            if key in group and not like(group[key], expected):
+                raise CheckpointError(f"{ckpt.path}: damaged checkpoint: optimizer param_groups.{i}.{key} is "
+                                      f"{str(group[key])[:60]!r}, not a value like {expected!r}")
+    for index, entry in ckpt.optimizer["state"].items():
+        step = entry.get("step")
+        if step is None:
+            continue
+        value = step.item() if isinstance(step, torch.Tensor) and step.numel() == 1 else step
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            raise CheckpointError(f"{ckpt.path}: damaged checkpoint: optimizer state {index}.step is "
+                                  f"{str(value)[:60]!r}, not a count of steps")
 
 
 def count_batches(task: Task, data: Data, config: TrainConfig) -> int:
