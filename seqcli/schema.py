@@ -426,3 +426,48 @@ def check_text(value: str, where: str) -> None:
         from seqcli.errors import SeqcliError
 
         raise SeqcliError(f"{where}: not valid UTF-8{shown}") from None
+
+
+# -- JSON Schema of options: the server's OpenAPI document, an export's config ------------------
+
+def json_schema(hint) -> dict:
+    """A type hint as JSON Schema (types, bounds, choices)."""
+    origin = typing.get_origin(hint)
+    if origin is Annotated:
+        base, *meta = typing.get_args(hint)
+        schema = json_schema(base)
+        for m in meta:
+            if isinstance(m, Range):
+                if m.lo is not None:
+                    schema["exclusiveMinimum" if m.lo_open else "minimum"] = m.lo
+                if m.hi is not None:
+                    schema["exclusiveMaximum" if m.hi_open else "maximum"] = m.hi
+            if isinstance(m, Output):
+                schema = {"type": "string"}
+        return schema
+    if origin in (Union, types.UnionType):
+        options = [json_schema(a) for a in typing.get_args(hint)]
+        return {"anyOf": options}
+    if origin is Literal:
+        return {"enum": list(typing.get_args(hint))}
+    if origin in (list, tuple):
+        args = [a for a in typing.get_args(hint) if a is not Ellipsis]
+        return {"type": "array", **({"items": json_schema(args[0])} if args else {})}
+    return {int: {"type": "integer"}, float: {"type": "number"}, str: {"type": "string"}, bool: {"type": "boolean"},
+            type(None): {"type": "null"}}.get(hint, {})
+
+
+def options_schema(params: dict, recipe_values: dict, skip=()) -> dict:
+    """name -> {schema..., "default": the recipe's value or the signature's, "required"}."""
+    out = {}
+    for name, (hint, default) in params.items():
+        if name in skip:
+            continue
+        value = recipe_values.get(name, default)
+        entry = json_schema(hint)
+        if value is not inspect.Parameter.empty:
+            entry["default"] = list(value) if isinstance(value, tuple) else value
+        else:
+            entry["required"] = True
+        out[name] = entry
+    return out

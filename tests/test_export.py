@@ -307,3 +307,128 @@ def test_an_export_config_run_py_cannot_read_is_refused_before_anything_is_writt
                             "(nothing was written)")
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folder left either
+
+
+# -- the runner refuses what seqcli sample refuses ---------------------------------------------------
+
+@pytest.fixture(scope="module")
+def exported(runs, tmp_path_factory):
+    from seqcli import export
+
+    root = tmp_path_factory.mktemp("runner-checks")
+    return {name: export.export(runs[name], root / name, test=False) for name in ("reverse", "char-lm")}
+
+
+def runner_main(folder, *argv):
+    """The runner's main in this process: (exit code, stdout, stderr)."""
+    import contextlib
+    import io
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = runner_of(folder).main([str(a) for a in argv])
+        except SystemExit as exc:  # argparse: a value of the wrong type
+            code = exc.code
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.mark.parametrize("name, argv, message", [
+    ("reverse", ["--n-best", "-1"], "--n-best: must be >= 1, got -1"),
+    ("reverse", ["--max-length", "0"], "--max-length: must be >= 1, got 0"),
+    ("reverse", ["--top-k", "-3"], "--top-k: must be >= 1, got -3"),
+    ("reverse", ["--temperature", "-1"], "--temperature: must be >= 0, got -1"),
+    ("reverse", ["--length-penalty", "nan"], "--length-penalty: must be a finite number, got nan"),
+    ("reverse", ["--seed", "-1"], "--seed: must be >= 0, got -1"),
+    ("reverse", ["--beam-size", "2", "--n-best", "3"], "--n-best: must be <= --beam-size (2), got 3"),
+    ("reverse", ["--batch-size", "0"], "--batch-size: must be >= 1 and <= 100000, got 0"),
+    ("char-lm", ["--length", "0"], "--length: must be >= 1, got 0"),
+    ("char-lm", ["--length", "1000000000"], "--length: must be <= 1e+06, got 1e+09"),
+    ("char-lm", ["--num-samples", "-1"], "--num-samples: must be >= 1, got -1"),
+    ("char-lm", ["--top-p", "0"], "--top-p: must be > 0, got 0"),
+])
+def test_the_runner_refuses_option_values_seqcli_refuses(exported, name, argv, message):
+    code, out, err = runner_main(exported[name], *(["-i", "abc"] if name == "reverse" else []), *argv)
+    assert code == 2 and err == f"error: {message}\n" and out == ""
+
+
+def test_the_runners_output_and_input_are_checked_before_any_work(exported, tmp_path):
+    import os
+
+    folder = exported["reverse"]
+    given = tmp_path / "in.txt"
+    given.write_text("abc\ncab\n")
+    (tmp_path / "link.txt").symlink_to(given)
+    existing = tmp_path / "out.txt"
+    existing.write_text("mine\n")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    cases = [
+        (["--input-file", given, "-o", given, "--force"], f"-o {given}: is the input {given}; writing it would destroy"),
+        (["--input-file", given, "-o", tmp_path / "link.txt", "--force"], "is the input"),
+        (["--input-file", given, "-o", existing], f"-o {existing} already exists; pass --force to replace it"),
+        (["--input-file", given, "-o", "/dev/full"], "-o /dev/full: is a device, not a regular file"),
+        (["--input-file", given, "-o", tmp_path], "is a folder, not a regular file"),
+        (["--input-file", given, "-o", tmp_path / "no" / "x.txt"], "folder"),
+        (["--input-file", "/dev/zero"], "--input-file /dev/zero: is a device, not a regular file"),
+        (["--input-file", fifo], "is a FIFO, not a regular file"),
+        (["--input-file", tmp_path], "is a folder, not a regular file"),
+        (["--input-file", tmp_path / "missing.txt"], "cannot read it (No such file or directory)"),
+    ]
+    for argv, message in cases:
+        code, out, err = runner_main(folder, *argv)
+        assert code == 2 and message in err and err.count("\n") == 1 and out == "", (argv, err)
+    assert given.read_text() == "abc\ncab\n" and existing.read_text() == "mine\n"
+    assert runner_main(folder, "--input-file", given, "-o", existing, "--force")[0] == 0
+    assert existing.read_text().count("\n") == 2
+    long = tmp_path / "long.txt"
+    long.write_text("abc\n" + "a" * ((1 << 20) + 1) + "\n")
+    code, _, err = runner_main(folder, "--input-file", long, "-o", tmp_path / "long.out")
+    assert code == 2 and err == f"error: {long}:2: a line over 1,048,576 characters; split it\n"
+    assert not (tmp_path / "long.out").exists()
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes(b"abc\ncaf\xe9\n")
+    assert runner_main(folder, "--input-file", latin)[2] == f"error: {latin}:2: not valid UTF-8 (byte 0xe9)\n"
+
+
+def test_fuzzed_runner_options_get_seqclis_verdict(exported, runs):
+    """Random option values, in and out of bounds: the runner accepts exactly what seqcli
+    sample accepts, and refuses in one line (exit 2), never a traceback."""
+    fuzz = np.random.default_rng(11)
+    values = {"int": ["-5", "-1", "0", "1", "2", "3", "7", "1000", "1001", "99999999999"],
+              "float": ["-1", "-0.0", "0", "0.5", "1", "1.5", "100", "101", "nan", "inf", "1e308"]}
+    options = {"reverse": [("beam-size", "int"), ("n-best", "int"), ("max-length", "int"), ("length-penalty", "float"),
+                           ("temperature", "float"), ("top-k", "int"), ("top-p", "float"), ("seed", "int"),
+                           ("coverage-penalty", "float")],
+               "char-lm": [("length", "int"), ("temperature", "float"), ("top-k", "int"), ("top-p", "float"),
+                           ("num-samples", "int"), ("seed", "int")]}
+    cases, agreed, refused = 0, 0, 0
+    for _ in range(60):
+        for name in ("reverse", "char-lm"):
+            chosen = fuzz.choice(len(options[name]), size=fuzz.integers(1, 3), replace=False)
+            argv = []
+            for i in chosen:
+                flag, kind = options[name][i]
+                argv += [f"--{flag}", str(fuzz.choice(values[kind]))]
+            if name == "char-lm" and "--length" not in argv:
+                argv += ["--length", "3"]
+            if name == "char-lm" and "--num-samples" in argv and int(float(argv[argv.index("--num-samples") + 1])) > 3:
+                argv[argv.index("--num-samples") + 1] = "3"
+            if "--max-length" in argv and int(argv[argv.index("--max-length") + 1]) > 20:
+                argv[argv.index("--max-length") + 1] = "20"
+            if "--length" in argv and 10 < int(argv[argv.index("--length") + 1]) <= 10**6:
+                argv[argv.index("--length") + 1] = "10"
+            if "--beam-size" in argv and 5 < int(argv[argv.index("--beam-size") + 1]) <= 1000:
+                argv[argv.index("--beam-size") + 1] = "5"
+            inputs = ["-i", "abc"] if name == "reverse" else []
+            code, _, err = runner_main(exported[name], *inputs, *argv)
+            theirs = CliRunner().invoke(app, ["sample", str(runs[name]), *(["--input", "abc"] if inputs else []),
+                                              *argv])
+            cases += 1
+            assert code in (0, 2) and (code == 0 or (err.startswith("error: ") and err.count("\n") == 1)), (argv, err)
+            assert "Traceback" not in err
+            agreed += (code == 0) == (theirs.exit_code == 0)
+            refused += code == 2
+            assert (code == 0) == (theirs.exit_code == 0), (name, argv, err, theirs.output)
+    print(f"runner option fuzzer: {cases} cases, {refused} refused, {agreed} verdicts as seqcli's")
+    assert refused > 20 and cases - refused > 20

@@ -95,6 +95,7 @@ def export(run: str | Path, out: str | Path, fmt: str = "onnx", checkpoint: str 
         config = {"format": "seqcli-export", "format_version": 1, "seqcli_version": __import__("seqcli").__version__,
                   "task": ckpt.recipe.task.name, "description": ckpt.recipe.description, "kind": exported.kind,
                   "use": exported.config, "graphs": graphs, "fields": fields, "sample": sample_defaults(ckpt),
+                  "options": option_bounds(ckpt),
                   "state_shapes": [[int(t.shape[0]), int(t.shape[2])] for name, t in exported.graphs[0].inputs.items()
                                    if name.startswith("state")] if exported.kind == "generator" else None}
         (tmp / "config.json").write_text(json.dumps(config, indent=1, default=str), encoding="utf-8")
@@ -368,3 +369,14 @@ def sample_defaults(ckpt) -> dict:
 
     pictures = inference.outputs(inference.sample_parameters(inference.task_class(ckpt)))
     return {k: v for k, v in ckpt.recipe.sample.items() if k not in pictures and k != INPUTS}
+
+
+def option_bounds(ckpt) -> dict:
+    """The task's sample options as JSON Schema (types and bounds, as `seqcli sample` checks
+    them): run.py refuses what seqcli refuses."""
+    from seqcli import inference
+    from seqcli.schema import options_schema
+
+    params = inference.sample_parameters(inference.task_class(ckpt))
+    skip = set(inference.outputs(params)) | {INPUTS}
+    return options_schema(params, {}, skip=skip)

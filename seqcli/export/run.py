@@ -562,30 +562,106 @@ OPTIONS = {  # kind -> (option, type, help)
 }
 
 
+MAX_LINE = 1 << 20  # characters in one input line, as seqcli sample takes
+
+
+def check_input_file(path: str) -> None:
+    """--input-file is '-' or a regular file that can be read: a folder, a device (/dev/zero)
+    or a FIFO is refused before anything is decoded."""
+    import os
+    import stat
+
+    if path == "-":
+        return
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        raise Failure(f"--input-file {path}: cannot read it ({exc.strerror})") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise Failure(f"--input-file {path}: is {kind_of(info.st_mode)}, not a regular file")
+
+
 def read_inputs(args):
     """(where, text) for each --input, then each non-blank line of --input-file ('-': stdin),
-    read as it is used."""
+    read as it is used; a line over MAX_LINE characters or not UTF-8 is a Failure naming it."""
     for i, text in enumerate(args.input or []):
         yield f"input {i + 1}", text
     if not args.input_file:
         return
     name = "<stdin>" if args.input_file == "-" else args.input_file
-    stream = sys.stdin if args.input_file == "-" else open(args.input_file, encoding="utf-8")  # noqa: SIM115
+    stream = sys.stdin.buffer if args.input_file == "-" else open(args.input_file, "rb")  # noqa: SIM115
     try:
-        for number, line in enumerate(stream, 1):
+        number = 0
+        while True:
+            raw = stream.readline(4 * MAX_LINE + 1)
+            if not raw:
+                return
+            number += 1
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                if len(raw) > 4 * MAX_LINE:
+                    raise Failure(f"{name}:{number}: a line over {MAX_LINE:,} characters; split it") from None
+                raise Failure(f"{name}:{number}: not valid UTF-8 (byte 0x{raw[exc.start]:02x})") from None
+            if len(line.rstrip("\r\n")) > MAX_LINE or (len(raw) > 4 * MAX_LINE):
+                raise Failure(f"{name}:{number}: a line over {MAX_LINE:,} characters; split it")
             if line.strip():
                 yield f"{name}:{number}", line.rstrip("\r\n")
     finally:
-        if stream is not sys.stdin:
+        if args.input_file != "-":
             stream.close()
 
 
-def write_outputs(chunks, output: str | None, sep: str) -> int:
+def kind_of(mode: int) -> str:
+    import stat
+
+    return ("a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else
+            "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode) else
+            "not a regular file")
+
+
+def check_output(output: str, force: bool, input_file: str | None) -> Path:
+    """-o is checked before the model is loaded, as seqcli sample checks it: never the input
+    (the same file through any link, or what stdin reads), never a folder, device or FIFO,
+    its folder must exist, and a file that exists is replaced only with --force. Returns the
+    file to write (a link: the file it names)."""
+    import os
+    import stat
+
+    real = Path(os.path.realpath(output))
+    try:
+        info = os.stat(real)
+    except FileNotFoundError:
+        info = None
+    except OSError as exc:
+        raise Failure(f"-o {output}: cannot check it ({exc.strerror})") from None
+    if info is not None:
+        if input_file is not None:
+            try:
+                source = os.fstat(0) if input_file == "-" else os.stat(input_file)
+            except OSError:
+                source = None
+            if source is not None and (source.st_dev, source.st_ino) == (info.st_dev, info.st_ino):
+                what = "the standard input" if input_file == "-" else f"the input {input_file}"
+                raise Failure(f"-o {output}: is {what}; writing it would destroy the input (choose another file)")
+        if not stat.S_ISREG(info.st_mode):
+            raise Failure(f"-o {output}: is {kind_of(info.st_mode)}, not a regular file; outputs are written only to "
+                          f"regular files")
+        if not force:
+            raise Failure(f"-o {output} already exists; pass --force to replace it")
+    if not real.parent.is_dir():
+        raise Failure(f"-o {output}: folder {Path(output).parent} does not exist")
+    if not os.access(real.parent, os.W_OK | os.X_OK):
+        raise Failure(f"-o {output}: folder {Path(output).parent} is not writable")
+    return real
+
+
+def write_outputs(chunks, output: Path | None, sep: str, shown: str = "") -> int:
     """Each chunk's lines as they come, to stdout or, whole or not at all, to `output` (a
-    temporary file beside it, renamed into place once every line is written)."""
+    temporary file beside it, created anew, renamed into place once every line is written)."""
     import os
 
-    if not output:
+    if output is None:
         count = 0
         for lines in chunks:
             sys.stdout.write("".join(line + "\n" for line in lines) if sep == "\n" else
@@ -593,19 +669,47 @@ def write_outputs(chunks, output: str | None, sep: str) -> int:
             sys.stdout.flush()
             count += len(lines)
         return count
-    target = Path(output)
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    temporary = output.with_name(f".{output.name}.{os.getpid()}.tmp")
     count = 0
     try:
-        with open(temporary, "w", encoding="utf-8") as f:
-            for lines in chunks:
-                f.write("".join(line + "\n" for line in lines) if sep == "\n" else sep.join(lines) + "\n")
-                count += len(lines)
-        if count:
-            os.replace(temporary, target)
+        try:
+            with open(temporary, "x", encoding="utf-8") as f:
+                for lines in chunks:
+                    f.write("".join(line + "\n" for line in lines) if sep == "\n" else sep.join(lines) + "\n")
+                    count += len(lines)
+                f.flush()
+                os.fsync(f.fileno())
+            if count:
+                os.replace(temporary, output)
+        except OSError as exc:
+            raise Failure(f"-o {shown or output}: cannot write it ({exc.strerror or exc}); nothing was replaced") \
+                from None
     finally:
         temporary.unlink(missing_ok=True)
     return count
+
+
+def check_options(options: dict, config: dict, kind: str) -> None:
+    """Each option within the bounds `seqcli sample` checks (config.json's "options", the
+    task's signature as JSON Schema): one line naming it otherwise."""
+    import math
+
+    schemas = config.get("options") or {}
+    for name, value in options.items():
+        flag = "--" + name.replace("_", "-")
+        schema = schemas.get(name, {})
+        kinds = [s for s in schema.get("anyOf", [schema]) if s.get("type") != "null"]
+        if isinstance(value, float) and not math.isfinite(value):
+            raise Failure(f"{flag}: must be a finite number, got {value}")
+        if not kinds or not isinstance(value, (int, float)):
+            continue
+        bound = kinds[0]
+        for key, ok, word in (("minimum", lambda v, b: v >= b, ">="), ("exclusiveMinimum", lambda v, b: v > b, ">"),
+                              ("maximum", lambda v, b: v <= b, "<="), ("exclusiveMaximum", lambda v, b: v < b, "<")):
+            if key in bound and not ok(value, bound[key]):
+                raise Failure(f"{flag}: must be {word} {bound[key]:g}, got {value:g}")
+    if kind == "writer" and options.get("n_best", 1) > options.get("beam_size", 1):
+        raise Failure(f"--n-best: must be <= --beam-size ({options.get('beam_size', 1)}), got {options['n_best']}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -621,6 +725,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.add_argument("--" + name.replace("_", "-"), type=kind_of, default=defaults.get(name),
                             help=f"{text} (default: {defaults.get(name)})")
     parser.add_argument("--output", "-o", help="write the outputs here instead of stdout")
+    parser.add_argument("--force", action="store_true", help="replace --output if it exists")
     if kind != "generator":
         parser.add_argument("--batch-size", type=int, default=64, help="inputs decoded together (default: 64)")
     parser.add_argument("--threads", type=int, help="compute threads (default: onnxruntime's)")
@@ -629,14 +734,31 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     options = {name: getattr(args, name) for name, _, _ in OPTIONS.get(kind, []) if getattr(args, name) is not None}
     try:
+        check_options(options, config, kind)
+        if getattr(args, "batch_size", 1) is not None and not 1 <= getattr(args, "batch_size", 1) <= 100_000:
+            raise Failure(f"--batch-size: must be >= 1 and <= 100000, got {args.batch_size}")
+        if args.threads is not None and not 1 <= args.threads <= 1024:
+            raise Failure(f"--threads: must be >= 1 and <= 1024, got {args.threads}")
+        input_file = getattr(args, "input_file", None)
+        if input_file is not None:
+            check_input_file(input_file)
+        output = check_output(args.output, args.force, input_file) if args.output else None
         model = Model(model_folder, args.threads, args.spin)
         if kind == "generator":
-            write_outputs([model.generate(**options)], args.output, "\n\n")
-        elif not write_outputs(model.predict_stream(read_inputs(args), args.batch_size, **options), args.output, "\n"):
+            write_outputs([model.generate(**options)], output, "\n\n", args.output)
+        elif not write_outputs(model.predict_stream(read_inputs(args), args.batch_size, **options), output, "\n",
+                               args.output or ""):
             raise Failure("give inputs: --input TEXT (repeatable) or --input-file FILE")
-    except (Failure, OSError, UnicodeDecodeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (Failure, OSError, UnicodeDecodeError, MemoryError) as exc:
+        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"error: {why}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the runtime failing (out of memory, a graph error): one line
+        why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"error: the model failed: {why[:300]}", file=sys.stderr)
+        return 1
     return 0
 
 
