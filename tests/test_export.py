@@ -432,3 +432,47 @@ def test_fuzzed_runner_options_get_seqclis_verdict(exported, runs):
             assert (code == 0) == (theirs.exit_code == 0), (name, argv, err, theirs.output)
     print(f"runner option fuzzer: {cases} cases, {refused} refused, {agreed} verdicts as seqcli's")
     assert refused > 20 and cases - refused > 20
+
+
+def test_export_checks_its_folder_before_any_work_and_names_a_full_disk(runs, tmp_path, monkeypatch, cli):
+    import os
+
+    run = runs["reverse"]
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    cases = [(tmp_path / "dangling", "is a link; name the folder itself"),
+             (".", "name the new folder to write"),
+             ("/proc/x", "-o /proc/x: cannot write there")]
+    monkeypatch.chdir(tmp_path)
+    for out, message in cases:
+        result = cli("export", run, "-o", out, ok=False)
+        assert result.exit_code == 2 and message in result.stderr and result.stderr.count("\n") == 1, result.stderr
+        assert "export:" not in result.stdout  # refused before any graph was traced
+    assert not (tmp_path / "nowhere").exists() and not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    from seqcli import export
+
+    monkeypatch.setattr(export, "write_weights", full)
+    result = cli("export", run, "-o", tmp_path / "out", ok=False)
+    assert result.exit_code == 2 and "-o" in result.stderr and "the disk is full" in result.stderr
+    assert result.stderr.count("\n") == 1 and not (tmp_path / "out").exists()
+    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
+    os.sync()
+
+
+@pytest.mark.parametrize("what", ["fifo", "folder", "dangling"])
+def test_a_best_checkpoint_that_is_not_a_file_is_never_replaced_by_last(runs, tmp_path, cli, what):
+    import os
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(runs["reverse"], run)
+    best = run / "checkpoints" / "best.pt"
+    best.unlink()
+    {"fifo": os.mkfifo, "folder": os.mkdir, "dangling": lambda p: p.symlink_to(tmp_path / "gone.pt")}[what](best)
+    for argv in (["sample", run, "--input", "abc"], ["evaluate", run], ["export", run, "-o", tmp_path / "x"]):
+        result = cli(*argv, ok=False)
+        assert result.exit_code == 2 and f"{best}: is " in result.stderr and "not a checkpoint file" in result.stderr
+    assert cli("sample", run, "--checkpoint", "last", "--input", "abc").exit_code == 0

@@ -197,9 +197,14 @@ def test_a_full_disk_is_one_line_and_keeps_the_previous_checkpoint(cli, recipe, 
     assert result.exit_code == 1
     assert result.stderr.startswith(f"error: cannot write checkpoint {tmp_path / 'run' / 'checkpoints'}")
     assert "no space left on the device" in result.stderr and "0.0 MB free" in result.stderr
-    assert "the previous checkpoint is kept" in result.stderr and len(result.stderr.splitlines()) == 1
+    assert ".pt is kept" in result.stderr and "the previous " in result.stderr and len(result.stderr.splitlines()) == 1
     assert (tmp_path / "run" / "checkpoints" / "last.pt").read_bytes() == before
     assert not [p for p in (tmp_path / "run" / "checkpoints").iterdir() if ".tmp-" in p.name]
+    # the first checkpoint of a run: nothing to keep, and the message does not pretend otherwise
+    monkeypatch.setattr(torch, "save", full)
+    result = cli("run", recipe, *TINY, "--run-dir", tmp_path / "fresh", ok=False)
+    monkeypatch.setattr(torch, "save", real_save)
+    assert result.exit_code == 1 and "there is no best.pt yet" in result.stderr and "kept" not in result.stderr
 
 
 def test_temporary_files_of_killed_processes_are_cleaned(cli, recipe, tmp_path):

@@ -53,7 +53,11 @@ def require(fmt: str) -> None:
 def check_folder(out: str | Path) -> Path:
     """The folder to write: absent, or an empty folder, somewhere seqcli can write."""
     out = Path(out)
-    if out.exists() and (not out.is_dir() or out.is_symlink() or any(out.iterdir())):
+    if out.name in ("", ".", "..") or Path(os.path.abspath(out)) == Path.cwd():
+        raise SeqcliError(f"-o {out}: name the new folder to write (for example -o exported), not this one")
+    if out.is_symlink():
+        raise SeqcliError(f"-o {out}: is a link; name the folder itself (nothing was changed)")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise SeqcliError(f"-o {out}: exists and is not an empty folder; choose another (nothing was changed)")
     existing = next(p for p in out.absolute().parents if p.exists())  # missing folders above it are made
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
@@ -78,9 +82,12 @@ def export(run: str | Path, out: str | Path, fmt: str = "onnx", checkpoint: str 
 
     tmp = temporary(out.absolute())
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.parent.mkdir(parents=True, exist_ok=True)
-    try:
+    try:  # where the export is written, made before any work: a place that cannot take it is one line now
+        tmp.parent.mkdir(parents=True, exist_ok=True)
         tmp.mkdir()
+    except OSError as exc:
+        raise SeqcliError(f"-o {out}: cannot write there ({exc.strerror or exc}; nothing was changed)") from None
+    try:
         (tmp / "model").mkdir()
         graphs = {}
         for graph in exported.graphs:
@@ -110,10 +117,30 @@ def export(run: str | Path, out: str | Path, fmt: str = "onnx", checkpoint: str 
         if out.exists():
             out.rmdir()  # an empty folder given as -o: replaced by the whole export
         os.replace(tmp, out)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if disk_full(exc):
+            free = shutil.disk_usage(tmp.parent).free
+            raise SeqcliError(f"-o {out}: the disk is full ({free / 2**20:.1f} MiB free on {tmp.parent}); nothing was "
+                              f"written") from None
+        if isinstance(exc, OSError) and not isinstance(exc, SeqcliError):
+            raise SeqcliError(f"-o {out}: cannot write the export ({exc.strerror or exc}); nothing was written") \
+                from None
         raise
     return out
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether a failure, or what caused it, is a full disk (also where a library rewords it)."""
+    import errno
+
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "No space left on device" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def exported_by(loaded):

@@ -450,8 +450,9 @@ def write_error(exc: BaseException, path: Path, state: dict) -> SeqcliError:
     else:
         what = getattr(exc, "strerror", None) or str(exc).strip().splitlines()[0]
     room = f", {free / 2**20:,.1f} MB free" if free is not None else ""
+    kept = f"the previous {path.name} is kept" if path.is_file() else f"there is no {path.name} yet"
     return TrainingError(f"cannot write checkpoint {path}: {what} (it needs about {need / 2**20:,.1f} MB in "
-                         f"{path.parent}{room}); the previous checkpoint is kept")
+                         f"{path.parent}{room}); {kept}")
 
 
 def _tensors(value):
@@ -478,8 +479,14 @@ def find(path: str | Path, which: str = "best") -> Path:
         clean_stale(run.checkpoints)
         clean_stale(path)
         for name in (which, "last") if which == "best" else (which,):
-            if run.checkpoint(name).is_file():
-                return run.checkpoint(name)
+            candidate = run.checkpoint(name)
+            if candidate.is_file():
+                return candidate
+            if os.path.lexists(candidate):  # there, but not a file: never silently another checkpoint
+                what = "a link to nothing" if candidate.is_symlink() and not candidate.exists() else \
+                    "a folder" if candidate.is_dir() else "not a regular file"
+                raise CheckpointError(f"{candidate}: is {what}, not a checkpoint file; remove it (or name another "
+                                      f"checkpoint) to go on")
         raise CheckpointError(f"{path}: no {which} checkpoint in this directory (looked in {run.checkpoints})")
     try:
         mode = path.stat().st_mode
