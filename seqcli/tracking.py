@@ -43,7 +43,8 @@ def require_mlflow():
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
     import logging
 
-    logging.getLogger("mlflow").setLevel(logging.WARNING)  # its INFO lines (database set-up) are not the run's
+    for name in ("mlflow", "alembic", "sqlalchemy"):  # a store's problem is seqcli's one warning, not their logs
+        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
     try:
         import mlflow  # noqa: F401
         from mlflow.tracking import MlflowClient
@@ -52,6 +53,74 @@ def require_mlflow():
 
         raise SeqcliError("train.mlflow: needs the mlflow package: pip install 'seqcli[mlflow]'") from None
     return MlflowClient
+
+
+SECRETS: dict[str, str] = {}  # a redacted tracking URI -> the one given, in this process only
+SECRET_QUERY = ("token", "password", "passwd", "secret", "key", "auth", "signature", "credential")
+
+
+def redact(uri: str) -> str:
+    """A tracking URI without its credentials (user:password@, token=... and the like): what
+    seqcli writes (recipe.yaml, checkpoints, mlflow.json, model cards, MLflow params); the
+    URI as given is kept in this process for the client (`SECRETS`)."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return uri
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rpartition("@")[2]
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode([(k, "***" if any(w in k.lower() for w in SECRET_QUERY) else v) for k, v in pairs], safe="*")
+    if netloc == parts.netloc and query == parts.query:
+        return uri
+    redacted = urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    SECRETS[redacted] = uri
+    return redacted
+
+
+def client_uri(uri: str | None) -> str | None:
+    """The URI the client uses: the one given, if this process saw it, else a redacted one with
+    its placeholders dropped (credentials then come from MLflow's own MLFLOW_TRACKING_USERNAME,
+    MLFLOW_TRACKING_PASSWORD or MLFLOW_TRACKING_TOKEN)."""
+    if uri is None or uri in SECRETS:
+        return SECRETS.get(uri, uri)
+    return uri.replace("***@", "")
+
+
+def local_store(uri: str | None) -> tuple[str | None, str | None]:
+    """(tracking URI, artifact folder) for MLflow. A folder (a file: URI or a plain path) is
+    kept as a SQLite database inside it, FOLDER/mlflow.db, with artifacts in
+    FOLDER/artifacts: MLflow 3 no longer writes its folder store."""
+    from urllib.parse import unquote, urlsplit
+
+    if uri is None or not (uri.startswith("file:") or ("/" in uri and ":" not in uri)):
+        return uri, None
+    folder = Path(unquote(urlsplit(uri).path) if uri.startswith("file:") else uri).absolute()
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{folder / 'mlflow.db'}", str(folder / "artifacts")
+
+
+def store_problem(uri: str | None) -> str | None:
+    """Why a SQLite store cannot be written, found before MLflow retries it for minutes."""
+    if not uri or not uri.startswith("sqlite:///"):
+        return None
+    path = Path(uri[len("sqlite:///"):])
+    if path.exists():
+        if not os.access(path, os.R_OK | os.W_OK):
+            return f"{path} cannot be written"
+        if not os.access(path.parent, os.W_OK | os.X_OK):
+            return f"its folder {path.parent} cannot be written (SQLite needs it for its journal)"
+        return None
+    if not path.parent.is_dir():
+        return f"its folder {path.parent} does not exist"
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        return f"its folder {path.parent} cannot be written"
+    return None
 
 
 class MLflow:
@@ -66,6 +135,7 @@ class MLflow:
         `export`: also log the model exported as ONNX."""
         self.spec = {"tracking_uri": tracking_uri, "experiment": experiment, "run_name": run_name, "export": export}
         self.client, self.run_id, self.failed = None, None, False
+        self.uri, self.artifacts_at = local_store(client_uri(tracking_uri))
 
     def start(self, run_dir: Path, recipe, warn, resume: bool) -> MLflow:
         self.run_dir, self.warn = Path(run_dir), warn
@@ -77,7 +147,10 @@ class MLflow:
 
         from seqcli.files import write_atomic
 
-        client = require_mlflow()(tracking_uri=self.spec.get("tracking_uri"))
+        problem = store_problem(self.uri)
+        if problem:
+            raise RuntimeError(problem)
+        client = require_mlflow()(tracking_uri=self.uri)
         known = RunFolder(self.run_dir).mlflow
         if resume and known.is_file():  # the same MLflow run goes on
             self.run_id = json.loads(known.read_text(encoding="utf-8"))["run_id"]
@@ -86,7 +159,8 @@ class MLflow:
             return
         name = self.spec.get("experiment") or "seqcli"
         experiment = client.get_experiment_by_name(name)
-        experiment_id = experiment.experiment_id if experiment is not None else client.create_experiment(name)
+        experiment_id = experiment.experiment_id if experiment is not None else \
+            client.create_experiment(name, artifact_location=self.artifacts_at and f"{self.artifacts_at}/{name}")
         run = client.create_run(experiment_id, run_name=self.spec.get("run_name") or self.run_dir.name,
                                 tags={"seqcli.run_dir": str(self.run_dir.absolute()), "seqcli.task": recipe.task.name})
         self.client, self.run_id = client, run.info.run_id
@@ -95,17 +169,42 @@ class MLflow:
         for i in range(0, len(params), 100):  # the tracking API takes 100 params a call
             client.log_batch(self.run_id, params=params[i : i + 100])
 
+    TIMEOUT = 30.0  # seconds one MLflow call may take before the sink gives up on the store
+
     def _call(self, action, what: str) -> None:
-        """Run an MLflow call; the first failure is a warning, and the sink stops there."""
+        """Run an MLflow call, for at most TIMEOUT seconds (in a thread of its own, which a
+        store that hangs leaves behind); the first failure is one warning, and the sink stops
+        there."""
+        import threading
+
         if self.failed:
             return
-        try:
-            action()
-        except Exception as exc:  # noqa: BLE001 - any client or server error: training goes on
-            self.failed = True
-            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-            self.warn(f"warning: mlflow at {self.spec.get('tracking_uri') or 'the default tracking URI'} {what} "
-                      f"({first}); training goes on without it")
+        outcome: list = []
+
+        def run():
+            try:
+                action()
+                outcome.append(None)
+            except Exception as exc:  # noqa: BLE001 - any client or server error: training goes on
+                outcome.append(exc)
+
+        worker = threading.Thread(target=run, name="seqcli-mlflow", daemon=True)
+        worker.start()
+        worker.join(self.TIMEOUT)
+        if outcome and outcome[0] is None:
+            return
+        self.failed = True
+        if not outcome:
+            why = f"no answer within {self.TIMEOUT:g} s"
+        else:
+            exc = outcome[0]
+            while exc.__cause__ is not None or (exc.__context__ is not None and not str(exc).strip()):
+                exc = exc.__cause__ or exc.__context__  # the store's own words, not a wrapper's
+            text = str(exc).strip()
+            why = next((line for line in text.splitlines() if line.strip() and not line.startswith("(raised")),
+                       type(exc).__name__)[:200]
+        self.warn(f"warning: mlflow at {self.spec.get('tracking_uri') or 'the default tracking URI'} {what} "
+                  f"({why}); training goes on without it")
 
     def write(self, record: dict) -> None:
         if self.failed:

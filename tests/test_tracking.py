@@ -46,13 +46,19 @@ def test_a_run_logs_params_metrics_and_artifacts_and_resumes_into_the_same_run(c
     assert steps == [6, 12, 18] and client.get_run(run_id).info.status == "FINISHED"
 
 
-def test_a_file_store_and_an_exported_model_as_artifacts(cli, recipe, tmp_path, monkeypatch):
+def test_a_local_folder_store_and_an_exported_model_as_artifacts(cli, recipe, tmp_path, monkeypatch):
+    """A file: URI is a folder holding a SQLite store (MLflow 3 no longer writes its folder
+    store), with no escape hatch set."""
     pytest.importorskip("onnxruntime")
-    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 keeps the file store for those who ask
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
     store = (tmp_path / "mlruns").as_uri()
-    cli("run", recipe, *TINY, f"train.mlflow={{tracking_uri: '{store}', export: true}}", "--run-dir", tmp_path / "run")
+    result = cli("run", recipe, *TINY, f"train.mlflow={{tracking_uri: '{store}', export: true}}", "--run-dir",
+                 tmp_path / "run")
+    assert "warning" not in result.stdout
     run_id = json.loads((tmp_path / "run" / "mlflow.json").read_text())["run_id"]
-    client = MlflowClient(store)
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    assert len(client.get_metric_history(run_id, "train/loss")) == 4
+    assert (tmp_path / "mlruns" / "artifacts").is_dir()
     assert client.get_experiment(client.get_run(run_id).info.experiment_id).name == "seqcli"
     exported = {a.path for a in client.list_artifacts(run_id, "export")}
     assert {"export/config.json", "export/run.py", "export/model", "export/README.md"} <= exported
@@ -121,3 +127,60 @@ def test_a_real_server_and_one_that_goes_away_mid_run(recipe, tmp_path, server):
     assert "warning: mlflow at " + url in out and "training goes on without it" in out
     assert out.count("warning: mlflow") == 1
     assert [r["step"] for r in records(run) if r["split"] == "valid"][-1] == 400  # the run trained to its end
+
+
+def test_a_store_that_cannot_be_opened_is_one_warning_at_once(cli, recipe, tmp_path):
+    started = time.time()
+    result = cli("run", recipe, *TINY, f"train.mlflow={{tracking_uri: 'sqlite:///{tmp_path}/missing/m.db'}}",
+                 "--run-dir", tmp_path / "run")
+    assert time.time() - started < 60  # MLflow alone retries such a store for about 100 s
+    warnings = [line for line in result.stdout.splitlines() if "mlflow" in line]
+    assert len(warnings) == 1 and "its folder" in warnings[0] and "does not exist" in warnings[0]
+    assert "Traceback" not in result.output and "ERROR" not in result.output
+
+
+def test_a_store_that_hangs_costs_a_bounded_wait(cli, recipe, tmp_path, monkeypatch):
+    from seqcli import tracking
+
+    class Hanging:
+        def __init__(self, tracking_uri=None):
+            pass
+
+        def get_experiment_by_name(self, name):
+            time.sleep(30)
+
+    monkeypatch.setattr(tracking, "require_mlflow", lambda: Hanging)
+    monkeypatch.setattr(tracking.MLflow, "TIMEOUT", 1.0)
+    started = time.time()
+    result = cli("run", recipe, *TINY, f"train.mlflow={{tracking_uri: 'sqlite:///{tmp_path}/m.db'}}",
+                 "--run-dir", tmp_path / "run")
+    assert time.time() - started < 25
+    assert "no answer within 1 s); training goes on without it" in result.stdout
+
+
+def test_credentials_in_the_tracking_uri_are_used_and_never_written(cli, recipe, tmp_path, monkeypatch):
+    import torch
+
+    from seqcli import tracking
+
+    seen = []
+
+    class Refusing:
+        def __init__(self, tracking_uri=None):
+            seen.append(tracking_uri)
+            raise RuntimeError("401 unauthorized")
+
+    monkeypatch.setattr(tracking, "require_mlflow", lambda: Refusing)
+    uri = "http://bob:s3cret@127.0.0.1:9/?token=t0ken"
+    result = cli("run", recipe, *TINY, f"train.mlflow={{tracking_uri: '{uri}'}}", "--run-dir", tmp_path / "run")
+    assert seen == [uri]  # the client was given the URI as written
+    assert "http://***@127.0.0.1:9/?token=***" in result.stdout
+    cli("export", tmp_path / "run", "-o", tmp_path / "exported")
+    written = [p for p in (tmp_path / "run").rglob("*") if p.is_file()] + \
+              [p for p in (tmp_path / "exported").rglob("*") if p.is_file()]
+    for path in written:
+        data = path.read_bytes()
+        assert b"s3cret" not in data and b"t0ken" not in data, path
+    stored = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)["recipe"]
+    assert "s3cret" not in json.dumps(stored, default=str)
+    assert "s3cret" not in result.output

@@ -232,6 +232,10 @@ def resolve(data: dict, origins: Origins) -> Recipe:
         from seqcli.tracking import MLflow
 
         values["mlflow"] = _options(values["mlflow"], MLflow, "train.mlflow", report)
+        if isinstance(values["mlflow"], dict) and isinstance(values["mlflow"].get("tracking_uri"), str):
+            from seqcli.tracking import redact  # credentials are never written: recipe.yaml, checkpoints, cards
+
+            values["mlflow"]["tracking_uri"] = redact(values["mlflow"]["tracking_uri"])
     if "device" in values:
         _check_device(values["device"], report)
     config = TrainConfig(**values) if not errors else None
