@@ -335,6 +335,10 @@ def test_embeddings_mistakes_are_one_line(cli, tmp_path, corpus):
     result = cli("run", "word-lm", f"dataset.path={corpus}", *WORD_LM, "model.embedding_size=2",
                  f"model.embeddings={{path: {tmp_path / 'bad.txt'}}}", "--run-dir", tmp_path / "bad", ok=False)
     assert "bad.txt, line 2: not a word and 2 finite numbers" in result.stderr
+    (tmp_path / "huge.txt").write_text("the 0.1 0.2\ncat 0.3 3.5e38\n")  # finite, but not as float32
+    result = cli("run", "word-lm", f"dataset.path={corpus}", *WORD_LM, "model.embedding_size=2",
+                 f"model.embeddings={{path: {tmp_path / 'huge.txt'}}}", "--run-dir", tmp_path / "huge", ok=False)
+    assert "huge.txt, line 2: not a word and 2 finite numbers (float32: at most 3.403e+38 in size)" in result.stderr
     result = cli("recipes", "validate", "word-lm", f"dataset.path={corpus}", "model.embeddings={path: nope.txt}",
                  ok=False)
     assert "model.embeddings.path: file not found: nope.txt" in result.stderr
@@ -545,8 +549,11 @@ def test_copy_attention_writes_words_it_never_saw(cli, tmp_path):
     names = [f"q{i}" for i in range(30)] + [f"n{i}" for i in range(30)]  # unseen and seen names
     inputs = [f"please {verb} {a} and {b}" for verb, a, b in zip(["call", "meet", "thank", "invite"] * 15, names,
                                                                    reversed(names))]
+    inputs += ["please call <eos> and m7", "please meet m2 and <bos>"]  # special tokens as words: copied as words
     for options in ({}, {"beam_size": 3, "n_best": 2}, {"beam_size": 3, "coverage_penalty": 0.2}):
         assert "the runner's outputs are seqcli's" in check_export(tmp_path / "copy", inputs, options)
+    assert cli("sample", tmp_path / "copy", "-i", "please call <eos> and m7", "-i", "please meet m2 and <bos>"
+               ).stdout == "calling m7 then <eos>\nmeeting <bos> then m2\n"
     cli("export", tmp_path / "copy", "-o", tmp_path / "exported")
     card = (tmp_path / "exported" / "README.md").read_text()
     assert "a word outside it is read as <unk> and can be copied to the output (copy attention)" in card
@@ -570,5 +577,8 @@ def test_copy_ids_and_copied_text():
     target = Vocab(["<unk>", "<eos>", "<bos>", "calling", "then", "n3"], "whitespace")
     tokens = ["please", "call", "zed", "and", "n3", "zed"]
     assert copy_ids(tokens, target).tolist() == [6, 7, 8, 9, 5, 8]  # n3 is in the vocabulary; zed twice, one id
+    special = ["call", "<eos>", "and", "<bos>", "<unk>"]  # special tokens written as words: copied as words
+    assert copy_ids(special, target).tolist() == [6, 7, 8, 9, 10]
+    assert copied_text([3, 7, 4, 9], target, special) == "calling <eos> then <bos>"
     assert copied_text([3, 8, 4, 5], target, tokens) == "calling zed then n3"
     assert copied_text([3, 8], target) == "calling " + chr(COPIED + 2)  # scored: one stand-in per source word

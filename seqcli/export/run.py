@@ -160,7 +160,8 @@ class Field:
         """Copy attention: each source token's output id, its id here, or for a token this
         vocabulary lacks, len(vocabulary) + its first position in the source."""
         seen: dict[str, int] = {}
-        return [self.index.get(t, 0) or len(self.tokens) + seen.setdefault(t, i) for i, t in enumerate(tokens)]
+        return [(0 if t in ("<unk>", "<eos>", "<bos>") else self.index.get(t, 0)) or
+                len(self.tokens) + seen.setdefault(t, i) for i, t in enumerate(tokens)]
 
     def copied(self, ids, words: list[str]) -> str:
         """Output ids as text, an id past the vocabulary being the source word it copies."""

@@ -115,6 +115,9 @@ def _check_dim(path: str, dim: int, line: int) -> None:
         raise ConfigError("model.embeddings.path", f"{path}, line {line}: vectors of {dim} values (1 to {MAX_DIM})")
 
 
+FLOAT32_MAX = 3.4028234663852886e38
+
+
 def _text_entry(raw: bytes, dim: int | None):
     """(word, values) from one text line, or None when it is not one."""
     try:
@@ -129,7 +132,7 @@ def _text_entry(raw: bytes, dim: int | None):
         values = [float(v) for v in parts[1:]]
     except ValueError:
         return None
-    if not all(math.isfinite(v) for v in values):
+    if not all(math.isfinite(v) and abs(v) <= FLOAT32_MAX for v in values):  # what the model's float32 holds
         return None
     return parts[0], values
 
@@ -147,7 +150,8 @@ def _text(f, path: str, wanted: set[str], dim: int, line: int) -> dict[str, list
             continue
         entry = _text_entry(raw, dim)
         if entry is None:
-            raise ConfigError("model.embeddings.path", f"{path}, line {number}: not a word and {dim} finite numbers")
+            raise ConfigError("model.embeddings.path", f"{path}, line {number}: not a word and {dim} finite numbers "
+                                                         f"(float32: at most {FLOAT32_MAX:.4g} in size)")
         vectors[word] = entry[1]
     return vectors
 

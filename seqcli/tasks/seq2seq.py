@@ -272,18 +272,21 @@ class SequenceWriter(ExampleTask):
                                                   "batch_axis": batch_axis, **({"copy": True} if copying else {})})
 
 
+COPIED_AS_WORDS = ("<unk>", "<eos>", "<bos>")  # special tokens a source may hold as words
 COPIED = 0xF0000  # a copied word the vocabulary lacks, when scored: a private-use character per source position
 
 
 def copy_ids(tokens: list[str], target: Vocab, first: list[int] | None = None) -> torch.Tensor:
     """Each source token's output id for copy attention: its id in `target`, or, for a token
-    the target vocabulary lacks (or <unk>), len(target) + its first position in the source."""
+    the target vocabulary lacks (or <unk>), or a special token (<eos>, <bos>) written as a word
+    in the source, len(target) + its first position in the source: copied as the word it is,
+    so a source word `<eos>` never ends the output."""
     if first is None:
         seen: dict[str, int] = {}
         first = [seen.setdefault(t, i) for i, t in enumerate(tokens)]
     size, ids = len(target), []
     for token, f in zip(tokens, first):
-        known = target.index.get(token, 0)  # 0 is <unk>: copied as the source's own word
+        known = 0 if token in COPIED_AS_WORDS else target.index.get(token, 0)  # 0 is <unk>: the source's own word
         ids.append(known if known else size + f)
     return torch.tensor(ids, dtype=torch.long)
 
