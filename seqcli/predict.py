@@ -304,6 +304,8 @@ class Ledger:
                          f"written by seqcli sample --input-file") from None
         except (OSError, ValueError) as exc:
             raise refuse(f"has a damaged record {self.path} ({exc})") from None
+        except RecursionError:
+            raise refuse(f"has a damaged record {self.path} (nested too deeply)") from None
         if not (isinstance(record, dict) and isinstance(record.get("identity"), dict)
                 and all(isinstance(record.get(k), int) and not isinstance(record[k], bool) and record[k] >= 0
                         for k in ("lines", "bytes")) and isinstance(record.get("sha256"), str)):
@@ -313,9 +315,13 @@ class Ledger:
                    "input_sha256": f"was written from another version of {self.identity['input']} (it changed since)",
                    "given": "was written with other --input values",
                    "model": "was written by another checkpoint (the run has trained since, or another run)",
-                   "options": f"was written with other options ({describe(was.get('options'), self.identity['options'])})"}
+                   "options": f"was written with other options ({safely(describe, was.get('options'), self.identity['options'])})"}
         for key, why in reasons.items():
-            if was.get(key) != self.identity[key]:
+            try:
+                same = was.get(key) == self.identity[key]
+            except RecursionError:
+                same = False
+            if not same:
                 raise refuse(why)
         digest, left = hashlib.sha256(), record["bytes"]
         with open(self.output, "rb") as f:
@@ -331,6 +337,14 @@ class Ledger:
             f.truncate(record["bytes"])  # an output cut off by a kill, or outputs the record does not vouch for
         self.lines, self.size, self.digest = record["lines"], record["bytes"], digest
         return self.lines
+
+
+def safely(fn, *args) -> str:
+    """`fn(*args)`, or "unreadable" for values nested too deeply to show."""
+    try:
+        return fn(*args)
+    except RecursionError:
+        return "unreadable before"
 
 
 def describe(old, new) -> str:

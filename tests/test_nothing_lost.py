@@ -252,6 +252,19 @@ def test_continue_refuses_a_damaged_output_and_redoes_lines_it_cannot_vouch_for(
     assert out.read_text() == whole.read_text()
 
 
+def test_continue_refuses_a_record_nested_too_deeply(cli, reverser, tmp_path, monkeypatch):
+    source, out = tmp_path / "in.txt", tmp_path / "out.txt"
+    source.write_text(inputs(40))
+    killed_midway(cli, reverser, source, out, monkeypatch)
+    record = tmp_path / ".out.txt.seqcli-continue"
+    assert record.is_file()
+    for damaged in ("[" * 100_000, '{"identity": {"options": ' + "[" * 900 + "]" * 900 + '}, "lines": 1, "bytes": 1, '
+                                  '"sha256": "x"}'):
+        record.write_text(damaged)
+        message = one_line(cli("sample", reverser, "--input-file", source, "-o", out, "--continue", ok=False))
+        assert message.startswith("error: --continue: ") and "pass --force to write it anew" in message
+
+
 def test_continue_needs_a_named_input(cli, reverser, tmp_path):
     message = one_line(cli("sample", reverser, "--input-file", "-", "-o", tmp_path / "o.txt", "--continue", ok=False))
     assert "needs a named --input-file" in message

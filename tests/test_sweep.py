@@ -294,3 +294,16 @@ def test_space_files_are_bounded_and_checked(cli, recipe, tmp_path):
     started = time.time()
     message = one_line(cli("sweep", recipe, f"model.hidden_size=choice({many})", ok=False))
     assert "choice() of 5,000 values; a search takes at most 1,000" in message and time.time() - started < 30
+    # 13 keys of 1,000 values each: refused before a single value is checked against the recipe
+    keys = ["model.hidden_size", "model.embedding_size", "train.batch_size", "train.seq_len", "train.max_steps",
+            "train.eval_every", "train.log_every", "train.seed", "sample.length", "train.keep_checkpoints",
+            "train.patience", "train.accumulate", "model.num_layers"]
+    thousand = ", ".join(str(i) for i in range(1, 1001))
+    space.write_text("".join(f"{k}: choice({thousand})\n" for k in keys))
+    started = time.time()
+    message = one_line(cli("sweep", recipe, "--space", space, ok=False))
+    assert "the space holds 13,000 values to check (13 keys' choices and bounds); a search takes at most 2,000" \
+        in message and time.time() - started < 10
+    space.write_text("".join(f"{k}: choice({', '.join(str(i) for i in range(1, 31))})\n" for k in keys[:5]))
+    message = one_line(cli("sweep", recipe, "--space", space, "--sampler", "grid", ok=False))
+    assert "--sampler grid: the space has 24,300,000 points; a grid search takes at most 1,000,000" in message

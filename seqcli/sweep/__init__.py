@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from seqcli.errors import SeqcliError
-from seqcli.sweep.space import KINDS, MAX_CHOICES, Param, check_space, dump, parse, read_space, split_arguments
+from seqcli.sweep.space import KINDS, MAX_CHOICES, MAX_GRID, Param, check_space, dump, parse, read_space, split_arguments
 from seqcli.sweep.study import (PRUNERS, SAMPLERS, SWEEP_FILE, Spec, importances, is_held, lock_path, locked,
                                 open_study, require_optuna, storage_url, summary, sweep_lock, sync_best, trial_dir,
                                 trial_lock)
@@ -80,11 +80,15 @@ def start(target: str, arguments: list[str], settings: Settings, console) -> Pat
                           f"cross-validate every trial")
     check_space(target, overrides, params)
     if settings.sampler == "grid":
+        points = 1
         for p in params:
             try:
-                p.grid()
+                points *= len(p.grid())
             except Exception as exc:  # noqa: BLE001 - ConfigError, said with where the key was given
                 raise SeqcliError(f"{p.origin}: {exc}") from None
+        if points > MAX_GRID:
+            raise SeqcliError(f"--sampler grid: the space has {points:,} points; a grid search takes at most "
+                              f"{MAX_GRID:,} (search fewer values, or sample it: --sampler tpe or random)")
     folder = Path(settings.out) if settings.out else default_folder(target)
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise SeqcliError(f"--out {folder}: exists and is not empty; continue it with: seqcli sweep resume {folder}")

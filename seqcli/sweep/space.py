@@ -17,7 +17,9 @@ KINDS = {
     "logint": "logint(low, high): an integer from low to high, on a log scale (low >= 1)",
     "choice": "choice(a, b, ...): one of the values",
 }
-MAX_CHOICES = 1000
+MAX_CHOICES = 1000  # values of one choice()
+MAX_CHECKED = 2000  # values of the whole space (each checked against the recipe before the sweep starts)
+MAX_GRID = 1_000_000  # points of a grid search
 
 
 @dataclass
@@ -157,6 +159,10 @@ def check_space(recipe: str, overrides: list[str], params: list[Param]) -> None:
     for p in params:
         if p.key in plain:
             raise SeqcliError(f"{p.origin}: {p.key}: both searched and set by an override")
+    total = sum(len(p.candidates()) for p in params)
+    if total > MAX_CHECKED:  # bounded before checking: each value costs a recipe check
+        raise SeqcliError(f"the space holds {total:,} values to check ({len(params)} keys' choices and bounds); a "
+                          f"search takes at most {MAX_CHECKED:,} in all")
         for value in p.candidates():
             try:
                 load_recipe(recipe, overrides + [f"{p.key}={dump(value)}"])
