@@ -163,6 +163,7 @@ def check_space(recipe: str, overrides: list[str], params: list[Param]) -> None:
     if total > MAX_CHECKED:  # bounded before checking: each value costs a recipe check
         raise SeqcliError(f"the space holds {total:,} values to check ({len(params)} keys' choices and bounds); a "
                           f"search takes at most {MAX_CHECKED:,} in all")
+    for p in params:
         for value in p.candidates():
             try:
                 load_recipe(recipe, overrides + [f"{p.key}={dump(value)}"])
