@@ -40,12 +40,13 @@ from torch import Tensor, nn
 
 from seqcli.config import TrainConfig
 from seqcli.errors import ConfigError, DataError, TrainingError
+from seqcli.metrics import HIGHER, LOWER
 from seqcli.schema import File, Flag, Folder, Output, Range, Seed
 from seqcli.vocab import Labels, Numeric, Vocab
 
 __all__ = ["API_VERSION", "CONDITION", "Cell", "CellSpec", "ConfigError", "Data", "DataError", "Dataset",
-           "EXPORT_CONFIG", "EXPORT_GRAPHS", "EXPORT_KINDS", "Exported", "Figure", "File", "Flag", "Folder", "Graph", "IMAGE", "INPUT", "INPUTS", "LABEL",
-           "Labels", "Numeric",
+           "EXPORT_CONFIG", "EXPORT_GRAPHS", "EXPORT_KINDS", "Exported", "Figure", "File", "Flag", "Folder", "Graph", "HIGHER",
+           "IMAGE", "INPUT", "INPUTS", "LABEL", "LOWER", "Labels", "Numeric",
            "Output", "Range", "SOURCE", "SOURCE_FIRST", "Samples", "Seed", "StepResult", "TAGS", "TARGET", "TARGET_COPY", "TEXT", "Task", "TrainConfig",
            "TrainingError", "Vocab", "device_of", "shard_examples"]
 
@@ -59,10 +60,11 @@ __all__ = ["API_VERSION", "CONDITION", "Cell", "CellSpec", "ConfigError", "Data"
 #: optional `Task.stream(model, fields, **sample options)` generator of the text each sample
 #: gains per step (`seqcli serve`). 1.3 (seqcli 0.5): `seqcli.layers`, the toolkit the
 #: built-in tasks are made of; `Vocab.build`; `INPUTS`; `Samples.separator`; `Flag` (short
-#: and switch spellings of a sample option); `Task.ensemble`; the optional example keys
+#: and switch spellings of a sample option); `Task.batched_option`; `Task.ensemble`; the optional example keys
 #: SOURCE_FIRST and TARGET_COPY; `Cell.parameter_roles` and `Cell.role`. 1.4 (seqcli 0.6):
 #: `Data.ordered` and `Data.gap` (forward-chaining cross-validation of ordered examples);
-#: `EXPORT_CONFIG` and `EXPORT_GRAPHS` (what each kind of export holds, checked).
+#: `EXPORT_CONFIG` and `EXPORT_GRAPHS` (what each kind of export holds, checked);
+#: `Task.directions` and `Task.direction` (which way each metric is better; HIGHER, LOWER).
 API_VERSION = "1.4"
 
 # Field names: the keys of `Data.fields` and of each example that the built-in tasks read.
@@ -333,9 +335,25 @@ class Task:
     working with every 1.x.
     """
 
-    #: the metric that picks the best checkpoint, and its direction
+    #: the metric that picks the best checkpoint (its direction: `directions`)
     main_metric: ClassVar[str] = "loss"
+    #: API 1.0-1.3: the main metric's direction, where `directions` does not give it
     higher_is_better: ClassVar[bool] = False
+    #: API 1.4: each metric the task reports -> HIGHER or LOWER (seqcli.metrics): which way it
+    #: is better, for the best checkpoint, early stopping, plots, sweeps and `average --best`.
+    #: A subclass adds to its bases' (they are merged); `direction(metric)` reads them.
+    directions: ClassVar[dict[str, str]] = {"loss": LOWER}
+
+    @classmethod
+    def direction(cls, metric: str) -> str | None:
+        """HIGHER or LOWER for a metric this task reports, None when it does not say."""
+        for klass in cls.__mro__:
+            declared = klass.__dict__.get("directions")
+            if isinstance(declared, dict) and metric in declared:
+                return declared[metric]
+        if metric == cls.main_metric:
+            return HIGHER if cls.higher_is_better else LOWER
+        return None
     #: what `targets` in StepResult counts, for the progress line ("tokens", "examples", ...)
     unit: ClassVar[str] = "tokens"
     #: API 1.3, for a task without `inputs`: the sample option that requests decoded together

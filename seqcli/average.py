@@ -52,7 +52,15 @@ def _best(chosen: list[Checkpoint], count: int, run: str) -> list[Checkpoint]:
     if len(scored) < count:
         raise SeqcliError(f"{run}: {len(scored)} of its numbered checkpoints were saved at an evaluation (with a "
                           f"valid {task.main_metric}), {count} asked for")
-    scored.sort(key=lambda c: c.metrics[task.main_metric], reverse=task.higher_is_better)
+    from functools import cmp_to_key
+
+    from seqcli.metrics import better
+
+    def order(a: Checkpoint, b: Checkpoint) -> int:  # the better first; equal ones as they were
+        x, y, direction = a.metrics[task.main_metric], b.metrics[task.main_metric], task.direction(task.main_metric)
+        return -1 if better(x, y, direction) else 1 if better(y, x, direction) else 0
+
+    scored.sort(key=cmp_to_key(order))
     return scored[:count]
 
 

@@ -1,8 +1,32 @@
-"""Metrics the tasks report: accuracy, macro-F1, edit distance."""
+"""Metrics the tasks report: accuracy, macro-F1, edit distance; and which way each is better."""
 
 from __future__ import annotations
 
+import math
+
 from torch import Tensor
+
+HIGHER, LOWER = "higher", "lower"  # a metric's direction: whether higher or lower values are better
+
+
+def better(value: float, than: float | None, direction: str) -> bool:
+    """Whether `value` is better than `than` (anything finite is better than None) for a metric
+    whose direction is HIGHER or LOWER; a value that is not finite never is. The one comparison
+    the tally, early stopping, plots, sweeps and `seqcli average --best` make."""
+    if not (isinstance(value, (int, float)) and math.isfinite(value)):
+        return False
+    if than is None:
+        return True
+    return value > than if direction == HIGHER else value < than
+
+
+def best_of(values, direction: str):
+    """The best of `values` (None when none is finite)."""
+    best = None
+    for value in values:
+        if better(value, best, direction):
+            best = value
+    return best
 
 
 def macro_f1(pred: Tensor, gold: Tensor, n_classes: int) -> float:

@@ -476,3 +476,17 @@ def test_a_best_checkpoint_that_is_not_a_file_is_never_replaced_by_last(runs, tm
         result = cli(*argv, ok=False)
         assert result.exit_code == 2 and f"{best}: is " in result.stderr and "not a checkpoint file" in result.stderr
     assert cli("sample", run, "--checkpoint", "last", "--input", "abc").exit_code == 0
+
+
+def test_every_metric_a_built_in_task_reports_has_a_direction(runs, cli):
+    """Tasks declare which way each metric is better (Task.directions): the best checkpoint,
+    early stopping, plots, sweeps and `average --best` all read it."""
+    for name, run in runs.items():
+        from seqcli.train import checkpoint
+        from seqcli import inference
+
+        task = inference.task_class(checkpoint.load(run))
+        reported = json.loads(cli("evaluate", run, "--json").stdout)
+        for metric, value in reported.items():
+            if isinstance(value, (int, float)) and metric not in ("examples", "tokens"):
+                assert task.direction(metric) in ("higher", "lower"), (name, metric)

@@ -307,3 +307,17 @@ def test_space_files_are_bounded_and_checked(cli, recipe, tmp_path):
     space.write_text("".join(f"{k}: choice({', '.join(str(i) for i in range(1, 31))})\n" for k in keys[:5]))
     message = one_line(cli("sweep", recipe, "--space", space, "--sampler", "grid", ok=False))
     assert "--sampler grid: the space has 24,300,000 points; a grid search takes at most 1,000,000" in message
+
+
+def test_a_sweep_takes_the_metrics_direction_from_the_task(cli, recipe, tmp_path):
+    from seqcli.recipe.resolve import load_recipe
+    from seqcli.sweep import maximizes
+
+    assert maximizes(load_recipe("reverse"), "exact_match") and maximizes(load_recipe("reverse"), "bleu")
+    assert not maximizes(load_recipe("reverse"), "ter") and not maximizes(load_recipe(str(recipe)), "perplexity")
+    assert maximizes(load_recipe("digits"), "accuracy") and not maximizes(load_recipe("seasonal"), "rmse")
+    message = one_line(cli("sweep", recipe, "model.dropout=uniform(0, 0.5)", "--metric", "accuracy", "--out",
+                           tmp_path / "s", ok=False))
+    assert "--metric accuracy: the language_model task does not say whether higher or lower is better; pass " \
+           "--maximize or --minimize" in message
+    assert not (tmp_path / "s").exists()

@@ -18,7 +18,7 @@ def sweep(
     storage: Optional[str] = typer.Option(None, "--storage", help="A database URL Optuna supports, to share the study between machines (default: OUT/study.db)."),
     study: str = typer.Option("sweep", "--study", help="The study's name in the storage."),
     metric: str = typer.Option("loss", "--metric", help="The validation metric to optimise."),
-    maximize: bool = typer.Option(False, "--maximize", help="Higher is better (default: lower)."),
+    maximize: Optional[bool] = typer.Option(None, "--maximize/--minimize", help="Whether higher values of --metric are better (default: as the task declares it: accuracy, bleu higher; loss, perplexity lower)."),
     sampler: str = typer.Option("tpe", "--sampler", help="tpe, random or grid."),
     pruner: str = typer.Option("median", "--pruner", help="median, hyperband or none."),
     folds: Optional[int] = typer.Option(None, "--folds", min=2, max=100, help="Cross-validate each trial on K folds; its value is their mean (pruned on the first)."),

@@ -50,7 +50,7 @@ class Settings:
     storage: str | None = None
     study: str = "sweep"
     metric: str = "loss"
-    maximize: bool = False
+    maximize: bool | None = None  # None: the direction the task declares for `metric`
     sampler: str = "tpe"
     pruner: str = "median"
     pruner_warmup: int = 3
@@ -79,6 +79,8 @@ def start(target: str, arguments: list[str], settings: Settings, console) -> Pat
         raise SeqcliError(f"--folds: the recipe sets dataset.fold ({recipe.folds['fold']}); remove it to "
                           f"cross-validate every trial")
     check_space(target, overrides, params)
+    if settings.maximize is None:
+        settings.maximize = maximizes(recipe, settings.metric)
     if settings.sampler == "grid":
         points = 1
         for p in params:
@@ -129,6 +131,18 @@ def resume(folder: Path, console, parallel: int = 1, threads: int | None = None)
         spec.parallel, spec.threads = parallel, threads or spec.threads
         spec.save(folder)
     run_workers(folder, spec, console)
+
+
+def maximizes(recipe, metric: str) -> bool:
+    """Whether higher values of `metric` are better, as the recipe's task declares it."""
+    from seqcli import build
+    from seqcli.metrics import HIGHER
+
+    direction = build.plugin_class("task", recipe).direction(metric)
+    if direction is None:
+        raise SeqcliError(f"--metric {metric}: the {recipe.task.name} task does not say whether higher or lower is "
+                          f"better; pass --maximize or --minimize")
+    return direction == HIGHER
 
 
 def default_folder(recipe: str) -> Path:

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqcli.api import INPUT, LABEL, CellSpec, Data, Exported, Graph, Labels, Numeric, Range, Vocab, device_of
+from seqcli.api import HIGHER, INPUT, LABEL, CellSpec, Data, Exported, Graph, Labels, Numeric, Range, Vocab, device_of
 from seqcli.layers import (Encoder, ExampleTask, MeanProbabilities, macro_f1, mask, require, sequence_inputs,
                            stack_inputs, traceable, user_batch)
 
@@ -62,6 +62,7 @@ class Classify(ExampleTask):
     unit = "examples"
 
     main_metric = "loss"
+    directions = {"accuracy": HIGHER, "macro_f1": HIGHER}
 
     def __init__(self, label_smoothing: Smoothing = 0.0):
         """`label_smoothing`: the share of each target's probability spread over the other

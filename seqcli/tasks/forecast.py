@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqcli.api import INPUT, TARGET, CellSpec, Data, Exported, Graph, Numeric, Range, device_of
+from seqcli.api import INPUT, LOWER, TARGET, CellSpec, Data, Exported, Graph, Numeric, Range, device_of
 from seqcli.layers import (Encoder, ExampleTask, MeanOutputs, Scale, require, sequence_inputs, stack_inputs, traceable,
                            user_batch)
 from seqcli.tasks.classify import Dropout, Size
@@ -41,6 +41,7 @@ class Forecast(ExampleTask):
     input column, else the training mean) as baseline_mae and baseline_rmse."""
 
     unit = "values"
+    directions = {"mae": LOWER, "rmse": LOWER, "baseline_mae": LOWER, "baseline_rmse": LOWER}
 
     def build_model(self, data: Data, cell: CellSpec, hidden_size: Size = 64,
                     num_layers: Annotated[int, Range(1, 64)] = 1, dropout: Dropout = 0.0,

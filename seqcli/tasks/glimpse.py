@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqcli.api import (INPUT, LABEL, CellSpec, Data, DataError, Exported, Figure, Graph, Labels, Numeric, Output,
+from seqcli.api import (HIGHER, INPUT, LABEL, LOWER, CellSpec, Data, DataError, Exported, Figure, Graph, Labels, Numeric, Output,
                         Range, Samples, device_of)
 from seqcli.layers import ExampleTask, Recurrent, draw, encode_input, pyplot, require, save, traceable
 from seqcli.tasks.classify import Size, Smoothing, label_metrics
@@ -101,6 +101,7 @@ class Glimpse(ExampleTask):
     """Classify an image from a few glimpses. Metrics: loss, accuracy, macro_f1."""
 
     unit = "examples"
+    directions = {"accuracy": HIGHER, "macro_f1": HIGHER}
 
     def __init__(self, label_smoothing: Smoothing = 0.0):
         """`label_smoothing`: the share of each target's probability spread over the other
@@ -157,6 +158,7 @@ class Draw(ExampleTask):
     (binary cross-entropy per pixel) and mse."""
 
     unit = "examples"
+    directions = {"mse": LOWER}
 
     def build_model(self, data: Data, cell: CellSpec, embedding_size: Size = 16, hidden_size: Size = 128,
                     num_layers: Layers = 1, steps: Glimpses = 8, grid: Grid = 3) -> DrawWriter:

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from seqcli.api import (TEXT, CellSpec, Data, DataError, Exported, Flag, Graph, Range, Samples, Seed, StepResult, Task,
+from seqcli.api import (LOWER, TEXT, CellSpec, Data, DataError, Exported, Flag, Graph, Range, Samples, Seed, StepResult, Task,
                         TrainConfig, Vocab, device_of)
 from seqcli.layers import (Recurrent, VocabEmbedding, embedding_dropout, locked_dropout, mean_probabilities,
                            next_token, states_of, traceable)
@@ -166,6 +166,7 @@ class LanguageModel(Task):
     `label_smoothing`) without them."""
 
     batched_option = "prime"  # requests for different primes are drawn together
+    directions = {"perplexity": LOWER, "bpc": LOWER}
 
     def __init__(self, ar: Annotated[float, Range(0, 1000)] = 0.0, tar: Annotated[float, Range(0, 1000)] = 0.0,
                  label_smoothing: Annotated[float, Range(0, 1, hi_open=True)] = 0.0):

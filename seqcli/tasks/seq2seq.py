@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqcli.api import (CONDITION, SOURCE, SOURCE_FIRST, TARGET, TARGET_COPY, CellSpec, ConfigError, Data, DataError, Exported, Figure, Flag,
+from seqcli.api import (CONDITION, HIGHER, LOWER, SOURCE, SOURCE_FIRST, TARGET, TARGET_COPY, CellSpec, ConfigError, Data, DataError, Exported, Figure, Flag,
                         Graph, Labels, Numeric, Output, Range, Samples, Seed, Vocab, device_of)
 from seqcli.layers import (EXAMPLE_BATCH, IGNORE, AttentionKind, Bridge, Decoder, DecoderState, Encoder, ExampleTask,
                            Scale, Writers, beam_search, encode_input, mask, nearest, pad, pyplot, require, sample, save,
@@ -112,6 +112,8 @@ class SequenceWriter(ExampleTask):
     """Training, metrics and decoding shared by the tasks that write a target sequence."""
 
     input_field = SOURCE
+    directions = {"token_accuracy": HIGHER, "ter": LOWER, "exact_match": HIGHER, "wer": LOWER, "cer": LOWER,
+                  "bleu": HIGHER, "chrf": HIGHER}
 
     def __init__(self, label_smoothing: Smoothing = 0.0):
         """`label_smoothing`: the share of each target's probability spread over the other

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqcli.api import INPUT, TAGS, CellSpec, Data, Exported, Graph, Labels, Numeric, Range, Vocab, device_of
+from seqcli.api import HIGHER, INPUT, TAGS, CellSpec, Data, Exported, Graph, Labels, Numeric, Range, Vocab, device_of
 from seqcli.layers import (IGNORE, Encoder, ExampleTask, MeanProbabilities, pad, require, sequence_inputs, stack_inputs,
                            traceable, user_batch)
 from seqcli.tasks.classify import Dropout, Size, Smoothing
@@ -34,6 +34,8 @@ class Tagger(nn.Module):
 
 class Tag(ExampleTask):
     """Sequence tagging. Metrics: loss, accuracy (over all tokens)."""
+
+    directions = {"accuracy": HIGHER}
 
     def __init__(self, label_smoothing: Smoothing = 0.0):
         """`label_smoothing`: the share of each target's probability spread over the other

@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from seqcli.metrics import better
+
 
 @dataclass
 class Best:
@@ -39,10 +41,10 @@ class Tally:
         self.loss_sum, self.loss_steps = 0.0, 0
         return mean
 
-    def observe(self, metric: str, value: float, step: int, higher_is_better: bool) -> bool:
-        """Record an evaluation; True when it is a new best (a NaN never is)."""
-        improved = math.isfinite(value) and (self.best is None or (
-            value > self.best.value if higher_is_better else value < self.best.value))
+    def observe(self, metric: str, value: float, step: int, direction: str) -> bool:
+        """Record an evaluation of `metric` (HIGHER or LOWER is better: `direction`); True
+        when it is a new best (a NaN never is)."""
+        improved = better(value, self.best.value if self.best is not None else None, direction)
         if improved:
             self.best = Best(metric, value, step)
         elif self.best is not None:

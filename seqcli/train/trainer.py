@@ -299,7 +299,7 @@ class Trainer:
                                   f"the last {self.optimizer.nonmono} evaluations: averaging the weights from here on "
                                   f"(NT-ASGD)")
         name = self.task.main_metric
-        improved = self.tally.observe(name, metrics[name], self.step, self.task.higher_is_better)
+        improved = self.tally.observe(name, metrics[name], self.step, self.task.direction(name))
         if self.plateau:
             self.scheduler.step(metrics["loss"])
         self._write({"step": self.step, "split": "valid", **metrics})
