@@ -60,11 +60,38 @@ def ntasgd(params, lr: Rate = 30.0, weight_decay: Decay = 0.0, nonmono: Annotate
     return None if params is None else NTASGD(params, lr=lr, weight_decay=weight_decay, nonmono=nonmono)
 
 
-ntasgd.averages_weights = True  # train.ema would average an average: one of the two
 OPTIMIZERS = {"sgd": sgd, "adam": adam, "adamw": adamw, "ntasgd": ntasgd}
+AVERAGING = {"ntasgd"}  # optimizers that average the weights themselves: train.ema would average an average
 
 
-class NTASGD(torch.optim.Optimizer):
+class Averaging:
+    """Weights averaged while training: `train.ema`'s EMA and the `ntasgd` optimizer. The
+    average is what is evaluated, saved as a checkpoint's model (the training weights go into
+    the checkpoint's optimizer state) and left in the model when training ends. What the
+    trainer asks of either, and all it asks."""
+
+    @property
+    def active(self) -> bool:
+        """Whether there is an average yet (a checkpoint's model is then the average)."""
+        return True
+
+    def update(self) -> None:
+        """After each optimizer step."""
+
+    def observe(self, valid_loss: float) -> str | None:
+        """After each evaluation: why averaging starts now, or None."""
+        return None
+
+    def averaged(self):
+        """The average in the model for the block; the training weights back after it."""
+        raise NotImplementedError
+
+    def finish(self) -> None:
+        """Training is over: the model keeps the average."""
+        raise NotImplementedError
+
+
+class NTASGD(torch.optim.Optimizer, Averaging):
     """Non-monotonically triggered averaged SGD (Merity et al., 2017): plain SGD until the
     validation loss is worse than the best of all but the last `nonmono` evaluations, then
     SGD whose weights are averaged from that step on; the average is what is evaluated,
@@ -86,6 +113,10 @@ class NTASGD(torch.optim.Optimizer):
     def averaging(self) -> bool:
         return self.averaging_since is not None
 
+    @property
+    def active(self) -> bool:
+        return self.averaging
+
     @torch.no_grad()
     def step(self, closure=None):
         self.steps += 1
@@ -103,14 +134,15 @@ class NTASGD(torch.optim.Optimizer):
                     else:
                         state["average"].add_(p - state["average"], alpha=1 / count)
 
-    def observe(self, valid_loss: float) -> bool:
-        """Record an evaluation; True when it starts the averaging."""
+    def observe(self, valid_loss: float) -> str | None:
+        """Record an evaluation; why the averaging starts, when it does."""
         self.history.append(float(valid_loss))
         if not self.averaging and len(self.history) > self.nonmono and \
                 self.history[-1] > min(self.history[: -self.nonmono]):
             self.averaging_since = self.steps
-            return True
-        return False
+            return (f"valid loss {valid_loss:.4f} is worse than the best before the last {self.nonmono} evaluations: "
+                    f"averaging the weights from here on (NT-ASGD)")
+        return None
 
     def _pairs(self):
         for group in self.param_groups:
@@ -295,7 +327,7 @@ def cosine(optimizer, total_steps: int, min_lr: Annotated[float, Range(0)] = 0.0
 SCHEDULERS = {"step": step, "milestones": milestones, "plateau": plateau, "cosine": cosine}
 
 
-class EMA:
+class EMA(Averaging):
     """An exponential moving average of the weights (`train.ema: DECAY`), updated after every
     optimizer step: average = d * average + (1 - d) * weights, with d = min(DECAY, (1 + t) /
     (10 + t)) at the t-th update, so early averages are not held back by the initial weights.

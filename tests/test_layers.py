@@ -155,3 +155,18 @@ def test_optimizers_schedulers_and_init_schemes_are_named_only_where_they_are_de
     assert len(names) >= 8
     # TrainConfig's default optimizer, and the kits' own small training, are the uses elsewhere
     assert spelled_outside(names, {"seqcli.optim", "seqcli.nn.init", "seqcli.config", "seqcli.testing"}) == []
+
+
+def test_no_feature_probes_in_the_tasks_and_the_trainer():
+    """What a task or the trainer needs of seqcli's own objects is declared (an attribute every
+    such object has, a protocol such as `optim.Averaging`), never probed for with hasattr or a
+    getattr default."""
+    import ast
+
+    probed = []
+    for path in sorted((ROOT / "seqcli" / "tasks").glob("*.py")) + [ROOT / "seqcli" / "train" / "trainer.py"]:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and (
+                    node.func.id == "hasattr" or (node.func.id == "getattr" and len(node.args) == 3)):
+                probed.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert probed == []

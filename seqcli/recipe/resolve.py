@@ -19,7 +19,7 @@ from seqcli.schema import check_args, construct
 from seqcli.data import folds
 from seqcli.nn import pretrained
 from seqcli.nn.init import INITS
-from seqcli.optim import OPTIMIZERS, SCHEDULERS
+from seqcli.optim import AVERAGING, OPTIMIZERS, SCHEDULERS
 
 SECTIONS = ("description", "dataset", "task", "model", "train", "sample")
 REQUIRED = ("dataset", "task", "model")
@@ -223,7 +223,7 @@ def resolve(data: dict, origins: Origins) -> Recipe:
         values["optimizer"] = _named(values["optimizer"], OPTIMIZERS, "train.optimizer", report, default=DEFAULT_OPTIMIZER["name"],
                                      takes=("params",))
     chosen = values.get("optimizer") if isinstance(values.get("optimizer"), dict) else {}
-    if values.get("ema") is not None and getattr(OPTIMIZERS.get(chosen.get("name")), "averages_weights", False):
+    if values.get("ema") is not None and chosen.get("name") in AVERAGING:
         report("train.ema", f"the {chosen['name']} optimizer averages the weights itself; use one of the two")
     if values.get("scheduler") is not None:
         values["scheduler"] = _named(values["scheduler"], SCHEDULERS, "train.scheduler", report,

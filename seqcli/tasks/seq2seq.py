@@ -105,7 +105,7 @@ def fixed(decoder: Decoder) -> list[str]:
     attention each source position's output id; batch on axis 1)."""
     if not decoder.attending:
         return []
-    return ["memory", "keys", "mask"] + (["copy"] if getattr(decoder, "copying", False) else [])
+    return ["memory", "keys", "mask"] + (["copy"] if decoder.copying else [])
 
 
 class SequenceWriter(ExampleTask):
@@ -217,7 +217,7 @@ class SequenceWriter(ExampleTask):
         if not x:
             raise DataError("give inputs (--input TEXT or --input-file FILE)")
         target = fields[TARGET]
-        words = [fields[SOURCE].split(text) for text in inputs] if getattr(model.decoder, "copying", False) \
+        words = [fields[SOURCE].split(text) for text in inputs] if model.decoder.copying \
             else [None] * len(x)
         with torch.no_grad():
             state = model.start(self.user_batch(x, words, target, device))
@@ -244,7 +244,7 @@ class SequenceWriter(ExampleTask):
         attention "start" also takes each source position's output id (`copy_ids`), and the
         step's scores cover the vocabulary and then the source's positions."""
         self._prepare(fields)
-        copying = getattr(model.decoder, "copying", False)
+        copying = model.decoder.copying
         model = traceable(model)
         decoder, condition = model.decoder, self.input_field == CONDITION
         if condition:
@@ -308,6 +308,8 @@ class Seq2Seq(SequenceWriter):
     """Sequence to sequence. Metrics: loss, token_accuracy (teacher forced), exact_match and
     ter (token error rate: edit distance / reference length) of greedy decoding."""
 
+    copying = False  # model.copy, set by build_model: collate then adds what copy attention reads
+
     def build_model(self, data: Data, cell: CellSpec, embedding_size: Size = 64, hidden_size: Size = 128,
                     num_layers: Layers = 1, dropout: Dropout = 0.0, bidirectional: bool = True,
                     attention: AttentionKind = "additive", copy: bool = False) -> Seq2SeqModel:
@@ -330,7 +332,7 @@ class Seq2Seq(SequenceWriter):
         targets as the copying decoder writes them (a word the vocabulary lacks, found in the
         source: V + its first position there)."""
         batch = super().collate(examples, device)
-        if not getattr(self, "copying", False):
+        if not self.copying:
             return batch
         target, eos = self._target, self._specials[0]
         size, unk = len(target), 0
@@ -347,7 +349,7 @@ class Seq2Seq(SequenceWriter):
         return batch
 
     def encode_user_input(self, text, fields, where):
-        return encode_input(text, fields[SOURCE], where, unknown_ok=getattr(self, "copying", False))
+        return encode_input(text, fields[SOURCE], where, unknown_ok=self.copying)
 
     def sample(self, model, fields: dict, inputs: list[str] = (), beam_size: BeamSize = 1,
                n_best: Annotated[int, Range(1, 1000)] = 1, max_length: MaxLength = 100,
@@ -382,7 +384,7 @@ class Seq2Seq(SequenceWriter):
         x = [self.encode_user_input(text, fields, f"input {i + 1}") for i, text in enumerate(inputs)]
         y = [torch.tensor(target.encode(text), dtype=torch.long) for text in outputs]
         y_in, _ = pad([torch.cat([torch.tensor([bos]), t]) for t in y], eos)
-        copying = getattr(model.decoder, "copying", False)
+        copying = model.decoder.copying
         words = [source.split(text) for text in inputs] if copying else [None] * len(x)
         with torch.no_grad():
             _, weights = model.decoder(y_in.to(device), model.start(self.user_batch(x, words, target, device)))

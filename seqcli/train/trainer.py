@@ -294,10 +294,9 @@ class Trainer:
         began = time.perf_counter()
         with self.stepper.averaged():
             metrics = evaluate(self.task, self.model, self.data, "valid", self.config, capped=True)
-        if hasattr(self.optimizer, "observe") and self.optimizer.observe(metrics["loss"]):
-            self.reporter.message(f"step {self.step}: valid loss {metrics['loss']:.4f} is worse than the best before "
-                                  f"the last {self.optimizer.nonmono} evaluations: averaging the weights from here on "
-                                  f"(NT-ASGD)")
+        started = self.stepper.averaging.observe(metrics["loss"]) if self.stepper.averaging is not None else None
+        if started:
+            self.reporter.message(f"step {self.step}: {started}")
         name = self.task.main_metric
         improved = self.tally.observe(name, metrics[name], self.step, self.task.direction(name))
         if self.plateau:
@@ -350,7 +349,7 @@ class Trainer:
                                   f"it can be sampled and evaluated, not resumed")
         checkpoint.load_weights(self.model, ckpt)
         configured = [{k: v for k, v in g.items() if k != "params"} for g in self.optimizer.param_groups]
-        recorded = getattr(getattr(ckpt.recipe, "train", None), "optimizer", None) or {}
+        recorded = ckpt.recipe.train.optimizer or {}
         rebuilt = bool(recorded) and recorded.get("name") != (self.config.optimizer or {}).get("name")
         try:
             if rebuilt:  # another optimizer: its state starts afresh, the weights carry on
@@ -511,31 +510,33 @@ class Stepper:
             norm = torch.nn.utils.get_total_norm(grads).item() if grads else 0.0
         if math.isfinite(norm):
             self.optimizer.step()
-            if self.ema is not None:
-                self.ema.update()
+            if self.averaging is not None:
+                self.averaging.update()
         self.step += 1
         return norm
 
     # -- averaged weights (NT-ASGD's, train.ema's) ---------------------------------------------
 
     @property
+    def averaging(self) -> optim.Averaging | None:
+        """What averages the weights (train.ema, or an averaging optimizer), if anything does."""
+        if self.ema is not None:
+            return self.ema
+        return self.optimizer if isinstance(self.optimizer, optim.Averaging) else None
+
+    @property
     def saves_average(self) -> bool:
         """Whether a checkpoint's model is an average of the weights rather than the weights."""
-        return self.ema is not None or getattr(self.optimizer, "averaging", False)
+        return self.averaging is not None and self.averaging.active
 
     def averaged(self):
         """The averaged weights in the model for the block, if there are any."""
-        if self.ema is not None:
-            return self.ema.averaged()
-        averaged = getattr(self.optimizer, "averaged", None)
-        return averaged() if averaged is not None else contextlib.nullcontext()
+        return self.averaging.averaged() if self.averaging is not None else contextlib.nullcontext()
 
     def finish(self) -> None:
         """Training is over: the model keeps the averaged weights, if there are any."""
-        if self.ema is not None:
-            self.ema.finish()
-        elif hasattr(self.optimizer, "finish"):
-            self.optimizer.finish()
+        if self.averaging is not None:
+            self.averaging.finish()
 
     def state_dict(self) -> dict:
         state = self.optimizer.state_dict()
