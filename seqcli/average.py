@@ -6,6 +6,7 @@ any other for `sample`, `evaluate` and `export`; it holds no training state."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 
 import torch
@@ -48,19 +49,14 @@ def _best(chosen: list[Checkpoint], count: int, run: str) -> list[Checkpoint]:
     from seqcli import inference
 
     task = inference.task_class(chosen[-1])
-    scored = [c for c in chosen if isinstance(c.metrics, dict) and isinstance(c.metrics.get(task.main_metric), float)]
+    scored = [c for c in chosen if isinstance(c.metrics, dict) and isinstance(c.metrics.get(task.main_metric), float)
+              and math.isfinite(c.metrics[task.main_metric])]
     if len(scored) < count:
         raise SeqcliError(f"{run}: {len(scored)} of its numbered checkpoints were saved at an evaluation (with a "
                           f"valid {task.main_metric}), {count} asked for")
-    from functools import cmp_to_key
+    from seqcli.metrics import HIGHER
 
-    from seqcli.metrics import better
-
-    def order(a: Checkpoint, b: Checkpoint) -> int:  # the better first; equal ones as they were
-        x, y, direction = a.metrics[task.main_metric], b.metrics[task.main_metric], task.direction(task.main_metric)
-        return -1 if better(x, y, direction) else 1 if better(y, x, direction) else 0
-
-    scored.sort(key=cmp_to_key(order))
+    scored.sort(key=lambda c: c.metrics[task.main_metric], reverse=task.direction(task.main_metric) == HIGHER)
     return scored[:count]
 
 

@@ -11,8 +11,8 @@ HIGHER, LOWER = "higher", "lower"  # a metric's direction: whether higher or low
 
 def better(value: float, than: float | None, direction: str) -> bool:
     """Whether `value` is better than `than` (anything finite is better than None) for a metric
-    whose direction is HIGHER or LOWER; a value that is not finite never is. The one comparison
-    the tally, early stopping, plots, sweeps and `seqcli average --best` make."""
+    whose direction is HIGHER or LOWER; a value that is not finite never is: how the tally
+    (the best checkpoint, early stopping) and `seqcli plot` compare."""
     if not (isinstance(value, (int, float)) and math.isfinite(value)):
         return False
     if than is None:

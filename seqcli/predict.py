@@ -311,18 +311,18 @@ class Ledger:
                         for k in ("lines", "bytes")) and isinstance(record.get("sha256"), str)):
             raise refuse(f"has a damaged record {self.path}")
         was = record["identity"]
-        reasons = {"input": f"was written from {was.get('input')}, not {self.identity['input']}",
-                   "input_sha256": f"was written from another version of {self.identity['input']} (it changed since)",
-                   "given": "was written with other --input values",
-                   "model": "was written by another checkpoint (the run has trained since, or another run)",
-                   "options": f"was written with other options ({safely(describe, was.get('options'), self.identity['options'])})"}
-        for key, why in reasons.items():
-            try:
-                same = was.get(key) == self.identity[key]
-            except RecursionError:
-                same = False
-            if not same:
-                raise refuse(why)
+        try:  # a crafted record may nest deeper than comparing or showing it can go
+            reasons = {"input": f"was written from {was.get('input')}, not {self.identity['input']}",
+                       "input_sha256": f"was written from another version of {self.identity['input']} (it changed "
+                                       f"since)",
+                       "given": "was written with other --input values",
+                       "model": "was written by another checkpoint (the run has trained since, or another run)",
+                       "options": f"was written with other options ({describe(was.get('options'), self.identity['options'])})"}
+            changed = next((why for key, why in reasons.items() if was.get(key) != self.identity[key]), None)
+        except RecursionError:
+            changed = f"has a damaged record {self.path} (nested too deeply)"
+        if changed:
+            raise refuse(changed)
         digest, left = hashlib.sha256(), record["bytes"]
         with open(self.output, "rb") as f:
             while left and (chunk := f.read(min(left, 1 << 20))):
@@ -337,14 +337,6 @@ class Ledger:
             f.truncate(record["bytes"])  # an output cut off by a kill, or outputs the record does not vouch for
         self.lines, self.size, self.digest = record["lines"], record["bytes"], digest
         return self.lines
-
-
-def safely(fn, *args) -> str:
-    """`fn(*args)`, or "unreadable" for values nested too deeply to show."""
-    try:
-        return fn(*args)
-    except RecursionError:
-        return "unreadable before"
 
 
 def describe(old, new) -> str:

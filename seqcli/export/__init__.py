@@ -123,7 +123,7 @@ def export(run: str | Path, out: str | Path, fmt: str = "onnx", checkpoint: str 
             free = shutil.disk_usage(tmp.parent).free
             raise SeqcliError(f"-o {out}: the disk is full ({free / 2**20:.1f} MiB free on {tmp.parent}); nothing was "
                               f"written") from None
-        if isinstance(exc, OSError) and not isinstance(exc, SeqcliError):
+        if isinstance(exc, OSError):
             raise SeqcliError(f"-o {out}: cannot write the export ({exc.strerror or exc}); nothing was written") \
                 from None
         raise

@@ -598,14 +598,15 @@ def read_inputs(args):
             if not raw:
                 return
             number += 1
+            too_long = Failure(f"{name}:{number}: a line over {MAX_LINE:,} characters; split it")
+            if len(raw) > 4 * MAX_LINE:  # more bytes than MAX_LINE characters can take
+                raise too_long
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                if len(raw) > 4 * MAX_LINE:
-                    raise Failure(f"{name}:{number}: a line over {MAX_LINE:,} characters; split it") from None
                 raise Failure(f"{name}:{number}: not valid UTF-8 (byte 0x{raw[exc.start]:02x})") from None
-            if len(line.rstrip("\r\n")) > MAX_LINE or (len(raw) > 4 * MAX_LINE):
-                raise Failure(f"{name}:{number}: a line over {MAX_LINE:,} characters; split it")
+            if len(line.rstrip("\r\n")) > MAX_LINE:
+                raise too_long
             if line.strip():
                 yield f"{name}:{number}", line.rstrip("\r\n")
     finally:
@@ -736,8 +737,9 @@ def main(argv: list[str] | None = None) -> int:
     options = {name: getattr(args, name) for name, _, _ in OPTIONS.get(kind, []) if getattr(args, name) is not None}
     try:
         check_options(options, config, kind)
-        if getattr(args, "batch_size", 1) is not None and not 1 <= getattr(args, "batch_size", 1) <= 100_000:
-            raise Failure(f"--batch-size: must be >= 1 and <= 100000, got {args.batch_size}")
+        batch_size = getattr(args, "batch_size", None)  # a generator has none
+        if batch_size is not None and not 1 <= batch_size <= 100_000:
+            raise Failure(f"--batch-size: must be >= 1 and <= 100000, got {batch_size}")
         if args.threads is not None and not 1 <= args.threads <= 1024:
             raise Failure(f"--threads: must be >= 1 and <= 1024, got {args.threads}")
         input_file = getattr(args, "input_file", None)

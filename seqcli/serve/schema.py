@@ -4,7 +4,7 @@ against: the server's OpenAPI document and its page are built from it."""
 from __future__ import annotations
 
 from seqcli.api import INPUTS
-from seqcli.schema import json_schema as of, options_schema  # noqa: F401 (of: its earlier name)
+from seqcli.schema import options_schema
 
 
 def request_schema(params: dict, recipe_values: dict, pictures: list[str], stream: bool) -> dict:

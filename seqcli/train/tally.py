@@ -3,7 +3,6 @@ typed record that a checkpoint stores (as its `window` and `best` entries)."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from seqcli.metrics import better
