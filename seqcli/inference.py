@@ -28,7 +28,7 @@ from seqcli import build, registry
 from seqcli.api import INPUTS, Data, Samples, Task
 from seqcli.errors import CheckpointError, ConfigError, DataError, SeqcliError
 from seqcli.recipe.resolve import Recipe
-from seqcli.schema import Output, check_args, parameters
+from seqcli.schema import Output, check_args, method_parameters, parameters
 from seqcli.schema import flag as option_flag
 from seqcli.train import checkpoint as ckpt_io
 from seqcli.train.checkpoint import Checkpoint
@@ -39,7 +39,7 @@ EVALUATE_SKIP = ("self", "model", "data", "split", "config")
 
 def sample_parameters(task_cls) -> dict:
     """name -> (type hint, default) of the options a task's `sample` takes."""
-    return parameters(task_cls.sample, SAMPLE_SKIP)
+    return method_parameters(task_cls, "sample", SAMPLE_SKIP)
 
 
 def evaluate_parameters(task_cls) -> dict:

@@ -306,8 +306,12 @@ def parameters(fn, skip=()) -> dict[str, tuple[Any, Any]]:
     """name -> (type hint, default or inspect.Parameter.empty) of `fn`'s keyword arguments.
 
     A class whose `__init__` passes `**options` on to its base class also takes the base
-    class's keyword arguments. Read once per function (resolving type hints costs about a
-    millisecond, and a server checks every request's options)."""
+    class's keyword arguments; so does a bound method whose `**options` go to the method of
+    the same name in a base class (see `method_parameters`). Read once per function
+    (resolving type hints costs about a millisecond, and a server checks every request's
+    options)."""
+    if inspect.ismethod(fn) and not isinstance(fn.__self__, type):
+        return method_parameters(type(fn.__self__), fn.__name__, skip)
     key = (getattr(fn, "__func__", fn), tuple(skip))
     try:
         found = _PARAMETERS.get(key)
@@ -319,6 +323,25 @@ def parameters(fn, skip=()) -> dict[str, tuple[Any, Any]]:
 
 
 _PARAMETERS: dict = {}
+
+
+def method_parameters(cls: type, name: str, skip=()) -> dict[str, tuple[Any, Any]]:
+    """name -> (type hint, default) of the keyword arguments `cls.<name>` takes: its own, and,
+    where it passes `**options` on, those of the same method in the classes it inherits from
+    (the nearest definition of an argument wins). A subclass adds options without restating
+    its parent's."""
+    found = []  # each defining class's own arguments, nearest first
+    for owner in cls.__mro__:
+        method = vars(owner).get(name)
+        if method is None:
+            continue
+        found.append(parameters(method, skip))
+        if not any(p.kind is p.VAR_KEYWORD for p in inspect.signature(method).parameters.values()):
+            break
+    out: dict[str, tuple[Any, Any]] = {}
+    for own in reversed(found):  # the base's order first, then what each subclass adds
+        out.update(own)
+    return out
 
 
 def _fresh(default):
@@ -362,13 +385,13 @@ def _own_parameters(fn, skip=()) -> dict[str, tuple[Any, Any]]:
     return out
 
 
-def check_args(fn, values: dict, skip=(), base=None) -> tuple[dict, list[tuple[str, str]]]:
-    """Check `values` against `fn`'s signature.
+def check_args(fn, values: dict, skip=(), base=None, params: dict | None = None) -> tuple[dict, list[tuple[str, str]]]:
+    """Check `values` against `fn`'s signature (or against `params`, as `parameters` gives).
 
     Returns the resolved arguments (defaults filled in) and a list of (key, message) problems.
     `base` is the folder relative paths start from: a string, or a function of the key.
     """
-    params = parameters(fn, skip)
+    params = parameters(fn, skip) if params is None else params
     problems: list[tuple[str, str]] = []
     resolved: dict = {}
     for key in values:

@@ -29,7 +29,7 @@ def tiny_seq2seq(attention="general", seed=0, steps=0):
                  "target": torch.tensor(target.encode(w.replace("a", "x").replace("b", "y")))} for w in words]
     optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
     for _ in range(steps):
-        loss, _, _ = task.loss(model, task.collate(examples, torch.device("cpu")))
+        loss, _, _ = task.loss(model, task.batch(model, examples))
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -106,8 +106,8 @@ def test_seq2seq_loss_does_not_depend_on_padding():
     examples = [{"source": torch.tensor(source.encode(s)), "target": torch.tensor(target.encode(t))}
                 for s, t in [("abc", "xy"), ("a", "yyyx"), ("cabba", "x")]]
     with torch.no_grad():
-        together, n, _ = task.loss(model, task.collate(examples, torch.device("cpu")))
-        alone = [task.loss(model, task.collate([e], torch.device("cpu"))) for e in examples]
+        together, n, _ = task.loss(model, task.batch(model, examples))
+        alone = [task.loss(model, task.batch(model, [e])) for e in examples]
     total = sum(loss.item() * count for loss, count, _ in alone)
     assert together.item() * n == pytest.approx(total, rel=1e-5)
 
@@ -123,10 +123,10 @@ def test_classifier_outputs_do_not_depend_on_the_batch(pooling, cell):
                              num_layers=2, pooling=pooling).eval()
     examples = [{"input": torch.tensor(vocab.encode(s)), "label": torch.tensor(0)} for s in ["abcab", "c", "bbc"]]
     with torch.no_grad():
-        batch = task.collate(examples, torch.device("cpu"))
+        batch = task.batch(model, examples)
         together = model(batch["x"], batch["lengths"])
         for i, e in enumerate(examples):
-            one = task.collate([e], torch.device("cpu"))
+            one = task.batch(model, [e])
             torch.testing.assert_close(model(one["x"], one["lengths"])[0], together[i], atol=1e-5, rtol=1e-5)
 
 
@@ -139,10 +139,10 @@ def test_tagger_outputs_do_not_depend_on_the_batch():
     examples = [{"input": torch.tensor(vocab.encode(s)), "tags": torch.zeros(len(s), dtype=torch.long)}
                 for s in ["abab", "b", "aab"]]
     with torch.no_grad():
-        batch = task.collate(examples, torch.device("cpu"))
+        batch = task.batch(model, examples)
         together = model(batch["x"], batch["lengths"])
         for i, e in enumerate(examples):
-            one = task.collate([e], torch.device("cpu"))
+            one = task.batch(model, [e])
             n = len(e["input"])
             torch.testing.assert_close(model(one["x"], one["lengths"])[:n, 0], together[:n, i], atol=1e-5, rtol=1e-5)
 

@@ -293,7 +293,7 @@ def test_an_export_config_run_py_cannot_read_is_refused_before_anything_is_writt
 
     monkeypatch.setattr(Classify, "export", lacking)
     message = one_line(cli("export", runs["digits"], "-o", tmp_path / "a", ok=False)).strip()
-    assert message == ("error: cannot export: task 'classify' (package seqcli 0.5.0)'s export (labels) lacks config "
+    assert message == ("error: cannot export: task 'classify' (package seqcli 0.6.0)'s export (labels) lacks config "
                        "key 'input' (the field the inputs are; a labels's config holds: input, labels, image)")
 
     def wrong_field(self, model, fields):
@@ -303,7 +303,7 @@ def test_an_export_config_run_py_cannot_read_is_refused_before_anything_is_writt
     monkeypatch.setattr(Classify, "export", wrong_field)
     message = one_line(cli("export", runs["digits"], "-o", tmp_path / "b", ok=False)).strip()
     assert message.startswith("error: cannot export: the exported folder's run.py fails on an example input (")
-    assert message.endswith("task 'classify' (package seqcli 0.5.0)'s export is not what run.py reads for a 'labels' "
+    assert message.endswith("task 'classify' (package seqcli 0.6.0)'s export is not what run.py reads for a 'labels' "
                             "(nothing was written)")
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folder left either
@@ -490,3 +490,23 @@ def test_every_metric_a_built_in_task_reports_has_a_direction(runs, cli):
         for metric, value in reported.items():
             if isinstance(value, (int, float)) and metric not in ("step", "epoch", "examples", "tokens"):
                 assert task.direction(metric) in ("higher", "lower"), (name, metric)
+
+
+def test_the_runners_options_are_the_tasks_signature_from_config_json(exported, tmp_path):
+    """run.py offers the options config.json lists (the task's `sample` signature, as seqcli
+    export wrote it) that it applies: a writer without coverage penalty in its signature has
+    no --coverage-penalty, and the help shows the signature's bounds."""
+    import shutil
+
+    code, out, _ = runner_main(exported["reverse"], "--help")
+    assert code == 0 and "--coverage-penalty" in out and "integer >= 1, <= 1000" in out
+    folder = tmp_path / "copy"
+    shutil.copytree(exported["reverse"], folder)
+    config = json.loads((folder / "config.json").read_text())
+    assert "coverage_penalty" in config["options"]
+    del config["options"]["coverage_penalty"]
+    (folder / "config.json").write_text(json.dumps(config))
+    code, out, _ = runner_main(folder, "--help")
+    assert code == 0 and "--coverage-penalty" not in out and "--beam-size" in out
+    code, _, err = runner_main(folder, "-i", "abc", "--coverage-penalty", "0.2")
+    assert code == 2 and "unrecognized arguments: --coverage-penalty" in err

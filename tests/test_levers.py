@@ -128,7 +128,7 @@ def test_label_smoothing_is_in_the_training_loss_and_never_in_validation(recipe,
         assert trained[1] == pytest.approx(F.cross_entropy(logits.flatten(0, 1), y.long().flatten(),
                                                            label_smoothing=0.2).item(), rel=1e-6)
     else:
-        trained = [t.loss(model, t.collate(batch, "cpu"))[0].item() for t in (plain, smooth)]
+        trained = [t.loss(model, t.batch(model, batch))[0].item() for t in (plain, smooth)]
     assert trained[0] != trained[1]  # smoothing changes the training objective
     validation = [torch.no_grad()(t.evaluate)(model.eval(), data, "valid", config)["loss"] for t in (plain, smooth)]
     assert validation[0] == validation[1]  # and never the validation loss
@@ -582,3 +582,28 @@ def test_copy_ids_and_copied_text():
     assert copied_text([3, 7, 4, 9], target, special) == "calling <eos> then <bos>"
     assert copied_text([3, 8, 4, 5], target, tokens) == "calling zed then n3"
     assert copied_text([3, 8], target) == "calling " + chr(COPIED + 2)  # scored: one stand-in per source word
+
+
+def test_one_task_serves_a_copying_and_a_plain_model_at_once():
+    """What a model is (whether it copies, its vocabularies) is the model's: one task object
+    batches for a copying model and a plain one in turn, and building a model changes nothing
+    on the task."""
+    from seqcli import registry
+    from seqcli.api import CellSpec, Data
+    from seqcli.tasks.seq2seq import Seq2Seq
+    from seqcli.vocab import Vocab
+
+    source = Vocab(["<unk>", "<eos>", "<bos>", "please", "call", "n3"], "whitespace")
+    target = Vocab(["<unk>", "<eos>", "<bos>", "calling", "n3"], "whitespace")
+    task, data = Seq2Seq(), Data({}, {"source": source, "target": target})
+    before = dict(vars(task))
+    cell = CellSpec(registry.load("cell", "gru"))
+    copying = task.build_model(data, cell, embedding_size=4, hidden_size=6, copy=True)
+    plain = task.build_model(data, cell, embedding_size=4, hidden_size=6)
+    assert vars(task) == before
+    examples = [{"source": torch.tensor(source.encode("please call n3")),
+                 "target": torch.tensor(target.encode("calling n3"))}]
+    copied = task.batch(copying, examples)
+    assert copied["copy"].flatten().tolist() == [5, 6, 4]  # please, call: past the vocabulary; n3: its id
+    assert "copy" not in task.batch(plain, examples)
+    assert copied["y_out"].tolist() == task.batch(plain, examples)["y_out"].tolist() == [[3], [4], [target.eos]]

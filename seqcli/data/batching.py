@@ -46,7 +46,8 @@ def stack_inputs(seqs: list[torch.Tensor], device) -> tuple[torch.Tensor, torch.
 
 
 class ExampleTask(Task):
-    """A task over separate examples. Subclasses write `collate`, `loss` and `metrics`."""
+    """A task over separate examples. Subclasses write `collate` (or `batch`, where the batch
+    depends on the model), `loss` and `metrics`."""
 
     label_smoothing: float = 0.0  # a task that offers it takes it as a constructor argument
 
@@ -61,22 +62,27 @@ class ExampleTask(Task):
     def collate(self, examples: list[dict], device) -> dict:
         raise NotImplementedError
 
+    def batch(self, model, examples: list[dict]) -> dict:
+        """API 1.4: the examples as `model` reads them: `collate` on the model's device. A task
+        whose batches depend on what the model is (its vocabularies, whether it copies)
+        overrides this and reads those facts from the model."""
+        return self.collate(examples, device_of(model))
+
     def loss(self, model, batch: dict) -> tuple[torch.Tensor, int, Any]:
         """(mean loss, number of targets, model outputs for metrics)."""
         raise NotImplementedError
 
     def train_step(self, model, examples, carry) -> StepResult:
-        loss, count, _ = self.loss(model, self.collate(examples, device_of(model)))
+        loss, count, _ = self.loss(model, self.batch(model, examples))
         return StepResult(loss, count, sequences=len(examples))
 
     def evaluate(self, model, data: Data, split: str, config: TrainConfig) -> dict[str, float]:
         examples = data.splits[split]
         if config.eval_batches is not None:
             examples = examples[: config.eval_batches * config.batch_size]
-        device = device_of(model)
         total, count, parts = 0.0, 0, []
         for chunk in batches(examples, config.batch_size, shuffle=False):
-            batch = self.collate(chunk, device)
+            batch = self.batch(model, chunk)
             loss, n, outputs = self.loss(model, batch)
             total += loss.item() * n
             count += n

@@ -79,12 +79,12 @@ def _options(exported, loaded) -> list[str]:
     """Which of the task's sample options run.py applies, and which it does not."""
     from seqcli import inference
     from seqcli.api import INPUTS
-    from seqcli.export.run import OPTIONS
+    from seqcli.export.run import applied as runner_applies
 
     task = type(loaded.task)
     pictures = inference.sample_outputs(task)
     options = [p for p in inference.sample_parameters(task) if p not in pictures and p != INPUTS]
-    applied = {name for name, _, _ in OPTIONS.get(exported.kind, [])}
+    applied = set(runner_applies(exported.kind))
     missing = [p for p in options if p not in applied]
     lines = []
     if options:

@@ -486,8 +486,7 @@ class Model:
         the values the model was trained with."""
         if not inputs:
             raise Failure("give inputs: --input TEXT (repeatable) or --input-file FILE")
-        run = {"writer": self.write, "labels": self.labels, "tags": self.tags, "values": self.values,
-               "image": self.image}[self.kind]
+        run = getattr(self, RUNS[self.kind])
         return run(inputs, **self.options(run, options))
 
     def predict_stream(self, items, batch_size: int = 64, window: int = 8, **options):
@@ -548,19 +547,47 @@ def penalty(length: int, alpha: float) -> float:
 
 # -- the command line --------------------------------------------------------------------------------
 
-OPTIONS = {  # kind -> (option, type, help)
-    "generator": [("prime", str, "text the sample continues"), ("length", int, "tokens to draw"),
-                  ("temperature", float, "0 is greedy"), ("top_k", int, "draw from the k likeliest"),
-                  ("top_p", float, "draw from the likeliest holding this much probability"),
-                  ("num_samples", int, "samples, separated by a blank line"), ("seed", int, "the random seed")],
-    "writer": [("beam_size", int, "beam search with this many hypotheses"), ("n_best", int, "outputs per input"),
-               ("max_length", int, "the longest output"), ("length_penalty", float, "GNMT's alpha"),
-               ("coverage_penalty", float, "GNMT's beta: ranks hypotheses that read more of the source higher"),
-               ("temperature", float, "0 is greedy"), ("top_k", int, "draw from the k likeliest"),
-               ("top_p", float, "draw from the likeliest holding this much probability"),
-               ("seed", int, "the random seed")],
-    "labels": [("n_best", int, "labels per input, with their probabilities")],
-}
+RUNS = {"generator": "generate", "writer": "write", "labels": "labels", "tags": "tags", "values": "values",
+        "image": "image"}  # kind -> the Model method that decodes it
+
+
+def applied(kind: str) -> list[str]:
+    """The sample options this runner applies for a kind: the keyword arguments of its method."""
+    import inspect
+
+    return [name for name in inspect.signature(getattr(Model, RUNS[kind])).parameters if name not in ("self", "inputs")]
+
+
+def runner_options(config: dict) -> dict:
+    """The options run.py takes: those of the task's `sample` signature (config.json's
+    "options": JSON Schema types, bounds, defaults, written by seqcli export) that it applies."""
+    schemas = config.get("options") or {}
+    return {name: schemas[name] for name in applied(config["kind"]) if name in schemas}
+
+
+def schema_type(schema: dict) -> str:
+    """The JSON Schema type of an option: integer, number, string or boolean (null aside)."""
+    kinds = [s.get("type") for s in schema.get("anyOf", [schema]) if s.get("type") != "null"]
+    return kinds[0] if kinds else "string"
+
+
+def boolean(text: str) -> bool:
+    if text.lower() not in ("true", "false"):
+        raise argparse.ArgumentTypeError(f"give true or false, got {text!r}")
+    return text.lower() == "true"
+
+
+def option_type(schema: dict):
+    """The argparse type that reads an option of this schema."""
+    return {"integer": int, "number": float, "boolean": boolean}.get(schema_type(schema), str)
+
+
+def describe(schema: dict) -> str:
+    """An option's type and bounds, as `seqcli sample RUN --help` shows them: 'integer >= 1, <= 1000'."""
+    bounds = [s for s in schema.get("anyOf", [schema]) if s.get("type") != "null"][:1]
+    words = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}
+    limits = [f"{word} {bounds[0][key]:g}" for key, word in words.items() if bounds and key in bounds[0]]
+    return schema_type(schema) + (" " + ", ".join(limits) if limits else "")
 
 
 MAX_LINE = 1 << 20  # characters in one input line, as seqcli sample takes
@@ -723,9 +750,11 @@ def main(argv: list[str] | None = None) -> int:
     if kind != "generator":
         parser.add_argument("--input", "-i", action="append", help="an input (repeat for several)")
         parser.add_argument("--input-file", help="one input per line ('-' for stdin)")
-    for name, kind_of, text in OPTIONS.get(kind, []):
-        parser.add_argument("--" + name.replace("_", "-"), type=kind_of, default=defaults.get(name),
-                            help=f"{text} (default: {defaults.get(name)})")
+    taken = runner_options(config)
+    for name, schema in taken.items():
+        default = defaults.get(name, schema.get("default"))
+        parser.add_argument("--" + name.replace("_", "-"), type=option_type(schema), default=default,
+                            help=f"{describe(schema)} (default: {default})")
     parser.add_argument("--output", "-o", help="write the outputs here instead of stdout")
     parser.add_argument("--force", action="store_true", help="replace --output if it exists")
     if kind != "generator":
@@ -734,7 +763,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spin", action="store_true", help="let idle compute threads spin (faster batch-1 "
                                                             "sampling on a machine of its own; busier cores)")
     args = parser.parse_args(argv)
-    options = {name: getattr(args, name) for name, _, _ in OPTIONS.get(kind, []) if getattr(args, name) is not None}
+    options = {name: getattr(args, name) for name in taken if getattr(args, name) is not None}
     try:
         check_options(options, config, kind)
         batch_size = getattr(args, "batch_size", None)  # a generator has none

@@ -81,7 +81,7 @@ class Decoders(nn.Module):
     def __init__(self, decoders: list[nn.Module]):
         super().__init__()
         self.members = nn.ModuleList(decoders)
-        self.attending = all(getattr(d, "attending", False) for d in decoders)
+        self.attending = all(d.attending for d in decoders)
         copying = {d.copying for d in decoders}
         if len(copying) > 1:
             raise SeqcliError("an ensemble combines models that all copy (model.copy) or none that does")

@@ -15,7 +15,8 @@ from seqcli import registry
 from seqcli.config import DEFAULT_OPTIMIZER, TrainConfig
 from seqcli.errors import ConfigError, PluginError, RecipeError, SeqcliError, did_you_mean
 from seqcli.recipe.load import Origins, apply_overrides, locate, read
-from seqcli.schema import check_args, construct
+from seqcli.deprecation import rename_keys
+from seqcli.schema import check_args, construct, method_parameters
 from seqcli.data import folds
 from seqcli.nn import pretrained
 from seqcli.nn.init import INITS
@@ -151,7 +152,7 @@ def copy_recipe(name: str, dest, force: bool = False) -> list:
 
 
 def resolve(data: dict, origins: Origins) -> Recipe:
-    problems: list[str] = []
+    problems: list[str] = rename_keys(data, origins)
 
     def report(path: str, message: str) -> None:
         problems.append(f"{origins.of(path)}: {path}: {message}")
@@ -245,8 +246,8 @@ def resolve(data: dict, origins: Origins) -> Recipe:
     if not isinstance(sample, dict):
         report("sample", "must be a mapping")
     elif task_cls is not None:
-        sample_keys, errors = check_args(task_cls.sample, sample, skip=("self", "model", "fields"),
-                                         base=lambda k: origins.base(f"sample.{k}"))
+        sample_keys, errors = check_args(task_cls.sample, sample, base=lambda k: origins.base(f"sample.{k}"),
+                                         params=method_parameters(task_cls, "sample", ("self", "model", "fields")))
         for key, message in errors:
             report(f"sample.{key}", message)
         if not errors and task is not None and task[2]:

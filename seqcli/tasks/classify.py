@@ -88,7 +88,7 @@ class Classify(ExampleTask):
     def metrics(self, model, parts, fields):
         return label_metrics(parts, len(fields[LABEL]))
 
-    def sample(self, model, fields: dict, inputs: list[str] = (), n_best: Annotated[int, Range(1, 1000)] = 1) -> list[str]:
+    def sample(self, model, fields: dict, inputs: list[str] = (), *, n_best: Annotated[int, Range(1, 1000)] = 1) -> list[str]:
         """For each input, the `n_best` most likely labels with their probabilities, tab-separated."""
         batch_x, lengths = user_batch(inputs, fields[INPUT], device_of(model), "inputs to classify")
         with torch.no_grad():

@@ -124,7 +124,7 @@ class Glimpse(ExampleTask):
     def metrics(self, model, parts, fields):
         return label_metrics(parts, len(fields[LABEL]))
 
-    def sample(self, model, fields: dict, inputs: list[str] = (),
+    def sample(self, model, fields: dict, inputs: list[str] = (), *,
                glimpse_plot: Annotated[str | None, Output(".png")] = None) -> Samples:
         """For each input image (rows 'a b c; d e f'), the most likely label and its
         probability; `glimpse_plot: out.png` draws where each glimpse fell (numbers in out.json)."""
@@ -179,7 +179,7 @@ class Draw(ExampleTask):
         errors = torch.cat([((logits.sigmoid() - batch["x"]) ** 2).flatten(1).mean(1) for batch, logits in parts])
         return {"mse": errors.mean().item()}
 
-    def sample(self, model, fields: dict, inputs: list[str] = (),
+    def sample(self, model, fields: dict, inputs: list[str] = (), *,
                canvas_plot: Annotated[str | None, Output(".png")] = None) -> Samples:
         """For each class name given, the image written, as text (darker characters for
         darker pixels); `canvas_plot: out.png` saves the canvas after every step as a strip."""

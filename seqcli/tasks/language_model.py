@@ -240,6 +240,7 @@ class LanguageModel(Task):
         self,
         model: RNNLanguageModel,
         fields: dict,
+        *,
         prime: Annotated[str, Flag("-p")] = "",
         length: Annotated[int, Range(1, 10**6), Flag("-n")] = 300,
         temperature: Annotated[float, Range(0, 100), Flag("-t", greedy=0.0)] = 0.8,
@@ -269,7 +270,7 @@ class LanguageModel(Task):
         return [Samples([vocab.decode(vocab.encode(p) + drawn[:, i * n + j].tolist()) for j in range(n)],
                         separator="\n\n") for i, p in enumerate(primes)]
 
-    def stream(self, model: RNNLanguageModel, fields: dict, prime: str = "", length: int = 300,
+    def stream(self, model: RNNLanguageModel, fields: dict, *, prime: str = "", length: int = 300,
                temperature: float = 0.8, top_k: int | None = None, top_p: float | None = None, num_samples: int = 1,
                seed: int | None = None):
         """`sample` as it is drawn: first the prime, then, per token, the text each sample

@@ -32,9 +32,13 @@ Temperature = Annotated[float, Range(0, 100), Flag("-t", greedy=0.0)]
 
 
 class Seq2SeqModel(nn.Module):
+    """What the model reads and writes (`source`, `target`: their vocabularies) and whether it
+    copies (`decoder.copying`) are the model's own facts: the task reads them from here."""
+
     def __init__(self, source: Vocab, target: Vocab, cell: CellSpec, embedding_size: int, hidden_size: int,
                  num_layers: int, dropout: float, bidirectional: bool, attention: str, copy: bool = False):
         super().__init__()
+        self.source, self.target = source, target
         self.encoder = Encoder(source, cell, embedding_size, hidden_size, num_layers, dropout, bidirectional)
         self.bridge = Bridge(self.encoder.output_size, hidden_size, num_layers, self.encoder.rnn.num_states)
         self.decoder = Decoder(target, cell, embedding_size, hidden_size, num_layers, dropout, attention,
@@ -50,6 +54,7 @@ class ConditionedModel(nn.Module):
     def __init__(self, condition, target: Vocab, cell: CellSpec, embedding_size: int, hidden_size: int,
                  num_layers: int, dropout: float):
         super().__init__()
+        self.target = target
         if isinstance(condition, Labels):
             self.condition = nn.Embedding(len(condition), hidden_size)
         else:
@@ -120,9 +125,12 @@ class SequenceWriter(ExampleTask):
         classes in the training loss (Szegedy et al., 2016); validation is scored without it."""
         self.label_smoothing = label_smoothing
 
-    def collate(self, examples, device):
+    def batch(self, model, examples):
+        """The inputs, and the targets as the decoder reads them (after `model.target.bos`) and
+        writes them (ending in its `eos`)."""
+        device = device_of(model)
         batch = self.collate_inputs([e[self.input_field] for e in examples], device)
-        eos, bos = self._specials
+        eos, bos = model.target.eos, model.target.bos
         targets = [e[TARGET] for e in examples]
         y_in, _ = pad([torch.cat([torch.tensor([bos]), t]) for t in targets], eos)
         y_out, _ = pad([torch.cat([t, torch.tensor([eos])]) for t in targets], IGNORE)
@@ -152,8 +160,8 @@ class SequenceWriter(ExampleTask):
         token error rate on the ids, and on the detokenised text WER, CER, BLEU and chrF
         (`seqcli.metrics.text_scores`). Examples with the same input are one source with
         several references."""
-        eos, bos = self._specials
         target = fields[TARGET]
+        eos, bos = target.eos, target.bos
         right = total = 0
         outputs: dict[tuple, list[int]] = {}  # source -> the greedy output
         references: dict[tuple, list[list[int]]] = {}  # source -> its targets
@@ -184,12 +192,6 @@ class SequenceWriter(ExampleTask):
             return tuple(x[: int(batch["lengths"][i]), i].flatten().tolist())
         return tuple(x[i].flatten().tolist())
 
-    def _prepare(self, fields) -> None:
-        target = fields[TARGET]
-        self._specials = (target.eos, target.bos)
-        self._target = target
-        self._source_tokens = fields[SOURCE].tokens if isinstance(fields.get(SOURCE), Vocab) else None
-
     def check_sample(self, beam_size: int = 1, n_best: int = 1, coverage_penalty: float = 0.0, **options) -> None:
         if n_best > beam_size:
             raise ConfigError("n_best", f"must be <= beam_size ({beam_size}): a beam of {beam_size} "
@@ -197,28 +199,24 @@ class SequenceWriter(ExampleTask):
         if coverage_penalty and beam_size == 1:
             raise ConfigError("coverage_penalty", "ranks the hypotheses of a beam: give beam_size > 1 with it")
 
-    def sample(self, model, fields: dict, inputs: list[str] = (), beam_size: BeamSize = 1,
+    def sample(self, model, fields: dict, inputs: list[str] = (), *, beam_size: BeamSize = 1,
                n_best: Annotated[int, Range(1, 1000)] = 1, max_length: MaxLength = 100,
                length_penalty: Annotated[float, Range(0, 10)] = 0.0, temperature: Temperature = 0.0,
                top_k: Annotated[int, Range(1, 10**9)] | None = None,
-               top_p: Annotated[float, Range(0, 1, lo_open=True)] | None = None, seed: Seed | None = None) -> list[str]:
+               top_p: Annotated[float, Range(0, 1, lo_open=True)] | None = None, seed: Seed | None = None,
+               **search) -> list[str]:
         """One output line per input: greedy (temperature 0), sampled, or the best of a beam;
-        with n_best > 1, the n best as `text<TAB>score` lines, inputs separated by a blank line."""
-        return self._write(model, fields, inputs, beam_size, n_best, max_length, length_penalty, temperature,
-                           top_k, top_p, seed)
-
-    def _write(self, model, fields: dict, inputs, beam_size, n_best, max_length, length_penalty, temperature,
-               top_k, top_p, seed, coverage_penalty: float = 0.0) -> list[str]:
+        with n_best > 1, the n best as `text<TAB>score` lines, inputs separated by a blank line.
+        `search`: the options a subclass adds to the beam (seq2seq's `coverage_penalty`)."""
+        coverage_penalty = search.get("coverage_penalty", 0.0)
         self.check_sample(beam_size, n_best, coverage_penalty)
-        self._prepare(fields)
-        eos, bos = self._specials
+        target, copying = fields[TARGET], model.decoder.copying
+        eos, bos = target.eos, target.bos
         device = device_of(model)
-        x = [self.encode_user_input(text, fields, f"input {i + 1}") for i, text in enumerate(inputs)]
+        x = [self.encode_user_input(text, fields, f"input {i + 1}", copying) for i, text in enumerate(inputs)]
         if not x:
             raise DataError("give inputs (--input TEXT or --input-file FILE)")
-        target = fields[TARGET]
-        words = [fields[SOURCE].split(text) for text in inputs] if model.decoder.copying \
-            else [None] * len(x)
+        words = [fields[SOURCE].split(text) for text in inputs] if copying else [None] * len(x)
         with torch.no_grad():
             state = model.start(self.user_batch(x, words, target, device))
             if beam_size > 1:
@@ -243,7 +241,6 @@ class SequenceWriter(ExampleTask):
         """"start" (the inputs to the decoder's first state) and "step" (one token). With copy
         attention "start" also takes each source position's output id (`copy_ids`), and the
         step's scores cover the vocabulary and then the source's positions."""
-        self._prepare(fields)
         copying = model.decoder.copying
         model = traceable(model)
         decoder, condition = model.decoder, self.input_field == CONDITION
@@ -268,7 +265,7 @@ class SequenceWriter(ExampleTask):
         step_inputs = {"token": torch.zeros(EXAMPLE_BATCH, dtype=torch.long), **dict(zip(names, first))}
         outputs = ["logits", *[f"next_{n}" for n in carried(decoder)]] + (["attention"] if decoder.attending else [])
         step = Graph("step", Step(decoder), step_inputs, outputs, {"token": {0: "batch"}, **state_axes})
-        eos, bos = self._specials
+        eos, bos = fields[TARGET].eos, fields[TARGET].bos
         return Exported("writer", [start, step], {"input": self.input_field, "field": TARGET, "bos": bos, "eos": eos,
                                                   "carried": carried(decoder), "fixed": fixed(decoder),
                                                   "batch_axis": batch_axis, **({"copy": True} if copying else {})})
@@ -308,8 +305,6 @@ class Seq2Seq(SequenceWriter):
     """Sequence to sequence. Metrics: loss, token_accuracy (teacher forced), exact_match and
     ter (token error rate: edit distance / reference length) of greedy decoding."""
 
-    copying = False  # model.copy, set by build_model: collate then adds what copy attention reads
-
     def build_model(self, data: Data, cell: CellSpec, embedding_size: Size = 64, hidden_size: Size = 128,
                     num_layers: Layers = 1, dropout: Dropout = 0.0, bidirectional: bool = True,
                     attention: AttentionKind = "additive", copy: bool = False) -> Seq2SeqModel:
@@ -322,23 +317,21 @@ class Seq2Seq(SequenceWriter):
         if copy and type(data.fields[TARGET]) is not Vocab:
             raise ConfigError("copy", "needs a char, whitespace or word target vocabulary (a copied word is one "
                                       "token of the output)")
-        self._prepare(data.fields)
-        self.copying = copy
         return Seq2SeqModel(data.fields[SOURCE], data.fields[TARGET], cell, embedding_size, hidden_size,
                             num_layers, dropout, bidirectional, attention, copy)
 
-    def collate(self, examples, device):
+    def batch(self, model, examples):
         """With copy attention, also each source position's output id (`copy`) and the
         targets as the copying decoder writes them (a word the vocabulary lacks, found in the
         source: V + its first position there)."""
-        batch = super().collate(examples, device)
-        if not self.copying:
+        batch = super().batch(model, examples)
+        if not model.decoder.copying:
             return batch
-        target, eos = self._target, self._specials[0]
-        size, unk = len(target), 0
+        device, target, source = device_of(model), model.target, model.source.tokens
+        size, unk, eos = len(target), 0, target.eos
         copies, written = [], []
         for e in examples:
-            tokens = [self._source_tokens[i] for i in e[SOURCE].tolist()]
+            tokens = [source[i] for i in e[SOURCE].tolist()]
             first = e.get(SOURCE_FIRST)
             copies.append(copy_ids(tokens, target, first.tolist() if first is not None else None))
             to, where = e[TARGET], e.get(TARGET_COPY)
@@ -348,16 +341,12 @@ class Seq2Seq(SequenceWriter):
         batch["copied_targets"] = written
         return batch
 
-    def encode_user_input(self, text, fields, where):
-        return encode_input(text, fields[SOURCE], where, unknown_ok=self.copying)
+    def encode_user_input(self, text, fields, where, copying: bool = False):
+        return encode_input(text, fields[SOURCE], where, unknown_ok=copying)
 
-    def sample(self, model, fields: dict, inputs: list[str] = (), beam_size: BeamSize = 1,
-               n_best: Annotated[int, Range(1, 1000)] = 1, max_length: MaxLength = 100,
-               length_penalty: Annotated[float, Range(0, 10)] = 0.0, temperature: Temperature = 0.0,
-               top_k: Annotated[int, Range(1, 10**9)] | None = None,
-               top_p: Annotated[float, Range(0, 1, lo_open=True)] | None = None, seed: Seed | None = None,
+    def sample(self, model, fields: dict, inputs: list[str] = (), *,
                coverage_penalty: Annotated[float, Range(0, 10)] = 0.0,
-               attention_plot: Annotated[str | None, Output(".png")] = None) -> Samples:
+               attention_plot: Annotated[str | None, Output(".png")] = None, **options) -> Samples:
         """As for every sequence writer; `coverage_penalty: beta` adds GNMT's coverage
         penalty to a beam's scores (hypotheses that leave source positions unattended rank
         lower; 0.2 to 0.4 in Wu et al.); `attention_plot: out.png` also draws, for each input,
@@ -365,11 +354,10 @@ class Seq2Seq(SequenceWriter):
         numbers to out.json)."""
         if attention_plot is not None and not model.decoder.attending:
             raise ConfigError("attention_plot", "this model has no attention (model.attention: none)")
-        lines = self._write(model, fields, inputs, beam_size, n_best, max_length, length_penalty, temperature,
-                            top_k, top_p, seed, coverage_penalty)
+        lines = super().sample(model, fields, inputs, coverage_penalty=coverage_penalty, **options)
         figures = {}
         if attention_plot is not None:
-            best = [line.split("\n")[0].split("\t")[0] for line in lines] if n_best > 1 else lines
+            best = [line.split("\n")[0].split("\t")[0] for line in lines] if options.get("n_best", 1) > 1 else lines
             maps = self.alignments(model, fields, list(inputs), best)
             figures["attention_plot"] = Figure(lambda path: attention_maps(maps, path), maps)
         return Samples(lines, figures)
@@ -377,14 +365,12 @@ class Seq2Seq(SequenceWriter):
     def alignments(self, model, fields: dict, inputs: list[str], outputs: list[str]) -> list[dict]:
         """For each (input, output) pair: the input tokens, the output tokens (with the end
         token), and the attention weights, one row per output token (rows sum to 1)."""
-        self._prepare(fields)
-        eos, bos = self._specials
-        source, target = fields[SOURCE], fields[TARGET]
+        source, target, copying = fields[SOURCE], fields[TARGET], model.decoder.copying
+        eos, bos = target.eos, target.bos
         device = device_of(model)
-        x = [self.encode_user_input(text, fields, f"input {i + 1}") for i, text in enumerate(inputs)]
+        x = [self.encode_user_input(text, fields, f"input {i + 1}", copying) for i, text in enumerate(inputs)]
         y = [torch.tensor(target.encode(text), dtype=torch.long) for text in outputs]
         y_in, _ = pad([torch.cat([torch.tensor([bos]), t]) for t in y], eos)
-        copying = model.decoder.copying
         words = [source.split(text) for text in inputs] if copying else [None] * len(x)
         with torch.no_grad():
             _, weights = model.decoder(y_in.to(device), model.start(self.user_batch(x, words, target, device)))
@@ -406,14 +392,13 @@ class Generate(SequenceWriter):
     def build_model(self, data: Data, cell: CellSpec, embedding_size: Size = 64, hidden_size: Size = 128,
                     num_layers: Layers = 1, dropout: Dropout = 0.0) -> ConditionedModel:
         require(data.fields, "generate", condition=(Labels, Numeric), target=Vocab)
-        self._prepare(data.fields)
         return ConditionedModel(data.fields[CONDITION], data.fields[TARGET], cell, embedding_size, hidden_size,
                                 num_layers, dropout)
 
     def collate_inputs(self, inputs, device) -> dict:
         return {"x": torch.stack(inputs).to(device)}
 
-    def encode_user_input(self, text, fields, where):
+    def encode_user_input(self, text, fields, where, copying: bool = False):
         condition = fields[CONDITION]
         if isinstance(condition, Labels):
             if text.strip() not in condition.index:
