@@ -39,6 +39,7 @@ import torch
 from torch import Tensor, nn
 
 from seqcli.config import TrainConfig
+from seqcli.deprecation import form_used
 from seqcli.errors import ConfigError, DataError, TrainingError
 from seqcli.metrics import HIGHER, LOWER
 from seqcli.schema import File, Flag, Folder, Output, Range, Seed
@@ -54,17 +55,18 @@ __all__ = ["API_VERSION", "CONDITION", "Cell", "CellSpec", "ConfigError", "Data"
 #: arguments, new names); a new major version may break plugins written for an older one.
 #: History: 1.0 (seqcli 0.2): the first stable contract. 1.1 (seqcli 0.3): `Cell.gates`,
 #: `Cell.forget_gate` and `Cell.recurrent_weights` for `model.init`; `StepResult.sequences`
-#: and `StepResult.penalty`; `TrainConfig` gains max_epochs, patience and loss_reduction.
+#: and `StepResult.penalty`; `TrainConfig` gains `max_epochs`, `patience` and `loss_reduction`.
 #: 1.2 (seqcli 0.4): `Dataset.load_with` (encode with given vocabularies, for resume);
 #: `Task.export`, `Graph` and `Exported` (`seqcli export`); `Task.sample_batch` and an
 #: optional `Task.stream(model, fields, **sample options)` generator of the text each sample
 #: gains per step (`seqcli serve`). 1.3 (seqcli 0.5): `seqcli.layers`, the toolkit the
 #: built-in tasks are made of; `Vocab.build`; `INPUTS`; `Samples.separator`; `Flag` (short
 #: and switch spellings of a sample option); `Task.batched_option`; `Task.ensemble`; the optional example keys
-#: SOURCE_FIRST and TARGET_COPY; `Cell.parameter_roles` and `Cell.role`. 1.4 (seqcli 0.6):
+#: `SOURCE_FIRST` and `TARGET_COPY`; `Cell.parameter_roles` and `Cell.role`. 1.4 (seqcli 0.6):
 #: `Data.ordered` and `Data.gap` (forward-chaining cross-validation of ordered examples);
 #: `EXPORT_CONFIG` and `EXPORT_GRAPHS` (what each kind of export holds, checked);
-#: `Task.directions` and `Task.direction` (which way each metric is better; HIGHER, LOWER).
+#: `Task.directions` and `Task.direction` (which way each metric is better; `HIGHER`, `LOWER`);
+#: `ExampleTask.batch` (a batch built from what the model is: its vocabularies, whether it copies).
 API_VERSION = "1.4"
 
 # Field names: the keys of `Data.fields` and of each example that the built-in tasks read.
@@ -352,6 +354,8 @@ class Task:
             if isinstance(declared, dict) and metric in declared:
                 return declared[metric]
         if metric == cls.main_metric:
+            if any("higher_is_better" in vars(klass) for klass in cls.__mro__ if klass is not Task):
+                form_used(cls, "Task.higher_is_better")
             return HIGHER if cls.higher_is_better else LOWER
         return None
     #: what `targets` in StepResult counts, for the progress line ("tokens", "examples", ...)

@@ -244,6 +244,17 @@ def check_dataset(cls: type, options: dict | None = None) -> list[str]:
     return passed
 
 
+COUNTS = ("examples", "tokens")  # what evaluate reports besides metrics: how much it scored
+
+
+def _minor(version) -> tuple[int, int]:
+    try:
+        major, minor = (int(p) for p in str(version).split(".")[:2])
+    except ValueError:
+        return (0, 0)
+    return major, minor
+
+
 class Report(list):
     """The checks passed, with the trained `model` and its last validation `metrics`."""
 
@@ -262,7 +273,7 @@ def check_task(cls: type | str, data, options: dict | None = None, model: dict |
     Returns a `Report`: the checks passed, with `.model` (trained) and `.metrics` (after
     training); raises AssertionError naming the check that failed."""
     from seqcli import registry
-    from seqcli.api import CellSpec, Task, TrainConfig
+    from seqcli.api import API_VERSION, CellSpec, Task, TrainConfig
     from seqcli.inference import as_samples
     from seqcli.schema import construct
     from seqcli.train.trainer import Stepper, evaluate
@@ -291,6 +302,13 @@ def check_task(cls: type | str, data, options: dict | None = None, model: dict |
 
     before = score()
     passed.append("evaluate")
+    if _minor(getattr(cls, "api_version", API_VERSION)) >= (1, 4):  # seqcli's own tasks state none
+        undirected = [k for k, v in before.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+                      and k not in COUNTS and cls.direction(k) is None]
+        if undirected:
+            raise AssertionError(f"check_task({name}): evaluate() reports {', '.join(undirected)} without a direction: "
+                                 f"declare directions = {{metric: HIGHER or LOWER}} (seqcli.api, API 1.4)")
+        passed.append("every metric has a direction")
     valid = data.splits["valid"]
     if isinstance(valid, list) and len(valid) > 2:
         one_by_one = score(TrainConfig(batch_size=1))["loss"]

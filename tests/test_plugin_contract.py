@@ -256,6 +256,27 @@ def test_builtin_task_options_come_from_its_signature(cli, recipe, tmp_path):
     assert "the language_model task does not take this option (it takes: --prime, --length" in bad.stderr
 
 
+def test_a_subclass_adds_sample_options_without_restating_its_parents():
+    """A task's sample options are declared once: a subclass's `sample` takes its own options
+    and passes `**options` on; its options are then the parent's, in order, and its own."""
+    from typing import Annotated
+
+    from seqcli.api import Range
+    from seqcli.inference import sample_parameters
+    from seqcli.schema import method_parameters
+    from seqcli.tasks.seq2seq import Generate, Seq2Seq
+
+    class Loud(Seq2Seq):
+        def sample(self, model, fields, inputs=(), *, volume: Annotated[int, Range(0, 11)] = 3, **options):
+            return super().sample(model, fields, inputs, **options)
+
+    writer = list(sample_parameters(Generate))
+    assert writer[:3] == ["inputs", "beam_size", "n_best"] and "seed" in writer
+    assert list(sample_parameters(Seq2Seq)) == writer + ["coverage_penalty", "attention_plot"]
+    assert list(sample_parameters(Loud)) == writer + ["coverage_penalty", "attention_plot", "volume"]
+    assert method_parameters(Loud, "sample")["volume"][1] == 3
+
+
 # 9. what the contract promises a task's methods ----------------------------------------------
 
 def test_train_step_gets_the_task_s_own_model_in_distributed_training(count_run, site, tmp_path):
@@ -287,6 +308,14 @@ def test_the_task_kit_catches_an_evaluate_that_ignores_eval_batches(site):
 
     with pytest.raises(AssertionError, match="must honour config.eval_batches"):
         check_task(Greedy, data, lr=0.1)
+
+    class Newer(count):  # a 1.4 task must say which way each metric it reports is better
+        api_version = "1.4"
+
+    with pytest.raises(AssertionError, match=r"check_task\(Newer\): evaluate\(\) reports within without a direction"):
+        check_task(Newer, data, lr=0.1)
+    Newer.directions = {"within": "higher"}
+    assert "every metric has a direction" in check_task(Newer, data, lr=0.1)
 
 
 # 3. paths -----------------------------------------------------------------------------------
@@ -417,7 +446,7 @@ def test_example_plugins_and_scaffolds_import_only_the_stable_api(cli, tmp_path)
         assert not outside, f"{path} imports {sorted(outside)}, outside the stable API"
 
 
-LOWER = {"seqcli.errors", "seqcli.schema", "seqcli.config", "seqcli.vocab", "seqcli.metrics"}
+LOWER = {"seqcli.errors", "seqcli.deprecation", "seqcli.schema", "seqcli.config", "seqcli.vocab", "seqcli.metrics"}
 
 
 def test_the_api_sits_beneath_everything_that_implements_it():
@@ -548,3 +577,27 @@ def test_python_api_loads_a_model_in_three_lines(cli, tmp_path):
     assert set(model.evaluate(split="valid")) >= {"loss", "exact_match"}
     with pytest.raises(Exception, match="does not take this option"):
         model.sample(inputs=["abc"], prime="x")
+
+
+def test_the_api_history_and_the_readme_name_the_same_additions_per_version():
+    """`seqcli.api`'s version history and the README's contract section list, version by
+    version, the same names."""
+    import re
+
+    def names(text):
+        return {n.split("(")[0] for n in re.findall(r"`([^`]+)`", text)
+                if re.fullmatch(r"[A-Za-z_][\w.]*(\(.*\))?", n)}
+
+    api = (ROOT / "seqcli" / "api.py").read_text(encoding="utf-8")
+    comment = api[: api.index("API_VERSION =")].rsplit("\n\n", 1)[1]
+    history = " ".join(line[3:] for line in comment.splitlines()).split("History:")[1]
+    parts = re.split(r"(\d\.\d) \(seqcli [\d.]+\):", history)
+    documented = {parts[i]: names(parts[i + 1]) for i in range(1, len(parts), 2)}
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = " ".join(readme[readme.index("- **Versions.**"): readme.index("- **Signatures are the schema.**")].split())
+    parts = re.split(r"(\d\.\d) added", block)
+    told = {parts[i]: names(parts[i + 1]) for i in range(1, len(parts), 2)}
+    from seqcli.api import API_VERSION
+
+    assert API_VERSION in documented and len(documented) >= 5
+    assert {v: documented[v] for v in documented if v != "1.0"} == told

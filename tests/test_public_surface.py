@@ -96,3 +96,67 @@ def test_seqcli_data_vocab_still_gives_the_vocabulary_classes():
         from seqcli.data.vocab import Labels as OldLabels, Numeric as OldNumeric, Vocab as OldVocab
     assert (OldVocab, OldLabels, OldNumeric) == (Vocab, Labels, Numeric)
     assert any("seqcli.data.vocab is deprecated" in str(w.message) for w in caught)
+
+
+def test_a_renamed_recipe_key_still_loads_with_one_warning(monkeypatch, tmp_path):
+    """An entry of seqcli.deprecation.RENAMED: a recipe (or an override) with the old key loads
+    as if it named the new one, with one warning naming the new key and where the old one is;
+    a recipe that gives both is refused in one line."""
+    from seqcli import deprecation
+    from seqcli.errors import RecipeError
+    from seqcli.recipe.resolve import load_recipe
+
+    monkeypatch.setitem(deprecation.RENAMED, "train.steps", ("train.max_steps", "9.0"))
+    path = tmp_path / "old.yaml"
+    path.write_text("dataset: {name: text}\ntask: {name: language_model}\nmodel: {cell: {name: lstm}}\ntrain:\n  steps: 7\n")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        recipe = load_recipe(str(path))
+        overridden = load_recipe(str(path), ["train.steps=9"])
+    assert recipe.train.max_steps == 7 and overridden.train.max_steps == 9
+    shown = [str(w.message) for w in caught if w.category is deprecation.SeqcliDeprecation]
+    assert shown == [f"{path}:5: train.steps is renamed train.max_steps; the old name goes in seqcli 9.0",
+                     "override 'train.steps=9': train.steps is renamed train.max_steps; the old name goes in seqcli 9.0"]
+    with pytest.raises(RecipeError, match=r"old.yaml:5: train.steps: is the old name of train.max_steps, which "
+                                          r"the recipe also gives \(override 'train.max_steps=3'\): give "
+                                          r"train.max_steps only"):
+        load_recipe(str(path), ["train.max_steps=3"])
+
+
+def test_a_replaced_plugin_form_still_works_with_one_warning():
+    """A 1.3 task that says its main metric's direction with `higher_is_better` is still read
+    right, with a warning naming what replaces it (API 1.4's `directions`)."""
+    from seqcli import deprecation
+    from seqcli.api import HIGHER, Task
+
+    class Old(Task):
+        main_metric, higher_is_better = "accuracy", True
+
+    with pytest.warns(deprecation.SeqcliDeprecation, match=r"Old uses Task.higher_is_better, which API 2.0 "
+                                                           r"drops: declare Task.directions"):
+        assert Old.direction("accuracy") == HIGHER
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert Task.direction("loss") is not None  # the built-in default is not a replaced form
+
+
+def test_no_deprecation_has_outlived_its_version():
+    from seqcli import deprecation
+    from seqcli.api import API_VERSION
+
+    version = tuple(int(p) for p in seqcli.__version__.split(".")[:2])
+    for old, (new, until) in deprecation.RENAMED.items():
+        assert version < tuple(int(p) for p in until.split(".")), f"{old}: its time is up; remove it"
+    for form, (_, until) in deprecation.FORMS.items():
+        assert int(API_VERSION.split(".")[0]) < int(until.split(".")[0]), f"{form}: its time is up; remove it"
+
+
+def test_the_seqcli_command_prints_its_deprecations_as_one_line():
+    import io
+
+    from seqcli import deprecation
+
+    out = io.StringIO()
+    deprecation.one_line(deprecation.SeqcliDeprecation("a.yaml:3: train.x is renamed train.y"),
+                         deprecation.SeqcliDeprecation, "resolve.py", 10, out)
+    assert out.getvalue() == "warning: a.yaml:3: train.x is renamed train.y\n"

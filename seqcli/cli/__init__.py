@@ -62,7 +62,11 @@ app.add_typer(plugins.app, name="plugins")
 
 
 def main() -> None:
+    import warnings
+
+    from seqcli import deprecation
     from seqcli.train.threads import quiet_waits
 
     quiet_waits()  # before torch starts its threads: in this process and every one it starts
+    warnings.showwarning = deprecation.one_line  # a renamed recipe key, a replaced plugin form: one line
     app(prog_name="seqcli")

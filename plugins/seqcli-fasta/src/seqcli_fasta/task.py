@@ -13,7 +13,7 @@ from typing import Annotated
 import torch
 from torch import nn
 
-from seqcli.api import INPUT, TARGET, CellSpec, Data, DataError, Exported, Graph, Numeric, Range, StepResult, Task, \
+from seqcli.api import HIGHER, INPUT, LOWER, TARGET, CellSpec, Data, DataError, Exported, Graph, Numeric, Range, StepResult, Task, \
     TrainConfig, Vocab, device_of
 from seqcli.layers import Encoder, batches, encode_input, pad, sequence_inputs, traceable
 
@@ -38,8 +38,9 @@ class Regressor(nn.Module):
 class Regress(Task):
     """Sequence to number. Metrics: loss (MSE in standard units), mae and rmse (target units)."""
 
-    api_version = "1.3"
+    api_version = "1.4"  # directions
     main_metric = "mae"
+    directions = {"mae": LOWER, "rmse": LOWER, "within": HIGHER}
     unit = "sequences"
 
     def build_model(self, data: Data, cell: CellSpec, embedding_size: Size = 16, hidden_size: Size = 64,
@@ -81,7 +82,7 @@ class Regress(Task):
         return {"loss": squared / len(examples), "mae": error.mean().item(), "rmse": error.pow(2).mean().sqrt().item(),
                 "within": (error <= tolerance).float().mean().item()}
 
-    def sample(self, model, fields: dict, inputs: list[str] = (), precision: Annotated[int, Range(0, 10)] = 1,
+    def sample(self, model, fields: dict, inputs: list[str] = (), *, precision: Annotated[int, Range(0, 10)] = 1,
                unit: str = "") -> list[str]:
         """The predicted number for each input sequence, with `precision` decimals and `unit`
         after it."""

@@ -48,7 +48,7 @@ class PythonTokens(Dataset):
     """Token-kind tagging over the standard library's top-level modules; files are split
     between train, valid and test by name (every `every`-th file is valid, the next test)."""
 
-    api_version = "1.3"  # Vocab.build
+    api_version = "1.4"  # Vocab.build (1.3)
 
     def __init__(self, max_files: Annotated[int, Range(3, 10_000)] = 60,
                  max_line_tokens: Annotated[int, Range(1, 10_000)] = 40, min_freq: Annotated[int, Range(1, 1000)] = 2,
