@@ -79,7 +79,7 @@ def average(chosen: list[Checkpoint]) -> Checkpoint:
             model[name] = torch.stack([c.model[name].double() for c in chosen]).mean(0).to(tensor.dtype)
         else:
             model[name] = tensor.clone()
-    return dataclasses.replace(newest, model=model, optimizer=None, scheduler=None, rng=None, ranks=None,
+    return dataclasses.replace(newest, model=model, optimizer=None, average=None, scheduler=None, rng=None, ranks=None,
                                carry=None, metrics=None, averaged=[c.step for c in chosen], path="", digest="")
 
 

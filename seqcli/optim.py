@@ -66,9 +66,12 @@ AVERAGING = {"ntasgd"}  # optimizers that average the weights themselves: train.
 
 class Averaging:
     """Weights averaged while training: `train.ema`'s EMA and the `ntasgd` optimizer. The
-    average is what is evaluated, saved as a checkpoint's model (the training weights go into
-    the checkpoint's optimizer state) and left in the model when training ends. What the
-    trainer asks of either, and all it asks."""
+    average is what is evaluated, saved as a checkpoint's model and left in the model when
+    training ends; the training weights, with what the averaging counts, are its state, which
+    a checkpoint keeps in a field of its own (`average`: {kind, state}). What the trainer and
+    the checkpoint ask of either, and all they ask."""
+
+    KIND = ""  # the name its state is stored under (AVERAGES)
 
     @property
     def active(self) -> bool:
@@ -90,6 +93,26 @@ class Averaging:
         """Training is over: the model keeps the average."""
         raise NotImplementedError
 
+    def average_state(self) -> dict:
+        """What resuming needs beyond the model (which holds the average): the training
+        weights and the averaging's counters."""
+        raise NotImplementedError
+
+    def load_average_state(self, state: dict) -> None:
+        """After the model was loaded with the average: the training weights come back."""
+        raise NotImplementedError
+
+    @classmethod
+    def state_problem(cls, state, shapes: list | None = None) -> str | None:
+        """What is wrong with a stored `average_state()` (None: nothing); `shapes`: the
+        shapes its training weights must have, where known (`averaged_shapes`)."""
+        raise NotImplementedError
+
+    @classmethod
+    def averaged_shapes(cls, optimizer_state: dict, params: list) -> list:
+        """The shapes of the parameters it averages, given a stored optimizer state: all of them."""
+        return [p.shape for p in params]
+
 
 class NTASGD(torch.optim.Optimizer, Averaging):
     """Non-monotonically triggered averaged SGD (Merity et al., 2017): plain SGD until the
@@ -97,10 +120,11 @@ class NTASGD(torch.optim.Optimizer, Averaging):
     SGD whose weights are averaged from that step on; the average is what is evaluated,
     saved for sampling and left in the model when training ends (`averaged()`, `finish()`).
 
-    Its state (in `state_dict`) holds each weight's average and, while averaging, a copy of
-    the weights training continues from: a checkpoint's model holds the average."""
+    Its optimizer state (`state_dict`) holds each weight's running average; its averaging
+    state (`average_state`) the evaluations seen, the step averaging began after and the
+    weights training continues from: a checkpoint's model holds the average."""
 
-    STATE = "ntasgd"  # its own entry in the optimizer's state_dict
+    KIND = "ntasgd"
 
     def __init__(self, params, lr: float = 30.0, weight_decay: float = 0.0, nonmono: int = 5):
         super().__init__(params, {"lr": lr, "weight_decay": weight_decay})
@@ -171,47 +195,42 @@ class NTASGD(torch.optim.Optimizer, Averaging):
             for p, average in self._pairs():
                 p.copy_(average)
 
-    def state_dict(self) -> dict:
-        state = super().state_dict()
-        state[self.STATE] = {"history": list(self.history), "averaging_since": self.averaging_since,
-                           "steps": self.steps, "weights": [p.detach().clone() for p, _ in self._pairs()]}
-        return state
+    def average_state(self) -> dict:
+        return {"history": list(self.history), "averaging_since": self.averaging_since, "steps": self.steps,
+                "weights": [p.detach().clone() for p, _ in self._pairs()]}
 
     @classmethod
-    def state_problem(cls, state: dict) -> str | None:
-        """What is wrong with this optimizer's entry in a stored state_dict (None: nothing, or
-        no entry: another optimizer's state)."""
+    def averaged_shapes(cls, optimizer_state: dict, params: list) -> list:
+        """Those whose optimizer state holds a running average (all, or none before averaging)."""
+        indices = [i for group in optimizer_state["param_groups"] for i in group["params"]]
+        shapes = dict(zip(indices, (p.shape for p in params)))
+        return [shapes[i] for i in sorted(optimizer_state["state"]) if "average" in optimizer_state["state"][i]]
+
+    @classmethod
+    def state_problem(cls, state, shapes: list | None = None) -> str | None:
         def number(v) -> bool:
             return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
         def count(v) -> bool:
             return isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**62
 
-        extra = state.get(cls.STATE)
-        if extra is None:
-            return None
-        if not (isinstance(extra, dict) and isinstance(extra.get("history", []), list)
-                and all(number(v) for v in extra.get("history", [])) and count(extra.get("steps", 0))
-                and (extra.get("averaging_since") is None or count(extra["averaging_since"]))
-                and isinstance(extra.get("weights", []), list)
-                and all(isinstance(w, torch.Tensor) for w in extra.get("weights", []))):
-            return f"{cls.STATE}: must be {{history, averaging_since, steps, weights}}"
+        if not (isinstance(state, dict) and isinstance(state.get("history", []), list)
+                and all(number(v) for v in state.get("history", [])) and count(state.get("steps", 0))
+                and (state.get("averaging_since") is None or count(state["averaging_since"]))
+                and isinstance(state.get("weights", []), list)
+                and all(isinstance(w, torch.Tensor) for w in state.get("weights", []))):
+            return "must be {history, averaging_since, steps, weights}"
+        if shapes is not None and [tuple(w.shape) for w in state.get("weights", [])] != [tuple(s) for s in shapes]:
+            return "its weights do not fit the averaged parameters"
         return None
 
-    @classmethod
-    def training_weights(cls, state: dict) -> list:
-        """The weights training continues from, in a stored state_dict (one per averaged parameter)."""
-        return (state.get(cls.STATE) or {}).get("weights", [])
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        """After the model was loaded (with the average): the training weights come back."""
-        state_dict = dict(state_dict)
-        extra = state_dict.pop(self.STATE, None) or {}
-        super().load_state_dict(state_dict)
-        self.history = [float(v) for v in extra.get("history", [])]
-        self.averaging_since, self.steps = extra.get("averaging_since"), int(extra.get("steps", 0))
+    def load_average_state(self, state: dict) -> None:
+        """After the model was loaded (with the average) and the optimizer state (with the
+        running averages): the training weights come back."""
+        self.history = [float(v) for v in state.get("history", [])]
+        self.averaging_since, self.steps = state.get("averaging_since"), int(state.get("steps", 0))
         pairs = list(self._pairs())
-        weights = extra.get("weights", [])
+        weights = state.get("weights", [])
         if len(weights) != len(pairs):
             raise ValueError("the averaged SGD state does not fit this model")
         with torch.no_grad():
@@ -333,9 +352,9 @@ class EMA(Averaging):
     (10 + t)) at the t-th update, so early averages are not held back by the initial weights.
     As with NT-ASGD, the average is what is evaluated, saved in a checkpoint's model and left
     in the model when training ends; a checkpoint keeps the training weights too (its
-    optimizer state's `ema` entry), so resuming is exact."""
+    `average` field), so resuming is exact."""
 
-    STATE = "ema"
+    KIND = "ema"
 
     def __init__(self, params, decay: float):
         self.params, self.decay, self.updates = list(params), decay, 0
@@ -368,11 +387,11 @@ class EMA(Averaging):
             for p, average in zip(self.params, self.average):
                 p.copy_(average)
 
-    def state_dict(self) -> dict:
+    def average_state(self) -> dict:
         """The training weights (the checkpoint's model holds the average) and the count."""
         return {"decay": self.decay, "updates": self.updates, "weights": [p.detach().clone() for p in self.params]}
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_average_state(self, state: dict) -> None:
         """After the model was loaded with the average: it becomes the average again, and the
         model gets the training weights back."""
         with torch.no_grad():
@@ -382,18 +401,17 @@ class EMA(Averaging):
         self.updates = int(state["updates"])
 
     @classmethod
-    def state_problem(cls, state: dict, shapes: list | None = None) -> str | None:
-        """What is wrong with a stored `ema` entry (None: nothing, or none stored)."""
-        entry = state.get(cls.STATE)
-        if entry is None:
-            return None
-        if not (isinstance(entry, dict) and isinstance(entry.get("updates"), int) and entry["updates"] >= 0
-                and isinstance(entry.get("weights"), list)
-                and all(isinstance(w, torch.Tensor) for w in entry["weights"])):
-            return f"{cls.STATE}: must be {{decay, updates, weights}}"
-        if shapes is not None and [tuple(w.shape) for w in entry["weights"]] != [tuple(s) for s in shapes]:
-            return f"{cls.STATE}: its weights do not fit the model's parameters"
+    def state_problem(cls, state, shapes: list | None = None) -> str | None:
+        if not (isinstance(state, dict) and isinstance(state.get("updates"), int) and state["updates"] >= 0
+                and isinstance(state.get("weights"), list)
+                and all(isinstance(w, torch.Tensor) for w in state["weights"])):
+            return "must be {decay, updates, weights}"
+        if shapes is not None and [tuple(w.shape) for w in state["weights"]] != [tuple(s) for s in shapes]:
+            return "its weights do not fit the model's parameters"
         return None
+
+
+AVERAGES = {"ema": EMA, "ntasgd": NTASGD}  # a checkpoint's average.kind -> what reads its state
 
 
 def hyperparameters(spec: dict) -> dict:

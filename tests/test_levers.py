@@ -184,8 +184,9 @@ def test_ema_is_evaluated_saved_and_sampled_and_resuming_it_is_exact(cli, tmp_pa
     cli("resume", tmp_path / "half", "train.max_steps=6")
     whole, half = checkpoint.load(tmp_path / "whole", "last"), checkpoint.load(tmp_path / "half", "last")
     assert largest_difference(whole.model, half.model) == 0.0  # the average, resumed exactly
-    training = whole.optimizer["ema"]["weights"]
-    assert whole.optimizer["ema"]["updates"] == 6
+    assert whole.average["kind"] == "ema" and "ema" not in whole.optimizer  # a field of its own
+    training = whole.average["state"]["weights"]
+    assert whole.average["state"]["updates"] == 6
     assert any((w - a).abs().max() > 1e-4 for w, a in zip(training, whole.model.values()))  # an average, not the weights
     # what was evaluated at step 6 is the model saved: evaluate the checkpoint and get the same loss
     logged = [json.loads(line) for line in (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()]
@@ -194,6 +195,16 @@ def test_ema_is_evaluated_saved_and_sampled_and_resuming_it_is_exact(cli, tmp_pa
     assert scored["loss"] == pytest.approx(valid["loss"], rel=1e-6)
     result = cli("recipes", "validate", "char-lm", "train.ema=0.99", "train.optimizer={name: ntasgd}", ok=False)
     assert "train.ema: the ntasgd optimizer averages the weights itself" in result.stderr
+    # a checkpoint of format 2 kept the average's state in the optimizer's: it still resumes exactly
+    cli("run", "reverse", *ema, "train.max_steps=4", "--run-dir", tmp_path / "old")
+    last = tmp_path / "old" / "checkpoints" / "last.pt"
+    obj = torch.load(last, weights_only=True)
+    assert obj["format_version"] == 3 and obj["average"]["kind"] == "ema"
+    obj["optimizer"]["ema"], obj["format_version"] = obj.pop("average")["state"], 2
+    torch.save(checkpoint.seal(obj), last)
+    assert checkpoint.load(last).average["kind"] == "ema"
+    cli("resume", tmp_path / "old", "train.max_steps=6")
+    assert largest_difference(whole.model, checkpoint.load(tmp_path / "old", "last").model) == 0.0
 
 
 # -- ensembles: seqcli sample RUN1 RUN2 ..., seqcli evaluate RUN1 RUN2 ... ----------------------

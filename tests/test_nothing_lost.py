@@ -393,6 +393,10 @@ CRAFTED = {
     "fields": (lambda o: o["fields"].update(text={"kind": "vocab", "tokens": [1, 2], "level": "char"}),
                "fields: ValueError: vocab: tokens must be a non-empty list of strings"),
     "metrics": (lambda o: o.update(metrics={"loss": [1]}), "metrics: must map metric names to numbers"),
+    "average-kind": (lambda o: o.update(average={"kind": "swa", "state": {}}),
+                     "average: must be {kind, state} with kind one of ema, ntasgd"),
+    "average-state": (lambda o: o.update(average={"kind": "ema", "state": {"updates": -1, "weights": []}}),
+                      "average: must be {decay, updates, weights}"),
 }
 
 

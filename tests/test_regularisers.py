@@ -95,10 +95,11 @@ def test_ntasgd_averages_from_the_trigger_and_swaps_for_evaluation():
     with opt.averaged():
         assert torch.allclose(w, average)
     assert torch.equal(w, raw)  # training continues from its own weights
-    state = opt.state_dict()
+    state, averaging = opt.state_dict(), opt.average_state()
     w.data.copy_(average)  # a checkpoint's model holds the average ...
     again = NTASGD([w], lr=1.0, nonmono=2)
-    again.load_state_dict(state)  # ... and the optimizer state brings the training weights back
+    again.load_state_dict(state)  # ... the optimizer state the running averages,
+    again.load_average_state(averaging)  # and the averaging's state brings the training weights back
     assert torch.equal(w, raw) and again.averaging and again.history == opt.history
     again.finish()
     assert torch.allclose(w, average)
@@ -116,14 +117,14 @@ def test_ntasgd_runs_save_the_average_and_resume_exactly(cli, recipe, tmp_path):
     cli("run", recipe, *NTASGD_RUN, "train.max_steps=50", "--run-dir", tmp_path / "parts")
     cli("resume", tmp_path / "parts", "train.max_steps=80")
     whole, parts = (checkpoint.load(tmp_path / n, "last") for n in ("whole", "parts"))
-    assert whole.optimizer["ntasgd"]["averaging_since"] is not None  # it triggered
+    assert whole.average["kind"] == "ntasgd" and whole.average["state"]["averaging_since"] is not None  # it triggered
     assert all(torch.equal(whole.model[k], parts.model[k]) for k in whole.model)
     # the checkpoint's model is the average: evaluating it gives the logged validation loss
     logged = [json.loads(line) for line in (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()]
     valid = [r for r in logged if r["split"] == "valid"][-1]
     result = cli("evaluate", tmp_path / "whole" / "checkpoints" / "last.pt", "--split", "valid", "--json")
     assert json.loads(result.stdout)["loss"] == pytest.approx(valid["loss"], rel=1e-5)
-    raw = whole.optimizer["ntasgd"]["weights"]
+    raw = whole.average["state"]["weights"]
     assert any(not torch.equal(a, b) for a, b in zip(raw, [whole.model[k] for k in whole.model]))
 
 

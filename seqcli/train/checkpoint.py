@@ -27,7 +27,7 @@ from seqcli.errors import CheckpointError, RecipeError, SeqcliError
 from seqcli.train.tally import Best, Tally
 
 FORMAT = "seqcli-checkpoint"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: the weight average's state in a field of its own (`average`)
 KINDS = ("dataset", "task", "cell")
 
 
@@ -71,6 +71,7 @@ class Checkpoint:
     rng: dict | None = None
     ranks: list | None = None
     optimizer: dict | None = None
+    average: dict | None = None  # {kind, state}: train.ema's or NT-ASGD's (optim.Averaging.average_state)
     scheduler: dict | None = None
     seqcli_version: str = "?"
     api_version: str = "1.0"
@@ -91,7 +92,8 @@ class Checkpoint:
             "api_version": self.api_version, "recipe": self.recipe.to_data(),
             "plugins": {k: {"name": p.name, "package": p.package, "version": p.version} for k, p in self.plugins.items()},
             "fields": {k: field_to_state(v) for k, v in self.fields.items()}, "data_info": self.data_info,
-            "model": self.model, "optimizer": self.optimizer, "scheduler": self.scheduler, "step": self.step,
+            "model": self.model, "optimizer": self.optimizer, "average": self.average, "scheduler": self.scheduler,
+            "step": self.step,
             "epoch": self.epoch, "position": self.position, "carry": self.carry, "window": window,
             "metrics": self.metrics, "best": best, "rng": self.rng, "ranks": self.ranks,
             **({"averaged": self.averaged} if self.averaged is not None else {}),
@@ -122,6 +124,8 @@ class Checkpoint:
         if version == 1:
             obj = {"position": 0, "window": [0.0, 0], "ranks": None, "plugins": {}, "data_info": {},
                    "api_version": "1.0", **obj}
+        if version <= 2:
+            obj = _average_of_format_2(obj)
         missing = [k for k in ("recipe", "fields", "model", "step", "epoch") if k not in obj]
         if missing:
             raise bad(f"missing {', '.join(missing)}")
@@ -164,7 +168,7 @@ class Checkpoint:
             if obj.get(key) is not None and not isinstance(obj[key], dict):
                 raise bad(f"{key} must be a mapping")
         for key, check in (("carry", _carry), ("rng", _rng), ("ranks", _ranks), ("best", _best),
-                           ("metrics", _metrics), ("optimizer", _optimizer)):
+                           ("metrics", _metrics), ("optimizer", _optimizer), ("average", _average)):
             problem = check(obj.get(key)) if obj.get(key) is not None else None
             if problem:
                 raise bad(f"{key}: {problem}")
@@ -174,7 +178,7 @@ class Checkpoint:
         recipe = stored_recipe(obj["recipe"], records, file)
         return cls(recipe=recipe, plugins=records, fields=fields, model=model, data_info=obj.get("data_info") or {},
                    carry=obj.get("carry"), tally=Tally.from_state(window, obj.get("best")), metrics=obj.get("metrics"),
-                   rng=obj.get("rng"), ranks=obj.get("ranks"), optimizer=obj.get("optimizer"),
+                   rng=obj.get("rng"), ranks=obj.get("ranks"), optimizer=obj.get("optimizer"), average=obj.get("average"),
                    scheduler=obj.get("scheduler"), seqcli_version=str(obj.get("seqcli_version", "?")),
                    api_version=str(obj.get("api_version", "1.0")), averaged=averaged, path=file, digest=digest,
                    **counters)
@@ -291,9 +295,29 @@ def _optimizer(value) -> str | None:
                                            (isinstance(v, (list, tuple)) and all(_number(x) for x in v)))
                    for k, v in group.items() if k != "params"):
             return f"param_groups.{i}: options must be numbers"
-    from seqcli.optim import EMA, NTASGD
+    return None
 
-    return NTASGD.state_problem(value) or EMA.state_problem(value)
+
+def _average(value) -> str | None:
+    from seqcli.optim import AVERAGES
+
+    if not isinstance(value, dict) or value.get("kind") not in AVERAGES or "state" not in value:
+        return f"must be {{kind, state}} with kind one of {', '.join(AVERAGES)}"
+    return AVERAGES[value["kind"]].state_problem(value["state"])
+
+
+def _average_of_format_2(obj: dict) -> dict:
+    """Formats 1 and 2 kept the weight average's state inside the optimizer's state dict, under
+    its kind ("ema" or "ntasgd"): moved to the `average` field."""
+    optimizer = obj.get("optimizer")
+    if not isinstance(optimizer, dict):
+        return obj
+    kinds = [k for k in ("ema", "ntasgd") if k in optimizer]
+    if not kinds:
+        return obj
+    kind = kinds[0]  # train.ema beside ntasgd is refused by the recipe check
+    return {**obj, "optimizer": {k: v for k, v in optimizer.items() if k not in kinds},
+            "average": {"kind": kind, "state": optimizer[kind]}}
 
 
 def stored_recipe(data, records: dict[str, PluginRecord], file: str):

@@ -323,7 +323,7 @@ class Trainer:
             with self.stepper.averaged():  # (the training weights are in the optimizer's state)
                 weights = {k: v.clone() for k, v in self.model.state_dict().items()}
         return dataclasses.replace(
-            self.record, model=weights, optimizer=self.stepper.state_dict(),
+            self.record, model=weights, optimizer=self.stepper.state_dict(), average=self.stepper.average_state(),
             scheduler=self.scheduler.state_dict() if self.scheduler is not None else None, step=self.step,
             epoch=self.epoch, position=self.position, carry=self.carry, tally=copy.deepcopy(self.tally),
             metrics=metrics, rng=rng, ranks=ranks)
@@ -353,12 +353,12 @@ class Trainer:
         rebuilt = bool(recorded) and recorded.get("name") != (self.config.optimizer or {}).get("name")
         try:
             if rebuilt:  # another optimizer: its state starts afresh, the weights carry on
-                self.stepper.load_state_dict(ckpt.optimizer, optimizer=False)
+                self.stepper.load_state_dict(ckpt.optimizer, ckpt.average, optimizer=False)
                 self.reporter.message(f"train.optimizer: {recorded.get('name')} -> {self.config.optimizer.get('name')}:"
                                       f" the new optimizer starts with a fresh state from the checkpoint's weights")
             else:
                 fit_optimizer_state(ckpt, self.params_in_order())
-                self.stepper.load_state_dict(ckpt.optimizer)
+                self.stepper.load_state_dict(ckpt.optimizer, ckpt.average)
                 check_optimizer_values(ckpt, configured)
             if self.scheduler is not None and ckpt.scheduler is not None and not rebuilt:
                 self.scheduler.load_state_dict(ckpt.scheduler)
@@ -539,20 +539,23 @@ class Stepper:
             self.averaging.finish()
 
     def state_dict(self) -> dict:
-        state = self.optimizer.state_dict()
-        if self.ema is not None:
-            state[optim.EMA.STATE] = self.ema.state_dict()
-        return state
+        return self.optimizer.state_dict()
 
-    def load_state_dict(self, state: dict, optimizer: bool = True) -> None:
+    def average_state(self) -> dict | None:
+        """A checkpoint's `average` field: {kind, state} of what averages the weights, if anything does."""
+        if self.averaging is None:
+            return None
+        return {"kind": self.averaging.KIND, "state": self.averaging.average_state()}
+
+    def load_state_dict(self, state: dict, average: dict | None, optimizer: bool = True) -> None:
         """After the model was loaded from a checkpoint (with the average, if it was saved).
         `optimizer`: False when the optimizer changed, whose state then starts afresh."""
-        state = dict(state)
-        ema = state.pop(optim.EMA.STATE, None)
         if optimizer:
             self.optimizer.load_state_dict(state)
-        if self.ema is not None and ema is not None:
-            self.ema.load_state_dict(ema)
+        averaging = self.averaging
+        if averaging is not None and average is not None and average["kind"] == averaging.KIND \
+                and (optimizer or averaging is self.ema):  # a rebuilt optimizer's own average starts afresh
+            averaging.load_average_state(average["state"])
         elif self.ema is not None:  # train.ema added on resume: the average starts from here
             self.ema = optim.EMA(self.params, self.config.ema)
 
@@ -587,14 +590,11 @@ def fit_optimizer_state(ckpt: Checkpoint, params: list) -> None:
             if isinstance(value, torch.Tensor) and value.dim() and value.shape != shapes[index]:
                 raise CheckpointError(f"{ckpt.path}: damaged checkpoint: optimizer state {index}.{name} has shape "
                                       f"{tuple(value.shape)}, its parameter {tuple(shapes[index])}")
-    problem = optim.EMA.state_problem(ckpt.optimizer, [p.shape for p in params])
-    if problem:
-        raise CheckpointError(f"{ckpt.path}: damaged checkpoint: optimizer state {problem}")
-    weights = optim.NTASGD.training_weights(ckpt.optimizer)
-    averaged = [index for index, entry in ckpt.optimizer["state"].items() if "average" in entry]
-    if len(weights) != len(averaged) or any(w.shape != shapes[i] for w, i in zip(weights, sorted(averaged))):
-        raise CheckpointError(f"{ckpt.path}: damaged checkpoint: optimizer state {optim.NTASGD.STATE}.weights do not fit the "
-                              f"averaged parameters")
+    if ckpt.average is not None:
+        kind = optim.AVERAGES[ckpt.average["kind"]]
+        problem = kind.state_problem(ckpt.average["state"], kind.averaged_shapes(ckpt.optimizer, params))
+        if problem:
+            raise CheckpointError(f"{ckpt.path}: damaged checkpoint: average: {problem}")
 
 
 def check_optimizer_values(ckpt: Checkpoint, configured: list[dict]) -> None:
