@@ -46,9 +46,9 @@ from seqcli.schema import File, Flag, Folder, Output, Range, Seed
 from seqcli.vocab import Labels, Numeric, Vocab
 
 __all__ = ["API_VERSION", "CONDITION", "Cell", "CellSpec", "ConfigError", "Data", "DataError", "Dataset",
-           "EXPORT_CONFIG", "EXPORT_GRAPHS", "EXPORT_KINDS", "Exported", "Figure", "File", "Flag", "Folder", "Graph", "HIGHER",
+           "EXPORT_CONFIG", "EXPORT_GRAPHS", "EXPORT_KINDS", "Exported", "Figure", "File", "Flag", "Folder", "Graph", "Hypothesis", "HIGHER",
            "IMAGE", "INPUT", "INPUTS", "LABEL", "LOWER", "Labels", "Numeric",
-           "Output", "Range", "SOURCE", "SOURCE_FIRST", "Samples", "Seed", "StepResult", "TAGS", "TARGET", "TARGET_COPY", "TEXT", "Task", "TrainConfig",
+           "Output", "Prediction", "Range", "SOURCE", "SOURCE_FIRST", "Samples", "Seed", "StepResult", "TAGS", "TARGET", "TARGET_COPY", "TEXT", "Task", "TrainConfig",
            "TrainingError", "Vocab", "device_of", "shard_examples"]
 
 #: The version of these contracts, "major.minor". A new minor version only adds (optional
@@ -311,10 +311,51 @@ class Exported:
 
 
 @dataclass
+class Hypothesis:
+    """API 1.4: one output a task gives for an input: what it writes (`output`: text, a label,
+    numbers as text) and, where the task has one, its `score` (a beam's length-normalised
+    log-probability, a label's probability)."""
+
+    output: str
+    score: float | None = None
+
+
+@dataclass
+class Prediction:
+    """API 1.4: one input's result, typed: its `hypotheses`, best first (one, or the n best),
+    `details` the task has for it (plain data), and `text`, the output as `seqcli sample`
+    prints it. `seqcli sample --json`, `seqcli serve`'s "predictions", `seqcli.load(...)
+    .predictions` and the export runner's `--json` give these fields."""
+
+    text: str
+    hypotheses: list[Hypothesis] = field(default_factory=list)
+    details: dict = field(default_factory=dict)
+
+    @classmethod
+    def ranked(cls, hypotheses: list[Hypothesis], listed: bool) -> Prediction:
+        """A writer's outputs: the best one's text, or, `listed` (n-best), a `text<TAB>score`
+        line per hypothesis with a blank line after them."""
+        text = "\n".join(f"{h.output}\t{h.score:.4f}" for h in hypotheses) + "\n" if listed else hypotheses[0].output
+        return cls(text, list(hypotheses))
+
+    @classmethod
+    def labelled(cls, hypotheses: list[Hypothesis]) -> Prediction:
+        """Labels with their probabilities, on one line: `label<TAB>p<TAB>label<TAB>p...`."""
+        return cls("\t".join(f"{h.output}\t{h.score:.4f}" for h in hypotheses), list(hypotheses))
+
+    def to_data(self) -> dict:
+        """As JSON: text, hypotheses [{output, score}], and details where there are any."""
+        return {"text": self.text, "hypotheses": [{"output": h.output, "score": h.score} for h in self.hypotheses],
+                **({"details": self.details} if self.details else {})}
+
+
+@dataclass
 class Samples:
     """What `Task.sample` returns: the output lines, and pictures keyed by the sample option
     that asked for them (an option typed `Annotated[str | None, Output(".png")]`). seqcli
-    writes the lines and the pictures; a task never writes files itself."""
+    writes the lines and the pictures; a task never writes files itself. API 1.4: `Samples.of`
+    builds it from typed `Prediction`s (a task may also return a list of them); for a task
+    that gives lines only, each line is its own prediction."""
 
     lines: list[str]
     figures: dict[str, Figure] = field(default_factory=dict)
@@ -322,6 +363,18 @@ class Samples:
     #: newline (one output per line, an output per input); a blank line for outputs that are
     #: paragraphs (a language model's samples). An output may hold several lines (n-best lists).
     separator: str = "\n"
+    #: API 1.4: one per line, typed (None: the lines are all there is)
+    predictions: list[Prediction] | None = None
+
+    @classmethod
+    def of(cls, predictions: list[Prediction], figures: dict | None = None, separator: str = "\n") -> Samples:
+        return cls([p.text for p in predictions], dict(figures or {}), separator, list(predictions))
+
+    def typed(self) -> list[Prediction]:
+        """The predictions, one per line: a line without one is its own single hypothesis."""
+        if self.predictions is not None:
+            return self.predictions
+        return [Prediction(line, [Hypothesis(line)]) for line in self.lines]
 
 
 class Task:

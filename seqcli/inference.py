@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from seqcli import build, registry
-from seqcli.api import INPUTS, Data, Samples, Task
+from seqcli.api import INPUTS, Data, Prediction, Samples, Task
 from seqcli.errors import CheckpointError, ConfigError, DataError, SeqcliError
 from seqcli.recipe.resolve import Recipe
 from seqcli.schema import Output, check_args, method_parameters, parameters
@@ -161,7 +161,10 @@ def as_samples(result) -> Samples:
         return result
     if isinstance(result, (list, tuple)) and all(isinstance(line, str) for line in result):
         return Samples(list(result))
-    raise SeqcliError(f"the task's sample() returned {type(result).__name__}, not a list of lines or Samples")
+    if isinstance(result, (list, tuple)) and all(isinstance(p, Prediction) for p in result):
+        return Samples.of(list(result))
+    raise SeqcliError(f"the task's sample() returned {type(result).__name__}, not a list of lines, of Predictions, "
+                      f"or Samples")
 
 
 def run_sample(task: Task, model: torch.nn.Module, fields: dict, values: dict) -> Samples:
@@ -194,10 +197,11 @@ def sample_together(task: Task, model: torch.nn.Module, fields: dict, requests: 
                 text for r in requests for text in r[INPUTS]]}))
     finally:
         model.train(was_training)
-    out, start = [], 0
+    out, start, typed = [], 0, together.typed()
     for r in requests:
-        out.append(Samples(together.lines[start : start + len(r[INPUTS])], separator=together.separator))
-        start += len(r[INPUTS])
+        end = start + len(r[INPUTS])
+        out.append(Samples(together.lines[start:end], separator=together.separator, predictions=typed[start:end]))
+        start = end
     return out
 
 
@@ -240,6 +244,13 @@ class Model:
         if INPUTS not in sample_parameters(type(self.task)):
             raise ConfigError(INPUTS, f"the {self.recipe.task.name} task takes no inputs; use sample()")
         return self.sample(**{INPUTS: list(inputs)}, **options).lines
+
+    def predictions(self, inputs: list[str], **options) -> list[Prediction]:
+        """As `predict`, typed: per input its hypotheses (output and score, best first), the
+        details the task has, and the text `predict` gives."""
+        if INPUTS not in sample_parameters(type(self.task)):
+            raise ConfigError(INPUTS, f"the {self.recipe.task.name} task takes no inputs; use sample()")
+        return self.sample(**{INPUTS: list(inputs)}, **options).typed()
 
     def evaluate(self, split: str = "test", file: str | None = None, **options) -> dict[str, float]:
         """Metrics on a split of the dataset the recipe names (re-read from its files), or on

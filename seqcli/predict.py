@@ -44,6 +44,7 @@ class Request:
     force: bool = False  # replace the output and pictures
     resume: bool = False  # --continue: append what the output lacks
     batch_size: int = 64
+    json: bool = False  # --json: each output a line of JSON, its fields (`render`)
 
 
 def run(ckpts: list, request: Request, device: str = "cpu", threads: int | None = None,
@@ -58,14 +59,18 @@ def run(ckpts: list, request: Request, device: str = "cpu", threads: int | None 
     loaded = inference.from_checkpoints(ckpts, device)
     if request.input_file is not None and not plan.pictures:  # streamed: in batches, written as they are done
         predict_file(loaded, plan.values, list(request.inputs or []), request.input_file, request.output,
-                     plan.written, request.resume, request.batch_size)
+                     plan.written, request.resume, request.batch_size, request.json)
         return None
     values = dict(plan.values)
     if request.input_file is not None:
         values[INPUTS] = list(request.inputs or []) + [text for _, text in read_inputs(request.input_file)]
     results = inference.run_sample(loaded.task, loaded.model, loaded.fields, values)
     inference.write_figures(results, plan.pictures)
-    text = results.separator.join(results.lines)
+    if request.json:
+        given = values.get(INPUTS) or [None] * len(results.lines)
+        text = "\n".join(render(p, source) for p, source in zip(results.typed(), given))
+    else:
+        text = results.separator.join(results.lines)
     if plan.written is None:
         return text
     write_atomic(plan.written, text + "\n")
@@ -161,8 +166,8 @@ def read_inputs(path: str, digest=None):
 # -- decoding in groups -------------------------------------------------------------------
 
 def predict_stream(task, model, fields: dict, values: dict, inputs, batch_size: int = 64, chunk: int = 8):
-    """Outputs for an iterable of (where, text) inputs: a list per group of `batch_size *
-    chunk` inputs, in input order, yielded as each group is done; memory holds one group.
+    """Outputs for an iterable of (where, text) inputs: a list of (text, `Prediction`) per
+    group of `batch_size * chunk` inputs, in input order, yielded as each group is done; memory holds one group.
     Inside a group inputs are decoded in batches of similar length (less padding), then put
     back in order. An input the task fails on is a DataError naming its `where` (for a file,
     `path:line`): the first such input."""
@@ -176,18 +181,26 @@ def predict_stream(task, model, fields: dict, values: dict, inputs, batch_size: 
         yield _predict_group(task, model, fields, values, group, batch_size)
 
 
-def _predict_group(task, model, fields, values, group: list, batch_size: int) -> list[str]:
+def render(prediction, source: str | None) -> str:
+    """`--json`: one line of JSON per output: its input, text, hypotheses [{output, score}]
+    and details where the task has them (`seqcli.api.Prediction`)."""
+    return json.dumps({**({"input": source} if source is not None else {}), **prediction.to_data()},
+                      ensure_ascii=False)
+
+
+def _predict_group(task, model, fields, values, group: list, batch_size: int) -> list:
+    """(input, `Prediction`) for each of the group's inputs, in its order."""
     order = sorted(range(len(group)), key=lambda i: len(group[i][1]))
     out: list = [None] * len(group)
     for start in range(0, len(order), batch_size):
         part = order[start : start + batch_size]
         try:
-            lines = inference.run_sample(task, model, fields, {**values, INPUTS: [group[i][1] for i in part]}).lines
+            predictions = inference.run_sample(task, model, fields, {**values, INPUTS: [group[i][1] for i in part]}).typed()
         except Exception:  # noqa: BLE001 - any task error: find the first input it is about, in input order
             _first_failing(task, model, fields, values, group)
             raise
-        for i, line in zip(part, lines):
-            out[i] = line
+        for i, prediction in zip(part, predictions):
+            out[i] = (group[i][1], prediction)
     return out
 
 
@@ -206,7 +219,7 @@ def _first_failing(task, model, fields, values, group: list) -> None:
 # -- streamed to a file --------------------------------------------------------------------
 
 def predict_file(loaded, values: dict, given: list[str], input_file: str, output: str | None, written: Path | None,
-                 resume: bool, batch_size: int) -> None:
+                 resume: bool, batch_size: int, as_json: bool = False) -> None:
     """Outputs for `given` and every line of `input_file`, to `written` (the checked path of
     `output`) or stdout. With a named input and an output, a `Ledger` beside the output
     records what it was written from, so `resume` (--continue) can trust the lines it holds."""
@@ -222,7 +235,8 @@ def predict_file(loaded, values: dict, given: list[str], input_file: str, output
             plain = {k: v for k, v in values.items() if k != INPUTS}
             ledger = Ledger(written, {"input": os.path.abspath(input_file), "input_sha256": digest.hexdigest(),
                                       "given": list(given), "model": "+".join(c.digest for c in loaded.members or [loaded.checkpoint]),
-                                      "options": json.loads(json.dumps(plain, sort_keys=True, default=str))})
+                                      "options": json.loads(json.dumps(plain, sort_keys=True, default=str)),
+                                      **({"format": "json"} if as_json else {})})
         if resume and written.exists():
             done = ledger.resume(output)
             if done > total:
@@ -241,7 +255,8 @@ def predict_file(loaded, values: dict, given: list[str], input_file: str, output
     try:
         groups = predict_stream(loaded.task, loaded.model, loaded.fields, values,
                                 itertools.islice(items, done, None), batch_size)
-        for lines in groups:  # a group's outputs at once: whole outputs reach the file as they are done
+        for pairs in groups:  # a group's outputs at once: whole outputs reach the file as they are done
+            lines = [render(p, source) if as_json else p.text for source, p in pairs]
             text = "".join(line + "\n" for line in lines)
             if written is not None and out is None:
                 out = opened()

@@ -373,8 +373,9 @@ def check_export(run, inputs: list[str] | None = None, options: dict | None = No
     the export: every graph passes onnx's checker and matches the model on its example (the
     export itself checks both); the reference runner loads the folder and gives one line per
     input of `inputs` (a language model: continues each as a prime, greedily); and its lines
-    are seqcli's own (`seqcli.load(run).predict`/`.sample`, with `options`), the numbers in
-    them within `tolerance`. Needs `pip install 'seqcli[export]'`. Returns the checks passed;
+    are seqcli's own (`seqcli.load(run).predictions`/`.sample`, with `options`), the numbers in
+    them within `tolerance`, and so are their typed hypotheses (each output, its score within
+    `tolerance`). Needs `pip install 'seqcli[export]'`. Returns the checks passed;
     raises AssertionError naming the check that failed."""
     import importlib.util
     import re
@@ -396,10 +397,7 @@ def check_export(run, inputs: list[str] | None = None, options: dict | None = No
         loaded = inference.load(run)
         import inspect
 
-        method = model.generate if model.kind == "generator" else {
-            "writer": model.write, "labels": model.labels, "tags": model.tags, "values": model.values,
-            "image": model.image}[model.kind]
-        taken = inspect.signature(method).parameters
+        taken = inspect.signature(getattr(model, runner.RUNS[model.kind])).parameters
         theirs_options = {k: v for k, v in options.items() if k in taken}  # a task's own options stay seqcli's
         if model.kind == "generator":
             primes = list(inputs or [""])
@@ -408,7 +406,8 @@ def check_export(run, inputs: list[str] | None = None, options: dict | None = No
         else:
             if not inputs:
                 raise AssertionError("check_export: give inputs for a model that takes them")
-            theirs, ours = model.predict(list(inputs), **theirs_options), loaded.predict(list(inputs), **options)
+            typed = model.predictions(list(inputs), **theirs_options), loaded.predictions(list(inputs), **options)
+            theirs, ours = [p["text"] for p in typed[0]], [p.text for p in typed[1]]
         if len(theirs) != len(ours):
             raise AssertionError(f"check_export: the runner gave {len(theirs)} lines for {len(ours)} of seqcli's")
         number = re.compile(r"-?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
@@ -421,6 +420,14 @@ def check_export(run, inputs: list[str] | None = None, options: dict | None = No
                                              + 0.5 * 10.0 ** -_decimals(q) for p, q in zip(x, y))
             if not (close and same_words):
                 raise AssertionError(f"check_export: output {i + 1} differs: the runner gave {a!r}, seqcli {b!r}")
+        if model.kind not in ("generator", "values"):  # typed alike: each hypothesis's output, its score close
+            for i, (a, b) in enumerate(zip(*typed)):
+                outputs = [h["output"] for h in a["hypotheses"]], [h.output for h in b.hypotheses]
+                scores = [h["score"] for h in a["hypotheses"]], [h.score for h in b.hypotheses]
+                if outputs[0] != outputs[1] or [s is None for s in scores[0]] != [s is None for s in scores[1]] or any(
+                        abs(p - q) > tolerance * max(1.0, abs(q)) for p, q in zip(*scores) if q is not None):
+                    raise AssertionError(f"check_export: output {i + 1}'s hypotheses differ: the runner gave "
+                                         f"{a['hypotheses']}, seqcli {[vars(h) for h in b.hypotheses]}")
         passed.append("the runner's outputs are seqcli's")
     return passed
 

@@ -19,8 +19,8 @@ PUBLIC = {
     "seqcli.api": [
         "API_VERSION", "CONDITION", "Cell", "CellSpec", "ConfigError", "Data", "DataError", "Dataset", "EXPORT_CONFIG",
         "EXPORT_GRAPHS", "EXPORT_KINDS",
-        "Exported", "Figure", "File", "Flag", "Folder", "Graph", "HIGHER", "IMAGE", "INPUT", "INPUTS", "LABEL", "LOWER", "Labels",
-        "Numeric", "Output", "Range", "SOURCE", "SOURCE_FIRST", "Samples", "Seed", "StepResult", "TAGS", "TARGET", "TARGET_COPY", "TEXT", "Task",
+        "Exported", "Figure", "File", "Flag", "Folder", "Graph", "HIGHER", "Hypothesis", "IMAGE", "INPUT", "INPUTS", "LABEL", "LOWER", "Labels",
+        "Numeric", "Output", "Prediction", "Range", "SOURCE", "SOURCE_FIRST", "Samples", "Seed", "StepResult", "TAGS", "TARGET", "TARGET_COPY", "TEXT", "Task",
         "TrainConfig", "TrainingError", "Vocab", "device_of", "shard_examples",
     ],
     "seqcli.layers": [

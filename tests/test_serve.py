@@ -123,6 +123,38 @@ def test_predict_answers_as_seqcli_sample_does(reverse, runs):
     assert "\n".join(answer["outputs"]) == seqcli_sample(runs / "reverse", *[a for t in inputs for a in ("-i", t)])
 
 
+def test_every_surface_gives_the_same_typed_predictions(reverse, runs, tmp_path):
+    """One inference contract: `seqcli sample --json`, `/v1/predict`'s "predictions",
+    `seqcli.load(run).predictions` and the export runner's `--json` give each input's text
+    (what `seqcli sample` prints) and its hypotheses (output, score) alike."""
+    import subprocess
+    import sys
+
+    import seqcli
+    from seqcli import export
+
+    inputs = words(10, seed=3)
+    options = ["--beam-size", "3", "--n-best", "2"]
+    flags = [a for t in inputs for a in ("-i", t)]
+    printed = seqcli_sample(runs / "reverse", *flags, *options)
+    lines = [json.loads(line) for line in seqcli_sample(runs / "reverse", *flags, *options, "--json").splitlines()]
+    status, answer = reverse.post("/v1/predict", {"inputs": inputs, "beam_size": 3, "n_best": 2})
+    loaded = [p.to_data() for p in seqcli.load(runs / "reverse").predictions(inputs, beam_size=3, n_best=2)]
+    folder = export.export(runs / "reverse", tmp_path / "exported", test=False)
+    ran = subprocess.run([sys.executable, str(folder / "run.py"), *flags, *options, "--json"], capture_output=True,
+                         text=True, timeout=120, check=True).stdout.splitlines()
+    runner = [json.loads(line) for line in ran]
+    assert status == 200 and [line["input"] for line in lines] == [line["input"] for line in runner] == inputs
+    assert "\n".join(line["text"] for line in lines).rstrip("\n") == printed  # the text is what sample prints
+    for typed in (answer["predictions"], loaded, runner):
+        assert [p["text"] for p in typed] == [line["text"] for line in lines]
+        for p, line in zip(typed, lines):
+            assert [h["output"] for h in p["hypotheses"]] == [h["output"] for h in line["hypotheses"]]
+            assert len(p["hypotheses"]) == 2 and all(h["score"] < 0 for h in p["hypotheses"])
+            assert [h["score"] for h in p["hypotheses"]] == pytest.approx([h["score"] for h in line["hypotheses"]],
+                                                                          abs=1e-4)
+
+
 def test_the_model_and_the_openapi_document_describe_the_tasks_options(reverse):
     status, text, _ = reverse.get("/v1/model")
     described = json.loads(text)

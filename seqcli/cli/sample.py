@@ -19,6 +19,7 @@ def sample(
     force: bool = typer.Option(False, "--force", help="Replace --output, and pictures, if they exist."),
     resume: bool = typer.Option(False, "--continue", help="Append to --output after the inputs it already has outputs for."),
     batch_size: int = typer.Option(64, "--batch-size", min=1, max=65536, help="Inputs decoded together (--input-file)."),
+    as_json: bool = typer.Option(False, "--json", help="Each output as a line of JSON: input, text, hypotheses (output, score)."),
     which: str = typer.Option("best", "--checkpoint", help="In a run directory: the best or the last checkpoint."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N."),
     threads: Optional[int] = THREADS,
@@ -45,7 +46,7 @@ def sample(
         raise typer.Exit()
     more, args = more_runs(list(ctx.args), which)
     given = task_options.parse(args, {k: v for k, v in params.items() if k != INPUTS}, ckpt.recipe.task.name)
-    request = predict.Request(given, inputs, input_file, output, force, resume, batch_size)
+    request = predict.Request(given, inputs, input_file, output, force, resume, batch_size, as_json)
     text = predict.run([ckpt, *more], request, device, threads)
     if text is not None:
         typer.echo(text)

@@ -295,7 +295,7 @@ class Model:
 
     def write(self, inputs: list[str], beam_size: int = 1, n_best: int = 1, max_length: int = 100,
               length_penalty: float = 0.0, temperature: float = 0.0, top_k: int | None = None,
-              top_p: float | None = None, seed: int | None = None, coverage_penalty: float = 0.0) -> list[str]:
+              top_p: float | None = None, seed: int | None = None, coverage_penalty: float = 0.0) -> list[dict]:
         if n_best > beam_size:
             raise Failure(f"--n-best: must be <= beam_size ({beam_size})")
         if coverage_penalty and beam_size == 1:
@@ -315,9 +315,7 @@ class Model:
         def text(b: int, ids) -> str:  # with copy attention, ids past the vocabulary are source words
             return target.copied(ids, words[b]) if words else target.decode(ids)
 
-        if n_best == 1:
-            return [text(b, r[0][0]) for b, r in enumerate(results)]
-        return ["\n".join(f"{text(b, tokens)}\t{score:.4f}" for tokens, score in r) + "\n"
+        return [ranked([(text(b, tokens), score) for tokens, score in r], listed=n_best > 1)
                 for b, r in enumerate(results)]
 
     def _step(self, tokens: np.ndarray, state: dict) -> tuple[np.ndarray, dict, np.ndarray | None]:
@@ -442,12 +440,12 @@ class Model:
         x, lengths = padded(values)
         return {"x": x, "lengths": lengths}
 
-    def labels(self, inputs: list[str], n_best: int = 1) -> list[str]:
+    def labels(self, inputs: list[str], n_best: int = 1) -> list[dict]:
         logits = self.graphs["model"](**self.sequences(inputs))["logits"]
         probs = np.exp(log_softmax(logits))
         names = self.fields[self.use["labels"]].names
         top = topk(probs, min(n_best, probs.shape[-1]))
-        return ["\t".join(f"{names[i]}\t{probs[b, i]:.4f}" for i in row) for b, row in enumerate(top)]
+        return [labelled([(names[i], probs[b, i]) for i in row]) for b, row in enumerate(top)]
 
     def tags(self, inputs: list[str]) -> list[str]:
         batch = self.sequences(inputs)
@@ -482,16 +480,22 @@ class Model:
                 for k, image in zip(ids, images)]
 
     def predict(self, inputs: list[str], **options) -> list[str]:
-        """One output per input, for every kind but language models; options not given take
-        the values the model was trained with."""
+        """One output per input, for every kind but language models, as `seqcli sample`
+        prints it; options not given take the values the model was trained with."""
+        return [p["text"] for p in self.predictions(inputs, **options)]
+
+    def predictions(self, inputs: list[str], **options) -> list[dict]:
+        """As `predict`, typed as seqcli's `Prediction.to_data()`: per input its text and its
+        hypotheses [{output, score}], best first."""
         if not inputs:
             raise Failure("give inputs: --input TEXT (repeatable) or --input-file FILE")
         run = getattr(self, RUNS[self.kind])
-        return run(inputs, **self.options(run, options))
+        return [p if isinstance(p, dict) else {"text": p, "hypotheses": [{"output": p, "score": None}]}
+                for p in run(inputs, **self.options(run, options))]
 
     def predict_stream(self, items, batch_size: int = 64, window: int = 8, **options):
-        """Outputs for an iterable of (where, text) inputs, a list per window of `batch_size *
-        window` inputs, in input order, yielded as each window is done. Inside a window the
+        """Outputs for an iterable of (where, text) inputs: a list of (text, prediction) per
+        window of `batch_size * window` inputs, in input order, yielded as each window is done. Inside a window the
         inputs are decoded in batches of similar length, then put back in order. An input
         the model cannot take is a Failure naming its `where` (for a file, `path:line`)."""
         group: list = []
@@ -503,13 +507,13 @@ class Model:
         if group:
             yield self._window(group, batch_size, options)
 
-    def _window(self, group: list, batch_size: int, options: dict) -> list[str]:
+    def _window(self, group: list, batch_size: int, options: dict) -> list[tuple[str, dict]]:
         order = sorted(range(len(group)), key=lambda i: len(group[i][1]))
         out: list = [None] * len(group)
         for start in range(0, len(order), batch_size):
             part = order[start : start + batch_size]
             try:
-                lines = self.predict([group[i][1] for i in part], **options)
+                lines = self.predictions([group[i][1] for i in part], **options)
             except Failure as exc:
                 if not str(exc).startswith("input "):
                     raise
@@ -519,8 +523,8 @@ class Model:
                     except Failure as alone:
                         raise Failure(f"{where}: {re.sub(r'^input 1:? ?', '', str(alone))}") from None
                 raise
-            for i, line in zip(part, lines):
-                out[i] = line
+            for i, prediction in zip(part, lines):
+                out[i] = (group[i][1], prediction)
         return out
 
     def sample(self, **options) -> list[str]:
@@ -533,6 +537,24 @@ class Model:
         accepted = inspect.signature(method).parameters
         defaults = {k: v for k, v in self.config.get("sample", {}).items() if k in accepted and k != "inputs"}
         return {**defaults, **given}
+
+
+def ranked(hypotheses: list[tuple[str, float]], listed: bool) -> dict:
+    """A writer's prediction (seqcli's `Prediction.ranked`): the best output's text, or,
+    `listed` (n-best), a `text<TAB>score` line per hypothesis with a blank line after them."""
+    text = "\n".join(f"{o}\t{s:.4f}" for o, s in hypotheses) + "\n" if listed else hypotheses[0][0]
+    return {"text": text, "hypotheses": [{"output": o, "score": float(s)} for o, s in hypotheses]}
+
+
+def labelled(hypotheses: list[tuple[str, float]]) -> dict:
+    """Labels with their probabilities on one line (seqcli's `Prediction.labelled`)."""
+    return {"text": "\t".join(f"{o}\t{s:.4f}" for o, s in hypotheses),
+            "hypotheses": [{"output": o, "score": float(s)} for o, s in hypotheses]}
+
+
+def render(source: str | None, prediction: dict) -> str:
+    """--json: an output as one line of JSON (input, text, hypotheses), as seqcli sample --json writes it."""
+    return json.dumps({**({"input": source} if source is not None else {}), **prediction}, ensure_ascii=False)
 
 
 def topk(values: np.ndarray, k: int) -> np.ndarray:
@@ -756,6 +778,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.add_argument("--" + name.replace("_", "-"), type=option_type(schema), default=default,
                             help=f"{describe(schema)} (default: {default})")
     parser.add_argument("--output", "-o", help="write the outputs here instead of stdout")
+    if kind != "generator":
+        parser.add_argument("--json", action="store_true", help="each output as a line of JSON: input, text, "
+                                                                "hypotheses (output, score), as seqcli sample --json")
     parser.add_argument("--force", action="store_true", help="replace --output if it exists")
     if kind != "generator":
         parser.add_argument("--batch-size", type=int, default=64, help="inputs decoded together (default: 64)")
@@ -778,7 +803,9 @@ def main(argv: list[str] | None = None) -> int:
         model = Model(model_folder, args.threads, args.spin)
         if kind == "generator":
             write_outputs([model.generate(**options)], output, "\n\n", args.output)
-        elif not write_outputs(model.predict_stream(read_inputs(args), args.batch_size, **options), output, "\n",
+        elif not write_outputs(([render(source, p) if args.json else p["text"] for source, p in window]
+                                for window in model.predict_stream(read_inputs(args), args.batch_size, **options)),
+                               output, "\n",
                                args.output or ""):
             raise Failure("give inputs: --input TEXT (repeatable) or --input-file FILE")
     except (Failure, OSError, UnicodeDecodeError, MemoryError) as exc:

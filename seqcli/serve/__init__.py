@@ -1,6 +1,6 @@
 """`seqcli serve`: a trained model behind HTTP (FastAPI and uvicorn; `pip install 'seqcli[serve]'`).
 
-    POST /v1/predict     {"inputs": [...], option: value, ...}  -> {"outputs": [...]}
+    POST /v1/predict     {"inputs": [...], option: value, ...}  -> {"outputs": [...], "predictions": [...]}
     POST /v1/generate    language models: {"prime": ..., "stream": true} streams server-sent events
     GET  /v1/model       the task, its options (types, bounds, defaults), metrics, versions
     GET  /health         {"status": "ok"}
@@ -181,7 +181,7 @@ class Service:
             raise Refused(500, f"the model failed on this request: {why}") from None
         if isinstance(samples, Failed):
             raise Refused(422, str(samples.error).replace("\n", " "))
-        out = {"outputs": samples.lines}
+        out = {"outputs": samples.lines, "predictions": [p.to_data() for p in samples.typed()]}
         if pictures:
             out["pictures"] = {name: samples.figures[name].data for name in pictures if name in samples.figures}
         return out

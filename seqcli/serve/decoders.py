@@ -211,7 +211,8 @@ def plain(result):
     """A decoded result the pipe can carry: pictures as their numbers only."""
     if isinstance(result, Failed):
         return Failed(pack(result.error))
-    return Samples(result.lines, {k: Figure(None, f.data) for k, f in result.figures.items()}, result.separator)
+    return Samples(result.lines, {k: Figure(None, f.data) for k, f in result.figures.items()}, result.separator,
+                   result.predictions)
 
 
 def main(conn, runs: list[str], which: str, device: str, threads: int) -> None:

@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqcli.api import HIGHER, INPUT, LABEL, CellSpec, Data, Exported, Graph, Labels, Numeric, Range, Vocab, device_of
+from seqcli.api import HIGHER, INPUT, LABEL, CellSpec, Data, Exported, Graph, Hypothesis, Labels, Numeric, Prediction, Range, Vocab, \
+    device_of
 from seqcli.layers import (Encoder, ExampleTask, MeanProbabilities, macro_f1, mask, require, sequence_inputs,
                            stack_inputs, traceable, user_batch)
 
@@ -88,14 +89,14 @@ class Classify(ExampleTask):
     def metrics(self, model, parts, fields):
         return label_metrics(parts, len(fields[LABEL]))
 
-    def sample(self, model, fields: dict, inputs: list[str] = (), *, n_best: Annotated[int, Range(1, 1000)] = 1) -> list[str]:
+    def sample(self, model, fields: dict, inputs: list[str] = (), *, n_best: Annotated[int, Range(1, 1000)] = 1) -> list[Prediction]:
         """For each input, the `n_best` most likely labels with their probabilities, tab-separated."""
         batch_x, lengths = user_batch(inputs, fields[INPUT], device_of(model), "inputs to classify")
         with torch.no_grad():
             probs = model(batch_x, lengths).softmax(-1)
         top = probs.topk(min(n_best, probs.shape[-1]), dim=-1)
         names = fields[LABEL].names
-        return ["\t".join(f"{names[i]}\t{p:.4f}" for p, i in zip(ps, ids))
+        return [Prediction.labelled([Hypothesis(names[i], p) for p, i in zip(ps, ids)])
                 for ps, ids in zip(top.values.tolist(), top.indices.tolist())]
 
     def ensemble(self, models):

@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqcli.api import (HIGHER, INPUT, LABEL, LOWER, CellSpec, Data, DataError, Exported, Figure, Graph, Labels, Numeric, Output,
-                        Range, Samples, device_of)
+from seqcli.api import (HIGHER, INPUT, LABEL, LOWER, CellSpec, Data, DataError, Exported, Figure, Graph, Hypothesis, Labels, Numeric, Output,
+                        Prediction, Range, Samples, device_of)
 from seqcli.layers import ExampleTask, Recurrent, draw, encode_input, pyplot, require, save, traceable
 from seqcli.tasks.classify import Size, Smoothing, label_metrics
 
@@ -137,14 +137,15 @@ class Glimpse(ExampleTask):
             probs = model(x, trace).softmax(-1)
         best = probs.max(-1)
         names = fields[LABEL].names
-        lines = [f"{names[i]}\t{p:.4f}" for p, i in zip(best.values.tolist(), best.indices.tolist())]
+        predictions = [Prediction.labelled([Hypothesis(names[i], p)])
+                       for p, i in zip(best.values.tolist(), best.indices.tolist())]
         figures = {}
         if glimpse_plot is not None:
-            record = [{"label": line.split("\t")[0], "image": x[i].tolist(),
+            record = [{"label": prediction.hypotheses[0].output, "image": x[i].tolist(),
                        "glimpses": [{**w.as_rows()[i], "patch": p[i].tolist()} for w, p in trace]}
-                      for i, line in enumerate(lines)]
+                      for i, prediction in enumerate(predictions)]
             figures["glimpse_plot"] = Figure(lambda path: glimpses(record, model.grid, path), record)
-        return Samples(lines, figures)
+        return Samples.of(predictions, figures)
 
     def export(self, model, fields: dict) -> Exported:
         """"model": images (B, H, W) -> logits (B, labels)."""

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from seqcli.api import (CONDITION, HIGHER, LOWER, SOURCE, SOURCE_FIRST, TARGET, TARGET_COPY, CellSpec, ConfigError, Data, DataError, Exported, Figure, Flag,
-                        Graph, Labels, Numeric, Output, Range, Samples, Seed, Vocab, device_of)
+                        Graph, Hypothesis, Labels, Numeric, Output, Prediction, Range, Samples, Seed, Vocab, device_of)
 from seqcli.layers import (EXAMPLE_BATCH, IGNORE, AttentionKind, Bridge, Decoder, DecoderState, Encoder, ExampleTask,
                            Scale, Writers, beam_search, encode_input, mask, nearest, pad, pyplot, require, sample, save,
                            sequence_inputs, stack_inputs, text_scores, traceable)
@@ -204,10 +204,13 @@ class SequenceWriter(ExampleTask):
                length_penalty: Annotated[float, Range(0, 10)] = 0.0, temperature: Temperature = 0.0,
                top_k: Annotated[int, Range(1, 10**9)] | None = None,
                top_p: Annotated[float, Range(0, 1, lo_open=True)] | None = None, seed: Seed | None = None,
-               **search) -> list[str]:
-        """One output line per input: greedy (temperature 0), sampled, or the best of a beam;
-        with n_best > 1, the n best as `text<TAB>score` lines, inputs separated by a blank line.
-        `search`: the options a subclass adds to the beam (seq2seq's `coverage_penalty`)."""
+               **search) -> Samples:
+        """One output per input: greedy (temperature 0), sampled, or the best of a beam; with
+        n_best > 1, the n best as `text<TAB>score` lines, inputs separated by a blank line.
+        Each is a `Prediction` whose hypotheses hold the outputs with their scores (the
+        log-probability, divided by GNMT's length penalty in a beam, plus its coverage
+        penalty where one is given). `search`:
+        the options a subclass adds to the beam (seq2seq's `coverage_penalty`)."""
         coverage_penalty = search.get("coverage_penalty", 0.0)
         self.check_sample(beam_size, n_best, coverage_penalty)
         target, copying = fields[TARGET], model.decoder.copying
@@ -227,10 +230,8 @@ class SequenceWriter(ExampleTask):
                 generator.manual_seed(seed if seed is not None else secrets.randbits(63))
                 results = [[h] for h in sample(model.decoder, state, len(x), bos, eos, max_length, temperature,
                                                top_k, top_p, generator)]
-        if n_best == 1:
-            return [copied_text(r[0].tokens, target, w) for r, w in zip(results, words)]
-        return ["\n".join(f"{copied_text(h.tokens, target, w)}\t{h.score:.4f}" for h in r) + "\n"
-                for r, w in zip(results, words)]
+        return Samples.of([Prediction.ranked([Hypothesis(copied_text(h.tokens, target, w), h.score) for h in r],
+                                             listed=n_best > 1) for r, w in zip(results, words)])
 
     def ensemble(self, models):
         """Several runs' models as one writer: at every decoding step (greedy, sampled or in
@@ -354,13 +355,12 @@ class Seq2Seq(SequenceWriter):
         numbers to out.json)."""
         if attention_plot is not None and not model.decoder.attending:
             raise ConfigError("attention_plot", "this model has no attention (model.attention: none)")
-        lines = super().sample(model, fields, inputs, coverage_penalty=coverage_penalty, **options)
-        figures = {}
+        samples = super().sample(model, fields, inputs, coverage_penalty=coverage_penalty, **options)
         if attention_plot is not None:
-            best = [line.split("\n")[0].split("\t")[0] for line in lines] if options.get("n_best", 1) > 1 else lines
+            best = [p.hypotheses[0].output for p in samples.predictions]
             maps = self.alignments(model, fields, list(inputs), best)
-            figures["attention_plot"] = Figure(lambda path: attention_maps(maps, path), maps)
-        return Samples(lines, figures)
+            samples.figures["attention_plot"] = Figure(lambda path: attention_maps(maps, path), maps)
+        return samples
 
     def alignments(self, model, fields: dict, inputs: list[str], outputs: list[str]) -> list[dict]:
         """For each (input, output) pair: the input tokens, the output tokens (with the end
