@@ -66,7 +66,9 @@ __all__ = ["API_VERSION", "CONDITION", "Cell", "CellSpec", "ConfigError", "Data"
 #: `Data.ordered` and `Data.gap` (forward-chaining cross-validation of ordered examples);
 #: `EXPORT_CONFIG` and `EXPORT_GRAPHS` (what each kind of export holds, checked);
 #: `Task.directions` and `Task.direction` (which way each metric is better; `HIGHER`, `LOWER`);
-#: `ExampleTask.batch` (a batch built from what the model is: its vocabularies, whether it copies).
+#: `ExampleTask.batch` (a batch built from what the model is: its vocabularies, whether it copies);
+#: `Hypothesis`, `Prediction` and `Samples.of` (typed outputs: a task's `sample` may return
+#: predictions, whose text is the line seqcli prints).
 API_VERSION = "1.4"
 
 # Field names: the keys of `Data.fields` and of each example that the built-in tasks read.
