@@ -121,12 +121,13 @@ def measure(task, model, batch) -> list[float]:
 
 def train(setting: Setting, task, model, data, config, steps: int) -> None:
     """`steps` steps of the trainer's own step, recording the loss and the gradient norm."""
-    from seqcli.train.trainer import Stepper
+    from seqcli.train import loop
+    from seqcli.train.stepper import Stepper
 
     stepper = Stepper(task, model, config)
-    step, epoch, carry = 0, 0, None
-    while step < steps:
-        for batch in task.batches(data, config, epoch):
+    step, carry = 0, None
+    for group in loop.steps(task, data, config):
+        for batch in group.batches:  # each batch a step of its own
             result = stepper.forward(batch, carry)
             loss = result.loss.item()
             total = stepper.update(result, clip=setting.clip) if math.isfinite(loss) else math.nan
@@ -139,7 +140,6 @@ def train(setting: Setting, task, model, data, config, steps: int) -> None:
             carry = result.carry
             if step >= steps:
                 return
-        epoch += 1
 
 
 def run(recipe_name: str, overrides: list[str], cells: list[str], clips: list[float | None] | None, steps: int,
@@ -147,7 +147,7 @@ def run(recipe_name: str, overrides: list[str], cells: list[str], clips: list[fl
     """Measure, train, measure again, for every (cell, clip) pair. Returns plain data."""
     from seqcli import build
     from seqcli.recipe.resolve import load_recipe
-    from seqcli.train.trainer import seed_everything
+    from seqcli.train.device import seed_everything
 
     settings, data, first_batch, length = [], None, None, None
     for cell in cells:

@@ -279,7 +279,7 @@ class Model:
             if changed:
                 raise DataError(f"the dataset's {', '.join(changed)} vocabulary differs from the checkpoint's: "
                                 f"its files changed since training; score a file with --file instead")
-        from seqcli.train.trainer import evaluate
+        from seqcli.train.stepper import evaluate
 
         return evaluate(self.task, self.model, data, split, self.recipe.train, values)
 
@@ -310,7 +310,7 @@ def load(path, which: str = "best", device: str = "cpu") -> Model:
 
 def from_checkpoint(ckpt: Checkpoint, device: str = "cpu") -> Model:
     """The model a checkpoint describes, with its weights, on `device`."""
-    from seqcli.train.trainer import pick_device
+    from seqcli.train.device import pick_device
 
     packages = packages_of(ckpt)
     task = build.task(ckpt.recipe, packages)

@@ -53,7 +53,7 @@ class Prepared:
 
 def check(recipe: Recipe) -> None:
     """Stage 1: what can fail without reading data (the device, optional extras)."""
-    from seqcli.train.trainer import pick_device
+    from seqcli.train.device import pick_device
 
     pick_device(recipe.train.device)  # a device that is not here fails before any work
     if recipe.train.tensorboard and importlib.util.find_spec("tensorboard") is None:
@@ -72,7 +72,7 @@ def prepare(recipe: Recipe, packages: dict | None = None, fields: dict | None = 
     """Stages 2 and 3: the dataset's splits and fields, checked; the task; the model. With
     `fields`, the dataset encodes with those instead of learning its own (`Dataset.load_with`)."""
     from seqcli import build
-    from seqcli.train.trainer import seed_everything
+    from seqcli.train.device import seed_everything
 
     seed_everything(recipe.train.seed)
     data = build.data(recipe, packages, fields)
@@ -358,62 +358,6 @@ def in_process(recipe: Recipe | None, run_dir, resume_it: bool, force: bool, con
         distributed.teardown(finished=False)
         raise
     distributed.teardown()
-
-
-def cross_validation(recipe: Recipe, run_dir: str | None, again: bool, console: Console) -> dict:
-    """`seqcli run RECIPE --folds K [--run-dir DIR] [--resume]`: the folder chosen (never an
-    existing one unless `again`), the folds trained, the summary printed where it is written."""
-    if again:
-        base = Path(run_dir)
-        if not base.is_dir():
-            raise CheckpointError(f"{base}: no such cross-validation folder to resume")
-    else:
-        base = choose_run_dir(run_dir, recipe)
-    made = not base.exists()
-    base.mkdir(parents=True, exist_ok=True)
-    try:
-        summary = cross_validate(recipe, base, console, again)
-    except BaseException:
-        if made and not any(base.iterdir()):  # refused before any fold started: nothing left behind
-            base.rmdir()
-        raise
-    console.print(f"{summary['folds']} folds trained in {base}; their mean and spread in {base / runfolder.FOLDS}",
-                  highlight=False)
-    return summary
-
-
-def cross_validate(recipe: Recipe, base: Path, console: Console, again: bool = False, on_evaluation=None) -> dict:
-    """`seqcli run RECIPE --folds K`: every fold of `recipe.folds` trained in its own run
-    folder under `base`, one after the other; with `again`, folds already trained are kept,
-    a stopped one is resumed and the rest are trained. The summary (written to folds.json):
-    each validation metric of each fold's best checkpoint, their mean and standard deviation.
-    `on_evaluation` (a sweep's pruning) sees the first fold's evaluations."""
-    from seqcli.train import checkpoint as ckpt_io
-
-    k = recipe.folds["folds"]
-    for number in range(1, k + 1):
-        one = copy.deepcopy(recipe)
-        one.folds = {"folds": k, "fold": number}
-        where = runfolder.fold(base, number)
-        console.rule(f"fold {number} of {k}: {where}")
-        told = on_evaluation if number == 1 else None
-        if again and RunFolder(where).checkpoint("last").exists():
-            if finished(last_checkpoint(where), one.train) is None:
-                resume(where, one, [], False, console, told)
-            continue
-        start(one, runfolder.choose(str(where), "", one.to_yaml()), console, told)
-    best = [ckpt_io.load(runfolder.fold(base, n), "best") for n in range(1, k + 1)]
-    names = [m for m, v in best[0].metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
-    metrics = {}
-    for name in names:
-        values = [float(c.metrics[name]) for c in best if isinstance(c.metrics.get(name), (int, float))]
-        mean = sum(values) / len(values)
-        metrics[name] = {"mean": mean, "std": (sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5,
-                         "folds": values}
-    scheme = "forward-chaining" if "forward" in str(best[0].data_info.get("fold", "")) else "shuffled"
-    summary = {"folds": k, "scheme": scheme, "recipe": recipe.source, "steps": [c.step for c in best], "valid": metrics}
-    runfolder.write_folds(base, summary)
-    return summary
 
 
 def finished(ckpt: Checkpoint, train) -> str | None:

@@ -276,7 +276,8 @@ def check_task(cls: type | str, data, options: dict | None = None, model: dict |
     from seqcli.api import API_VERSION, CellSpec, Task, TrainConfig
     from seqcli.inference import as_samples
     from seqcli.schema import construct
-    from seqcli.train.trainer import Stepper, evaluate
+    from seqcli.train import loop
+    from seqcli.train.stepper import Stepper, evaluate
 
     if isinstance(cls, str):
         cls = registry.load("task", cls)
@@ -333,16 +334,13 @@ def check_task(cls: type | str, data, options: dict | None = None, model: dict |
                                      f"exactly once")
         passed.append("shard covers a batch once")
     stepper = Stepper(task, net, config)
-    done, epoch, carry = 0, 0, None
-    while done < steps:
-        for batch in task.batches(data, config, epoch):
-            result = stepper.forward(batch, carry)
-            stepper.update(result)
-            carry = result.carry
-            done += 1
-            if done >= steps:
-                break
-        epoch += 1
+    carry = None
+    for done, step in enumerate(loop.steps(task, data, config), 1):  # seqcli's own loop, one batch a step
+        result = stepper.forward(step.batches[0], carry)
+        stepper.update(result)
+        carry = result.carry
+        if done >= steps:
+            break
     after = score()
     if not after["loss"] < before["loss"]:
         raise AssertionError(f"check_task({name}): {steps} training steps did not lower the validation loss "

@@ -7,6 +7,8 @@ from collections import Counter
 
 import numpy as np
 
+from seqcli.subword import require_tokenizers, train_subword
+
 UNK = "<unk>"
 EOS = "<eos>"
 BOS = "<bos>"
@@ -184,70 +186,13 @@ class Subword(Vocab):
     __hash__ = None
 
 
-def require_tokenizers():
-    try:
-        import tokenizers
-    except ImportError:
-        from seqcli.errors import SeqcliError
-
-        raise SeqcliError("subword vocabularies (bpe, unigram) need the tokenizers package: "
-                          "pip install 'seqcli[subword]'") from None
-    return tokenizers
-
-
-def train_subword(texts, level: str, vocab_size: int, specials: tuple[str, ...] = (UNK,), lines: bool = False) -> Subword:
-    """Learn a BPE or unigram vocabulary of at most `vocab_size` pieces (specials first,
-    with ids 0, 1, ...) from an iterable of lines of the training split."""
-    tokenizers = require_tokenizers()
-    from tokenizers import decoders, models, pre_tokenizers, trainers
-
+def subword_vocab(texts, level: str, vocab_size: int, specials: tuple[str, ...] = (UNK,),
+                  lines: bool = False) -> Subword:
+    """A BPE or unigram vocabulary learned from the lines of a training split (`seqcli.subword`);
+    `lines`: the texts are lines of a stream, each ending in <eos>."""
     specials = list(specials) + ([EOS] if lines and EOS not in specials else [])
-    if level == "bpe":
-        tokenizer = tokenizers.Tokenizer(models.BPE(unk_token=UNK))
-        trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False)
-    else:
-        tokenizer = tokenizers.Tokenizer(models.Unigram())
-        trainer = trainers.UnigramTrainer(vocab_size=vocab_size, special_tokens=specials, unk_token=UNK,
-                                          show_progress=False)
-    # spaces are kept as '▁' and never dropped: a line is encoded with one space in front
-    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(prepend_scheme="never")
-    tokenizer.decoder = decoders.Metaspace(prepend_scheme="never")
-    texts = list(texts)
-    try:
-        tokenizer.train_from_iterator((" " + t for t in texts), trainer)
-    except Exception as exc:  # the trainer's own words, made to name the recipe key
-        from seqcli.errors import DataError
-
-        if "not large enough" not in str(exc):
-            raise
-        chars = len(set(" ".join(texts)) | {"▁"}) + len(specials)
-        raise DataError(f"dataset.vocab_size {vocab_size}: a {level} vocabulary holds every character of the "
-                        f"training split ({chars} with the special tokens); make vocab_size at least {chars}") from None
-    if level == "unigram":
-        tokenizer = _canonical_unigram(tokenizers, tokenizer, len(specials))
-    table = tokenizer.get_vocab()
-    tokens = sorted(table, key=table.__getitem__)
-    if [table[t] for t in tokens] != list(range(len(tokens))) or tokens[: len(specials)] != specials:
-        raise AssertionError("the tokenizer's ids are not 0..n-1 with the specials first")
-    import json
-
-    canonical = json.dumps(json.loads(tokenizer.to_str()), sort_keys=True, separators=(",", ":"))
-    return Subword(tokens, level, canonical, lines)
-
-
-def _canonical_unigram(tokenizers, tokenizer, n_specials: int):
-    """The trainer's scores vary in their last digits from run to run (its sums run in
-    parallel threads), and it lists pieces of equal score in no fixed order: round the scores
-    to 8 decimals and sort the pieces (specials first, then by score, then by piece), so the
-    same data gives the same vocabulary and ids."""
-    import json
-
-    spec = json.loads(tokenizer.to_str())
-    pieces = [[piece, round(score, 8)] for piece, score in spec["model"]["vocab"]]
-    pieces = pieces[:n_specials] + sorted(pieces[n_specials:], key=lambda p: (-p[1], p[0]))
-    spec["model"]["vocab"] = pieces
-    spec["model"]["unk_id"] = [p[0] for p in pieces].index(UNK)
-    return tokenizers.Tokenizer.from_str(json.dumps(spec))
+    tokens, model = train_subword(texts, level, vocab_size, specials, UNK)
+    return Subword(tokens, level, model, lines)
 
 
 def make_vocab(values, level: str, min_freq: int = 1, max_vocab: int | None = None,
@@ -255,19 +200,8 @@ def make_vocab(values, level: str, min_freq: int = 1, max_vocab: int | None = No
     """A vocabulary for one side of a dataset: `values` are token lists (char, whitespace,
     word) or, for a subword level, the texts themselves."""
     if level in SUBWORD:
-        return train_subword(values, level, vocab_size, specials)
+        return subword_vocab(values, level, vocab_size, specials)
     return build(values, level, min_freq, max_vocab, specials)
-
-
-def tokens_of(text: str, level: str):
-    """What a dataset keeps of one text before the vocabulary exists: its tokens, or for a
-    subword level the text (the pieces are learned from the training split)."""
-    return text if level in SUBWORD else split(text, level)
-
-
-def ids_of(value, field: Vocab) -> list[int]:
-    """A value kept by `tokens_of`, encoded with the vocabulary."""
-    return field.encode(value) if isinstance(value, str) else [field.index[t] for t in value]
 
 
 class Labels:
@@ -404,48 +338,3 @@ def build(token_lists, level: str, min_freq: int = 1, max_vocab: int | None = No
     if max_vocab is not None:
         ranked = ranked[: max(0, max_vocab - len(specials))]
     return Vocab(list(specials) + ranked, level)
-
-
-# -- language-model streams, vectorised -----------------------------------------------------
-
-def char_codes(text: str) -> np.ndarray:
-    """The Unicode code points of `text` as a uint32 array (one C-level conversion)."""
-    return np.frombuffer(text.encode("utf-32-le"), dtype="<u4")
-
-
-def char_vocab(codes: np.ndarray, min_freq: int = 1, max_vocab: int | None = None) -> Vocab:
-    counts = np.bincount(codes, minlength=1) if codes.size else np.zeros(1, dtype=np.int64)
-    kept = np.flatnonzero(counts >= min_freq)
-    if max_vocab is not None and kept.size > max_vocab - 1:
-        kept = kept[np.argsort(-counts[kept], kind="stable")[: max_vocab - 1]]
-        kept.sort()
-    return Vocab([UNK] + [chr(c) for c in kept], "char")
-
-
-def encode_chars(codes: np.ndarray, vocab: Vocab) -> np.ndarray:
-    """Code points -> ids through a lookup table over the code points present; unknown -> 0."""
-    table = np.zeros(max(int(codes.max(initial=0)) + 1, 1), dtype=np.int32)
-    known = np.array([ord(t) for t in vocab.tokens[1:]], dtype=np.int64)
-    known_ids = np.arange(1, len(vocab), dtype=np.int32)
-    inside = known < table.size
-    table[known[inside]] = known_ids[inside]
-    return table[codes]
-
-
-def words(text: str, lowercase: bool = False) -> list[str]:
-    """Whitespace-split words with `<eos>` at the end of every line (the Penn Treebank setup)."""
-    if lowercase:
-        text = text.lower()
-    if text and not text.endswith("\n"):
-        text += "\n"
-    return text.replace("\n", f" {EOS} ").split()
-
-
-def word_vocab(tokens: list[str], min_freq: int = 1, max_vocab: int | None = None) -> Vocab:
-    vocab = build([tokens], "whitespace", min_freq, max_vocab, specials=(UNK, EOS))
-    vocab.lines = True
-    return vocab
-
-
-def encode_words(tokens: list[str], vocab: Vocab) -> np.ndarray:
-    return np.fromiter(map(vocab.index.__getitem__, tokens), dtype=np.int32, count=len(tokens))

@@ -81,7 +81,7 @@ def test_early_stopping_ends_a_run_cleanly(cli, recipe, tmp_path):
 def test_sequence_sum_scales_the_gradient_by_the_steps_per_sequence(recipe):
     from seqcli import build
     from seqcli.recipe.resolve import load_recipe
-    from seqcli.train.trainer import Stepper
+    from seqcli.train.stepper import Stepper
 
     grads = {}
     for reduction in ("token_mean", "sequence_sum"):

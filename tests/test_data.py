@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from seqcli import vocab as V
+from seqcli import vocab_build as build
 from seqcli.data.datasets.text import TextDataset, read_text
 from seqcli.errors import ConfigError, DataError
 
@@ -52,9 +53,9 @@ def test_one_file_is_split_at_line_boundaries(corpus):
 
 def test_vectorised_encoding_matches_a_plain_loop():
     text = "héllo wörld ☃ abc\n" * 50
-    codes = V.char_codes(text)
-    vocab = V.char_vocab(codes[:100])
-    ids = V.encode_chars(codes, vocab)
+    codes = build.char_codes(text)
+    vocab = build.char_vocab(codes[:100])
+    ids = build.encode_chars(codes, vocab)
     assert ids.tolist() == [vocab.index[c] for c in text]
 
 

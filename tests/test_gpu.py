@@ -12,7 +12,7 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 
 
 def test_auto_picks_cuda():
-    from seqcli.train.trainer import pick_device
+    from seqcli.train.device import pick_device
 
     assert pick_device("auto").type == "cuda"
 

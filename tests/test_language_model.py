@@ -10,7 +10,8 @@ from seqcli.api import CellSpec
 from seqcli.data.datasets.text import TextDataset
 from seqcli.tasks.language_model import LanguageModel
 from seqcli.config import TrainConfig
-from seqcli.train.trainer import evaluate, seed_everything
+from seqcli.train.device import seed_everything
+from seqcli.train.stepper import evaluate
 
 
 def build(corpus, cell="lstm", **model):

@@ -551,7 +551,7 @@ def test_subword_text_splits_lines_at_newlines_only():
     from seqcli.data.datasets.text import encode_subword
 
     text = "one line\u2028with a separator\x0cand a form feed\r\nsecond line\n"
-    vocab = V.train_subword(V.lines(text), "bpe", 60, lines=True)
+    vocab = V.subword_vocab(V.lines(text), "bpe", 60, lines=True)
     ids = encode_subword(text, vocab).tolist()
     assert ids.count(vocab.eos) == 2  # two lines: one <eos> each
     assert vocab.decode(ids) == "one line\u2028with a separator\x0cand a form feed\nsecond line\n"

@@ -17,8 +17,8 @@ TEXT = ["the cat sat on the mat", "   indented  twice  spaced line", "a dog ran 
 
 @pytest.mark.parametrize("level", ["bpe", "unigram"])
 def test_pieces_give_the_text_back_exactly_and_train_the_same_twice(level):
-    vocab = V.train_subword(TEXT, level, 60)
-    again = V.train_subword(TEXT, level, 60)
+    vocab = V.subword_vocab(TEXT, level, 60)
+    again = V.subword_vocab(TEXT, level, 60)
     assert vocab == again and len(vocab) <= 60
     for line in TEXT[:4] + ["the dog sat on the river  "]:
         assert vocab.decode(vocab.encode(line)) == line

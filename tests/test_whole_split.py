@@ -21,7 +21,7 @@ def test_evaluate_scores_every_example_of_a_run_trained_with_eval_batches(cli, t
     loaded = seqcli.load(run)
     assert loaded.evaluate(split="test")["examples"] == 60
     # the score is the whole split's: the same as scoring with batches large enough to hold it
-    from seqcli.train.trainer import evaluate
+    from seqcli.train.stepper import evaluate
 
     whole = evaluate(loaded.task, loaded.model, build.data(loaded.recipe), "test",
                      loaded.recipe.train.__class__(batch_size=64))

@@ -50,7 +50,7 @@ def run(
     """
     from pathlib import Path
 
-    from seqcli import runs
+    from seqcli import crossval, runs
     from seqcli.errors import SeqcliError
     from seqcli.recipe.resolve import load_recipe
     from seqcli.train import distributed
@@ -69,7 +69,7 @@ def run(
         if resume and run_dir is None:
             raise SeqcliError("--resume needs --run-dir: the cross-validation's folder")
         checked.folds = {"folds": folds or checked.folds["folds"], "fold": None}
-        show_folds(runs.cross_validation(checked, run_dir, resume, console()))
+        show_folds(crossval.cross_validation(checked, run_dir, resume, console()))
         return
     if launching:
         distributed.check_options(nproc_per_node, nnodes, node_rank, rdzv_endpoint)

@@ -162,7 +162,7 @@ def _metrics(run: Path, ckpt, loaded, data, reason, say) -> list[str]:
         lines.append("No validation record was found beside the checkpoint.")
     lines.append("")
     if data is not None and "test" in data.splits:
-        from seqcli.train.trainer import evaluate
+        from seqcli.train.stepper import evaluate
 
         say("export: evaluating on the test split", highlight=False)
         scores = evaluate(loaded.task, loaded.model, data, "test", ckpt.recipe.train)

@@ -63,7 +63,7 @@ def run_trial(spec: Spec, folder: Path, study, trial, values: dict, console, res
     """Train one trial's run folder with its `values` (or resume it); tell the study how it
     ended. Whatever the trial does (fails, diverges, reports NaN, raises), the worker goes on."""
     optuna = require_optuna()
-    from seqcli import runs
+    from seqcli import crossval, runs
     from seqcli.recipe.resolve import load_recipe
 
     run_dir = trial_dir(folder, trial.number)
@@ -79,7 +79,7 @@ def run_trial(spec: Spec, folder: Path, study, trial, values: dict, console, res
             recipe.train.threads = spec.threads or recipe.train.threads
             recipe.folds = {"folds": spec.folds, "fold": None}
             run_dir.mkdir(parents=True, exist_ok=True)
-            runs.cross_validate(recipe, run_dir, quiet, again=resume, on_evaluation=reporter)
+            crossval.cross_validate(recipe, run_dir, quiet, again=resume, on_evaluation=reporter)
         elif resume and RunFolder(run_dir).recipe.is_file():
             runs.resume(run_dir, None, [], False, quiet, on_evaluation=reporter, threads=spec.threads)
         else:

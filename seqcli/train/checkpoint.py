@@ -10,12 +10,14 @@ through the same validation as a recipe file, so a damaged or crafted file is on
 Format history: 1 (seqcli 0.1): keys added over time (`position`, `window`, `ranks`,
 `plugins`, `data_info`) may be missing; they are filled with what their absence meant.
 2 (seqcli 0.2): every key present; `api_version` records the plugin API; `checksum`, a
-SHA-256 of everything else, is verified on load, so flipped bits are caught.
+SHA-256 of everything else, is verified on load, so flipped bits are caught. 3 (seqcli 0.6):
+the weight average's state (train.ema, NT-ASGD) in a field of its own, `average`.
+
+What each stored field must be is `seqcli.train.stored`'s to say.
 """
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +26,7 @@ from typing import Any
 import torch
 
 from seqcli.errors import CheckpointError, RecipeError, SeqcliError
+from seqcli.train import stored
 from seqcli.train.tally import Best, Tally
 
 FORMAT = "seqcli-checkpoint"
@@ -112,8 +115,8 @@ class Checkpoint:
             raise bad(f"format_version must be a positive integer, got {version!r}")
         if version > FORMAT_VERSION:
             raise CheckpointError(f"{file}: written by a newer seqcli (format {version}); upgrade seqcli")
-        if _too_deep(obj):
-            raise bad(f"values nested more than {MAX_DEPTH} levels deep")
+        if stored.too_deep(obj):
+            raise bad(f"values nested more than {stored.MAX_DEPTH} levels deep")
         digest = checksum(obj)
         if version >= 2:
             if not isinstance(obj.get("checksum"), str):
@@ -125,7 +128,7 @@ class Checkpoint:
             obj = {"position": 0, "window": [0.0, 0], "ranks": None, "plugins": {}, "data_info": {},
                    "api_version": "1.0", **obj}
         if version <= 2:
-            obj = _average_of_format_2(obj)
+            obj = stored.average_of_format_2(obj)
         missing = [k for k in ("recipe", "fields", "model", "step", "epoch") if k not in obj]
         if missing:
             raise bad(f"missing {', '.join(missing)}")
@@ -161,19 +164,19 @@ class Checkpoint:
         except Exception as exc:  # a crafted vocabulary: wrong types, missing keys
             raise bad(f"fields: {type(exc).__name__}: {exc}") from None
         window = obj.get("window")
-        if not (isinstance(window, (list, tuple)) and len(window) == 2 and _number(window[0])
-                and _count(window[1]) and abs(window[0]) <= 1e15 * max(1, window[1])):
-            raise bad(f"window must be [loss sum, steps], got {_short(window)}")
+        if not (isinstance(window, (list, tuple)) and len(window) == 2 and stored.number(window[0])
+                and stored.count(window[1]) and abs(window[0]) <= 1e15 * max(1, window[1])):
+            raise bad(f"window must be [loss sum, steps], got {stored.short(window)}")
         for key in ("data_info", "scheduler"):
             if obj.get(key) is not None and not isinstance(obj[key], dict):
                 raise bad(f"{key} must be a mapping")
-        for key, check in (("carry", _carry), ("rng", _rng), ("ranks", _ranks), ("best", _best),
-                           ("metrics", _metrics), ("optimizer", _optimizer), ("average", _average)):
+        for key, check in (("carry", stored.carry), ("rng", stored.rng), ("ranks", stored.ranks), ("best", stored.best),
+                           ("metrics", stored.metrics), ("optimizer", stored.optimizer), ("average", stored.average)):
             problem = check(obj.get(key)) if obj.get(key) is not None else None
             if problem:
                 raise bad(f"{key}: {problem}")
         averaged = obj.get("averaged")
-        if averaged is not None and not (isinstance(averaged, list) and averaged and all(_count(s) for s in averaged)):
+        if averaged is not None and not (isinstance(averaged, list) and averaged and all(stored.count(s) for s in averaged)):
             raise bad("averaged must list the steps of the checkpoints averaged")
         recipe = stored_recipe(obj["recipe"], records, file)
         return cls(recipe=recipe, plugins=records, fields=fields, model=model, data_info=obj.get("data_info") or {},
@@ -193,133 +196,6 @@ class Checkpoint:
 
 #: how deep a checkpoint's plain data may nest (a recipe is at most 40 levels), checked
 #: without recursion before anything walks it
-MAX_DEPTH = 64
-
-
-def _too_deep(obj) -> bool:
-    stack = [(obj, 0)]
-    while stack:
-        value, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            return True
-        if isinstance(value, dict):
-            stack.extend((v, depth + 1) for v in value.values())
-        elif isinstance(value, (list, tuple)):
-            stack.extend((v, depth + 1) for v in value)
-    return False
-
-
-def _short(value) -> str:
-    text = repr(value) if not isinstance(value, torch.Tensor) else f"a tensor of shape {tuple(value.shape)}"
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-def _number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _count(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**62
-
-
-def _carry(value, depth: int = 0) -> str | None:
-    """What a task hands from one batch to the next: tensors, in tuples or lists."""
-    if isinstance(value, torch.Tensor):
-        return None if not value.is_floating_point() or torch.isfinite(value).all() else "holds NaN or infinity"
-    if isinstance(value, (list, tuple)) and depth < 4:
-        return next((p for p in (_carry(v, depth + 1) for v in value) if p), None)
-    if value is None and depth:
-        return None
-    return f"expected tensors (in tuples or lists), got {_short(value)}"
-
-
-def _rng(value) -> str | None:
-    if not isinstance(value, dict) or "torch" not in value or "python" not in value:
-        return "must hold the 'torch' and 'python' random states"
-    t = value["torch"]
-    if not (isinstance(t, torch.Tensor) and t.dtype == torch.uint8 and t.dim() == 1
-            and t.numel() == torch.get_rng_state().numel()):
-        return f"torch: not a CPU generator's state ({_short(t)})"
-    py = value["python"]
-    if not (isinstance(py, (list, tuple)) and len(py) == 3 and py[0] == 3 and isinstance(py[1], (list, tuple))
-            and len(py[1]) == 625 and all(_count(v) and v < 2**32 for v in py[1]) and py[1][-1] <= 624
-            and (py[2] is None or _number(py[2]))):
-        return "python: not a random.getstate() of Python 3"
-    cuda = value.get("cuda")
-    if cuda is not None and not (isinstance(cuda, (list, tuple)) and all(
-            isinstance(c, torch.Tensor) and c.dtype == torch.uint8 and c.dim() == 1 for c in cuda)):
-        return "cuda: not a list of CUDA generator states"
-    return None
-
-
-def _ranks(value) -> str | None:
-    if not isinstance(value, list) or not value:
-        return "must be a list with one entry per process"
-    for i, rank in enumerate(value):
-        if not isinstance(rank, dict) or "rng" not in rank:
-            return f"{i}: must hold the process's 'carry' and 'rng'"
-        problem = _rng(rank["rng"]) or (_carry(rank.get("carry")) if rank.get("carry") is not None else None)
-        if problem:
-            return f"{i}: {problem}"
-    return None
-
-
-def _best(value) -> str | None:
-    if not (isinstance(value, dict) and isinstance(value.get("metric"), str) and _number(value.get("value"))
-            and _count(value.get("step")) and _count(value.get("stale", 0))):
-        return f"must be {{metric, value, step, stale}}, got {_short(value)}"
-    return None
-
-
-def _metrics(value) -> str | None:
-    if not isinstance(value, dict) or not all(isinstance(k, str) and (v is None or isinstance(v, (str, int, float)))
-                                              for k, v in value.items()):
-        return "must map metric names to numbers"
-    return None
-
-
-def _optimizer(value) -> str | None:
-    """torch's optimizer state_dict: {'state': {index: {name: tensor or number}}, 'param_groups'}."""
-    if not isinstance(value, dict) or not isinstance(value.get("state"), dict) or \
-            not isinstance(value.get("param_groups"), list):
-        return "must be an optimizer's state ('state' and 'param_groups')"
-    for index, entry in value["state"].items():
-        if not _count(index) or not isinstance(entry, dict) or not all(
-                isinstance(k, str) and (isinstance(v, torch.Tensor) or _number(v)) for k, v in entry.items()):
-            return f"state {_short(index)}: must map names to tensors or numbers"
-    for i, group in enumerate(value["param_groups"]):
-        if not isinstance(group, dict) or not isinstance(group.get("params"), list) or \
-                not all(_count(p) for p in group["params"]):
-            return f"param_groups.{i}: must list parameter indices"
-        if not all(isinstance(k, str) and (v is None or isinstance(v, (bool, str)) or _number(v) or
-                                           (isinstance(v, (list, tuple)) and all(_number(x) for x in v)))
-                   for k, v in group.items() if k != "params"):
-            return f"param_groups.{i}: options must be numbers"
-    return None
-
-
-def _average(value) -> str | None:
-    from seqcli.optim import AVERAGES
-
-    if not isinstance(value, dict) or value.get("kind") not in AVERAGES or "state" not in value:
-        return f"must be {{kind, state}} with kind one of {', '.join(AVERAGES)}"
-    return AVERAGES[value["kind"]].state_problem(value["state"])
-
-
-def _average_of_format_2(obj: dict) -> dict:
-    """Formats 1 and 2 kept the weight average's state inside the optimizer's state dict, under
-    its kind ("ema" or "ntasgd"): moved to the `average` field."""
-    optimizer = obj.get("optimizer")
-    if not isinstance(optimizer, dict):
-        return obj
-    kinds = [k for k in ("ema", "ntasgd") if k in optimizer]
-    if not kinds:
-        return obj
-    kind = kinds[0]  # train.ema beside ntasgd is refused by the recipe check
-    return {**obj, "optimizer": {k: v for k, v in optimizer.items() if k not in kinds},
-            "average": {"kind": kind, "state": optimizer[kind]}}
-
-
 def stored_recipe(data, records: dict[str, PluginRecord], file: str):
     """The recipe stored in a checkpoint, checked like a recipe file, its plugins taken from
     the packages the checkpoint recorded (a package installed later cannot take a name over)."""

@@ -11,6 +11,7 @@ import torch
 
 from seqcli.api import ConfigError, DataError, Range
 from seqcli import vocab as V
+from seqcli import vocab_build as build
 from seqcli.data.examples import FileDataset
 from seqcli.data.readers import numbers, rows, text_field
 
@@ -46,7 +47,7 @@ class LabeledDataset(FileDataset):
                 value = numbers(row["input"], where)
             else:
                 text = text_field(row["input"], where, "input").strip()
-                value = V.tokens_of(text.lower() if self.lowercase else text, self.tokenize)
+                value = build.tokens_of(text.lower() if self.lowercase else text, self.tokenize)
                 if not value:
                     raise DataError(f"{where}: the input is empty")
             if not isinstance(row["label"], str | int) or isinstance(row["label"], bool):
@@ -81,11 +82,11 @@ class LabeledDataset(FileDataset):
                             f"(labels: {', '.join(labels.names[:20])})")
         if self.condition:
             return {"condition": torch.tensor(labels.index[label]),
-                    "target": torch.tensor(V.ids_of(value, fields["target"]), dtype=torch.long)}
+                    "target": torch.tensor(build.ids_of(value, fields["target"]), dtype=torch.long)}
         if self.input_type == "numbers":
             x = torch.tensor(value, dtype=torch.float32)
             if x.shape[1] != fields["input"].dim:
                 raise DataError(f"{where}: {x.shape[1]} values per step, the training data has {fields['input'].dim}")
         else:
-            x = torch.tensor(V.ids_of(value, fields["input"]), dtype=torch.long)
+            x = torch.tensor(build.ids_of(value, fields["input"]), dtype=torch.long)
         return {"input": x, "label": torch.tensor(labels.index[label])}

@@ -8,6 +8,7 @@ import torch
 
 from seqcli.api import SOURCE_FIRST, TARGET_COPY, DataError, Range
 from seqcli import vocab as V
+from seqcli import vocab_build as build
 from seqcli.data.examples import FileDataset
 from seqcli.data.readers import rows, text_field
 
@@ -41,7 +42,7 @@ class PairsDataset(FileDataset):
             for name, level in zip(("source", "target"), self.levels):
                 text = text_field(row[name], f"{path}:{n}", name).strip()
                 text = text.lower() if self.lowercase else text
-                tokens = V.tokens_of(text, level)
+                tokens = build.tokens_of(text, level)
                 if not tokens:
                     raise DataError(f"{path}:{n}: the {name} is empty")
                 sides.append(tokens)
@@ -61,7 +62,7 @@ class PairsDataset(FileDataset):
         are the same words, which copy attention needs then (a word neither vocabulary has is
         still the same word in the source and the target). Without one, the ids say it."""
         source, target = raw
-        ids = (V.ids_of(source, fields["source"]), V.ids_of(target, fields["target"]))
+        ids = (build.ids_of(source, fields["source"]), build.ids_of(target, fields["target"]))
         example = {"source": torch.tensor(ids[0], dtype=torch.long), "target": torch.tensor(ids[1], dtype=torch.long)}
         if 0 in ids[0] or 0 in ids[1]:
             first: dict[str, int] = {}

@@ -18,6 +18,7 @@ import torch
 
 from seqcli.api import Data, DataError, Dataset, Range
 from seqcli import vocab as V
+from seqcli import vocab_build as build
 from seqcli.data.corpus import default_corpus
 from seqcli.data.examples import check_sources, split_counts
 from seqcli.data.readers import read_text  # noqa: F401 - read here, and imported from here by plugins
@@ -100,16 +101,16 @@ class TextDataset(Dataset):
             vocab = fields["text"]
             splits = {k: self._encode(t, vocab) for k, t in texts.items()}
         elif self.level in V.SUBWORD:  # learned from the training split's lines; <eos> ends each line
-            vocab = V.train_subword(V.lines(texts["train"]), self.level, self.vocab_size, lines=True)
+            vocab = V.subword_vocab(V.lines(texts["train"]), self.level, self.vocab_size, lines=True)
             splits = {k: torch.from_numpy(encode_subword(t, vocab)) for k, t in texts.items()}
         elif self.level == "char":
-            codes = {k: V.char_codes(t) for k, t in texts.items()}
-            vocab = V.char_vocab(codes["train"], self.min_freq, self.max_vocab)
-            splits = {k: torch.from_numpy(V.encode_chars(c, vocab)) for k, c in codes.items()}
+            codes = {k: build.char_codes(t) for k, t in texts.items()}
+            vocab = build.char_vocab(codes["train"], self.min_freq, self.max_vocab)
+            splits = {k: torch.from_numpy(build.encode_chars(c, vocab)) for k, c in codes.items()}
         else:
-            tokens = {k: V.words(t) for k, t in texts.items()}
-            vocab = V.word_vocab(tokens["train"], self.min_freq, self.max_vocab)
-            splits = {k: torch.from_numpy(V.encode_words(w, vocab)) for k, w in tokens.items()}
+            tokens = {k: build.words(t) for k, t in texts.items()}
+            vocab = build.word_vocab(tokens["train"], self.min_freq, self.max_vocab)
+            splits = {k: torch.from_numpy(build.encode_words(w, vocab)) for k, w in tokens.items()}
         info = {"source": source, "level": self.level, "vocab_size": len(vocab),
                 **{f"{k}_tokens": int(v.numel()) for k, v in splits.items()}}
         return Data(splits=splits, fields={"text": vocab}, info=info)
@@ -120,8 +121,8 @@ class TextDataset(Dataset):
         if vocab.level in V.SUBWORD:
             return torch.from_numpy(encode_subword(text, vocab))
         if vocab.level == "char":
-            return torch.from_numpy(V.encode_chars(V.char_codes(text), vocab))
-        return torch.from_numpy(V.encode_words(V.words(text), vocab))
+            return torch.from_numpy(build.encode_chars(build.char_codes(text), vocab))
+        return torch.from_numpy(build.encode_words(build.words(text), vocab))
 
     # -- cache: token arrays and the vocabulary, keyed by the files' contents and the options --
 
