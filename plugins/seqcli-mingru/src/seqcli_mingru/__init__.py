@@ -40,6 +40,8 @@ def log_g(x: torch.Tensor) -> torch.Tensor:
 class MinGRU(Cell):
     """A minimal GRU; `scan` is its parallel training path."""
 
+    api_version = "1.4"
+
     def __init__(self, input_size: int, hidden_size: int, parallel: Literal["auto", "always", "never"] = "auto"):
         super().__init__(input_size, hidden_size)
         self.parallel = parallel
