@@ -108,6 +108,12 @@ class Writers(nn.Module):
     def start(self, batch) -> States:
         return States([m.start(batch) for m in self.members])
 
+    def __getattr__(self, name: str):  # what the models read and write: the first model's stands for all
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(super().__getattr__("members")[0], name)
+
 
 def _mean(weights: list):
     return None if any(w is None for w in weights) else torch.stack(weights).mean(0)
