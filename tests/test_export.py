@@ -510,3 +510,60 @@ def test_the_runners_options_are_the_tasks_signature_from_config_json(exported, 
     assert code == 0 and "--coverage-penalty" not in out and "--beam-size" in out
     code, _, err = runner_main(folder, "-i", "abc", "--coverage-penalty", "0.2")
     assert code == 2 and "unrecognized arguments: --coverage-penalty" in err
+
+
+INT8 = {  # kind -> what int8 must keep of the float export's outputs, on 1,000 inputs (measured on these runs)
+    "writer": 0.90,  # the same best output (measured 0.94-1.00)
+    "labels": 0.95,  # the same best label (0.986); DRAW's glimpses 0.80 (0.863: see the tolerance above)
+    "tags": 0.95,  # the same tags (1.000)
+}
+
+
+@pytest.mark.parametrize("recipe", list(CASES))
+def test_int8_exports_keep_the_float_outputs(runs, recipe, tmp_path):
+    """`seqcli export --quantize int8` for every built-in task: run.py runs it unchanged, and
+    its outputs stay within the bounds stated in INT8 (numbers within 3% on average, pictures
+    within 3% of their characters) of the float export's; a language model's perplexity on
+    the test split moves by less than 2%, as the card reports."""
+    import re
+
+    from seqcli import export
+
+    _, make, options = CASES[recipe]
+    float_folder = export.export(runs[recipe], tmp_path / "float", test=False)
+    folder = export.export(runs[recipe], tmp_path / "int8", test=recipe == "char-lm", quantize="int8")
+    config = json.loads((folder / "config.json").read_text())
+    assert config["quantized"] == "int8" and not (folder / "model.safetensors").exists()
+    assert sum(p.stat().st_size for p in folder.rglob("*.onnx")) * 1.25 < \
+        sum(p.stat().st_size for p in float_folder.rglob("*.onnx"))  # these tiny models: graphs 1.4x to 6x smaller
+    if make is None:  # the language model: its card measured the perplexity on the test split
+        card = (folder / "README.md").read_text()
+        found = dict(re.findall(r"\| perplexity (float|int8) \| ([0-9.]+) \|", card))
+        assert abs(float(found["int8"]) / float(found["float"]) - 1) < 0.02, found
+        assert runner_main(folder, "--prime", "The ", "--length", "20")[0] == 0
+        return
+    inputs = make()
+    a, b = runner_of(float_folder).Model(float_folder, 1), runner_of(folder).Model(folder, 1)
+    for option in options:
+        pa, pb = a.predictions(inputs, **option), b.predictions(inputs, **option)
+        if config["kind"] in INT8:
+            same = sum(x["hypotheses"][0]["output"] == y["hypotheses"][0]["output"] for x, y in zip(pa, pb))
+            bound = 0.80 if recipe == "digits-glimpses" else INT8[config["kind"]]
+            assert same / len(inputs) >= bound, (recipe, option, same)
+        elif config["kind"] == "values":
+            number = re.compile(r"-?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
+            pairs = [(float(x), float(y)) for p, q in zip(pa, pb) for x, y in zip(number.findall(p["text"]),
+                                                                                  number.findall(q["text"]))]
+            moved = sum(abs(x - y) for x, y in pairs) / len(pairs)
+            assert moved <= 0.03 * sum(abs(x) for x, _ in pairs) / len(pairs), (recipe, moved)
+        else:  # a picture drawn as characters
+            differ = sum(sum(c != d for c, d in zip(x["text"], y["text"])) / len(x["text"]) for x, y in zip(pa, pb))
+            assert differ / len(inputs) <= 0.03, (recipe, differ / len(inputs))
+
+
+def test_int8_is_refused_where_it_cannot_apply(runs, tmp_path, cli):
+    assert "--quantize int4: one of int8" in cli("export", runs["reverse"], "-o", tmp_path / "a", "--quantize",
+                                                  "int4", ok=False).stderr
+    assert "give --format onnx" in cli("export", runs["reverse"], "-o", tmp_path / "b", "--format", "pt2",
+                                       "--quantize", "int8", ok=False).stderr
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

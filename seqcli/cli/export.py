@@ -14,6 +14,7 @@ def export(
     fmt: str = typer.Option("onnx", "--format", help="onnx (runs with onnxruntime, no torch) or pt2 (torch.export)."),
     checkpoint: str = typer.Option("best", "--checkpoint", help="best, last, or a checkpoint file."),
     test: bool = typer.Option(True, "--test/--no-test", help="Evaluate on the run's test split for the model card."),
+    quantize: Optional[str] = typer.Option(None, "--quantize", help="int8: the matrix products' weights in int8 (smaller, faster on CPU); the card says what it cost on the test split."),
     threads: Optional[int] = THREADS,
 ):
     """Export a trained model to a folder that runs without seqcli.
@@ -28,5 +29,5 @@ def export(
     exporting.require(fmt)
     use_threads(threads)
     shown = console()
-    out = exporting.export(run, output, fmt, checkpoint, test, shown)
+    out = exporting.export(run, output, fmt, checkpoint, test, shown, quantize)
     shown.print(f"wrote {out} (try: python {out / 'run.py'} --help)", highlight=False)

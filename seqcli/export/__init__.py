@@ -66,13 +66,16 @@ def check_folder(out: str | Path) -> Path:
 
 
 def export(run: str | Path, out: str | Path, fmt: str = "onnx", checkpoint: str = "best", test: bool = True,
-           console=None) -> Path:
+           console=None, quantize: str | None = None) -> Path:
     """Write the export of `run` (a run directory or a checkpoint file; `checkpoint` is
-    'best', 'last' or a checkpoint file) into the folder `out`; returns it."""
+    'best', 'last' or a checkpoint file) into the folder `out`; returns it. `quantize`:
+    'int8' makes the graphs' matrix products int8 (`seqcli.export.quantize`)."""
     from seqcli import inference
+    from seqcli.export import quantize as int8
     from seqcli.train import checkpoint as ckpt_io
 
     require(fmt)
+    int8.check(quantize, fmt)
     out = check_folder(out)
     ckpt = ckpt_io.load(run, checkpoint) if checkpoint in ("best", "last") else ckpt_io.load(checkpoint)
     loaded = inference.from_checkpoint(ckpt)
@@ -82,6 +85,7 @@ def export(run: str | Path, out: str | Path, fmt: str = "onnx", checkpoint: str 
 
     tmp = temporary(out.absolute())
     shutil.rmtree(tmp, ignore_errors=True)
+    float_copy = tmp.with_name(tmp.name + "-float") if quantize else None  # what int8 is measured against
     try:  # where the export is written, made before any work: a place that cannot take it is one line now
         tmp.parent.mkdir(parents=True, exist_ok=True)
         tmp.mkdir()
@@ -98,27 +102,38 @@ def export(run: str | Path, out: str | Path, fmt: str = "onnx", checkpoint: str 
             graphs[graph.name] = {"file": f"model/{path.name}", "inputs": list(graph.inputs),
                                   "outputs": list(graph.outputs)}
         fields = write_fields(loaded.fields, tmp / "fields")
-        write_weights(loaded.model, tmp / "model.safetensors")
+        if not quantize:  # an int8 folder's weights are its graphs'
+            write_weights(loaded.model, tmp / "model.safetensors")
         config = {"format": "seqcli-export", "format_version": 1, "seqcli_version": __import__("seqcli").__version__,
                   "task": ckpt.recipe.task.name, "description": ckpt.recipe.description, "kind": exported.kind,
                   "use": exported.config, "graphs": graphs, "fields": fields, "sample": sample_defaults(ckpt),
                   "options": option_bounds(ckpt),
                   "state_shapes": [[int(t.shape[0]), int(t.shape[2])] for name, t in exported.graphs[0].inputs.items()
-                                   if name.startswith("state")] if exported.kind == "generator" else None}
+                                   if name.startswith("state")] if exported.kind == "generator" else None,
+                  **({"quantized": quantize} if quantize else {})}
         (tmp / "config.json").write_text(json.dumps(config, indent=1, default=str), encoding="utf-8")
         shutil.copyfile(Path(__file__).with_name("run.py"), tmp / "run.py")
         needs = ["numpy"] + (["onnxruntime"] if fmt == "onnx" else ["torch"]) + \
             (["tokenizers"] if any(f.get("kind") == "subword" for f in fields.values()) else [])
         (tmp / "requirements.txt").write_text("".join(f"{n}\n" for n in needs), encoding="utf-8")
+        if quantize:
+            shutil.rmtree(float_copy, ignore_errors=True)
+            shutil.copytree(tmp, float_copy)
+            for graph in graphs.values():
+                say(f"export: {graph['file']} to {quantize}", highlight=False)
+                int8.quantize_graph(tmp / graph["file"])
         try_runner(tmp, exported, loaded)
         from seqcli.export.card import model_card
 
-        (tmp / "README.md").write_text(model_card(ckpt, loaded, exported, Path(run), fmt, test, say), encoding="utf-8")
+        (tmp / "README.md").write_text(model_card(ckpt, loaded, exported, Path(run), fmt, test, say,
+                                                  (float_copy, tmp) if quantize else None), encoding="utf-8")
         if out.exists():
             out.rmdir()  # an empty folder given as -o: replaced by the whole export
         os.replace(tmp, out)
     except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if float_copy is not None:
+            shutil.rmtree(float_copy, ignore_errors=True)
         if disk_full(exc):
             free = shutil.disk_usage(tmp.parent).free
             raise SeqcliError(f"-o {out}: the disk is full ({free / 2**20:.1f} MiB free on {tmp.parent}); nothing was "
@@ -127,6 +142,8 @@ def export(run: str | Path, out: str | Path, fmt: str = "onnx", checkpoint: str 
             raise SeqcliError(f"-o {out}: cannot write the export ({exc.strerror or exc}); nothing was written") \
                 from None
         raise
+    if float_copy is not None:
+        shutil.rmtree(float_copy, ignore_errors=True)
     return out
 
 

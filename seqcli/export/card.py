@@ -25,7 +25,8 @@ EXAMPLES = {
 }
 
 
-def model_card(ckpt, loaded, exported, run: Path, fmt: str, test: bool, say) -> str:
+def model_card(ckpt, loaded, exported, run: Path, fmt: str, test: bool, say, quantized=None) -> str:
+    """`quantized`: (the float export's folder, the int8 one), for an int8 export."""
     recipe = ckpt.recipe
     data, reason = _data(loaded, test, say)
     lines = [f"# {recipe.task.name}: {recipe.description or 'a model trained with seqcli'}", "",
@@ -41,6 +42,8 @@ def model_card(ckpt, loaded, exported, run: Path, fmt: str, test: bool, say) -> 
     lines += _usage(exported, fmt, loaded)
     lines += _data_section(loaded, ckpt)
     lines += _metrics(run, ckpt, loaded, data, reason, say)
+    if quantized is not None:
+        lines += _quantized(loaded, exported, data, reason, quantized, say)
     lines += _limits(loaded, exported, data, reason)
     lines += ["## Recipe", "", "The resolved recipe it was trained with (every default filled in):", "", "```yaml",
               recipe.to_yaml().rstrip(), "```", ""]
@@ -171,6 +174,23 @@ def _metrics(run: Path, ckpt, loaded, data, reason, say) -> list[str]:
     else:
         why = reason or "the dataset has no test split"
         lines.append(f"Not evaluated on a test split: {why}.")
+    return lines + [""]
+
+
+def _quantized(loaded, exported, data, reason, folders, say) -> list[str]:
+    """What int8 cost, measured on the test split through run.py: float graphs against int8."""
+    from seqcli.export import quantize
+
+    say("export: measuring int8 against float on the test split", highlight=False)
+    measured = quantize.cost(*folders, loaded, exported, data)
+    lines = ["## Quantised: int8", "", "The matrix products' weights are int8 with a scale (onnxruntime's dynamic "
+             "quantisation; each activation is quantised by its own range as it is computed); the rest is float. "
+             "The float weights are not in this folder: export without `--quantize` for them.", ""]
+    if not measured:
+        why = reason if data is None else "its inputs have no text form run.py takes, or there is no test split"
+        return lines + [f"Its cost was not measured here ({why}).", ""]
+    lines += ["On the test split, through run.py (float graphs against these):", "", "| measure | value |", "|---|---|"]
+    lines += [f"| {k.replace('_', ' ')} | {_number(v)} |" for k, v in measured.items()]
     return lines + [""]
 
 
