@@ -21,7 +21,9 @@ def export(
 
     The folder holds the graphs (ONNX by default), config.json, the vocabularies as JSON,
     the weights as safetensors, a model card (README.md) and run.py, a reference runner
-    that needs only numpy and onnxruntime. Needs: pip install 'seqcli[export]'.
+    that needs only numpy and onnxruntime. With --quantize int8 the graphs' matrix products
+    are int8 (no safetensors then), and the card says what that cost on the test split.
+    Needs: pip install 'seqcli[export]'.
     """
     from seqcli import export as exporting
     from seqcli.train.threads import use_threads

@@ -11,7 +11,7 @@ The folder holds:
                                 recipe's sample defaults
     fields/NAME.json            vocabularies, label sets, numeric scaling (a subword
                                 vocabulary's tokenizer as NAME.tokenizer.json)
-    model.safetensors           the weights
+    model.safetensors           the weights (not in an int8 export: its graphs hold them)
     README.md                   a model card: what it does, the recipe, the data (SHA-256),
                                 the run's metrics, versions, how to run it, its limits
     run.py, requirements.txt    the reference runner and what it needs
