@@ -93,7 +93,7 @@ def language_model(run: Path, root: Path, args) -> None:
         models[kind] = module.Model(folder, args.threads)
     rate = {}
     for kind, model in models.items():
-        best = min(_time(lambda m=model: m.generate(prime="the", length=args.length, temperature=0.0))
+        best = min(_time(lambda m=model: m.generate(prime="", length=args.length, temperature=0.0))
                    for _ in range(args.repeats))
         rate[kind] = args.length / best
     print(f"language model (10,000 words), batch-1 sampling of {args.length} tokens, threads {args.threads}")

@@ -1,11 +1,12 @@
-"""`seqcli export --quantize int8`: the graphs' matrix products with int8 weights.
+"""`seqcli export --quantize int8`: the graphs' matrix products and embeddings with int8 weights.
 
 Every layer is exported as a scan over its cell's step, with the input projection hoisted out
 of it, so the matrix products of every cell (plugin cells too) are plain MatMul and Gemm
 nodes, inside the scan's body or outside it. onnxruntime's dynamic quantisation turns each
 one whose weight is a constant into an int8 product: the weights are stored as int8 with a
 scale, and each activation is quantised on the fly by its own range (per tensor, per call).
-Everything else (the gates' nonlinearities, attention's softmax, the scores) stays float.
+Embedding tables (Gather) are stored as int8 and read back to float row by row. Everything
+else (the gates' nonlinearities, attention's softmax, the scores) stays float.
 
 What it costs is measured, not assumed: `cost` runs the float graphs and the int8 ones
 through the folder's own run.py on the test split, and the model card reports it.
@@ -28,14 +29,14 @@ SAMPLE = 2000  # test inputs (or, for a language model, test tokens) the cost is
 
 
 def quantize_graph(path: Path) -> None:
-    """The ONNX graph at `path`, its MatMul and Gemm weights made int8, in place."""
+    """The ONNX graph at `path`, its MatMul, Gemm and Gather weights made int8, in place."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     out = path.with_name(path.stem + ".int8.onnx")
     quiet = logging.getLogger()
     level, quiet.level = quiet.level, logging.ERROR  # "consider pre-processing": a remark, not a problem
     try:
-        quantize_dynamic(path, out, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"],
+        quantize_dynamic(path, out, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm", "Gather"],
                          extra_options={"EnableSubgraph": True})
     finally:
         quiet.level = level
