@@ -332,8 +332,10 @@ class Ledger:
                                        f"since)",
                        "given": "was written with other --input values",
                        "model": "was written by another checkpoint (the run has trained since, or another run)",
-                       "options": f"was written with other options ({describe(was.get('options'), self.identity['options'])})"}
-            changed = next((why for key, why in reasons.items() if was.get(key) != self.identity[key]), None)
+                       "options": f"was written with other options ({describe(was.get('options'), self.identity['options'])})",
+                       "format": f"was written as {'JSON lines' if was.get('format') else 'text'}; give --json "
+                                 f"{'with' if was.get('format') else 'without'} --continue, as it was written"}
+            changed = next((why for key, why in reasons.items() if was.get(key) != self.identity.get(key)), None)
         except RecursionError:
             changed = f"has a damaged record {self.path} (nested too deeply)"
         if changed:

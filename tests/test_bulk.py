@@ -128,3 +128,22 @@ def test_progress_in_a_pipe_is_a_plain_line(cli, reverser, tmp_path, monkeypatch
     path.write_text("\n".join(words(30)) + "\n")
     result = cli("sample", reverser, "--input-file", path, "-o", tmp_path / "o.txt", "--batch-size", "8")
     assert "sample: 30/30 inputs," in result.stderr and "inputs/s" in result.stderr
+
+
+def test_json_outputs_stream_and_continue_only_as_they_were_written(cli, reverser, tmp_path):
+    """`--json`: a line of JSON per input (its input, text, hypotheses), streamed to `-o`
+    like the text; `--continue` appends to a file only in the form it was written in."""
+    import json
+
+    path, out = tmp_path / "in.txt", tmp_path / "out.jsonl"
+    inputs = words(40, seed=4)
+    path.write_text("\n".join(inputs) + "\n")
+    cli("sample", reverser, "--input-file", path, "-o", out, "--json", "--batch-size", "8")
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    texts = cli("sample", reverser, "--input-file", path).stdout.splitlines()
+    assert [line["input"] for line in lines] == inputs and [line["text"] for line in lines] == texts
+    assert all(line["hypotheses"][0]["output"] == line["text"] for line in lines)
+    refused = cli("sample", reverser, "--input-file", path, "-o", out, "--continue", ok=False)
+    assert refused.exit_code == 2 and "was written as JSON lines; give --json with --continue" in refused.stderr
+    assert cli("sample", reverser, "--input-file", path, "-o", out, "--continue", "--json").exit_code == 0
+    assert [json.loads(line) for line in out.read_text().splitlines()] == lines
