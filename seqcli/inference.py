@@ -241,9 +241,7 @@ class Model:
 
     def predict(self, inputs: list[str], **options) -> list[str]:
         """One output per input, for tasks that take inputs (all but language models)."""
-        if INPUTS not in sample_parameters(type(self.task)):
-            raise ConfigError(INPUTS, f"the {self.recipe.task.name} task takes no inputs; use sample()")
-        return self.sample(**{INPUTS: list(inputs)}, **options).lines
+        return [p.text for p in self.predictions(inputs, **options)]
 
     def predictions(self, inputs: list[str], **options) -> list[Prediction]:
         """As `predict`, typed: per input its hypotheses (output and score, best first), the

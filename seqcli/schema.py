@@ -329,7 +329,18 @@ def method_parameters(cls: type, name: str, skip=()) -> dict[str, tuple[Any, Any
     """name -> (type hint, default) of the keyword arguments `cls.<name>` takes: its own, and,
     where it passes `**options` on, those of the same method in the classes it inherits from
     (the nearest definition of an argument wins). A subclass adds options without restating
-    its parent's."""
+    its parent's. Read once per (class, method), as `parameters` is."""
+    key = (cls, name, tuple(skip))
+    found = _METHODS.get(key)
+    if found is None:
+        found = _METHODS[key] = _method_parameters(cls, name, skip)
+    return {n: (hint, _fresh(default)) for n, (hint, default) in found.items()}
+
+
+_METHODS: dict = {}
+
+
+def _method_parameters(cls: type, name: str, skip=()) -> dict[str, tuple[Any, Any]]:
     found = []  # each defining class's own arguments, nearest first
     for owner in cls.__mro__:
         method = vars(owner).get(name)
