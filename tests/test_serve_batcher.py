@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from seqcli.serve.batcher import Batcher, Full, group_key
-from seqcli.serve.metrics import Metrics
+from seqcli.server.batcher import Batcher, Full, group_key
+from seqcli.server.metrics import Metrics
 
 
 def echo(requests):

@@ -5,6 +5,13 @@ from typing import List, Optional
 import typer
 
 from seqcli.cli.common import THREADS, guard
+from seqcli.server.app import OPTIONS, Settings
+
+
+def bound(name: str):
+    """The option of one of the server's bounds, as `seqcli.server.app.OPTIONS` declares it."""
+    kind, lowest, highest, text = OPTIONS[name]
+    return typer.Option(getattr(Settings, name), "--" + name.replace("_", "-"), min=lowest, max=highest, help=text)
 
 
 @guard
@@ -12,18 +19,18 @@ def serve(
     runs: List[str] = typer.Argument(..., help="A run directory or a checkpoint file (several: one ensemble, the mean of their probabilities)."),
     host: str = typer.Option("127.0.0.1", "--host", help="The address to listen on (another than 127.0.0.1 exposes the model)."),
     port: int = typer.Option(8000, "--port", min=1, max=65535, help="The port."),
-    max_batch: int = typer.Option(64, "--max-batch", min=1, max=4096, help="Inputs decoded together at most."),
-    batch_wait_ms: float = typer.Option(5.0, "--batch-wait-ms", min=0, max=10_000, help="How long a request waits for others to share its batch."),
-    max_queue: int = typer.Option(256, "--max-queue", min=1, max=100_000, help="Requests waiting at most; more are answered 503."),
-    max_inputs: int = typer.Option(256, "--max-inputs", min=1, max=100_000, help="Inputs in one request at most."),
-    max_chars: int = typer.Option(10_000, "--max-chars", min=1, max=10_000_000, help="Characters in one input at most."),
-    max_tokens: int = typer.Option(2_000, "--max-tokens", min=1, max=1_000_000, help="The largest length or max_length a request may ask for."),
-    workers: int = typer.Option(2, "--workers", min=1, max=64, help="Batches decoded at once, each by a decoder process of its own."),
-    max_work: int = typer.Option(200_000, "--max-work", min=1, max=10**12, help="A request's decoding work at most: inputs x beam_size x num_samples x (characters + max_length or length); more is answered 413."),
-    max_connections: int = typer.Option(1000, "--max-connections", min=1, max=1_000_000, help="Connections open at once; one more closes the one idle longest."),
-    header_timeout: float = typer.Option(10.0, "--header-timeout", min=0.1, max=3600, help="Seconds for a request's line and headers to arrive (else 408)."),
-    request_timeout: float = typer.Option(60.0, "--request-timeout", min=0.1, max=86_400, help="Seconds for a whole request, body included, to arrive."),
-    grace: float = typer.Option(30.0, "--grace", min=0, max=86_400, help="Seconds SIGTERM waits for requests in flight before cancelling them."),
+    max_batch: int = bound("max_batch"),
+    batch_wait_ms: float = bound("batch_wait_ms"),
+    max_queue: int = bound("max_queue"),
+    max_inputs: int = bound("max_inputs"),
+    max_chars: int = bound("max_chars"),
+    max_tokens: int = bound("max_tokens"),
+    workers: int = bound("workers"),
+    max_work: int = bound("max_work"),
+    max_connections: int = bound("max_connections"),
+    header_timeout: float = bound("header_timeout"),
+    request_timeout: float = bound("request_timeout"),
+    grace: float = bound("grace"),
     allow_host: List[str] = typer.Option([], "--allow-host", help="A Host name to answer besides IP addresses and localhost (behind a proxy: its public name; '*': any). Repeatable."),
     in_process: bool = typer.Option(False, "--in-process", help="Decode in threads of the server's own process: less memory and a faster start, but the decoders share the GIL with the server."),
     threads: Optional[int] = THREADS,

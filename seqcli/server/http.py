@@ -16,7 +16,7 @@ import json
 import resource
 import time
 
-from seqcli.errors import SeqcliError
+from .errors import Unservable
 
 RESERVED_FDS = 64  # files the server itself keeps open besides its connections
 
@@ -30,7 +30,7 @@ def check_connections(limit: int) -> None:
         return
     ceiling = hard if hard != resource.RLIM_INFINITY else need
     if ceiling < need:
-        raise SeqcliError(f"--max-connections {limit}: this process may open {ceiling} files (ulimit -Hn); "
+        raise Unservable(f"--max-connections {limit}: this process may open {ceiling} files (ulimit -Hn); "
                           f"at most {max(1, ceiling - RESERVED_FDS)} connections fit")
     resource.setrlimit(resource.RLIMIT_NOFILE, (need, hard))
 

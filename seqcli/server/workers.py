@@ -6,24 +6,24 @@ for all of it but the operations themselves: decoder threads in the server's pro
 the GIL with the event loop that parses requests, so under load the server uses little more
 than one core however many it has. A worker process has its own interpreter: the event loop
 and every decoder then run at once. The cost is memory (each process holds the model and
-torch's runtime) and start-up (each process imports torch and loads the checkpoint).
+its runtime) and start-up (each process loads the model).
 
-Both kinds run the same code (`Decoding`); a group's results and errors cross the pipe as
-plain data. A worker process that dies (killed, out of memory) is `DecoderLost` for the
-group it held, and is started again for the next one.
+A decoding is what a loader returns: `loader(*args)` is an object with `decode(requests) ->
+list of results` (one per request: {"outputs", "predictions", "figures"}, or `Failed`) and
+`stream(values)`, which yields a language model's pieces of text as they are drawn. The
+loader is named "module:function", so a worker process imports it afresh. Both kinds run the
+same decoding; a group's results and errors cross the pipe as plain data. A worker process
+that dies (killed, out of memory) is `DecoderLost` for the group it held, and is started
+again for the next one.
 """
 
 from __future__ import annotations
 
+import importlib
 import multiprocessing
 import signal
 
-from seqcli.api import Figure, Samples
-from seqcli.errors import ConfigError, DataError, SeqcliError
-
-
-class DecoderLost(Exception):
-    """A worker process exited while it held a group: its requests may be tried again."""
+from .errors import DecoderLost, Invalid, Unservable
 
 
 class Failed:
@@ -33,35 +33,27 @@ class Failed:
         self.error = error
 
 
-class Decoding:
-    """The model's side of the server: groups of checked requests and streams."""
+def loaded(loader: str, args: tuple):
+    """The decoding `loader` ("module:function") gives for `args`."""
+    module, _, function = loader.partition(":")
+    return getattr(importlib.import_module(module), function)(*args)
 
-    def __init__(self, loaded):
-        self.task, self.model, self.fields = loaded.task, loaded.model, loaded.fields
 
-    def decode(self, requests: list[dict]) -> list:
-        """One group's requests, decoded together; a request the model cannot take fails
-        alone (the group is decoded again one by one to find it)."""
-        from seqcli import inference
-
+def one_by_one(decode, requests: list[dict], invalid: tuple) -> list:
+    """`decode(requests)`; where it fails with one of the `invalid` errors, the group again
+    one request at a time, so that only the request the model cannot take fails (`Failed`)."""
+    try:
+        return decode(requests)
+    except invalid:
+        if len(requests) == 1:
+            raise
+    results = []
+    for values in requests:
         try:
-            return inference.sample_together(self.task, self.model, self.fields, requests)
-        except (DataError, ConfigError):
-            if len(requests) == 1:
-                raise
-        results = []
-        for values in requests:
-            try:
-                results.append(inference.sample_together(self.task, self.model, self.fields, [values])[0])
-            except (DataError, ConfigError) as exc:
-                results.append(Failed(exc))
-        return results
-
-    def stream(self, values: dict):
-        """A language model's pieces of text as they are drawn."""
-        from seqcli import inference
-
-        yield from inference.stream(self.task, self.model, self.fields, values)
+            results.append(decode([values])[0])
+        except invalid as exc:
+            results.append(Failed(exc))
+    return results
 
 
 class Local:
@@ -69,7 +61,7 @@ class Local:
 
     restarts, down = 0, None
 
-    def __init__(self, decoding: Decoding):
+    def __init__(self, decoding):
         self.decoding = decoding
 
     def decode(self, requests: list[dict]) -> list:
@@ -86,8 +78,8 @@ class Worker:
     """Decoding in a process of its own, with its own copy of the model; one decoder thread
     of the batcher sends it groups and waits (without the GIL) for their results."""
 
-    def __init__(self, runs: list[str], which: str, device: str, threads: int, name: str):
-        self.spec, self.name = (runs, which, device, threads), name
+    def __init__(self, loader: str, args: tuple, name: str):
+        self.spec, self.name = (loader, args), name
         self.process, self.conn, self.restarts = None, None, 0
         self.down: str | None = None  # why the process cannot be started again, once it could not
 
@@ -102,7 +94,7 @@ class Worker:
         try:
             kind, payload = mine.recv()
         except EOFError:
-            raise SeqcliError(f"{self.name}: the decoder process exited while loading the model "
+            raise Unservable(f"{self.name}: the decoder process exited while loading the model "
                               f"({describe_exit(self.process)})") from None
         if kind != "ready":
             raise unpack(payload)
@@ -188,44 +180,36 @@ def describe_exit(process) -> str:
 
 
 def pack(exc: BaseException) -> tuple:
-    """An error as plain data for the pipe (seqcli's errors keep their kind)."""
-    key = getattr(exc, "key", None) if isinstance(exc, ConfigError) else None
-    message = exc.message if isinstance(exc, ConfigError) else str(exc)
-    kind = next((k.__name__ for k in (ConfigError, DataError) if isinstance(exc, k)),
-                "SeqcliError" if isinstance(exc, SeqcliError) else type(exc).__name__)
-    return kind, message, key
+    """An error as plain data for the pipe (Invalid and Unservable keep their kind)."""
+    if isinstance(exc, Invalid):
+        return "Invalid", exc.message, exc.field
+    if isinstance(exc, Unservable):
+        return "Unservable", str(exc), None
+    return type(exc).__name__, str(exc), None
 
 
 def unpack(packed: tuple) -> Exception:
-    kind, message, key = packed
-    if kind == "ConfigError":
-        return ConfigError(key, message)
-    if kind == "DataError":
-        return DataError(message)
-    if kind == "SeqcliError":
-        return SeqcliError(message)
+    kind, message, field = packed
+    if kind == "Invalid":
+        return Invalid(message, field)
+    if kind == "Unservable":
+        return Unservable(message)
     return RuntimeError(f"{kind}: {message}" if message else kind)
 
 
 def plain(result):
-    """A decoded result the pipe can carry: pictures as their numbers only."""
-    if isinstance(result, Failed):
-        return Failed(pack(result.error))
-    return Samples(result.lines, {k: Figure(None, f.data) for k, f in result.figures.items()}, result.separator,
-                   result.predictions)
+    """A decoded result the pipe can carry."""
+    return Failed(pack(result.error)) if isinstance(result, Failed) else result
 
 
-def main(conn, runs: list[str], which: str, device: str, threads: int) -> None:
-    """A worker process: load the model, then decode what the server sends until it says
-    stop or goes away. Signals are the server's to handle: it lets the work in flight finish."""
+def main(conn, loader: str, args: tuple) -> None:
+    """A worker process: load the model (`loader(*args)`), then decode what the server sends
+    until it says stop or goes away. Signals are the server's to handle: it lets the work in
+    flight finish."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
-        from seqcli import inference
-        from seqcli.train.threads import use_threads
-
-        use_threads(threads)
-        decoding = Decoding(inference.load(runs, which, device))
+        decoding = loaded(loader, args)
     except BaseException as exc:  # noqa: BLE001 - told to the server, which says it in one line
         conn.send(("error", pack(exc)))
         return
@@ -251,3 +235,21 @@ def main(conn, runs: list[str], which: str, device: str, threads: int) -> None:
             return
         except Exception as exc:  # noqa: BLE001 - the group's answer
             conn.send(("error", pack(exc)))
+
+
+def start(loader: str, args: tuple, count: int, name: str) -> list[Worker]:
+    """`count` worker processes, each loading `loader(*args)`, started in parallel; the first
+    that cannot load the model stops them all, in one line (Unservable)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    workers = [Worker(loader, args, f"{name}-{i}") for i in range(count)]
+    with ThreadPoolExecutor(count) as pool:
+        started = [pool.submit(w.start) for w in workers]
+    try:
+        for future in started:
+            future.result()
+    except BaseException:
+        for worker in workers:
+            worker.close()
+        raise
+    return workers
