@@ -41,10 +41,14 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, run: Path, *options: str):
+    """`seqcli serve RUN` (or `command`, another server's command line) on loopback; `started`:
+    the seconds from its launch to its first healthy answer."""
+
+    def __init__(self, run: Path | None, *options: str, command: list | None = None):
         self.port = free_port()
-        self.proc = subprocess.Popen([sys.executable, "-m", "seqcli", "serve", str(run), "--host", HOST, "--port",
-                                      str(self.port), *options],
+        launched = time.perf_counter()
+        command = command or [sys.executable, "-m", "seqcli", "serve", str(run)]
+        self.proc = subprocess.Popen([*map(str, command), "--host", HOST, "--port", str(self.port), *options],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 120
         while True:
@@ -52,12 +56,13 @@ class Server:
                 connection = http.client.HTTPConnection(HOST, self.port, timeout=5)
                 connection.request("GET", "/health")
                 if connection.getresponse().status == 200:
+                    self.started = time.perf_counter() - launched
                     break
             except OSError:
                 pass
             if self.proc.poll() is not None or time.time() > deadline:
                 raise RuntimeError("the server did not start")
-            time.sleep(0.2)
+            time.sleep(0.05)
 
     def rss_mb(self, pid: int | None = None) -> float:
         text = Path(f"/proc/{pid or self.proc.pid}/status").read_text()

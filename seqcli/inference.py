@@ -345,3 +345,32 @@ def from_checkpoints(ckpts: list[Checkpoint], device: str = "cpu") -> Model:
     if combined is NotImplemented:
         raise SeqcliError(f"the {first.recipe.task.name} task cannot combine models (it has no Task.ensemble)")
     return Model(first.checkpoint, first.task, combined.eval(), first.fields, members=[m.checkpoint for m in loaded])
+
+
+def input_form(fields: dict, takes_inputs: bool) -> dict:
+    """What an input is, for a server's page: text, numbers ('a b; c d') or a label."""
+    from seqcli.vocab import Labels, Numeric, Vocab
+
+    if not takes_inputs:
+        return {"kind": "prime"}
+    for name in ("source", "input", "condition", "label"):
+        field = fields.get(name)
+        if isinstance(field, Labels):
+            return {"kind": "label", "labels": field.names}
+        if isinstance(field, Numeric):
+            return {"kind": "numbers", "dim": field.dim, "steps": field.steps}
+        if isinstance(field, Vocab):
+            return {"kind": "text", "level": field.level}
+    return {"kind": "text"}
+
+
+def checkpoint_metrics(ckpt: Checkpoint, run: str | None = None) -> dict:
+    """The validation record of a checkpoint's step (its best step, for a best checkpoint),
+    from its run's metrics.jsonl (`run`: the run folder or checkpoint it was loaded from), or
+    the metrics the checkpoint itself holds."""
+    from seqcli import runfolder
+
+    folder = (runfolder.of_checkpoint(run) if run is not None else None) or runfolder.of_checkpoint(ckpt.path)
+    records = folder.validation_records() if folder is not None else []
+    step = ckpt.best.step if ckpt.best else ckpt.step
+    return next((r for r in records if r.get("step") == step), ckpt.metrics or {})

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from seqcli.cli import app
 from seqcli.errors import SeqcliError
+from seqcli.export import SERVER
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
@@ -95,7 +96,9 @@ def test_every_graph_passes_onnx_checker_and_the_folder_is_complete(runs, tmp_pa
     assert result.exit_code == 0, result.output
     folder = tmp_path / "e"
     assert {p.name for p in folder.iterdir()} == {"model", "fields", "config.json", "model.safetensors", "README.md",
-                                                  "run.py", "requirements.txt"}
+                                                  "run.py", "requirements.txt", "serve.py", "server",
+                                                  "requirements-serve.txt", "Dockerfile", ".dockerignore"}
+    assert {p.name for p in (folder / "server").iterdir()} == {p.name for p in SERVER.iterdir()} - {"__pycache__"}
     for graph in (folder / "model").glob("*.onnx"):
         onnx.checker.check_model(str(graph), full_check=True)
     config = json.loads((folder / "config.json").read_text())
@@ -111,7 +114,9 @@ def test_every_graph_passes_onnx_checker_and_the_folder_is_complete(runs, tmp_pa
     for part in ("## What it does", "## How to run it", "## Data", "## Metrics", "Test split, evaluated at export",
                  "## Limits", "Longest sequences in training", "## Recipe", "## Versions", "onnxruntime"):
         assert part in card, part
-    assert (folder / "requirements.txt").read_text() == "numpy\nonnxruntime\n"
+    assert (folder / "requirements.txt").read_text() == "numpy>=1.24\nonnxruntime>=1.18\n"
+    assert (folder / "requirements-serve.txt").read_text().split() == ["fastapi>=0.110", "uvicorn[standard]>=0.29",
+                                                                       "numpy>=1.24", "onnxruntime>=1.18"]
     shown = subprocess.run([sys.executable, str(folder / "run.py"), "--input", "abcd"], capture_output=True, text=True,
                            timeout=120)
     assert shown.returncode == 0 and shown.stdout.strip() == \

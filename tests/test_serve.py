@@ -33,14 +33,16 @@ def free_port() -> int:
 
 
 class Server:
-    """`seqcli serve RUN` in a process of its own, on 127.0.0.1 and a free port."""
+    """`seqcli serve RUN` (or `command`: another server's command line) in a process of its
+    own, on 127.0.0.1 and a free port."""
 
-    def __init__(self, run, *options):
+    def __init__(self, run, *options, command: list | None = None):
         self.port = free_port()
         self.url = f"http://{HOST}:{self.port}"
         runs = [str(r) for r in run] if isinstance(run, (list, tuple)) else [str(run)]
-        self.proc = subprocess.Popen([sys.executable, "-m", "seqcli", "serve", *runs, "--port", str(self.port),
-                                      *map(str, options)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        command = command or [sys.executable, "-m", "seqcli", "serve", *runs]
+        self.proc = subprocess.Popen([*map(str, command), "--port", str(self.port), *map(str, options)],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.time() + 120
         while True:
             try:

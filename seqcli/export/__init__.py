@@ -110,12 +110,9 @@ def export(run: str | Path, out: str | Path, fmt: str = "onnx", checkpoint: str 
                   "options": option_bounds(ckpt),
                   "state_shapes": [[int(t.shape[0]), int(t.shape[2])] for name, t in exported.graphs[0].inputs.items()
                                    if name.startswith("state")] if exported.kind == "generator" else None,
-                  **({"quantized": quantize} if quantize else {})}
+                  "served": served(ckpt, loaded, run), **({"quantized": quantize} if quantize else {})}
         (tmp / "config.json").write_text(json.dumps(config, indent=1, default=str), encoding="utf-8")
-        shutil.copyfile(Path(__file__).with_name("run.py"), tmp / "run.py")
-        needs = ["numpy"] + (["onnxruntime"] if fmt == "onnx" else ["torch"]) + \
-            (["tokenizers"] if any(f.get("kind") == "subword" for f in fields.values()) else [])
-        (tmp / "requirements.txt").write_text("".join(f"{n}\n" for n in needs), encoding="utf-8")
+        write_programs(tmp, fmt, fields)
         if quantize:
             shutil.rmtree(float_copy, ignore_errors=True)
             shutil.copytree(tmp, float_copy)
@@ -145,6 +142,46 @@ def export(run: str | Path, out: str | Path, fmt: str = "onnx", checkpoint: str 
     if float_copy is not None:
         shutil.rmtree(float_copy, ignore_errors=True)
     return out
+
+
+SERVER = Path(__file__).resolve().parent.parent / "server"  # seqcli.server: copied whole, it imports no seqcli
+
+
+def write_programs(folder: Path, fmt: str, fields: dict) -> None:
+    """run.py, serve.py and the server beside them, what each needs (requirements.txt,
+    requirements-serve.txt), and a Dockerfile that serves the folder without torch."""
+    shutil.copyfile(Path(__file__).with_name("run.py"), folder / "run.py")
+    shutil.copyfile(Path(__file__).with_name("serve.py"), folder / "serve.py")
+    shutil.copytree(SERVER, folder / "server", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    needs = ["numpy>=1.24"] + (["onnxruntime>=1.18"] if fmt == "onnx" else ["torch>=2.1"]) + \
+        (["tokenizers>=0.15"] if any(f.get("kind") == "subword" for f in fields.values()) else [])
+    (folder / "requirements.txt").write_text("".join(f"{n}\n" for n in needs), encoding="utf-8")
+    (folder / "requirements-serve.txt").write_text("".join(f"{n}\n" for n in SERVE_NEEDS + needs), encoding="utf-8")
+    (folder / "Dockerfile").write_text(DOCKERFILE, encoding="utf-8")
+    (folder / ".dockerignore").write_text("Dockerfile\n.dockerignore\nmodel.safetensors\n**/__pycache__\n",
+                                            encoding="utf-8")
+
+
+SERVE_NEEDS = ["fastapi>=0.110", "uvicorn[standard]>=0.29"]
+PYTHON_IMAGE = "python:3.12-slim"
+DOCKERFILE = f"""\
+# The model served by serve.py on a slim Python, without torch or seqcli:
+#   docker build -t my-model .
+#   docker run --rm -p 8000:8000 my-model                    # then http://127.0.0.1:8000/
+#   docker run --rm -p 8000:8000 my-model --allow-host models.example.com --workers 4
+FROM {PYTHON_IMAGE}
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+WORKDIR /model
+COPY requirements-serve.txt .
+RUN pip install --no-cache-dir -r requirements-serve.txt
+COPY . .
+RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin model
+USER 10001
+EXPOSE 8000
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s \\
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=4)"]
+ENTRYPOINT ["python", "serve.py", "--host", "0.0.0.0", "--port", "8000"]
+"""
 
 
 def disk_full(exc: BaseException) -> bool:
@@ -417,10 +454,24 @@ def sample_defaults(ckpt) -> dict:
 
 def option_bounds(ckpt) -> dict:
     """The task's sample options as JSON Schema (types and bounds, as `seqcli sample` checks
-    them): run.py refuses what seqcli refuses."""
+    them): run.py refuses what seqcli refuses. The inputs' default is the recipe's."""
     from seqcli import inference
     from seqcli.schema import options_schema
 
     params = inference.sample_parameters(inference.task_class(ckpt))
-    skip = set(inference.outputs(params)) | {INPUTS}
-    return options_schema(params, {}, skip=skip)
+    given = {INPUTS: ckpt.recipe.sample[INPUTS]} if INPUTS in ckpt.recipe.sample else {}
+    return options_schema(params, given, skip=set(inference.outputs(params)))
+
+
+def served(ckpt, loaded, run) -> dict:
+    """What serve.py says of the model (GET /v1/model) besides config.json's other keys: the
+    sample method's help, the input's form, the checkpoint and its metrics."""
+    import inspect
+
+    from seqcli import inference
+
+    return {"doc": inspect.getdoc(loaded.task.sample) or "",
+            INPUTS: inference.input_form(loaded.fields, INPUTS in inference.sample_parameters(type(loaded.task))),
+            "checkpoint": {"path": Path(ckpt.path).name, "step": ckpt.step, "epoch": ckpt.epoch,
+                           "best": ckpt.best.to_state() if ckpt.best else None},
+            "metrics": inference.checkpoint_metrics(ckpt, str(run))}

@@ -196,6 +196,14 @@ class Field:
         return np.asarray(self.encode(text), dtype=np.int64)
 
 
+def known(vocab: Field, prime: str) -> None:
+    """A prime made of tokens the model saw in training, or a Failure naming the others."""
+    unknown = vocab.unknown(prime)
+    if unknown:
+        raise Failure("the prime has tokens the model never saw in training: "
+                      + ", ".join(repr(t) for t in unknown[:10]))
+
+
 def padded(sequences: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Sequences (T_i, ...) -> time-major (T, B, ...) padded with zeros, and lengths (B,)."""
     lengths = np.asarray([len(s) for s in sequences], dtype=np.int64)
@@ -249,27 +257,49 @@ class Model:
     # language models
     def generate(self, prime: str = "", length: int = 300, temperature: float = 0.8, top_k: int | None = None,
                  top_p: float | None = None, num_samples: int = 1, seed: int | None = None) -> list[str]:
-        vocab, step = self.fields[self.use["field"]], self.graphs["step"]
-        unknown = vocab.unknown(prime)
-        if unknown:
-            raise Failure("the prime has tokens the model never saw in training: "
-                          + ", ".join(repr(t) for t in unknown[:10]))
-        rng = np.random.default_rng(seed)
+        vocab = self.fields[self.use["field"]]
+        drawn = list(self.draw(prime, length, temperature, top_k, top_p, num_samples, seed))
+        drawn = np.stack(drawn) if drawn else np.zeros((0, num_samples), dtype=np.int64)  # (length, N)
+        return [vocab.decode(vocab.encode(prime) + drawn[:, j].tolist()) for j in range(num_samples)]
+
+    def stream(self, prime: str = "", length: int = 300, temperature: float = 0.8, top_k: int | None = None,
+               top_p: float | None = None, num_samples: int = 1, seed: int | None = None):
+        """`generate` as it is drawn (as seqcli's language models stream): first the prime,
+        then, per token, the text each sample gained (one string per sample)."""
+        vocab = self.fields[self.use["field"]]
+        known(vocab, prime)
         prime_ids = vocab.encode(prime)
+        texts = [vocab.decode(prime_ids)] * num_samples
+        yield list(texts)
+        drawn: list[list[int]] = [[] for _ in range(num_samples)]
+        for token in self.draw(prime, length, temperature, top_k, top_p, num_samples, seed):
+            pieces = []
+            for j, t in enumerate(token.tolist()):
+                drawn[j].append(t)
+                if vocab.level == "char":  # a character decodes alone
+                    pieces.append(vocab.decode([t]))
+                else:  # words and pieces: what the text so far gained (spaces belong between tokens)
+                    text = vocab.decode(prime_ids + drawn[j])
+                    pieces.append(text[len(texts[j]):])
+                    texts[j] = text
+            yield pieces
+
+    def draw(self, prime: str, length: int, temperature: float, top_k, top_p, num_samples: int, seed):
+        """The tokens drawn after the prime, one array (num_samples,) per step."""
+        vocab, step = self.fields[self.use["field"]], self.graphs["step"]
+        known(vocab, prime)
+        rng = np.random.default_rng(seed)
         states = {name: np.zeros((shape[0], num_samples, shape[1]), dtype=np.float32)
                   for name, shape in zip(self.use["states"], self.config["state_shapes"])}
-        for token in prime_ids or [self.use["start"]]:
+        for token in vocab.encode(prime) or [self.use["start"]]:
             out = step(token=np.full(num_samples, token, dtype=np.int64), **states)
             states = {name: out[f"next_{name}"] for name in states}
-        tokens = []
         for t in range(length):
             chosen = next_token(out["logits"], temperature, top_k, top_p, rng)
-            tokens.append(chosen)
+            yield chosen
             if t + 1 < length:
                 out = step(token=chosen.astype(np.int64), **states)
                 states = {name: out[f"next_{name}"] for name in states}
-        drawn = np.stack(tokens)  # (length, N)
-        return [vocab.decode(prime_ids + drawn[:, j].tolist()) for j in range(num_samples)]
 
     # sequence writers: seq2seq, generate
     def start(self, inputs: list[str]) -> dict:
@@ -740,27 +770,32 @@ def write_outputs(chunks, output: Path | None, sep: str, shown: str = "") -> int
     return count
 
 
-def check_options(options: dict, config: dict, kind: str) -> None:
+def check_options(options: dict, config: dict, kind: str, named=lambda name: "--" + name.replace("_", "-")) -> None:
     """Each option within the bounds `seqcli sample` checks (config.json's "options", the
-    task's signature as JSON Schema): one line naming it otherwise."""
+    task's signature as JSON Schema): a Failure naming it otherwise (`named`: how, its flag by
+    default; the Failure's `option` is its name)."""
     import math
+
+    def fail(name: str, message: str):
+        failure = Failure(f"{named(name)}: {message}")
+        failure.option = name
+        return failure
 
     schemas = config.get("options") or {}
     for name, value in options.items():
-        flag = "--" + name.replace("_", "-")
         schema = schemas.get(name, {})
         kinds = [s for s in schema.get("anyOf", [schema]) if s.get("type") != "null"]
         if isinstance(value, float) and not math.isfinite(value):
-            raise Failure(f"{flag}: must be a finite number, got {value}")
-        if not kinds or not isinstance(value, (int, float)):
+            raise fail(name, f"must be a finite number, got {value}")
+        if not kinds or not isinstance(value, (int, float)) or isinstance(value, bool):
             continue
         bound = kinds[0]
         for key, ok, word in (("minimum", lambda v, b: v >= b, ">="), ("exclusiveMinimum", lambda v, b: v > b, ">"),
                               ("maximum", lambda v, b: v <= b, "<="), ("exclusiveMaximum", lambda v, b: v < b, "<")):
             if key in bound and not ok(value, bound[key]):
-                raise Failure(f"{flag}: must be {word} {bound[key]:g}, got {value:g}")
-    if kind == "writer" and options.get("n_best", 1) > options.get("beam_size", 1):
-        raise Failure(f"--n-best: must be <= --beam-size ({options.get('beam_size', 1)}), got {options['n_best']}")
+                raise fail(name, f"must be {word} {bound[key]:g}, got {value:g}")
+    if kind == "writer" and (options.get("n_best") or 1) > (options.get("beam_size") or 1):
+        raise fail("n_best", f"must be <= {named('beam_size')} ({options.get('beam_size', 1)}), got {options['n_best']}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -62,50 +62,21 @@ class Checkpointed(Served):
 
         import torch
 
-        from seqcli import __version__
+        from seqcli import __version__, inference
 
         ckpt = self.loaded.checkpoint
         return {
             "doc": inspect.getdoc(self.task_object.sample) or "",
-            INPUTS: _form(self.loaded.fields, self.takes_inputs),
+            INPUTS: inference.input_form(self.loaded.fields, self.takes_inputs),
             "checkpoint": {"path": ckpt.path, "step": ckpt.step, "epoch": ckpt.epoch,
                            "best": ckpt.best.to_state() if ckpt.best else None},
-            "metrics": self.run_metrics(),
-            **({"ensemble": [{"path": m.path, "step": m.step, "metrics": self.run_metrics(m)}
+            "metrics": inference.checkpoint_metrics(ckpt, self.run),
+            **({"ensemble": [{"path": m.path, "step": m.step, "metrics": inference.checkpoint_metrics(m)}
                              for m in self.loaded.members]} if self.loaded.members else {}),
             "versions": {"seqcli": __version__, "trained_with": ckpt.seqcli_version, "torch": torch.__version__,
                          "plugins": {k: {"name": r.name, "package": r.package, "version": r.version}
                                      for k, r in ckpt.plugins.items()}},
         }
-
-    def run_metrics(self, ckpt=None) -> dict:
-        """The validation record of the checkpoint served (of an ensemble, its first member),
-        or of `ckpt`, from its run's metrics.jsonl."""
-        from seqcli import runfolder
-
-        given = ckpt is not None
-        ckpt = ckpt or self.loaded.checkpoint
-        folder = (None if given else runfolder.of_checkpoint(self.run)) or runfolder.of_checkpoint(ckpt.path)
-        records = folder.validation_records() if folder is not None else []
-        step = ckpt.best.step if ckpt.best else ckpt.step
-        return next((r for r in records if r.get("step") == step), ckpt.metrics or {})
-
-
-def _form(fields: dict, takes_inputs: bool) -> dict:
-    """What an input is, for the page: text, numbers ('a b; c d') or a label."""
-    from seqcli.vocab import Labels, Numeric, Vocab
-
-    if not takes_inputs:
-        return {"kind": "prime"}
-    for name in ("source", "input", "condition", "label"):
-        field = fields.get(name)
-        if isinstance(field, Labels):
-            return {"kind": "label", "labels": field.names}
-        if isinstance(field, Numeric):
-            return {"kind": "numbers", "dim": field.dim, "steps": field.steps}
-        if isinstance(field, Vocab):
-            return {"kind": "text", "level": field.level}
-    return {"kind": "text"}
 
 
 def _runs(run) -> list[str]:

@@ -88,7 +88,10 @@ function describe() {
   const about = $("about");
   about.innerHTML = "";
   const text = document.createElement("p");
-  text.textContent = `checkpoint ${model.checkpoint.path}, step ${model.checkpoint.step}; seqcli ${model.versions.seqcli}, torch ${model.versions.torch}`;
+  const runtime = ["torch", "onnxruntime"].filter((k) => model.versions[k]).map((k) => `${k} ${model.versions[k]}`);
+  const exported = model.export ? ` (exported${model.export.quantized ? ", " + model.export.quantized : ""})` : "";
+  text.textContent = `checkpoint ${model.checkpoint.path}, step ${model.checkpoint.step}${exported}; ` +
+    [`seqcli ${model.versions.seqcli}`, ...runtime].join(", ");
   about.appendChild(text);
   if (rows.length) {
     const table = document.createElement("table");
