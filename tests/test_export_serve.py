@@ -8,7 +8,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import venv
 
 import pytest
@@ -18,7 +17,7 @@ pytest.importorskip("fastapi")
 pytest.importorskip("onnxruntime")
 
 from seqcli.cli import app  # noqa: E402
-from test_serve import CHROMIUM, HOST, Server, words  # noqa: E402
+from test_serve import CHROMIUM, Server, words  # noqa: E402
 
 SCORE = 1e-4  # the runner's scores against seqcli's (float32 sums in another order)
 
