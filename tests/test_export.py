@@ -111,7 +111,7 @@ def test_every_graph_passes_onnx_checker_and_the_folder_is_complete(runs, tmp_pa
     model = inference.load(runs["reverse"]).model
     assert all(torch.equal(weights[k], v) for k, v in model.state_dict().items())
     card = (folder / "README.md").read_text()
-    for part in ("## What it does", "## How to run it", "## Data", "## Metrics", "Test split, evaluated at export",
+    for part in ("## What it does", "## How to run it", "## How to serve it", "## Data", "## Metrics", "Test split, evaluated at export",
                  "## Limits", "Longest sequences in training", "## Recipe", "## Versions", "onnxruntime"):
         assert part in card, part
     assert (folder / "requirements.txt").read_text() == "numpy>=1.24\nonnxruntime>=1.18\n"

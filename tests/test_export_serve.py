@@ -68,7 +68,7 @@ def reverse(runs, bare_python):
 
 @pytest.fixture(scope="module")
 def lm(runs, bare_python):
-    servers = pair(runs, bare_python, "char-lm", "--in-process")
+    servers = pair(runs, bare_python, "char-lm", "--in-process", "--batch-wait-ms", "50")
     yield servers
     for server in servers:
         assert server.stop() == 0
@@ -171,6 +171,18 @@ def test_a_language_model_streams_from_the_folder_as_from_seqcli(lm):
     streamed = "".join(json.loads(e[6:])["pieces"][0] for e in text.split("\n\n") if e.startswith("data: {\"p"))
     assert streamed == exported.post("/v1/generate", {"prime": "The ", "length": 30, "temperature": 0.8,
                                                       "seed": 4})[1]["outputs"][0]  # seeded: the same text
+    from concurrent.futures import ThreadPoolExecutor
+
+    primes = ["The ", "And", "of the", "to", "in a", "He", "It was", "A"]
+    before = batches(exported)
+    with ThreadPoolExecutor(len(primes)) as pool:  # drawn together, each as it would be alone
+        together = list(pool.map(lambda p: exported.post("/v1/generate", {"prime": p, "length": 40, "temperature": 0,
+                                                                          "stream": True})[1], primes))
+    assert batches(exported) - before < len(primes), "no streams were drawn together"
+    for prime, text in zip(primes, together):
+        streamed = "".join(json.loads(e[6:])["pieces"][0] for e in text.split("\n\n") if e.startswith("data: {\"p"))
+        alone = seqcli.post("/v1/generate", {"prime": prime, "length": 40, "temperature": 0})[1]["outputs"][0]
+        assert streamed == alone and text.rstrip().endswith("event: done\ndata: {}")
     status, answer = exported.post("/v1/generate", {"prime": "\u2603", "length": 5})
     assert status == 422 and "never saw in training" in answer["error"]
     assert "seqcli_tokens_generated_total" in exported.get("/metrics")[1]

@@ -62,6 +62,13 @@ def _usage(exported, fmt: str, loaded) -> list[str]:
              "python run.py --help                 # the options, with the defaults it was trained with", "```", "",
              f"`run.py` needs {needs} (and `tokenizers` for a subword vocabulary); it decodes as seqcli does. "
              f"In Python: `from run import Model; Model('.').{'generate(prime=...)' if exported.kind == 'generator' else 'predict([...])'}`.",
+             "", "## How to serve it", "", "```bash", "pip install -r requirements-serve.txt",
+             "python serve.py                      # http://127.0.0.1:8000/: a page to try it; the API at /docs",
+             "docker build -t my-model . && docker run --rm -p 8000:8000 my-model", "```", "",
+             "`serve.py` is `seqcli serve` without torch or seqcli: the same endpoints (`POST /v1/predict`"
+             + (", `POST /v1/generate` with streaming" if exported.kind == "generator" else "")
+             + ", `GET /v1/model`, `/health`, `/metrics`), limits and batching, on run.py's model "
+             "(`python serve.py --help` lists its bounds).",
              "", "The graphs (in `model/`), for use from other languages:", "", "| graph | inputs | outputs |",
              "|---|---|---|"]
     for graph in exported.graphs:

@@ -258,7 +258,7 @@ class Model:
     def generate(self, prime: str = "", length: int = 300, temperature: float = 0.8, top_k: int | None = None,
                  top_p: float | None = None, num_samples: int = 1, seed: int | None = None) -> list[str]:
         vocab = self.fields[self.use["field"]]
-        drawn = list(self.draw(prime, length, temperature, top_k, top_p, num_samples, seed))
+        drawn = list(self.draw([prime], length, temperature, top_k, top_p, num_samples, seed))
         drawn = np.stack(drawn) if drawn else np.zeros((0, num_samples), dtype=np.int64)  # (length, N)
         return [vocab.decode(vocab.encode(prime) + drawn[:, j].tolist()) for j in range(num_samples)]
 
@@ -266,40 +266,56 @@ class Model:
                top_p: float | None = None, num_samples: int = 1, seed: int | None = None):
         """`generate` as it is drawn (as seqcli's language models stream): first the prime,
         then, per token, the text each sample gained (one string per sample)."""
+        for step in self.streams([prime], length, temperature, top_k, top_p, num_samples, seed):
+            yield step[0]
+
+    def streams(self, primes: list[str], length: int = 300, temperature: float = 0.8, top_k: int | None = None,
+                top_p: float | None = None, num_samples: int = 1, seed: int | None = None):
+        """Several primes' streams drawn together: per step, each prime's pieces (one string
+        per sample)."""
         vocab = self.fields[self.use["field"]]
-        known(vocab, prime)
-        prime_ids = vocab.encode(prime)
-        texts = [vocab.decode(prime_ids)] * num_samples
-        yield list(texts)
-        drawn: list[list[int]] = [[] for _ in range(num_samples)]
-        for token in self.draw(prime, length, temperature, top_k, top_p, num_samples, seed):
+        for prime in primes:
+            known(vocab, prime)
+        ids = [vocab.encode(prime) for prime in primes]
+        texts = [vocab.decode(i) for i in ids for _ in range(num_samples)]
+        drawn: list[list[int]] = [[] for _ in texts]
+        yield [texts[p * num_samples:(p + 1) * num_samples] for p in range(len(primes))]
+        for token in self.draw(primes, length, temperature, top_k, top_p, num_samples, seed):
             pieces = []
-            for j, t in enumerate(token.tolist()):
-                drawn[j].append(t)
+            for row, t in enumerate(token.tolist()):
+                drawn[row].append(t)
                 if vocab.level == "char":  # a character decodes alone
                     pieces.append(vocab.decode([t]))
                 else:  # words and pieces: what the text so far gained (spaces belong between tokens)
-                    text = vocab.decode(prime_ids + drawn[j])
-                    pieces.append(text[len(texts[j]):])
-                    texts[j] = text
-            yield pieces
+                    text = vocab.decode(ids[row // num_samples] + drawn[row])
+                    pieces.append(text[len(texts[row]):])
+                    texts[row] = text
+            yield [pieces[p * num_samples:(p + 1) * num_samples] for p in range(len(primes))]
 
-    def draw(self, prime: str, length: int, temperature: float, top_k, top_p, num_samples: int, seed):
-        """The tokens drawn after the prime, one array (num_samples,) per step."""
+    def draw(self, primes: list[str], length: int, temperature: float, top_k, top_p, num_samples: int, seed):
+        """The tokens drawn after the primes, one array (primes x num_samples,) per step: each
+        prime read in rows of its own, then every row drawn at once."""
         vocab, step = self.fields[self.use["field"]], self.graphs["step"]
-        known(vocab, prime)
         rng = np.random.default_rng(seed)
-        states = {name: np.zeros((shape[0], num_samples, shape[1]), dtype=np.float32)
-                  for name, shape in zip(self.use["states"], self.config["state_shapes"])}
-        for token in vocab.encode(prime) or [self.use["start"]]:
-            out = step(token=np.full(num_samples, token, dtype=np.int64), **states)
-            states = {name: out[f"next_{name}"] for name in states}
+        logits, states = [], []
+        for prime in primes:
+            known(vocab, prime)
+            state = {name: np.zeros((shape[0], num_samples, shape[1]), dtype=np.float32)
+                     for name, shape in zip(self.use["states"], self.config["state_shapes"])}
+            for token in vocab.encode(prime) or [self.use["start"]]:
+                out = step(token=np.full(num_samples, token, dtype=np.int64), **state)
+                state = {name: out[f"next_{name}"] for name in state}
+            logits.append(out["logits"])
+            states.append(state)
+        scores = np.concatenate(logits)
+        state = {name: np.concatenate([s[name] for s in states], axis=1) for name in self.use["states"]}
         for t in range(length):
-            chosen = next_token(out["logits"], temperature, top_k, top_p, rng)
+            chosen = next_token(scores, temperature, top_k, top_p, rng)
             yield chosen
             if t + 1 < length:
-                out = step(token=chosen.astype(np.int64), **states)
-                states = {name: out[f"next_{name}"] for name in states}
+                out = step(token=chosen.astype(np.int64), **state)
+                scores = out["logits"]
+                state = {name: out[f"next_{name}"] for name in state}
 
     # sequence writers: seq2seq, generate
     def start(self, inputs: list[str]) -> dict:

@@ -43,10 +43,13 @@ class Exported(Served):
         self.description = self.config.get("description") or ""
         self.takes_inputs = self.kind != "generator"
         self.varying = INPUTS if self.takes_inputs else "prime"
-        self.streams = not self.takes_inputs
+        self.streams = self.streams_together = not self.takes_inputs
         self.taken = runner.runner_options(self.config)  # name -> JSON Schema
         self.params = ([INPUTS] if self.takes_inputs else []) + list(self.taken)
         self.pictures = []
+        field = self.config["use"]["field"] if self.kind == "generator" else None
+        self.vocab = runner.Field(json.loads((self.folder / "fields" / f"{field}.json").read_text(encoding="utf-8")),
+                                  self.folder, field) if field else None  # a prime is checked as it arrives
 
     def defaults(self) -> dict:
         """Each option's value when a request does not give it: the recipe's, else the task's."""
@@ -61,10 +64,13 @@ class Exported(Served):
                               name)
         values = {**self.defaults(), **given}
         try:
+            if self.vocab is not None:
+                runner.known(self.vocab, values.get("prime") or "")
             runner.check_options({k: v for k, v in values.items() if k != INPUTS and v is not None}, self.config,
                                  self.kind, named)
         except runner.Failure as exc:
-            raise Invalid(str(exc), getattr(exc, "option", None)) from None
+            raise Invalid(str(exc), getattr(exc, "option", None) or ("prime" if "prime" in str(exc) else None)) \
+                from None
         return values
 
     def schemas(self) -> dict:
@@ -142,9 +148,11 @@ class Decoding:
             start += len(r[INPUTS])
         return out
 
-    def stream(self, values: dict):
+    def stream(self, requests: list[dict]):
+        """Streams drawn together: their options are equal but for the prime."""
+        options = {k: v for k, v in requests[0].items() if k != "prime"}
         try:
-            yield from self.model.stream(**values)
+            yield from self.model.streams([r.get("prime", "") for r in requests], **options)
         except runner.Failure as exc:
             raise Invalid(str(exc)) from None
 

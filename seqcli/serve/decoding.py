@@ -39,12 +39,15 @@ class Decoding:
         except SeqcliError as exc:
             raise invalid(exc) from None
 
-    def stream(self, values: dict):
-        """A language model's pieces of text as they are drawn."""
+    def stream(self, requests: list[dict]):
+        """A language model's pieces of text as they are drawn (a task streams one request at
+        a time: `Checkpointed.streams_together` is false)."""
         from seqcli import inference
 
+        (values,) = requests
         try:
-            yield from inference.stream(self.task, self.model, self.fields, values)
+            for pieces in inference.stream(self.task, self.model, self.fields, values):
+                yield [pieces]
         except SeqcliError as exc:
             raise invalid(exc) from None
 

@@ -81,6 +81,7 @@ class Served:
     takes_inputs: bool = True
     varying: str = INPUTS  # what requests decoded together differ in: inputs, or a language model's prime
     streams: bool = False  # a language model that can send its tokens as they are drawn
+    streams_together: bool = False  # whether its decoders draw several streams (of equal options) at once
 
     def options(self, given: dict, pictures: list[str]) -> dict:
         """A request's options (and the pictures asked for) -> every option's value, the
@@ -225,11 +226,12 @@ class Service:
             self.metrics.generated(sum(r.get("length", 0) * r.get("num_samples", 1) for r in requests))
         return results
 
-    def stream(self, i: int, values: dict):
-        """A language model's pieces of text as decoder `i` draws them."""
-        for pieces in self.decoders[i].stream(values):
-            self.metrics.generated(len(pieces))
-            yield pieces
+    def stream(self, i: int, requests: list[dict]):
+        """Language-model streams drawn together by decoder `i`: per step, each request's
+        pieces of text."""
+        for step in self.decoders[i].stream(requests):
+            self.metrics.generated(sum(len(pieces) for pieces in step))
+            yield step
 
     def restarts(self) -> int:
         """Decoders started again: threads the batcher replaced, and worker processes."""
@@ -352,10 +354,11 @@ def create_app(model: Served, settings: Settings, decoders: list, title: str, ve
             if not model.streams:
                 raise Refused(422, f"stream: the {model.task} task cannot stream (it has no stream method); "
                                    f"ask without it", STREAMED)
-            from .batcher import Full
+            from .batcher import Full, group_key
 
             try:
-                job = service.batcher.submit(values, "stream", 1, streaming=True)
+                key = group_key(values, model.varying, streaming=True, together=model.streams_together)
+                job = service.batcher.submit(values, key, _whole(values.get("num_samples")), streaming=True)
             except Full:
                 raise service.busy() from None
         except Refused as exc:

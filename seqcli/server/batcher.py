@@ -42,13 +42,17 @@ class Job:
     cancelled: threading.Event = field(default_factory=threading.Event)
 
 
-def group_key(values: dict, varying: str) -> str:
-    """What must be equal for two requests to be decoded together."""
+ALONE = "alone-"
+
+
+def group_key(values: dict, varying: str, streaming: bool = False, together: bool = True) -> str:
+    """What must be equal for two requests to be decoded together (`together`: whether the
+    model can decode such requests together at all); streams group only with streams."""
     rest = {k: v for k, v in values.items() if k != varying}
     sampling = values.get("temperature", 0) and values.get("seed") is not None
-    if sampling or any(k.endswith("_plot") and v is not None for k, v in values.items()):
-        return f"alone-{next(_unique)}"
-    return json.dumps(rest, sort_keys=True, default=str)
+    if not together or sampling or any(k.endswith("_plot") and v is not None for k, v in values.items()):
+        return f"{ALONE}{next(_unique)}"
+    return ("stream " if streaming else "") + json.dumps(rest, sort_keys=True, default=str)
 
 
 _unique = itertools.count()
@@ -134,7 +138,7 @@ class Batcher:
                             return None
                         self.condition.wait()
                     first = self.pending[0]
-                    while self.running and first.stream is None:
+                    while self.running and not first.key.startswith(ALONE):
                         queued = sum(j.size for j in self.pending if j.key == first.key)
                         left = first.arrived + self.wait - time.monotonic()
                         if queued >= self.max_batch or left <= 0:
@@ -144,7 +148,7 @@ class Batcher:
                             break  # taken by another decoder
                     if not self.pending or self.pending[0] is not first:
                         continue
-                    group = [first] if first.stream is not None else self._share(first)
+                    group = self._share(first)
                     for job in group:
                         self.pending.remove(job)
                     self.metrics.queue = len(self.pending)
@@ -193,7 +197,7 @@ class Batcher:
             try:
                 self.metrics.batch(sum(j.size for j in group))
                 if group[0].stream is not None:
-                    self._stream(i, group[0])
+                    self._stream(i, group)
                     continue
                 results = self.decode(i, [job.values for job in group])
                 for job, result in zip(group, results, strict=True):
@@ -206,21 +210,29 @@ class Batcher:
                     _answer(job, None, exc)
                 raise
 
-    def _stream(self, i: int, job: Job) -> None:
+    def _stream(self, i: int, group: list[Job]) -> None:
+        """Streams drawn together: each step gives every job its pieces, until the end or
+        until every client of the group has gone away."""
         import contextlib
 
         try:
-            with contextlib.closing(self.stream_decode(i, job.values)) as pieces_drawn:
-                for pieces in pieces_drawn:
-                    if job.cancelled.is_set():
+            with contextlib.closing(self.stream_decode(i, [job.values for job in group])) as steps:
+                for step in steps:
+                    for job, pieces in zip(group, step, strict=True):
+                        if not job.cancelled.is_set():
+                            _call(job, job.stream.put_nowait, pieces)
+                    if all(job.cancelled.is_set() for job in group):
                         raise Cancelled
-                    _call(job, job.stream.put_nowait, pieces)
-            _answer(job, None, None)
+            for job in group:
+                _answer(job, None, None)
         except Cancelled:  # nobody is left to hear of it
-            _answer(job, None, None)
-        except Exception as exc:  # noqa: BLE001 - the stream's own answer
-            _answer(job, None, exc)
-        _call(job, job.stream.put_nowait, None)  # the end
+            for job in group:
+                _answer(job, None, None)
+        except Exception as exc:  # noqa: BLE001 - the streams' own answer
+            for job in group:
+                _answer(job, None, exc)
+        for job in group:
+            _call(job, job.stream.put_nowait, None)  # the end
 
 
 def _call(job: Job, fn, *args) -> None:

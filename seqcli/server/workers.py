@@ -10,7 +10,8 @@ its runtime) and start-up (each process loads the model).
 
 A decoding is what a loader returns: `loader(*args)` is an object with `decode(requests) ->
 list of results` (one per request: {"outputs", "predictions", "figures"}, or `Failed`) and
-`stream(values)`, which yields a language model's pieces of text as they are drawn. The
+`stream(requests)`, which yields, step by step, each request's pieces of text as a language
+model draws them (several streams drawn together; one, unless `Served.streams_together`). The
 loader is named "module:function", so a worker process imports it afresh. Both kinds run the
 same decoding; a group's results and errors cross the pipe as plain data. A worker process
 that dies (killed, out of memory) is `DecoderLost` for the group it held, and is started
@@ -67,8 +68,8 @@ class Local:
     def decode(self, requests: list[dict]) -> list:
         return self.decoding.decode(requests)
 
-    def stream(self, values: dict):
-        return self.decoding.stream(values)
+    def stream(self, requests: list[dict]):
+        return self.decoding.stream(requests)
 
     def close(self) -> None:
         pass
@@ -128,11 +129,11 @@ class Worker:
             raise unpack(payload)
         return [Failed(unpack(r.error)) if isinstance(r, Failed) else r for r in payload]
 
-    def stream(self, values: dict):
+    def stream(self, requests: list[dict]):
         self._ready()
         ended = False
         try:
-            self.conn.send(("stream", values))
+            self.conn.send(("stream", requests))
             while True:
                 kind, payload = self.conn.recv()
                 if kind == "piece":
