@@ -235,11 +235,14 @@ def next_token(logits: np.ndarray, temperature: float, top_k: int | None, top_p:
         probs = np.exp(log_softmax(ranked))
         drop = np.cumsum(probs, -1) - probs > top_p  # the tokens above already hold top_p of the mass
         np.put_along_axis(logits, order, np.where(drop, -np.inf, ranked), -1)
-    probs = np.exp(log_softmax(logits))
-    if not np.isfinite(probs).all():
+    weights = np.exp(logits - logits.max(-1, keepdims=True))  # the probabilities, unnormalised
+    if not np.isfinite(weights).all():
         raise Failure("the model's scores are NaN or infinite; it cannot be sampled")
-    draws = rng.random(len(probs))[:, None]
-    return np.minimum((np.cumsum(probs, -1) < draws * probs.sum(-1, keepdims=True)).sum(-1), probs.shape[-1] - 1)
+    cumulative = np.cumsum(weights, -1)
+    draws = rng.random(len(weights)) * cumulative[:, -1]
+    # the first token whose cumulative weight reaches the draw (a binary search a row)
+    chosen = [np.searchsorted(row, draw) for row, draw in zip(cumulative, draws)]
+    return np.minimum(np.asarray(chosen, dtype=np.int64), weights.shape[-1] - 1)
 
 
 # -- the kinds of model ------------------------------------------------------------------------------

@@ -217,10 +217,9 @@ class Batcher:
 
         try:
             with contextlib.closing(self.stream_decode(i, [job.values for job in group])) as steps:
-                for step in steps:
-                    for job, pieces in zip(group, step, strict=True):
-                        if not job.cancelled.is_set():
-                            _call(job, job.stream.put_nowait, pieces)
+                for step in steps:  # one wake-up of the event loop a step, for the whole group
+                    _call(group[0], _deliver, [(job, pieces) for job, pieces in zip(group, step, strict=True)
+                                               if not job.cancelled.is_set()])
                     if all(job.cancelled.is_set() for job in group):
                         raise Cancelled
             for job in group:
@@ -241,6 +240,12 @@ def _call(job: Job, fn, *args) -> None:
         job.loop.call_soon_threadsafe(fn, *args)
     except RuntimeError:
         pass
+
+
+def _deliver(pieces: list) -> None:
+    """On the event loop: each stream's pieces of one step."""
+    for job, piece in pieces:
+        job.stream.put_nowait(piece)
 
 
 def _answer(job: Job, result, error) -> None:
