@@ -43,6 +43,7 @@ def suite(quick: bool) -> list[list[str]]:
         ["serve.py", "--requests", "1000" if quick else "2000", "--memory-requests", "2000" if quick else "10000",
          *(["--no-real-size"] if quick else [])],
         ["int8.py", "--repeats", "1" if quick else "2", *(["--no-real-size"] if quick else [])],
+        ["deploy.py", "--requests", "1000" if quick else "2000", "--repeats", "1" if quick else "2", "--int8"],
     ]
 
 
