@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import inspect
 import io
+import re
 import tokenize
 import typing
 from pathlib import Path
@@ -123,6 +124,8 @@ def schema_text(hint, default) -> tuple[str, str]:
     bounds = ", ".join(f"{w} {number(main[k])}" for k, w in words.items() if k in main)
     nullable = len(kinds) < len(schema.get("anyOf", [schema]))
     text = kind + (f" ({bounds})" if bounds else "") + (" or null" if nullable else "")
+    if isinstance(default, (tuple, list)) and not default:
+        return cell(text), "`[]`"
     return cell(text), shown(default) if default is not None else "`null`"
 
 
@@ -147,22 +150,30 @@ def train_keys() -> list[tuple[str, str, str, str]]:
     return out
 
 
-def documented(method) -> dict[str, str]:
-    """Help for a method's keys from its docstring: lines `name: what it is` (or `` `name`: ``)."""
+KEY_LINE = re.compile(r"^`?(\w+)`?: (.+)$")
+
+
+def documented(cls, method: str) -> dict[str, str]:
+    """Help for the keys of `cls.method`: lines `` `key`: what it is `` (going on until a blank
+    line) in its docstring and those of the classes it inherits it from, then what the keys
+    the built-in tasks share mean (`seqcli.tasks.keys`)."""
+    from seqcli.tasks.keys import SHARED
+
     out: dict[str, str] = {}
-    current = None
-    for line in (inspect.getdoc(method) or "").splitlines():
-        head, sep, rest = line.strip().partition(": ")
-        name = head.strip("`")
-        if sep and name.isidentifier() and rest and not line.startswith(" "):
-            current = name if name not in out else None
-            if current:
-                out[current] = rest.strip()
-        elif current and line.strip():  # the help goes on
-            out[current] += " " + line.strip()
-        else:
-            current = None
-    return out
+    for klass in cls.__mro__:
+        if method not in vars(klass):
+            continue
+        current = None
+        for line in (inspect.getdoc(vars(klass)[method]) or "").splitlines():
+            found = KEY_LINE.match(line.strip())
+            if found and found.group(1) not in out:
+                current = found.group(1)
+                out[current] = found.group(2).strip()
+            elif current and line.strip() and not found:
+                out[current] += " " + line.strip()
+            else:
+                current = None
+    return {**SHARED, **out}
 
 
 def task_sections() -> list[str]:
@@ -184,7 +195,7 @@ def task_sections() -> list[str]:
             rows = [(k, v) for k, v in params.items() if k not in skip]
             if not rows:
                 continue
-            helps = documented(method)
+            helps = documented(cls, method.__name__)
             lines += [f"**{title}**", "", "| key | type | default | what |", "|---|---|---|---|"]
             for key, (hint, default) in rows:
                 kind, value = schema_text(hint, None if default is inspect.Parameter.empty else default)

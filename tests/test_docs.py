@@ -85,9 +85,9 @@ def test_every_train_key_has_its_type_default_and_help():
     assert all(f"| `{key}` |" in page for key in rows)
 
 
-def test_every_built_in_task_has_its_keys_and_sample_options():
+def test_every_built_in_task_has_its_keys_and_sample_options_with_help():
     from seqcli import registry
-    from seqcli.schema import method_parameters
+    from seqcli.schema import method_parameters, parameters
 
     page = reference.tasks_page()
     for name in registry.names("task"):
@@ -96,9 +96,15 @@ def test_every_built_in_task_has_its_keys_and_sample_options():
         assert f"## `{name}`" in page
         section = page.split(f"## `{name}`", 1)[1].split("\n## ", 1)[0]
         cls = registry.load("task", name)
-        for option in method_parameters(cls, "sample"):
-            if option not in ("self", "model", "fields"):
-                assert f"| `{option}` |" in section, (name, option)
+        for method, keys in (("__init__", parameters(cls.__init__)),
+                             ("build_model", method_parameters(cls, "build_model")),
+                             ("sample", method_parameters(cls, "sample"))):
+            helps = reference.documented(cls, method)
+            for key in keys:
+                if key in ("self", "model", "fields", "data", "cell"):
+                    continue
+                assert re.search(rf"^\| `{key}` \| .+ \| .+ \| \S.* \|$", section, re.M), (name, key, "not listed")
+                assert helps.get(key), f"{name}: {method}'s `{key}` has no help (a docstring line `{key}`: ...)"
 
 
 def test_every_name_of_the_plugin_api_is_documented():

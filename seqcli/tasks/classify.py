@@ -73,7 +73,10 @@ class Classify(ExampleTask):
     def build_model(self, data: Data, cell: CellSpec, embedding_size: Size = 64, hidden_size: Size = 128,
                     num_layers: Annotated[int, Range(1, 64)] = 1, dropout: Dropout = 0.0, bidirectional: bool = True,
                     pooling: Literal["last", "mean", "attention"] = "last", weight_drop: Dropout = 0.0) -> Classifier:
-        """`weight_drop`: DropConnect on the recurrent weights (AWD-LSTM's; fused cells)."""
+        """`weight_drop`: DropConnect on the recurrent weights (AWD-LSTM's; fused cells).
+
+        `pooling`: what the label is read from: the last step's state (both directions'
+        ends when bidirectional), the mean over the steps, or an attention-weighted sum."""
         require(data.fields, "classify", input=(Vocab, Numeric), label=Labels)
         return Classifier(data.fields[INPUT], len(data.fields[LABEL]), cell, embedding_size, hidden_size,
                           num_layers, dropout, bidirectional, pooling, weight_drop)

@@ -110,6 +110,9 @@ class Glimpse(ExampleTask):
 
     def build_model(self, data: Data, cell: CellSpec, hidden_size: Size = 128, num_layers: Layers = 1,
                     glimpses: Glimpses = 4, grid: Grid = 4) -> GlimpseClassifier:
+        """`glimpses`: how many glimpses the model takes of each image, one a step.
+
+        `grid`: each glimpse reads a grid x grid patch of filters, placed and sized by the model."""
         size = image_size(data, "glimpse")
         return GlimpseClassifier(size, len(data.fields[LABEL]), cell, hidden_size, num_layers, glimpses, grid)
 
@@ -127,7 +130,9 @@ class Glimpse(ExampleTask):
     def sample(self, model, fields: dict, inputs: list[str] = (), *,
                glimpse_plot: Annotated[str | None, Output(".png")] = None) -> Samples:
         """For each input image (rows 'a b c; d e f'), the most likely label and its
-        probability; `glimpse_plot: out.png` draws where each glimpse fell (numbers in out.json)."""
+        probability.
+
+        `glimpse_plot`: a file (out.png) to draw where each glimpse fell (the numbers in out.json)."""
         images = [encode_input(text, fields[INPUT], f"input {i + 1}") for i, text in enumerate(inputs)]
         if not images:
             raise DataError("give images to classify (--input 'a b c; d e f' rows, or --input-file)")
@@ -163,6 +168,9 @@ class Draw(ExampleTask):
 
     def build_model(self, data: Data, cell: CellSpec, embedding_size: Size = 16, hidden_size: Size = 128,
                     num_layers: Layers = 1, steps: Glimpses = 8, grid: Grid = 3) -> DrawWriter:
+        """`steps`: how many patches the model writes onto the canvas, one a step.
+
+        `grid`: each patch is a grid x grid set of filters, placed and sized by the model."""
         size = image_size(data, "draw")
         if any(e[INPUT].min() < 0 or e[INPUT].max() > 1 for e in data.splits.get("train", [])[:200]):
             raise DataError("task draw needs pixel values between 0 and 1")
@@ -183,7 +191,9 @@ class Draw(ExampleTask):
     def sample(self, model, fields: dict, inputs: list[str] = (), *,
                canvas_plot: Annotated[str | None, Output(".png")] = None) -> Samples:
         """For each class name given, the image written, as text (darker characters for
-        darker pixels); `canvas_plot: out.png` saves the canvas after every step as a strip."""
+        darker pixels).
+
+        `canvas_plot`: a file (out.png) to save the canvas after every step as a strip."""
         labels = fields[LABEL]
         ids = []
         for i, text in enumerate(inputs):

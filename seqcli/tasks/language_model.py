@@ -171,7 +171,13 @@ class LanguageModel(Task):
     def __init__(self, ar: Annotated[float, Range(0, 1000)] = 0.0, tar: Annotated[float, Range(0, 1000)] = 0.0,
                  label_smoothing: Annotated[float, Range(0, 1, hi_open=True)] = 0.0):
         """`label_smoothing`: the share of each next token's probability spread over the rest
-        of the vocabulary in the training loss; validation loss and perplexity are without it."""
+        of the vocabulary in the training loss; validation loss and perplexity are without it.
+
+        `ar`: AWD-LSTM's activation regularisation: this factor times the mean square of the
+        top layer's dropped-out outputs, added to the training loss.
+
+        `tar`: temporal activation regularisation: this factor times the mean square of the
+        change in the top layer's outputs from one step to the next, added to the loss."""
         self.ar, self.tar, self.label_smoothing = ar, tar, label_smoothing
 
     def build_model(self, data: Data, cell: CellSpec, embedding_size: Size = 64, hidden_size: Size = 256,
@@ -186,7 +192,19 @@ class LanguageModel(Task):
         `last_layer_size`: the top layer's size when it differs from `hidden_size` (the
         layers below it have `hidden_size`; one layer alone has this size); AWD-LSTM makes it
         `embedding_size` so that tied weights need no projection (with tied weights
-        and a top layer of another size, a linear projection maps it to the embedding)."""
+        and a top layer of another size, a linear projection maps it to the embedding).
+
+        `tie_weights`: the output layer shares the embedding's weights (Press and Wolf).
+
+        `embedding_dropout`: whole words dropped from the embedding (AWD-LSTM).
+
+        `input_dropout`: locked dropout (one mask per sequence) on the embeddings (AWD-LSTM).
+
+        `hidden_dropout`: locked dropout between the layers, in place of `dropout` there.
+
+        `output_dropout`: locked dropout on the top layer's outputs (AWD-LSTM).
+
+        `weight_drop`: DropConnect on the recurrent weights (AWD-LSTM's; fused cells only)."""
         vocab = _vocab(data.fields)
         return RNNLanguageModel(vocab, cell, embedding_size, hidden_size, num_layers, dropout, tie_weights,
                                 embedding_dropout, input_dropout, hidden_dropout, output_dropout, weight_drop,

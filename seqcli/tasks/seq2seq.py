@@ -309,8 +309,11 @@ class Seq2Seq(SequenceWriter):
     def build_model(self, data: Data, cell: CellSpec, embedding_size: Size = 64, hidden_size: Size = 128,
                     num_layers: Layers = 1, dropout: Dropout = 0.0, bidirectional: bool = True,
                     attention: AttentionKind = "additive", copy: bool = False) -> Seq2SeqModel:
-        """`copy: true`: copy attention (a pointer-generator), so a source word can be written
-        out even when the target vocabulary lacks it (a name, a number never seen)."""
+        """`copy`: true for copy attention (a pointer-generator), so a source word can be
+        written out even when the target vocabulary lacks it (a name, a number never seen).
+
+        `attention`: how the decoder weighs the source's positions at each step: additive
+        (Bahdanau et al.), general or dot (Luong et al.), or none."""
         require(data.fields, "seq2seq", source=Vocab, target=Vocab)
         if copy and attention == "none":
             raise ConfigError("copy", "copies what the decoder attends to: give model.attention (additive, general "
@@ -348,11 +351,14 @@ class Seq2Seq(SequenceWriter):
     def sample(self, model, fields: dict, inputs: list[str] = (), *,
                coverage_penalty: Annotated[float, Range(0, 10)] = 0.0,
                attention_plot: Annotated[str | None, Output(".png")] = None, **options) -> Samples:
-        """As for every sequence writer; `coverage_penalty: beta` adds GNMT's coverage
-        penalty to a beam's scores (hypotheses that leave source positions unattended rank
-        lower; 0.2 to 0.4 in Wu et al.); `attention_plot: out.png` also draws, for each input,
-        the attention weights of every output token over the input tokens (and writes the
-        numbers to out.json)."""
+        """As for every sequence writer, and:
+
+        `coverage_penalty`: GNMT's beta, added to a beam's scores as beta x the sum of log
+        min(attention received, 1) over the source: hypotheses that leave source positions
+        unattended rank lower (0.2 to 0.4 in Wu et al.).
+
+        `attention_plot`: a file (out.png) to draw, for each input, the attention weights of
+        every output token over the input tokens (the numbers in out.json)."""
         if attention_plot is not None and not model.decoder.attending:
             raise ConfigError("attention_plot", "this model has no attention (model.attention: none)")
         samples = super().sample(model, fields, inputs, coverage_penalty=coverage_penalty, **options)
