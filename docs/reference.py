@@ -153,18 +153,17 @@ def train_keys() -> list[tuple[str, str, str, str]]:
 KEY_LINE = re.compile(r"^`?(\w+)`?: (.+)$")
 
 
-def documented(cls, method: str) -> dict[str, str]:
-    """Help for the keys of `cls.method`: lines `` `key`: what it is `` (going on until a blank
-    line) in its docstring and those of the classes it inherits it from, then what the keys
-    the built-in tasks share mean (`seqcli.tasks.keys`)."""
+def documented(cls, method: str, shared: dict | None = None) -> dict[str, str]:
+    """Help for the keys of `cls.method` (a function: its own): lines `` `key`: what it is ``
+    (going on until a blank line) in its docstring and those of the classes it inherits it
+    from, over `shared` (by default what the keys the built-in tasks share mean)."""
     from seqcli.tasks.keys import SHARED
 
     out: dict[str, str] = {}
-    for klass in cls.__mro__:
-        if method not in vars(klass):
-            continue
+    functions = [vars(k)[method] for k in cls.__mro__ if method in vars(k)] if inspect.isclass(cls) else [cls]
+    for function in functions:
         current = None
-        for line in (inspect.getdoc(vars(klass)[method]) or "").splitlines():
+        for line in (inspect.getdoc(function) or "").splitlines():
             found = KEY_LINE.match(line.strip())
             if found and found.group(1) not in out:
                 current = found.group(1)
@@ -173,7 +172,7 @@ def documented(cls, method: str) -> dict[str, str]:
                 out[current] += " " + line.strip()
             else:
                 current = None
-    return {**SHARED, **out}
+    return {**(SHARED if shared is None else shared), **out}
 
 
 def task_sections() -> list[str]:
@@ -205,6 +204,44 @@ def task_sections() -> list[str]:
     return lines
 
 
+def plugin_keys() -> list[tuple[str, str, list]]:
+    """(section, what, rows) for the built-in datasets and cells, and the optimizers and
+    schedulers: each one's keys as (key, type, default, help)."""
+    from seqcli import optim, registry
+    from seqcli.data.keys import KEYS as DATASET_KEYS
+    from seqcli.schema import method_parameters, parameters
+
+    out = []
+    for kind, section, skip in (("dataset", "dataset", {"self"}), ("cell", "model.cell", {"self", "input_size",
+                                                                                           "hidden_size"})):
+        for name in sorted(registry.names(kind)):
+            if registry.info(kind, name).package != "seqcli":
+                continue
+            cls = registry.load(kind, name)
+            params = method_parameters(cls, "__init__")
+            helps = documented(cls, "__init__", DATASET_KEYS if kind == "dataset" else {})
+            out.append((section, name, rows(params, skip, helps)))
+    from seqcli.data import folds
+
+    out.append(("dataset", "every dataset of separate examples (seqcli's own)",
+                rows(parameters(folds.folds), set(), documented(folds.folds, "", {}))))
+    for table, section, skip in (("OPTIMIZERS", "train.optimizer", {"params"}),
+                                 ("SCHEDULERS", "train.scheduler", {"optimizer", "total_steps"})):
+        for name, function in getattr(optim, table).items():
+            out.append((section, name, rows(parameters(function), skip, documented(function, "", optim.KEYS))))
+    return out
+
+
+def rows(params: dict, skip: set, helps: dict) -> list[tuple[str, str, str, str]]:
+    out = []
+    for key, (hint, default) in params.items():
+        if key in skip:
+            continue
+        kind, value = schema_text(hint, None if default is inspect.Parameter.empty else default)
+        out.append((key, kind, value if default is not inspect.Parameter.empty else "required", helps.get(key, "")))
+    return out
+
+
 def keys_page() -> str:
     lines = ["# Recipe keys", "",
              "Every key a recipe's `train:` section takes, and each built-in task's `task:` and `model:` keys, "
@@ -212,6 +249,22 @@ def keys_page() -> str:
              "the tasks' signatures, which are also what checks a recipe). A key on the command line is "
              "`train.KEY=VALUE`.", "", "## `train:`", "", "| key | type | default | what |", "|---|---|---|---|"]
     lines += [f"| `{k}` | {kind} | {value} | {cell(text)} |" for k, kind, value, text in train_keys()]
+    lines += ["", "Each task's `task:` and `model:` keys, and its sample options: [Tasks and their "
+              "options](tasks.md).", ""]
+    titles = {"dataset": "`dataset:` (by `name:`)", "model.cell": "`model.cell:` (by `name:`)",
+              "train.optimizer": "`train.optimizer:` (by `name:`)", "train.scheduler": "`train.scheduler:` (by `name:`)"}
+    shown_section = None
+    for section, name, keys in plugin_keys():
+        if section != shown_section:
+            lines += [f"## {titles[section]}", ""]
+            shown_section = section
+        lines += [f"### `{name}`" if " " not in name else f"### {name[0].upper() + name[1:]}", ""]
+        if not keys:
+            lines += ["No keys of its own.", ""]
+            continue
+        lines += ["| key | type | default | what |", "|---|---|---|---|"]
+        lines += [f"| `{k}` | {kind} | {value} | {cell(text)} |" for k, kind, value, text in keys]
+        lines.append("")
     return "\n".join(lines + [""])
 
 

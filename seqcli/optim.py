@@ -61,6 +61,29 @@ def ntasgd(params, lr: Rate = 30.0, weight_decay: Decay = 0.0, nonmono: Annotate
 
 
 OPTIMIZERS = {"sgd": sgd, "adam": adam, "adamw": adamw, "ntasgd": ntasgd}
+
+# What the optimizers' and schedulers' settings mean (`train.optimizer: {name, ...}`,
+# `train.scheduler: {name, ...}`): the documentation's reference of recipe keys reads them.
+KEYS = {
+    "lr": "the learning rate",
+    "momentum": "the share of the last update kept in the next (0: none)",
+    "weight_decay": "L2 penalty on the weights (decoupled from the gradient in adamw)",
+    "nesterov": "Nesterov's momentum (needs momentum > 0)",
+    "betas": "the decay rates of the running means of the gradient and of its square",
+    "eps": "added to the denominator for numerical stability",
+    "nonmono": "evaluations without a better validation loss before averaging starts",
+    "step_size": "steps between decays",
+    "every_epochs": "epochs between decays (in place of step_size)",
+    "start_step": "the step of the first decay",
+    "start_epoch": "the epoch at whose start the first decay comes (epochs count from 1)",
+    "gamma": "what the learning rate is multiplied by at each decay",
+    "steps": "the steps at which the learning rate is multiplied by gamma",
+    "epochs": "the epochs at whose start the learning rate is multiplied by gamma",
+    "factor": "what the learning rate is multiplied by when the validation loss stops improving",
+    "patience": "evaluations without a better validation loss before the rate is cut",
+    "min_lr": "the lowest learning rate",
+    "warmup_steps": "steps over which the rate rises linearly from 0 before it decays",
+}
 AVERAGING = {"ntasgd"}  # optimizers that average the weights themselves: train.ema would average an average
 
 

@@ -27,7 +27,7 @@ import reference  # noqa: E402
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     out = tmp_path_factory.mktemp("site")
-    result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-d", str(out)], cwd=ROOT,
+    result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(out)], cwd=ROOT,
                             capture_output=True, text=True, timeout=300,
                             env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
     assert result.returncode == 0, result.stderr[-3000:]
@@ -36,24 +36,78 @@ def site(tmp_path_factory):
 
 
 def test_the_site_builds_strictly_with_every_page_and_search(site):
+    import documentation
+
     index = json.loads((site / "search" / "search_index.json").read_text())
     pages = {doc["location"].split("#")[0] for doc in index["docs"]}
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    titles = re.findall(r"^## (.+)$", readme, flags=re.M)
-    assert len(titles) >= 15
-    for title in titles:  # every section of the README is a page of the guide, and searchable
-        assert f"guide/{reference_slug(title)}/" in pages, title
+    written = documentation.pages()
+    assert len(written) >= 19
+    for page in written:  # every page in the nav is built and searchable
+        assert ("" if page.stem == "index" else f"{page.stem}/") in pages, page.name
+    assert {p.name for p in documentation.DOCS.glob("*.md")} == {p.name for p in written} | {"index.md"}
     for page in ("reference/commands/", "reference/keys/", "reference/tasks/", "reference/api/"):
         assert page in pages
     found = {doc["location"] for doc in index["docs"] if "keep_checkpoints" in doc["text"]}
     assert any(location.startswith("reference/keys/") for location in found)
-    assert (site / "serve-seq2seq.png").exists()  # the pictures the guide shows
+    assert (site / "serve-seq2seq.png").exists()  # the pictures the serving page shows
 
 
-def reference_slug(title: str) -> str:
-    import hooks
+def test_a_broken_link_fails_the_build(tmp_path):
+    """The build is strict: a page linking to a section that does not exist stops it."""
+    import shutil
 
-    return hooks.slug(title.replace("`", ""))
+    shutil.copytree(ROOT / "docs", tmp_path / "docs")
+    shutil.copy(ROOT / "mkdocs.yml", tmp_path / "mkdocs.yml")
+    (tmp_path / "docs" / "changelog.md").write_text("# Changelog\n\nSee [nothing](recipes.md#no-such-section).\n")
+    result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(tmp_path / "out")],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+    assert result.returncode != 0 and "no-such-section" in result.stderr
+
+
+def console_examples(text: str) -> list[tuple[str, str]]:
+    """(command, the line it prints) of each ```console example whose command is seqcli's."""
+    out = []
+    for block in re.findall(r"```console\n(.*?)\n```", text, re.S):
+        lines = block.splitlines()
+        for i, line in enumerate(lines):
+            if line.startswith("$ seqcli ") and i + 1 < len(lines) and lines[i + 1].startswith("error: "):
+                out.append((line[2:], lines[i + 1]))
+    return out
+
+
+TINY = ["train.max_steps=4", "train.eval_every=4", "train.log_every=2", "train.batch_size=8", "model.hidden_size=16"]
+
+
+def test_every_error_the_errors_page_shows_is_the_one_seqcli_prints(cli, tmp_path, monkeypatch):
+    import shlex
+
+    monkeypatch.chdir(tmp_path)
+    cli("run", "reverse", *TINY, "--run-dir", "runs/reverse")
+    cli("run", "char-lm", *TINY, "--run-dir", "runs/quickstart")
+    (tmp_path / "my.yaml").write_text("dataset: {name: text, level: char}\ntask: {name: language_model}\nmodel:\n"
+                                      "  cell: {name: lstm}\n  hiden_size: 64\ntrain: {max_steps: 10}\n")
+    examples = console_examples((ROOT / "docs" / "errors.md").read_text(encoding="utf-8"))
+    assert len(examples) >= 15
+    for command, expected in examples:
+        result = cli(*shlex.split(command)[1:], ok=False)
+        printed = result.stderr.strip().splitlines()
+        assert result.exit_code != 0, command
+        pattern = "^" + ".*".join(re.escape(part) for part in expected.split("...")) + "$"
+        assert printed and re.match(pattern, printed[-1]), (command, expected, printed)
+
+
+def test_the_python_examples_run(tmp_path, monkeypatch, cli):
+    """Each ```python block of the pages, run as written next to the runs it names (tiny)."""
+    import documentation
+
+    monkeypatch.chdir(tmp_path)
+    cli("run", "reverse", *TINY, "--run-dir", "runs/reverse")
+    cli("run", "char-lm", *TINY, "--run-dir", "runs/quickstart")
+    blocks = [(name, b) for name, text in documentation.texts() for b in re.findall(r"```python\n(.*?)\n```", text, re.S)]
+    assert blocks
+    for name, code in blocks:
+        exec(compile(code, name, "exec"), {})
 
 
 def test_every_command_and_option_is_in_the_commands_page():
@@ -83,6 +137,19 @@ def test_every_train_key_has_its_type_default_and_help():
     assert rows["nonfinite"][0] == "one of `stop`, `skip`"
     page = reference.keys_page()
     assert all(f"| `{key}` |" in page for key in rows)
+
+
+def test_every_key_of_the_built_in_datasets_cells_optimizers_and_schedulers_has_help():
+    found = reference.plugin_keys()
+    assert {section for section, _, _ in found} == {"dataset", "model.cell", "train.optimizer", "train.scheduler"}
+    names = {name for _, name, _ in found}
+    assert {"text", "pairs", "series", "synthetic", "lstm", "rnn", "sgd", "adam", "cosine", "plateau"} <= names
+    page = reference.keys_page()
+    for section, name, keys in found:
+        for key, kind, value, text in keys:
+            assert kind and value and text, f"{section} {name}: `{key}` lacks its type, default or help"
+            assert f"| `{key}` | {kind} |" in page
+    assert any(key == "folds" for _, _, keys in found for key, *_ in keys)
 
 
 def test_every_built_in_task_has_its_keys_and_sample_options_with_help():

@@ -1,5 +1,5 @@
-"""The structure the README's design section states is the structure of the code: the layer
-order (read from the README itself), no import cycle anywhere, one owner per fact."""
+"""The structure the documentation's design page states is the structure of the code: the
+layer order (read from docs/design.md itself), no import cycle anywhere, one owner per fact."""
 
 import ast
 import re
@@ -86,11 +86,10 @@ def top(name: str) -> str:
 
 
 def stated_layers() -> list[list[str]]:
-    """The layer block of the README's design section: one layer per line, bottom first."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    design = text[text.index("## Design"):]
+    """The layer block of the design page: one layer per line, bottom first."""
+    design = (ROOT / "docs" / "design.md").read_text(encoding="utf-8")
     block = re.search(r"Layers, bottom to top.*?```text\n(.*?)```", design, re.S)
-    assert block, "the README's design section has no layer block"
+    assert block, "docs/design.md has no layer block"
     # names are two spaces apart; a note follows after a wider gap
     return [re.split(r"\s{3,}", line.strip())[0].split() for line in block.group(1).splitlines() if line.strip()]
 
@@ -110,7 +109,7 @@ def test_nothing_imports_upward_of_the_order_the_readme_states():
     layers = stated_layers()
     level = {name: i for i, line in enumerate(layers) for name in line}
     present = {top(name) for name in modules()} - {"seqcli", "__main__", "templates"}
-    assert present == set(level), (f"the README's layers and the code differ: not in the README "
+    assert present == set(level), (f"the design page's layers and the code differ: not in the page "
                                    f"{sorted(present - set(level))}, not in the code {sorted(set(level) - present)}")
     upward = sorted(f"{source} imports {target}" for source, targets in graph().items() for target in targets
                     if top(source) in level and top(target) in level and level[top(target)] > level[top(source)])

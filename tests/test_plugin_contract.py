@@ -580,9 +580,9 @@ def test_python_api_loads_a_model_in_three_lines(cli, tmp_path):
         model.sample(inputs=["abc"], prime="x")
 
 
-def test_the_api_history_and_the_readme_name_the_same_additions_per_version():
-    """`seqcli.api`'s version history and the README's contract section list, version by
-    version, the same names."""
+def test_the_api_history_and_the_plugins_page_name_the_same_additions_per_version():
+    """`seqcli.api`'s version history and the contract section of docs/plugins.md list,
+    version by version, the same names."""
     import re
 
     def names(text):
@@ -594,7 +594,7 @@ def test_the_api_history_and_the_readme_name_the_same_additions_per_version():
     history = " ".join(line[3:] for line in comment.splitlines()).split("History:")[1]
     parts = re.split(r"(\d\.\d) \(seqcli [\d.]+\):", history)
     documented = {parts[i]: names(parts[i + 1]) for i in range(1, len(parts), 2)}
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    readme = (ROOT / "docs" / "plugins.md").read_text(encoding="utf-8")
     block = " ".join(readme[readme.index("- **Versions.**"): readme.index("- **Signatures are the schema.**")].split())
     parts = re.split(r"(\d\.\d) added", block)
     told = {parts[i]: names(parts[i + 1]) for i in range(1, len(parts), 2)}

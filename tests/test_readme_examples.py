@@ -1,4 +1,4 @@
-"""The README's examples of training on your own files run as written (with tiny sizes)."""
+"""The documentation's examples of training on your own files run as written (with tiny sizes)."""
 
 import json
 import shlex
@@ -9,7 +9,7 @@ TINY = ["train.max_steps=4", "train.eval_every=4", "train.log_every=2", "train.b
 
 
 def own_file_examples() -> list[list[str]]:
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    text = (ROOT / "docs" / "data.md").read_text(encoding="utf-8")
     block = text.split("the `dataset:` section, for example:\n\n```bash\n", 1)[1].split("\n```", 1)[0]
     return [shlex.split(line)[1:] for line in block.splitlines() if line.startswith("seqcli ")]
 

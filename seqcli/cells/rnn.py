@@ -19,6 +19,7 @@ class RNN(Cell):
     """Elman RNN cell with a tanh or relu activation; runs on the fused nn.RNN kernel."""
 
     def __init__(self, input_size: int, hidden_size: int, nonlinearity: Literal["tanh", "relu"] = "tanh"):
+        """`nonlinearity`: the activation of the new state, tanh or relu."""
         super().__init__(input_size, hidden_size)
         self.nonlinearity = nonlinearity
         add_weights(self, 1, input_size, hidden_size)

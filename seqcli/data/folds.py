@@ -24,7 +24,12 @@ SHUFFLE_SEED = 0  # one dealing of the examples, whatever the run's train.seed
 
 def folds(folds: Annotated[int, Range(2, 100)], fold: Annotated[int, Range(1, 100)] | None = None) -> None:
     """The recipe keys: how many folds, and which one this run validates on (with `seqcli run
-    --folds K`, every one in turn)."""
+    --folds K`, every one in turn).
+
+    `folds`: cross-validation: the training and validation examples cut into this many folds
+    (forward-chaining for ordered data such as a series: a fold validates on what follows it).
+
+    `fold`: the fold this run validates on, 1 to folds."""
 
 
 def check(spec: dict) -> str | None:
