@@ -185,3 +185,37 @@ def test_every_name_of_the_plugin_api_is_documented():
         if (inspect.isclass(obj) or inspect.isfunction(obj)) and obj.__module__ == "seqcli.api":
             assert inspect.getdoc(obj), f"seqcli.api.{name} has no docstring"
             assert f"### `{name}`" in page, name
+
+
+def test_search_finds_a_key_in_the_built_site_in_a_browser(site):
+    """The built site, served on 127.0.0.1 and opened in headless Chromium: typing a key in
+    its search box lists the reference page that holds it."""
+    import functools
+    import http.server
+    import threading
+
+    from test_serve import BROWSER_ARGS, CHROMIUM
+
+    if CHROMIUM is None:
+        pytest.skip("the site's search is tested in Chromium from the system's packages (apt-get install chromium)")
+    playwright = pytest.importorskip("playwright.sync_api")
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    handler = functools.partial(Quiet, directory=str(site))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with playwright.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=BROWSER_ARGS)
+            page = browser.new_page(viewport={"width": 1200, "height": 800})
+            page.goto(f"http://127.0.0.1:{server.server_port}/")
+            page.click("input.md-search__input")
+            page.keyboard.type("keep_checkpoints")
+            page.wait_for_selector(".md-search-result__item", timeout=20_000)
+            links = page.eval_on_selector_all(".md-search-result__item a", "els => els.map(e => e.href)")
+            assert any("reference/keys/" in link for link in links), links
+            browser.close()
+    finally:
+        server.shutdown()
