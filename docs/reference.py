@@ -285,11 +285,11 @@ def api_page() -> str:
              "`seqcli.layers` when this page is built.", ""]
     for module in (seqcli.api, seqcli.layers):
         lines += [f"## `{module.__name__}`", "", inspect.getdoc(module) or "", ""]
-        names = getattr(module, "__all__", None) or [n for n in vars(module) if not n.startswith("_")]
-        for name in names:
+        constants = []
+        for name in module.__all__:
             obj = getattr(module, name)
-            if not (inspect.isclass(obj) or inspect.isfunction(obj)) or getattr(obj, "__module__", "") != \
-                    module.__name__:
+            if not (inspect.isclass(obj) or inspect.isfunction(obj)):
+                constants.append(f"| `{name}` | `{cell(repr(obj))[:80]}` |")
                 continue
             try:
                 signature = str(inspect.signature(obj))
@@ -298,6 +298,8 @@ def api_page() -> str:
             kind = "class" if inspect.isclass(obj) else "def"
             lines += [f"### `{name}`", "", "```python", f"{kind} {name}{signature}", "```", "",
                       inspect.getdoc(obj) or "", ""]
+        if constants:
+            lines += ["### Constants and type aliases", "", "| name | value |", "|---|---|", *constants, ""]
     return "\n".join(lines)
 
 

@@ -14,6 +14,8 @@ from seqcli.errors import DataError, SeqcliError
 
 
 def pyplot():
+    """matplotlib's pyplot, drawing to files only (no display needed), or one line saying
+    which extra installs it (`pip install 'seqcli[plot]'`)."""
     try:
         import matplotlib
 

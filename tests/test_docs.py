@@ -179,12 +179,17 @@ def test_every_name_of_the_plugin_api_is_documented():
 
     import seqcli.api
 
+    import seqcli.layers
+
     page = reference.api_page()
-    for name in seqcli.api.__all__:
-        obj = getattr(seqcli.api, name)
-        if (inspect.isclass(obj) or inspect.isfunction(obj)) and obj.__module__ == "seqcli.api":
-            assert inspect.getdoc(obj), f"seqcli.api.{name} has no docstring"
-            assert f"### `{name}`" in page, name
+    for module in (seqcli.api, seqcli.layers):
+        for name in module.__all__:
+            obj = getattr(module, name)
+            if inspect.isclass(obj) or inspect.isfunction(obj):
+                assert inspect.getdoc(obj), f"{module.__name__}.{name} has no docstring"
+                assert f"### `{name}`" in page, name
+            else:
+                assert f"| `{name}` |" in page, name
 
 
 def test_search_finds_a_key_in_the_built_site_in_a_browser(site):
