@@ -30,6 +30,7 @@ from server.workers import one_by_one  # noqa: E402
 
 
 def named(name: str) -> str:
+    """An option as a request names it (run.py's messages name its flag: --n-best)."""
     return name
 
 
@@ -64,13 +65,15 @@ class Exported(Served):
                               name)
         values = {**self.defaults(), **given}
         try:
-            if self.vocab is not None:
-                runner.known(self.vocab, values.get("prime") or "")
             runner.check_options({k: v for k, v in values.items() if k != INPUTS and v is not None}, self.config,
                                  self.kind, named)
         except runner.Failure as exc:
-            raise Invalid(str(exc), getattr(exc, "option", None) or ("prime" if "prime" in str(exc) else None)) \
-                from None
+            raise Invalid(str(exc), getattr(exc, "option", None)) from None
+        if self.vocab is not None:
+            try:
+                runner.known(self.vocab, values.get("prime") or "")
+            except runner.Failure as exc:
+                raise Invalid(str(exc), "prime") from None
         return values
 
     def schemas(self) -> dict:
